@@ -1,0 +1,55 @@
+"""sr-build-tfrecords: turns photos into sharded LR/HR TFRecords.
+
+  sr-build-tfrecords --source=sample
+  sr-build-tfrecords --source=dir:~/data/img_align_celeba --hr_size=128 --val_fraction=0.05
+  sr-build-tfrecords --source=tfds:celeb_a --split=train,validation --tfds_data_dir=~/tensorflow_datasets
+"""
+
+import sys
+
+from absl import app, flags
+
+from sr_keras.cli_utils import fail, quiet_tf_logs
+
+_SOURCE = flags.DEFINE_string("source", "sample", "sample | dir:PATH | tfds:NAME (e.g. tfds:celeb_a).")
+_SPLIT = flags.DEFINE_list("split", ["train", "validation"], "tfds splits to build (train, validation, test).")
+_VAL_FRACTION = flags.DEFINE_float("val_fraction", 0.1, "dir: sources: fraction held out as `val`, "
+                                   "chosen by a hash of the relative file path.")
+_OUT_DIR = flags.DEFINE_string("out_dir", "", "Output folder. Default: tfrecords/<dataset>_x<scale>.")
+_SCALE = flags.DEFINE_integer("scale", 4, "Downscaling factor: 2, 3, 4 or 8.")
+_HR_SIZE = flags.DEFINE_integer("hr_size", -1, "N: centre-square crop and resize every HR image to NxN. "
+                                "0: keep whole images. -1: the source's default (128 for tfds, else 0).")
+_MIN_SIDE = flags.DEFINE_integer("min_side", 96, "With --hr_size=0, skip images whose shorter side is below.")
+_NUM_SHARDS = flags.DEFINE_integer("num_shards", 0, "Training shards (0: one per 2000 images).")
+_WORKERS = flags.DEFINE_integer("workers", 0, "Worker processes (0: all cores).")
+_DEGRADATION = flags.DEFINE_enum("degradation", "bicubic", ["bicubic", "realistic"], "How LR is made.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the realistic degradation.")
+_MAX_IMAGES = flags.DEFINE_integer("max_images", 0, "Use at most this many images per split (0: all).")
+_TFDS_DATA_DIR = flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets data_dir.")
+
+
+def main(argv):
+    del argv
+    quiet_tf_logs()
+    from sr_keras.data import builder
+
+    cfg = builder.BuildConfig(
+        source=_SOURCE.value, out_dir=_OUT_DIR.value, split=tuple(_SPLIT.value),
+        val_fraction=_VAL_FRACTION.value, scale=_SCALE.value, hr_size=_HR_SIZE.value,
+        min_side=_MIN_SIDE.value, num_shards=_NUM_SHARDS.value, workers=_WORKERS.value,
+        degradation=_DEGRADATION.value, seed=_SEED.value, max_images=_MAX_IMAGES.value,
+        tfds_data_dir=_TFDS_DATA_DIR.value)
+    try:
+        manifest = builder.build_tfrecords(cfg)
+    except builder.BuildError as e:
+        fail(str(e))
+    print(builder.summarize(manifest))
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    sys.exit(run())

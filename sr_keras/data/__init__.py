@@ -1,0 +1,1 @@
+"""Data: sources, degradation, the TFRecord schema, the builder and the input pipeline."""

@@ -1,0 +1,335 @@
+"""Builds sharded LR/HR TFRecords from a source, in parallel, atomically, with a manifest.
+
+`build_tfrecords(BuildConfig(...))` is the library entry point; `sr-build-tfrecords` is its thin binary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import math
+import multiprocessing.pool
+import os
+import time
+from typing import Iterable, Optional
+
+import numpy as np
+
+from sr_keras.data import schema
+from sr_keras.data import sources as sources_lib
+from sr_keras.data.degradation import DEGRADATIONS, crop_to_multiple, center_square_resize, degrade
+from sr_keras.imageio import ImageError, load_rgb8
+
+SCALES = (2, 3, 4, 8)
+RECORDS_PER_SHARD = 2000  # ~80 MB of 128x128 faces per shard; large enough for sequential reads.
+MANIFEST = "manifest.json"
+
+
+class BuildError(RuntimeError):
+    """The build cannot produce anything useful. The message is one line that names the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+    """Resolved options of one build (written into manifest.json as "config")."""
+
+    source: str = "sample"
+    out_dir: str = ""  # Default: tfrecords/<dataset>_x<scale>.
+    split: tuple = ("train", "validation")  # tfds splits; folder sources always produce train and val.
+    val_fraction: float = 0.1
+    scale: int = 4
+    hr_size: int = -1  # -1: the source's default (128 for tfds faces, 0 = whole images otherwise).
+    min_side: int = 96
+    num_shards: int = 0  # 0: one shard per RECORDS_PER_SHARD training records.
+    workers: int = 0  # 0: all cores.
+    degradation: str = "bicubic"
+    seed: int = 0
+    max_images: int = 0  # 0: no limit (per split).
+    tfds_data_dir: Optional[str] = None
+    verbose: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What a worker needs to turn one source item into one serialized example."""
+
+    scale: int
+    hr_size: int
+    min_side: int
+    degradation: str
+    seed: int
+
+
+def process_item(item: sources_lib.SourceItem, job: _Job) -> tuple:
+    """Returns ("ok", key, (serialized_example, hr_shorter_side)) or ("skip", key_or_path, reason). Never raises for bad input."""
+    where = item.path or item.key
+    try:
+        if item.pixels is not None:
+            px = np.asarray(item.pixels)
+            if px.dtype != np.uint8 or px.ndim != 3 or px.shape[-1] != 3:
+                return ("skip", where, f"unsupported in-memory image {px.dtype} {px.shape}")
+            hr = px
+        else:
+            hr = load_rgb8(item.path)
+    except ImageError as e:
+        return ("skip", where, str(e))
+    except OSError as e:
+        return ("skip", where, f"unreadable: {e.strerror or e}")
+    if job.hr_size > 0:
+        hr = center_square_resize(hr, job.hr_size)
+    else:
+        short = min(hr.shape[:2])
+        if short < max(job.min_side, job.scale):
+            return ("skip", where, f"too small: shorter side {short} px < --min_side={job.min_side}")
+        hr = crop_to_multiple(hr, job.scale)
+    lr, params = degrade(hr, job.scale, job.degradation, key=item.key, seed=job.seed)
+    return ("ok", item.key, (schema.serialize_pair(hr, lr, job.scale, item.key, params), min(hr.shape[:2])))
+
+
+def _process_star(args):
+    return process_item(*args)
+
+
+def _file_size(path: Optional[str]) -> int:
+    try:
+        return os.path.getsize(path) if path else 0
+    except OSError:
+        return 0
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_config(cfg: BuildConfig, source: sources_lib.Source) -> BuildConfig:
+    """Fills defaults that depend on the source and validates the combination."""
+    if cfg.scale not in SCALES:
+        raise BuildError(f"--scale={cfg.scale}: choose one of {SCALES}")
+    if cfg.degradation not in DEGRADATIONS:
+        raise BuildError(f"--degradation={cfg.degradation}: choose one of {DEGRADATIONS}")
+    if not 0.0 <= cfg.val_fraction < 1.0:
+        raise BuildError(f"--val_fraction={cfg.val_fraction}: must be in [0, 1)")
+    hr_size = source.default_hr_size if cfg.hr_size < 0 else cfg.hr_size
+    if hr_size and hr_size % cfg.scale:
+        raise BuildError(f"--hr_size={hr_size} is not a multiple of --scale={cfg.scale}")
+    out_dir = cfg.out_dir or os.path.join("tfrecords", f"{source.name}_x{cfg.scale}")
+    workers = cfg.workers or os.cpu_count() or 1
+    return dataclasses.replace(cfg, hr_size=hr_size, out_dir=out_dir, workers=workers)
+
+
+def _shards_for(split: str, cfg: BuildConfig, hint: Optional[int], train_hint: Optional[int]) -> int:
+    if cfg.num_shards and split == "train":
+        return cfg.num_shards
+    n = hint or 1
+    if cfg.num_shards and train_hint:
+        return max(1, min(cfg.num_shards, math.ceil(cfg.num_shards * n / train_hint)))
+    return max(1, math.ceil(n / RECORDS_PER_SHARD))
+
+
+class _ShardSet:
+    """Writes one split's shards under temporary names; `commit()` renames them into place."""
+
+    def __init__(self, out_dir: str, split: str, count: int):
+        import tensorflow as tf
+
+        self.out_dir, self.split = out_dir, split
+        self.finals = [schema.SHARD_PATTERN.format(split=split, index=i, count=count) for i in range(count)]
+        self.tmps = [os.path.join(out_dir, f".{f}.tmp-{os.getpid()}") for f in self.finals]
+        self.writers = [tf.io.TFRecordWriter(p) for p in self.tmps]
+        self.records = [0] * count
+        self.n = 0
+        self.sides = []
+
+    def write(self, serialized: bytes, hr_side: int) -> None:
+        self.sides.append(hr_side)
+        i = self.n % len(self.writers)  # Round-robin keeps shards balanced and the order deterministic.
+        self.writers[i].write(serialized)
+        self.records[i] += 1
+        self.n += 1
+
+    def close(self) -> None:
+        for w in self.writers:
+            w.close()
+
+    def abort(self) -> None:
+        self.close()
+        for p in self.tmps:
+            if os.path.exists(p):
+                os.remove(p)
+
+    def commit(self) -> list:
+        self.close()
+        for old in glob.glob(os.path.join(self.out_dir, f"{self.split}-*-of-*.tfrecord")):
+            if os.path.basename(old) not in self.finals:
+                os.remove(old)  # A rerun with another shard count must not leave stale shards behind.
+        shards = []
+        for tmp, final, n in zip(self.tmps, self.finals, self.records):
+            digest = _sha256(tmp)
+            os.replace(tmp, os.path.join(self.out_dir, final))
+            shards.append({"file": final, "split": self.split, "records": n, "sha256": digest})
+        return shards
+
+
+def _progress(total: Optional[int], verbose: bool, label: str):
+    if not verbose:
+        return None
+    from keras.utils import Progbar
+
+    print(f"{label}:", flush=True)
+    return Progbar(total, stateful_metrics=["img/s"], unit_name="image")
+
+
+def _write_manifest(out_dir: str, manifest: dict) -> None:
+    tmp = os.path.join(out_dir, f".{MANIFEST}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(manifest, f, indent=2)
+    os.replace(tmp, os.path.join(out_dir, MANIFEST))
+
+
+def _prepare_out_dir(out_dir: str) -> None:
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, f".write-probe-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise BuildError(f"cannot write to --out_dir={out_dir}: {e.strerror or e}") from None
+    for stale in glob.glob(os.path.join(out_dir, ".*.tmp-*")):
+        os.remove(stale)  # Left by a killed build; never looks like a finished shard.
+
+
+def _previous_manifest(out_dir: str, cfg_dict: dict, splits: Iterable[str]) -> dict:
+    """Entries of splits this build does not touch, kept when the previous build was compatible."""
+    path = os.path.join(out_dir, MANIFEST)
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    same = all(old.get("config", {}).get(k) == cfg_dict[k] for k in ("source", "scale", "hr_size", "degradation"))
+    keep = {s for s in old.get("counts", {}) if s not in splits} if same else set()
+    return {
+        "counts": {s: n for s, n in old.get("counts", {}).items() if s in keep},
+        "hr_min_side": {s: n for s, n in old.get("hr_min_side", {}).items() if s in keep},
+        "shards": [sh for sh in old.get("shards", []) if sh.get("split") in keep],
+        "skipped": [sk for sk in old.get("skipped", []) if sk.get("split") in keep],
+    }
+
+
+def _run_split(split, items, pool, job, shard_set, total, verbose, skipped) -> None:
+    bar = _progress(total, verbose, f"[{split}] -> {shard_set.out_dir}")
+    start, done = time.time(), 0
+    args = ((item, job) for item in items)
+    results = pool.imap(_process_star, args, chunksize=1) if pool else map(_process_star, args)
+    for status, where, payload in results:
+        done += 1
+        if status == "ok":
+            shard_set.write(*payload)
+        else:
+            skipped.append({"path": where, "reason": payload, "split": split})
+        if bar is not None:
+            rate = done / max(time.time() - start, 1e-9)
+            bar.update(done, values=[("img/s", rate)])
+
+
+def build_tfrecords(cfg: BuildConfig) -> dict:
+    """Builds `<out_dir>/<split>-NNNNN-of-NNNNN.tfrecord` shards plus `manifest.json`.
+
+    Bad inputs are skipped with a reason and listed in the manifest; shards appear under their final
+    names only once complete. Returns the manifest.
+
+    Raises:
+      BuildError / sources.SourceError: no valid image at all, a bad option, or an unwritable output.
+    """
+    try:
+        source = sources_lib.resolve_source(cfg.source, list(cfg.split), cfg.val_fraction, cfg.tfds_data_dir,
+                                            cfg.max_images)
+    except sources_lib.SourceError as e:
+        raise BuildError(str(e)) from None
+    cfg = resolve_config(cfg, source)
+    _prepare_out_dir(cfg.out_dir)
+    job = _Job(cfg.scale, cfg.hr_size, cfg.min_side, cfg.degradation, cfg.seed)
+    splits = list(source.splits)
+    cfg_dict = dataclasses.asdict(cfg)
+    cfg_dict["split"] = list(cfg.split)
+    manifest = {"format": "sr_keras.tfrecords/1", "dataset": source.name, "config": cfg_dict,
+                "counts": {}, "shards": [], "skipped": [], "hr_min_side": {}}
+    previous = _previous_manifest(cfg.out_dir, cfg_dict, splits)
+    start = time.time()
+    pool = None
+    if cfg.workers > 1:
+        # Threads, not processes: decoding (Pillow) and resizing/encoding (TF ops) release the GIL, and
+        # threads start at once where a process that imports TF takes seconds.
+        pool = multiprocessing.pool.ThreadPool(cfg.workers)
+    try:
+        for split in splits:
+            items = source.items(split)
+            if cfg.max_images and not cfg.source.startswith("tfds:"):  # tfds slices its own splits.
+                items = [it for i, it in enumerate(items) if i < cfg.max_images]
+            if isinstance(source.splits[split], list):
+                # Largest files first: with few big photos, a large one started last would leave the other
+                # workers idle (longest-processing-time-first). Same order for any worker count.
+                items = sorted(items, key=lambda it: (-_file_size(it.path), it.key))
+            hint = source.counts_hint.get(split)
+            if cfg.max_images and hint:
+                hint = min(hint, cfg.max_images)
+            count = _shards_for(split, cfg, hint, source.counts_hint.get("train"))
+            shard_set = _ShardSet(cfg.out_dir, split, count)
+            try:
+                _run_split(split, items, pool, job, shard_set, hint, cfg.verbose, manifest["skipped"])
+            except BaseException:
+                shard_set.abort()
+                raise
+            manifest["counts"][split] = shard_set.n
+            if shard_set.sides:  # Lets the reader reject crops larger than every image, up front.
+                manifest["hr_min_side"][split] = {"min": min(shard_set.sides), "max": max(shard_set.sides)}
+            manifest["shards"].extend(shard_set.commit())
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    if sum(manifest["counts"].values()) == 0:
+        raise BuildError(f"no valid image found in {cfg.source} ({len(manifest['skipped'])} files skipped; "
+                         "see the reasons above)" if manifest["skipped"] else f"no input found in {cfg.source}")
+    for key in ("counts", "hr_min_side"):
+        manifest[key] = {**previous.get(key, {}), **manifest[key]}
+    manifest["shards"] = previous.get("shards", []) + manifest["shards"]
+    manifest["skipped"] = previous.get("skipped", []) + manifest["skipped"]
+    manifest["seconds"] = round(time.time() - start, 3)
+    _write_manifest(cfg.out_dir, manifest)
+    return manifest
+
+
+def load_manifest(data_dir: str) -> dict:
+    """Reads `<data_dir>/manifest.json`, with a clear error when the folder is not a built dataset."""
+    path = os.path.join(data_dir, MANIFEST)
+    if not os.path.exists(path):
+        raise BuildError(f"{data_dir} is not a dataset built by sr-build-tfrecords (no {MANIFEST}); "
+                         f"build one with: sr-build-tfrecords --source=sample --out_dir={data_dir}")
+    with open(path) as f:
+        return json.load(f)
+
+
+def summarize(manifest: dict) -> str:
+    """A short human-readable summary of a manifest."""
+    cfg = manifest["config"]
+    lines = [f"dataset {manifest['dataset']!r} at {cfg['out_dir']}: x{cfg['scale']}, "
+             f"hr_size={cfg['hr_size'] or 'whole images'}, degradation={cfg['degradation']}"]
+    for split, n in manifest["counts"].items():
+        shards = [s for s in manifest["shards"] if s["split"] == split]
+        lines.append(f"  {split}: {n} examples in {len(shards)} shard(s)")
+    lines.append(f"  skipped: {len(manifest['skipped'])}")
+    for s in manifest["skipped"][:20]:
+        lines.append(f"    {s['path']}: {s['reason']}")
+    if len(manifest["skipped"]) > 20:
+        lines.append(f"    ... and {len(manifest['skipped']) - 20} more (see manifest.json)")
+    return "\n".join(lines)

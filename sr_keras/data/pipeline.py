@@ -1,0 +1,166 @@
+"""The tf.data input pipeline: TFRecord shards -> batches of aligned (lr, hr) float32 crops in [0, 1].
+
+Use directly, or under tf.distribute:
+
+    ds = strategy.distribute_datasets_from_function(
+        lambda ctx: make_dataset(data_dir, "train", hr_crop=96, batch_size=16, input_context=ctx))
+
+`batch_size` is always the global batch; each input pipeline takes `ctx.get_per_replica_batch_size`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import tensorflow as tf
+from absl import logging
+
+from sr_keras.data import builder, schema
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+class DataError(ValueError):
+    """The data folder cannot serve the request. The message names the fix."""
+
+
+def shard_files(data_dir: str, split: str, manifest: Optional[dict] = None) -> list:
+    """The shard paths of one split, as listed in the manifest; checks that they exist."""
+    manifest = manifest or builder.load_manifest(data_dir)
+    files = [os.path.join(data_dir, s["file"]) for s in manifest["shards"] if s["split"] == split]
+    if not files:
+        raise DataError(f"{data_dir} has no {split!r} split (it has: {', '.join(manifest['counts'])})")
+    missing = [f for f in files if not os.path.exists(f)]
+    if missing:
+        raise DataError(f"{data_dir} is incomplete ({os.path.basename(missing[0])} is missing); "
+                        "rebuild it with sr-build-tfrecords")
+    return files
+
+
+def random_aligned_crop(lr: tf.Tensor, hr: tf.Tensor, hr_crop: int, scale: int, seed: tf.Tensor):
+    """Crops the same scene from LR (hr_crop/scale) and HR (hr_crop), then flips and rotates both alike.
+
+    Args:
+      lr, hr: uint8 [h, w, 3] and [h*scale, w*scale, 3].
+      seed: int [2] stateless seed, so the pipeline is reproducible.
+    """
+    lr_crop = hr_crop // scale
+    seeds = tf.random.experimental.stateless_split(seed, 4)
+    shape = tf.shape(lr)
+    y = tf.random.stateless_uniform([], seeds[0], 0, shape[0] - lr_crop + 1, dtype=tf.int32)
+    x = tf.random.stateless_uniform([], seeds[1], 0, shape[1] - lr_crop + 1, dtype=tf.int32)
+    lr = lr[y:y + lr_crop, x:x + lr_crop]
+    hr = hr[y * scale:(y + lr_crop) * scale, x * scale:(x + lr_crop) * scale]
+    flip = tf.random.stateless_uniform([], seeds[2], 0, 2, dtype=tf.int32)
+    lr = tf.cond(flip > 0, lambda: tf.image.flip_left_right(lr), lambda: lr)
+    hr = tf.cond(flip > 0, lambda: tf.image.flip_left_right(hr), lambda: hr)
+    k = tf.random.stateless_uniform([], seeds[3], 0, 4, dtype=tf.int32)
+    return tf.image.rot90(lr, k), tf.image.rot90(hr, k)
+
+
+def center_aligned_crop(lr: tf.Tensor, hr: tf.Tensor, hr_crop: int, scale: int):
+    """The deterministic (validation) version of `random_aligned_crop`, without augmentation."""
+    lr_crop = hr_crop // scale
+    shape = tf.shape(lr)
+    y, x = (shape[0] - lr_crop) // 2, (shape[1] - lr_crop) // 2
+    return (lr[y:y + lr_crop, x:x + lr_crop],
+            hr[y * scale:(y + lr_crop) * scale, x * scale:(x + lr_crop) * scale])
+
+
+def _to_float(lr, hr):
+    return tf.cast(lr, tf.float32) / 255.0, tf.cast(hr, tf.float32) / 255.0
+
+
+def _check_crop(manifest: dict, split: str, hr_crop: int, scale: int) -> None:
+    if hr_crop % scale:
+        raise DataError(f"hr_crop={hr_crop} is not divisible by the data's scale {scale}")
+    sides = manifest.get("hr_min_side", {}).get(split)
+    if sides and hr_crop > sides["max"]:
+        raise DataError(f"hr_crop={hr_crop} is larger than every {split} image (largest shorter side "
+                        f"{sides['max']}); use a smaller --hr_crop")
+    if sides and hr_crop > sides["min"]:
+        logging.warning("hr_crop=%d: %s images with a shorter side below it are left out", hr_crop, split)
+
+
+def make_dataset(data_dir: str, split: str, hr_crop: int, batch_size: int, training: bool = True,
+                 input_context: Optional[tf.distribute.InputContext] = None, seed: int = 0,
+                 scale: Optional[int] = None, cache: bool = False, crops_per_image: int = 1,
+                 shuffle_buffer: int = 256, repeat: Optional[bool] = None) -> tf.data.Dataset:
+    """Reads one split of a dataset built by `sr-build-tfrecords`.
+
+    Args:
+      data_dir: the folder holding manifest.json and the shards.
+      split: "train", "val" or "test".
+      hr_crop: HR crop side (a multiple of the scale). 0 for whole images (requires a per-replica batch of 1).
+      batch_size: the global batch size.
+      training: random aligned crops, flips, 90-degree rotations, shuffling and repetition. Otherwise
+        deterministic centre crops (or whole images), one pass.
+      input_context: from `distribute_datasets_from_function`; splits shards across input pipelines.
+      seed: seeds shuffling and crops, so runs are reproducible.
+      scale: if given, must match the data's scale.
+      cache: keep decoded images in memory (small datasets: decode once).
+      crops_per_image: random crops taken from each decoded image (amortises decoding of large photos).
+      shuffle_buffer: examples in the shuffle buffer.
+      repeat: repeat forever (default: `training`).
+
+    Returns:
+      A dataset of (lr, hr) float32 batches in [0, 1]: [b, c/s, c/s, 3] and [b, c, c, 3].
+    """
+    manifest = builder.load_manifest(data_dir)
+    data_scale = int(manifest["config"]["scale"])
+    if scale is not None and scale != data_scale:
+        raise DataError(f"{data_dir} was built for x{data_scale}, not x{scale}; rebuild it with "
+                        f"sr-build-tfrecords --scale={scale}")
+    files = shard_files(data_dir, split, manifest)
+    if hr_crop:
+        _check_crop(manifest, split, hr_crop, data_scale)
+    repeat = training if repeat is None else repeat
+    per_replica = batch_size
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    shard_records = False
+    if input_context is not None:
+        per_replica = input_context.get_per_replica_batch_size(batch_size)
+        n = input_context.num_input_pipelines
+        if n > 1 and len(files) >= n:
+            ds = ds.shard(n, input_context.input_pipeline_id)
+        elif n > 1:
+            shard_records = True  # Fewer files than pipelines: split by record instead.
+    if training:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8), block_length=1,
+                       num_parallel_calls=AUTOTUNE, deterministic=True)
+    if shard_records:
+        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    ds = ds.map(_parse_pair, num_parallel_calls=AUTOTUNE)
+    if hr_crop:
+        lr_crop = hr_crop // data_scale
+        ds = ds.filter(lambda lr, hr: tf.reduce_min(tf.shape(lr)[:2]) >= lr_crop)
+    if cache:
+        ds = ds.cache()
+    if not training:
+        if hr_crop:
+            ds = ds.map(lambda lr, hr: center_aligned_crop(lr, hr, hr_crop, data_scale), num_parallel_calls=AUTOTUNE)
+        elif per_replica != 1:
+            raise DataError("whole-image validation (hr_crop=0) needs a per-replica batch size of 1")
+        if repeat:
+            ds = ds.repeat()
+        ds = ds.map(_to_float, num_parallel_calls=AUTOTUNE)
+        return ds.batch(per_replica).prefetch(AUTOTUNE)
+    if repeat:
+        ds = ds.repeat()
+    if crops_per_image > 1:
+        ds = ds.flat_map(lambda lr, hr: tf.data.Dataset.from_tensors((lr, hr)).repeat(crops_per_image))
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
+    ds = ds.enumerate().map(
+        lambda i, pair: random_aligned_crop(pair[0], pair[1], hr_crop, data_scale,
+                                            tf.stack([tf.cast(seed * 1000 + pipeline_id, tf.int64), i])),
+        num_parallel_calls=AUTOTUNE)
+    ds = ds.map(_to_float, num_parallel_calls=AUTOTUNE)
+    return ds.batch(per_replica, drop_remainder=True).prefetch(AUTOTUNE)
+
+
+def _parse_pair(serialized):
+    ex = schema.parse_example(serialized)
+    return ex["lr"], ex["hr"]

@@ -1,0 +1,174 @@
+"""Robust image decoding shared by the dataset builder, the API and the CLIs.
+
+Every odd kind of file people actually have is handled here, once: EXIF-rotated JPEGs, CMYK, palette,
+grayscale, RGBA, 16-bit PNG/TIFF, first frames of GIFs. Files that cannot be decoded raise `ImageError`
+with a one-line reason, so callers can skip them and keep going.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import struct
+from typing import Optional, Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class ImageError(ValueError):
+    """A file that is not a usable image. The message is the reason, in one line."""
+
+
+@dataclasses.dataclass
+class DecodedImage:
+    """Pixels in their own kind, plus what is needed to write them back the same way.
+
+    Attributes:
+      pixels: uint8 or uint16 array, H x W x C with C in {1, 3, 4}, already EXIF-oriented.
+      icc_profile: the embedded ICC profile bytes, if any.
+      source_mode: the PIL mode the file was stored in (for messages and metadata).
+    """
+
+    pixels: np.ndarray
+    icc_profile: Optional[bytes] = None
+    source_mode: str = ""
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.pixels.dtype == np.uint16 else 8
+
+
+def _png_bit_depth(data: bytes) -> int:
+    if data[:8] != _PNG_SIGNATURE or len(data) < 25:
+        return 8
+    return data[24]
+
+
+def _decode_png16(data: bytes) -> np.ndarray:
+    """Pillow reduces 16-bit RGB PNGs to 8 bits by truncation; TF decodes all 16 bits."""
+    import tensorflow as tf  # Local: keeps `import sr_keras.imageio` light for worker processes.
+
+    return tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
+
+
+def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    # EXIF orientation values 1..8 -> (transpose?, rot90 k); see the EXIF 2.3 spec, tag 0x0112.
+    ops = {2: (False, 0, True), 3: (False, 2, False), 4: (False, 2, True), 5: (True, 0, False),
+           6: (False, 3, False), 7: (True, 2, False), 8: (False, 1, False)}
+    if orientation not in ops:
+        return pixels
+    transpose, k, flip = ops[orientation]
+    if transpose:
+        pixels = np.transpose(pixels, (1, 0, 2))
+    if k:
+        pixels = np.rot90(pixels, k)
+    if flip:
+        pixels = pixels[:, ::-1]
+    return np.ascontiguousarray(pixels)
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(img, dtype=np.uint16)[..., None]
+    if mode in ("I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        # 32-bit integer/float files: assume 16-bit range when values exceed 8 bits, else 8-bit.
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        dtype = np.uint16 if top > 255 else np.uint8
+        return np.clip(np.round(arr), 0, top).astype(dtype)[..., None]
+    if mode in ("1", "L"):
+        return np.asarray(img.convert("L"))[..., None]
+    if mode == "LA" or mode == "La":
+        return np.asarray(img.convert("LA"))
+    if mode == "P":
+        has_alpha = "transparency" in img.info
+        return np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
+    if mode in ("RGBA", "RGBa", "PA"):
+        return np.asarray(img.convert("RGBA"))
+    # RGB, CMYK, YCbCr, LAB, HSV and friends.
+    return np.asarray(img.convert("RGB"))
+
+
+def decode_image(source: Union[bytes, str, os.PathLike]) -> DecodedImage:
+    """Decodes a file path or encoded bytes into oriented pixels.
+
+    Args:
+      source: a path, or the encoded bytes of a JPEG/PNG/WebP/BMP/TIFF/GIF (first frame).
+
+    Returns:
+      A `DecodedImage`.
+
+    Raises:
+      ImageError: the file is empty, truncated, corrupt or not an image.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            data = f.read()
+    else:
+        data = bytes(source)
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()  # Forces a full decode so truncation surfaces here, not later.
+    except UnidentifiedImageError:
+        raise ImageError("not an image (no decoder recognises its contents)") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"image too large to decode safely: {e}") from None
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
+        raise ImageError(f"truncated or corrupt image: {e}") from None
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # Malformed EXIF must not cost us the pixels.
+        orientation = 1
+    icc = img.info.get("icc_profile")
+    mode = img.mode
+    try:
+        if img.format == "PNG" and _png_bit_depth(data) == 16 and mode not in ("I;16", "I;16B", "I"):
+            pixels = _decode_png16(data)
+        else:
+            pixels = _pil_to_array(img)
+    except Exception as e:  # pragma: no cover - defensive: exotic modes Pillow opens but cannot convert.
+        raise ImageError(f"unsupported image mode {mode}: {e}") from None
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.shape[0] == 0 or pixels.shape[1] == 0:
+        raise ImageError("image has no pixels")
+    pixels = _apply_orientation(pixels, int(orientation) if isinstance(orientation, int) else 1)
+    return DecodedImage(pixels=pixels, icc_profile=icc, source_mode=mode)
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Converts uint16 pixels to uint8 with rounding (65535 -> 255); uint8 passes through."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == np.uint16:
+        return np.round(pixels.astype(np.float32) / 257.0).astype(np.uint8)
+    raise TypeError(f"expected uint8 or uint16 pixels, got {pixels.dtype}")
+
+
+def to_rgb8(decoded: DecodedImage, background: int = 255) -> np.ndarray:
+    """Returns H x W x 3 uint8 RGB: gray is replicated, alpha is composited over `background`."""
+    px = to_uint8(decoded.pixels)
+    channels = px.shape[-1]
+    if channels in (2, 4):
+        alpha = px[..., -1:].astype(np.float32) / 255.0
+        color = px[..., :-1].astype(np.float32)
+        px = np.round(color * alpha + background * (1.0 - alpha)).astype(np.uint8)
+        channels -= 1
+    if channels == 1:
+        px = np.repeat(px, 3, axis=-1)
+    return np.ascontiguousarray(px)
+
+
+def load_rgb8(path: Union[str, os.PathLike]) -> np.ndarray:
+    """Reads a file as oriented 8-bit RGB. Raises `ImageError` with the reason when it cannot."""
+    return to_rgb8(decode_image(path))
+

@@ -1,0 +1,58 @@
+"""Shared fixtures. Splits the CPU into 2 logical devices before TF starts, so MirroredStrategy can be
+tested without GPUs (this must run before any TF op, hence at import time)."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(module: str, *args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
+    """Runs `python -m sr_keras.<module> args...` in a fresh process, as a user would."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    proc = subprocess.run([sys.executable, "-m", f"sr_keras.{module}", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory):
+    """The bundled sample photos built once as x4 TFRecords (2 training shards)."""
+    from sr_keras.data import builder
+
+    out = str(tmp_path_factory.mktemp("sample_x4"))
+    builder.build_tfrecords(builder.BuildConfig(source="sample", out_dir=out, num_shards=2, verbose=False))
+    return out
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def write_photo(path: str, h: int = 64, w: int = 80, seed: int = 0) -> np.ndarray:
+    """Writes a smooth, photo-like RGB image (any format Pillow knows by extension) and returns its pixels."""
+    from PIL import Image
+
+    r = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([128 + 100 * np.sin(xx / (5 + c) + yy / (7 + 2 * c) + r.uniform(0, 6)) for c in range(3)], -1)
+    img = np.clip(img + r.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(img).save(path)
+    return img
+
+
+__all__ = ["run_cli", "write_photo", "REPO", "shutil"]

@@ -1,0 +1,341 @@
+"""The LR/HR TFRecord pipeline: image decoding, the builder, the manifest and the reader."""
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image, ImageOps
+
+from conftest import REPO, run_cli, write_photo
+from sr_keras.data import builder, degradation, pipeline, schema, sources
+from sr_keras.imageio import ImageError, decode_image, load_rgb8
+
+
+# --- Schema -------------------------------------------------------------------------------------------------
+
+def test_example_round_trip_gives_identical_bytes(tmp_path, rng):
+    hr = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    lr = degradation.bicubic_downscale(hr, 4)
+    hr_png, lr_png = schema.encode_png(hr), schema.encode_png(lr)
+    ex = schema.make_example(hr_png, lr_png, hr.shape, lr.shape, 4, "a/b.png",
+                             degradation.RealisticParams(0.5, 2.0, 80))
+    path = str(tmp_path / "one.tfrecord")
+    with tf.io.TFRecordWriter(path) as w:
+        w.write(ex.SerializeToString())
+    (raw,) = list(tf.data.TFRecordDataset(path).as_numpy_iterator())
+    assert raw == ex.SerializeToString()
+    parsed = tf.io.parse_single_example(raw, schema.FEATURES)
+    assert parsed["hr"].numpy() == hr_png and parsed["lr"].numpy() == lr_png
+    decoded = schema.parse_example(raw)
+    np.testing.assert_array_equal(decoded["hr"].numpy(), hr)
+    np.testing.assert_array_equal(decoded["lr"].numpy(), lr)
+    assert list(decoded["hr_shape"].numpy()) == [32, 48, 3] and list(decoded["lr_shape"].numpy()) == [8, 12, 3]
+    assert decoded["key"].numpy() == b"a/b.png" and int(decoded["scale"]) == 4
+    assert int(decoded["deg/jpeg_quality"]) == 80 and abs(float(decoded["deg/blur_sigma"]) - 0.5) < 1e-6
+
+
+# --- Degradation --------------------------------------------------------------------------------------------
+
+def test_bicubic_degradation_matches_tf_resize_and_crops_to_multiple(rng):
+    hr = rng.integers(0, 256, (35, 42, 3), dtype=np.uint8)
+    cropped = degradation.crop_to_multiple(hr, 4)
+    assert cropped.shape == (32, 40, 3)
+    lr = degradation.bicubic_downscale(cropped, 4)
+    ref = tf.image.resize(cropped.astype(np.float32), (8, 10), "bicubic", antialias=True).numpy()
+    np.testing.assert_array_equal(lr, np.clip(np.round(ref), 0, 255).astype(np.uint8))
+    with pytest.raises(ValueError, match="multiple"):
+        degradation.bicubic_downscale(hr, 4)
+
+
+def test_realistic_degradation_is_seeded_per_key(rng):
+    hr = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    a, pa = degradation.degrade(hr, 4, "realistic", key="x.png", seed=1)
+    b, pb = degradation.degrade(hr, 4, "realistic", key="x.png", seed=1)
+    assert pa == pb
+    np.testing.assert_array_equal(a, b)
+    params = {degradation.sample_realistic_params(f"k{i}", 1) for i in range(20)}
+    assert len(params) > 10  # Different keys draw different degradations.
+
+
+# --- Decoding odd files -------------------------------------------------------------------------------------
+
+def _exif_rotated_jpeg(path, orientation=6):
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[:10, :20] = [255, 0, 0]  # A red block marks the top-left corner as stored.
+    pil = Image.fromarray(img)
+    exif = pil.getexif()
+    exif[0x0112] = orientation
+    pil.save(path, quality=95, exif=exif.tobytes())
+
+
+@pytest.mark.parametrize("orientation", [2, 3, 4, 5, 6, 7, 8])
+def test_exif_orientation_matches_pillow(tmp_path, orientation):
+    path = str(tmp_path / "r.jpg")
+    _exif_rotated_jpeg(path, orientation)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    np.testing.assert_array_equal(load_rgb8(path), expected)
+
+
+def test_sixteen_bit_png_keeps_all_bits(tmp_path):
+    px = np.full((8, 8, 3), 1000, np.uint16)
+    px[..., 1] = 65535
+    px[..., 2] = 65280
+    path = tmp_path / "rgb16.png"
+    path.write_bytes(tf.io.encode_png(px).numpy())
+    d = decode_image(str(path))
+    assert d.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(d.pixels, px)
+    rgb = load_rgb8(str(path))
+    assert rgb[0, 0].tolist() == [4, 255, 254]  # v / 257 rounded (1000 -> 3.89 -> 4); not v >> 8 (-> 3, 255).
+
+
+# --- The mixed folder ---------------------------------------------------------------------------------------
+
+def _make_mixed_folder(root):
+    """Good photos, convertible oddities and bad files. Returns (expected_good_keys, expected_skipped)."""
+    os.makedirs(root / "sub", exist_ok=True)
+    good = {}
+    for name, size in [("a.png", (64, 80)), ("b.jpg", (72, 72)), ("c.webp", (64, 64)), ("sub/d.bmp", (64, 96)),
+                       ("sub/e.tiff", (80, 64))]:
+        write_photo(str(root / name), *size, seed=len(good))
+        good[name] = size
+    base = write_photo(str(root / "base.png"), 64, 64, seed=9)
+    Image.fromarray(base).convert("CMYK").save(root / "cmyk.jpg")
+    Image.fromarray(base).convert("L").save(root / "gray.png")
+    Image.fromarray(np.dstack([base, np.full((64, 64), 200, np.uint8)])).save(root / "rgba.png")
+    Image.fromarray(base).convert("P", palette=Image.Palette.ADAPTIVE).save(root / "palette.png")
+    (root / "gray16.png").write_bytes(tf.io.encode_png((base[..., :1].astype(np.uint16) * 257)).numpy())
+    (root / "rgb16.png").write_bytes(tf.io.encode_png(base.astype(np.uint16) * 257).numpy())
+    _exif_rotated_jpeg(str(root / "rotated.jpg"))
+    Image.fromarray(base).save(root / "first_frame.gif")
+    for name in ("base.png", "cmyk.jpg", "gray.png", "rgba.png", "palette.png", "gray16.png", "rgb16.png", "first_frame.gif"):
+        good[name] = (64, 64)
+    good["rotated.jpg"] = (60, 40)  # Stored 40x60 with orientation 6: upright it is 60 tall.
+    (root / "empty.jpg").write_bytes(b"")
+    full = (root / "b.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(full[: len(full) // 2])
+    (root / "notes.txt").write_text("not an image")
+    (root / "fake.png").write_text("<html>this is not a png</html>")
+    write_photo(str(root / "tiny.png"), 20, 30)
+    (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # Hidden files are not inputs.
+    skipped = {"empty.jpg": "empty file", "truncated.jpg": "truncated or corrupt", "notes.txt": "not an image",
+               "fake.png": "not an image", "tiny.png": "too small"}
+    return good, skipped
+
+
+def test_mixed_folder_keeps_every_good_image_and_lists_every_skip(tmp_path):
+    src = tmp_path / "photos"
+    good, skipped = _make_mixed_folder(src)
+    out = tmp_path / "out"
+    manifest = builder.build_tfrecords(builder.BuildConfig(
+        source=f"dir:{src}", out_dir=str(out), val_fraction=0.0, scale=4, hr_size=0, min_side=32, workers=2,
+        verbose=False))
+    assert manifest["counts"] == {"train": len(good), "val": 0}
+    got = {os.path.relpath(s["path"], src): s["reason"] for s in manifest["skipped"]}
+    assert set(got) == set(skipped)
+    for name, reason in skipped.items():
+        assert got[name].startswith(reason), (name, got[name])
+    records = {}
+    for raw in tf.data.TFRecordDataset(pipeline.shard_files(str(out), "train")).as_numpy_iterator():
+        ex = schema.parse_example(raw)
+        records[ex["key"].numpy().decode()] = (ex["hr"].numpy(), ex["lr"].numpy())
+    assert set(records) == set(good)
+    for name, (h, w) in good.items():
+        hr, lr = records[name]
+        assert hr.shape == (h - h % 4, w - w % 4, 3), name
+        np.testing.assert_array_equal(lr, degradation.bicubic_downscale(hr, 4))
+    # Conversions are right, not merely present.
+    np.testing.assert_array_equal(records["gray.png"][0][..., 0], records["gray.png"][0][..., 2])
+    base = records["base.png"][0]
+    np.testing.assert_array_equal(records["gray16.png"][0], np.repeat(base[..., :1], 3, -1))
+    np.testing.assert_array_equal(records["rgb16.png"][0], base)
+    rgba = np.round(base.astype(np.float32) * 200 / 255 + 255 * 55 / 255)  # Alpha 200 composited over white.
+    assert np.abs(records["rgba.png"][0].astype(np.float32) - rgba).max() <= 1
+    assert np.abs(records["cmyk.jpg"][0].astype(int) - base).mean() < 8
+    rotated = records["rotated.jpg"][0]  # Stored 40x60, red block top-left; orientation 6 turns it clockwise.
+    assert rotated[:16, 32:40, 0].mean() > 200 and rotated[:16, 32:40, 1].mean() < 60
+    assert rotated[:16, :8, 0].mean() < 60
+
+
+def test_no_valid_image_fails_with_one_line(tmp_path):
+    src = tmp_path / "bad"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(b"")
+    (src / "b.txt").write_text("x")
+    with pytest.raises(builder.BuildError, match="no valid image found"):
+        builder.build_tfrecords(builder.BuildConfig(source=f"dir:{src}", out_dir=str(tmp_path / "o"),
+                                                    verbose=False))
+
+
+def test_cli_errors_are_one_clear_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = run_cli("build_tfrecords", "--source=sample", f"--out_dir={blocker}/sub")
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot write to --out_dir")
+    assert "Traceback" not in proc.stderr
+    proc = run_cli("build_tfrecords", f"--source=dir:{tmp_path}/missing")
+    assert proc.returncode != 0 and "no such folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- Manifest, atomicity, reruns ----------------------------------------------------------------------------
+
+def test_manifest_counts_and_sha256_match_the_shards(sample_data):
+    with open(os.path.join(sample_data, "manifest.json")) as f:
+        manifest = json.load(f)
+    assert manifest["config"]["scale"] == 4 and manifest["config"]["source"] == "sample"
+    assert manifest["counts"] == {"train": len(sources.SAMPLE_PHOTOS) - len(sources.SAMPLE_VAL),
+                                  "val": len(sources.SAMPLE_VAL)}
+    assert manifest["skipped"] == []
+    on_disk = sorted(f for f in os.listdir(sample_data) if f.endswith(".tfrecord"))
+    assert on_disk == sorted(s["file"] for s in manifest["shards"])
+    assert {s["file"] for s in manifest["shards"] if s["split"] == "train"} == {
+        "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"}
+    for split, n in manifest["counts"].items():
+        assert sum(s["records"] for s in manifest["shards"] if s["split"] == split) == n
+    for shard in manifest["shards"]:
+        path = os.path.join(sample_data, shard["file"])
+        assert hashlib.sha256(open(path, "rb").read()).hexdigest() == shard["sha256"]
+        assert sum(1 for _ in tf.data.TFRecordDataset(path)) == shard["records"]
+
+
+def test_rerun_with_other_shard_count_overwrites_cleanly(tmp_path):
+    out = str(tmp_path / "o")
+    cfg = builder.BuildConfig(source="sample", out_dir=out, num_shards=3, max_images=4, verbose=False)
+    builder.build_tfrecords(cfg)
+    m = builder.build_tfrecords(builder.BuildConfig(**{**cfg.__dict__, "num_shards": 1}))
+    assert sorted(f for f in os.listdir(out) if f.endswith(".tfrecord")) == sorted(s["file"] for s in m["shards"])
+    assert [s["file"] for s in m["shards"] if s["split"] == "train"] == ["train-00000-of-00001.tfrecord"]
+
+
+@pytest.mark.slow
+def test_killed_build_leaves_no_finished_looking_shard_and_rerun_is_correct(tmp_path):
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(60):
+        write_photo(str(src / f"{i:03d}.png"), 384, 384, seed=i)
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "sr_keras.build_tfrecords", f"--source=dir:{src}", f"--out_dir={out}",
+            "--workers=1", "--val_fraction=0", "--num_shards=2"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # Kill once temporary shards hold some records.
+        tmps = [f for f in os.listdir(out)] if out.exists() else []
+        if any(f.startswith(".train-") and os.path.getsize(out / f) > 200_000 for f in tmps):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the build finished before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    left = os.listdir(out)
+    assert not any(f.endswith(".tfrecord") and not f.startswith(".") for f in left), left
+    assert "manifest.json" not in left
+    with pytest.raises(builder.BuildError, match="not a dataset built"):
+        pipeline.make_dataset(str(out), "train", 96, 4)
+    m = builder.build_tfrecords(builder.BuildConfig(source=f"dir:{src}", out_dir=str(out), val_fraction=0.0,
+                                                    num_shards=2, verbose=False))
+    assert m["counts"]["train"] == 60
+    assert sorted(os.listdir(out)) == ["manifest.json", "train-00000-of-00002.tfrecord",
+                                       "train-00001-of-00002.tfrecord", "val-00000-of-00001.tfrecord"]
+    keys = sorted(schema.parse_example(r)["key"].numpy().decode()
+                  for r in tf.data.TFRecordDataset(pipeline.shard_files(str(out), "train")))
+    assert keys == sorted(f"{i:03d}.png" for i in range(60))
+
+
+# --- Sources ------------------------------------------------------------------------------------------------
+
+def test_hash_split_is_deterministic_and_near_fraction():
+    keys = [f"img_{i:06d}.jpg" for i in range(4000)]
+    a = [sources.hash_split(k, 0.1) for k in keys]
+    assert a == [sources.hash_split(k, 0.1) for k in keys]
+    assert 0.08 < a.count("val") / len(a) < 0.12
+
+
+def test_tfds_celeb_a_under_mock_data(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(sources, "can_download", lambda host: True)  # mock_data stands in for the download.
+    out = tmp_path / "celeba"
+    with tfds.testing.mock_data(num_examples=6):
+        m = builder.build_tfrecords(builder.BuildConfig(source="tfds:celeb_a", out_dir=str(out),
+                                                        split=("train", "validation"), verbose=False))
+    assert m["dataset"] == "celeb_a" and m["config"]["hr_size"] == 128
+    assert m["counts"] == {"train": 6, "val": 6}
+    ex = schema.parse_example(next(iter(tf.data.TFRecordDataset(pipeline.shard_files(str(out), "val")))))
+    assert ex["hr"].shape == (128, 128, 3) and ex["lr"].shape == (32, 32, 3)
+    assert ex["key"].numpy().decode().startswith("celeb_a/validation/")
+
+
+def test_tfds_celeb_a_offline_fails_fast_with_the_fix(tmp_path):
+    start = time.time()
+    with pytest.raises(sources.SourceError) as e:
+        sources.tfds_source("celeb_a", ["train"], str(tmp_path / "tfds"))
+    assert "--tfds_data_dir" in str(e.value) and "img_align_celeba" in str(e.value)
+    assert "\n" not in str(e.value)
+    assert time.time() - start < 60  # Not tfds' minutes of download retries.
+
+
+# --- The reader ---------------------------------------------------------------------------------------------
+
+def test_training_crops_are_aligned(sample_data):
+    ds = pipeline.make_dataset(sample_data, "train", hr_crop=64, batch_size=8, seed=3)
+    lr, hr = next(iter(ds))
+    assert lr.shape == (8, 16, 16, 3) and hr.shape == (8, 64, 64, 3) and lr.dtype == tf.float32
+    assert 0.0 <= float(tf.reduce_min(hr)) and float(tf.reduce_max(hr)) <= 1.0
+    for i in range(8):
+        hr8 = np.round(hr[i].numpy() * 255).astype(np.uint8)
+        lr8 = np.round(lr[i].numpy() * 255).astype(np.int32)
+        down = degradation.bicubic_downscale(hr8, 4).astype(np.int32)
+        # The bicubic kernel reaches 2 LR pixels past a crop edge, so only the interior must agree exactly.
+        assert np.abs(down[2:-2, 2:-2] - lr8[2:-2, 2:-2]).max() <= 1
+        shifted = np.abs(down[2:-2, 3:-1] - lr8[2:-2, 2:-2]).mean()
+        assert shifted > 0.5 or hr8.std() < 3  # A one-pixel misalignment would be visible.
+
+
+def test_reader_is_reproducible_and_validation_is_deterministic(sample_data):
+    a = next(iter(pipeline.make_dataset(sample_data, "train", 32, 4, seed=7)))[1].numpy()
+    b = next(iter(pipeline.make_dataset(sample_data, "train", 32, 4, seed=7)))[1].numpy()
+    np.testing.assert_array_equal(a, b)
+    val = list(pipeline.make_dataset(sample_data, "val", 0, 1, training=False))
+    assert len(val) == len(sources.SAMPLE_VAL)
+    assert all(lr.shape[1] * 4 == hr.shape[1] and lr.shape[2] * 4 == hr.shape[2] for lr, hr in val)
+    crops = list(pipeline.make_dataset(sample_data, "val", 64, 2, training=False))
+    assert [c[1].shape[0] for c in crops] == [2, 1]
+
+
+def test_reader_rejects_wrong_scale_and_oversized_crops(sample_data):
+    with pytest.raises(pipeline.DataError, match="built for x4"):
+        pipeline.make_dataset(sample_data, "train", 96, 4, scale=2)
+    with pytest.raises(pipeline.DataError, match="not divisible"):
+        pipeline.make_dataset(sample_data, "train", 90, 4)
+    with pytest.raises(pipeline.DataError, match="larger than every"):
+        pipeline.make_dataset(sample_data, "train", 4096, 4)
+
+
+def test_reader_under_mirrored_strategy_splits_the_global_batch(sample_data):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    dist = strategy.distribute_datasets_from_function(
+        lambda ctx: pipeline.make_dataset(sample_data, "train", 32, 6, input_context=ctx))
+    lr, hr = next(iter(dist))
+    per_replica = strategy.experimental_local_results(hr)
+    assert [t.shape for t in per_replica] == [(3, 32, 32, 3), (3, 32, 32, 3)]
+
+
+def test_input_pipelines_read_disjoint_shards(sample_data):
+    seen = []
+    for pid in range(2):
+        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pid, num_replicas_in_sync=2)
+        ds = pipeline.make_dataset(sample_data, "train", 0, 2, training=False, input_context=ctx)
+        seen.append(sorted((tuple(hr.shape), float(tf.reduce_sum(hr))) for _, hr in ds))
+    n_train = len(sources.SAMPLE_PHOTOS) - len(sources.SAMPLE_VAL)
+    assert len(seen[0]) + len(seen[1]) == n_train
+    assert not set(seen[0]) & set(seen[1])
