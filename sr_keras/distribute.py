@@ -1,0 +1,69 @@
+"""Choosing a tf.distribute strategy from a name, including N logical CPU replicas for testing."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+def split_cpu(replicas: int) -> None:
+    """Splits the first CPU into `replicas` logical devices. Must run before TF initialises its devices."""
+    if replicas <= 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    existing = tf.config.get_logical_device_configuration(cpu)
+    if existing and len(existing) == replicas:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+    except RuntimeError as e:
+        raise RuntimeError(f"--cpu_replicas={replicas} must be applied before TensorFlow starts ({e})") from None
+
+
+def make_strategy(name: str = "auto", cpu_replicas: int = 0, tpu: str = "") -> tf.distribute.Strategy:
+    """Returns the strategy for `--strategy`.
+
+    auto: mirrored over all GPUs when there is more than one (or over `cpu_replicas` logical CPUs), else default.
+    multi_worker: MultiWorkerMirroredStrategy configured from the TF_CONFIG environment variable.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"--strategy={name}: choose one of {', '.join(STRATEGIES)}")
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
+                             '(e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                             '"task": {"type": "worker", "index": 0}})')
+        json.loads(os.environ["TF_CONFIG"])
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    split_cpu(cpu_replicas)
+    gpus = tf.config.list_logical_devices("GPU")
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else cpus[0])
+    if name == "mirrored":
+        devices = [g.name for g in gpus] if gpus else cpus
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "auto":
+        if len(gpus) > 1:
+            return tf.distribute.MirroredStrategy([g.name for g in gpus])
+        if not gpus and cpu_replicas > 1:
+            return tf.distribute.MirroredStrategy(cpus)
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Only the chief writes checkpoints, summaries and logs that others would clobber."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0)

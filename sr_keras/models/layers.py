@@ -1,0 +1,78 @@
+"""Custom layers shared by the generators. Each is a Layer subclass with get_config (no Lambda layers), so
+models save and load as `.keras` under safe_mode and export as SavedModels."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="sr_keras")
+class PixelShuffle(keras.layers.Layer):
+    """Sub-pixel convolution's rearrangement (Shi et al. 2016): [h, w, c*r*r] -> [h*r, w*r, c]."""
+
+    def __init__(self, factor: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        return tf.nn.depth_to_space(x, self.factor)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        r = self.factor
+        return (b, None if h is None else h * r, None if w is None else w * r, c // (r * r))
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="sr_keras")
+class BicubicUpsample(keras.layers.Layer):
+    """Bicubic upscaling by an integer factor; the base of the VDSR-style global residual (`bicubic_skip`)."""
+
+    def __init__(self, factor: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        size = tf.shape(x)[1:3] * self.factor
+        return tf.cast(tf.image.resize(x, size, method="bicubic"), x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        f = self.factor
+        return (b, None if h is None else h * f, None if w is None else w * f, c)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+def residual_block(x, filters: int, activation: str, name: str, momentum: float = 0.9):
+    """conv3x3 - BN - act - conv3x3 - BN, plus the identity skip (SRResNet / the DCGAN variant)."""
+    skip = x
+    x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv1")(x)
+    x = keras.layers.BatchNormalization(momentum=momentum, name=f"{name}_bn1")(x)
+    x = activate(x, activation, f"{name}_act")
+    x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(x)
+    x = keras.layers.BatchNormalization(momentum=momentum, name=f"{name}_bn2")(x)
+    return keras.layers.Add(name=f"{name}_add")([skip, x])
+
+
+def activate(x, activation: str, name: str):
+    """prelu (one slope per channel: shared over H and W), relu, or leaky (slope 0.2)."""
+    if activation == "prelu":
+        return keras.layers.PReLU(shared_axes=[1, 2], name=name)(x)
+    if activation == "relu":
+        return keras.layers.ReLU(name=name)(x)
+    if activation == "leaky":
+        return keras.layers.LeakyReLU(negative_slope=0.2, name=name)(x)
+    raise ValueError(f"unknown activation {activation!r}")
+
+
+def image_output(x, lr, scale: int, bicubic_skip: bool, name: str):
+    """Adds the bicubic base when `bicubic_skip`, and returns float32 (also under mixed precision)."""
+    if bicubic_skip:
+        base = BicubicUpsample(scale, name="bicubic_base")(lr)
+        x = keras.layers.Add(name="global_residual")([base, x])
+    return keras.layers.Activation("linear", dtype="float32", name=name)(x)

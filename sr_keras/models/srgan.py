@@ -1,0 +1,58 @@
+"""SRGAN (Ledig et al., "Photo-Realistic Single Image Super-Resolution Using a Generative Adversarial Network",
+CVPR 2017): the SRResNet generator and the discriminator."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from sr_keras.models.layers import PixelShuffle, activate, image_output, residual_block
+
+
+def build_srgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 16, upsample_filters: int = 256,
+                          bicubic_skip: bool = False, name: str = "srgan_generator") -> keras.Model:
+    """SRResNet: 9x9 conv + PReLU, B residual blocks, conv + BN + long skip, log2(scale) x (conv -> pixel
+    shuffle x2 -> PReLU), 9x9 conv to RGB. Fully convolutional: input (None, None, 3) in [0, 1].
+
+    With the defaults at scale 4 it has exactly 1,554,883 parameters.
+    """
+    if scale not in (2, 4, 8):
+        raise ValueError(f"SRGAN upsamples by powers of two; scale={scale} is not 2, 4 or 8")
+    # === Functional Model ===
+    lr = keras.Input((None, None, 3), name="lr")
+    x = keras.layers.Conv2D(filters, 9, padding="same", name="stem_conv")(lr)
+    x = stem = activate(x, "prelu", "stem_prelu")
+    for i in range(num_blocks):
+        x = residual_block(x, filters, "prelu", name=f"block{i}")
+    x = keras.layers.Conv2D(filters, 3, padding="same", name="trunk_conv")(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, name="trunk_bn")(x)
+    x = keras.layers.Add(name="long_skip")([stem, x])
+    for i in range(int(math.log2(scale))):
+        x = keras.layers.Conv2D(upsample_filters, 3, padding="same", name=f"up{i}_conv")(x)
+        x = PixelShuffle(2, name=f"up{i}_shuffle")(x)
+        x = activate(x, "prelu", f"up{i}_prelu")
+    last_init = "zeros" if bicubic_skip else "glorot_uniform"
+    x = keras.layers.Conv2D(3, 9, padding="same", kernel_initializer=last_init, name="out_conv")(x)
+    sr = image_output(x, lr, scale, bicubic_skip, name="sr")
+    return keras.Model(lr, sr, name=name)
+
+
+def build_srgan_discriminator(hr_size: int = 96, filters: int = 64, dense_units: int = 1024,
+                              name: str = "srgan_discriminator") -> keras.Model:
+    """8 convs (64, 64, 128, 128, 256, 256, 512, 512 at the default width; stride 2 on every second), BN
+    (not after the first), LeakyReLU 0.2, then dense 1024 -> LeakyReLU -> dense 1 (a logit)."""
+    # === Functional Model ===
+    hr = keras.Input((hr_size, hr_size, 3), name="hr")
+    x = hr
+    for i in range(8):
+        width = filters * 2 ** (i // 2)
+        x = keras.layers.Conv2D(width, 3, strides=1 + i % 2, padding="same", name=f"conv{i}")(x)
+        if i > 0:
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
+        x = activate(x, "leaky", f"lrelu{i}")
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(dense_units, name="dense")(x)
+    x = activate(x, "leaky", "dense_lrelu")
+    logit = keras.layers.Dense(1, dtype="float32", name="logit")(x)
+    return keras.Model(hr, logit, name=name)

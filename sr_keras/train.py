@@ -1,0 +1,89 @@
+"""sr-train: trains SRGAN or the DCGAN variant on TFRecords built by sr-build-tfrecords.
+
+  sr-train --model=srgan --preset=sample_x4 --data=tfrecords/sample_x4 --workdir=runs/srgan
+  sr-train --model=dcgan --preset=celeba_x4 --data=tfrecords/celeb_a_x4 --workdir=runs/dcgan --strategy=mirrored
+
+Rerunning the same command resumes from the latest checkpoint in --workdir.
+"""
+
+import dataclasses
+import sys
+
+from absl import app, flags
+
+from sr_keras.cli_utils import fail, quiet_tf_logs
+
+_MODEL = flags.DEFINE_enum("model", "srgan", ["srgan", "dcgan"], "Which GAN.")
+_PRESET = flags.DEFINE_enum("preset", "sample_x4", ["tiny", "sample_x4", "celeba_x4"], "Config preset.")
+_DATA = flags.DEFINE_string("data", None, "A folder built by sr-build-tfrecords (default: the preset's).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, config.json, metrics.jsonl, TensorBoard logs.")
+_BATCH = flags.DEFINE_integer("batch_size", None, "Global batch size.")
+_HR_CROP = flags.DEFINE_integer("hr_crop", None, "HR training crop (a multiple of the scale).")
+_PRETRAIN = flags.DEFINE_integer("pretrain_steps", None, "Phase 1 steps (generator alone, pixel loss).")
+_GAN = flags.DEFINE_integer("gan_steps", None, "Phase 2 steps (adversarial).")
+_LR = flags.DEFINE_float("lr", None, "Adam learning rate of G and D.")
+_BLOCKS = flags.DEFINE_integer("num_blocks", None, "Generator residual blocks.")
+_FILTERS = flags.DEFINE_integer("filters", None, "Generator width.")
+_BICUBIC_SKIP = flags.DEFINE_bool("bicubic_skip", None, "Output = bicubic(lr) + f(lr) (VDSR-style residual).")
+_CONTENT = flags.DEFINE_enum("content_loss", None, ["vgg54", "vgg22", "l1", "mse"], "Phase-2 content loss.")
+_ADV_WEIGHT = flags.DEFINE_float("adv_weight", None, "Weight of the adversarial loss.")
+_D_STEPS = flags.DEFINE_integer("d_steps", None, "Discriminator updates per generator update.")
+_EMA = flags.DEFINE_float("ema_decay", None, "Decay of the EMA generator that is evaluated and exported.")
+_STRATEGY = flags.DEFINE_enum("strategy", "auto", ["auto", "default", "one_device", "mirrored", "multi_worker",
+                                                   "tpu"], "tf.distribute strategy.")
+_CPU_REPLICAS = flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into N logical devices (testing).")
+_TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
+_VGG = flags.DEFINE_string("vgg_weights", None, "imagenet | PATH to the VGG19 notop .h5 | none (not perceptual).")
+_MIXED = flags.DEFINE_enum("mixed_precision", None, ["mixed_float16", "mixed_bfloat16"], "Mixed precision.")
+_JIT = flags.DEFINE_bool("jit_compile", None, "XLA-compile the train step.")
+_CKPT_EVERY = flags.DEFINE_integer("ckpt_every", None, "Steps between checkpoints.")
+_EVAL_EVERY = flags.DEFINE_integer("eval_every", None, "Steps between validation runs.")
+_SEED = flags.DEFINE_integer("seed", None, "Seed of data order, crops and initialisation.")
+
+flags.mark_flag_as_required("workdir")
+
+_OVERRIDES = {"data": _DATA, "batch_size": _BATCH, "hr_crop": _HR_CROP, "pretrain_steps": _PRETRAIN,
+              "gan_steps": _GAN, "lr": _LR, "content_loss": _CONTENT, "adv_weight": _ADV_WEIGHT,
+              "d_steps": _D_STEPS, "ema_decay": _EMA, "vgg_weights": _VGG, "mixed_precision": _MIXED,
+              "jit_compile": _JIT, "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY, "seed": _SEED}
+_MODEL_OVERRIDES = {"num_blocks": _BLOCKS, "filters": _FILTERS, "bicubic_skip": _BICUBIC_SKIP}
+
+
+def resolve_config():
+    """The preset, with every flag the user set applied on top."""
+    from sr_keras import config
+
+    cfg = config.get_preset(_PRESET.value, _MODEL.value)
+    model = dataclasses.replace(cfg.model, **{k: f.value for k, f in _MODEL_OVERRIDES.items() if f.value is not None})
+    return dataclasses.replace(cfg, model=model,
+                               **{k: f.value for k, f in _OVERRIDES.items() if f.value is not None})
+
+
+def main(argv):
+    del argv
+    quiet_tf_logs()
+    import keras
+
+    from sr_keras import distribute, train_lib
+    from sr_keras.models.vgg import VGGWeightsError
+
+    cfg = resolve_config()
+    keras.utils.set_random_seed(cfg.seed)
+    try:
+        strategy = distribute.make_strategy(_STRATEGY.value, _CPU_REPLICAS.value, _TPU.value)
+        result = train_lib.train_and_evaluate(cfg, _WORKDIR.value, strategy)
+    except (train_lib.TrainError, VGGWeightsError, ValueError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail(f"interrupted; checkpoint saved in {_WORKDIR.value}/checkpoints, rerun the same command to resume",
+             code=130)
+    print("done:", {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    sys.exit(run())
