@@ -255,15 +255,18 @@ def _loop(cfg, run: _Run, strategy, manager, workdir: str, chief: bool, verbose:
             now = time.perf_counter()
             rate = cfg.batch_size / max(now - last, 1e-9)
             last = now
+            record = {}
             if step % cfg.log_every == 0 or step == cfg.total_steps:
-                lrs = {"lr/generator": float(run.g_lr(run.trainer.g_optimizer.iterations)),
-                       "lr/discriminator": float(run.d_lr(run.trainer.d_optimizer.iterations))}
-                logger.scalars(step, phase, {**logs, **lrs, "images_per_s": rate})
+                record.update(logs, images_per_s=rate,
+                              **{"lr/generator": float(run.g_lr(run.trainer.g_optimizer.iterations)),
+                                 "lr/discriminator": float(run.d_lr(run.trainer.d_optimizer.iterations))})
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
                 scores, panels = evaluate(run.ema.model, examples, cfg.model.scale)
-                logger.scalars(step, phase, {f"val/{k}": v for k, v in scores.items()})
+                record.update({f"val/{k}": v for k, v in scores.items()})
                 logger.images(step, panels[:4])
                 result.update(scores)
+            if record:
+                logger.scalars(step, phase, record)
             if step % cfg.ckpt_every == 0:
                 manager.save(checkpoint_number=step)
                 saved = step

@@ -67,8 +67,11 @@ class AdversarialTrainer(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def _apply(self, optimizer, tape, loss, variables) -> None:
-        grads = tape.gradient(optimizer.scale_loss(loss), variables)
+    @staticmethod
+    def _apply(optimizer, tape, scaled_loss, variables) -> None:
+        # `scaled_loss` must come from `optimizer.scale_loss` *inside* the tape (a no-op without loss scaling),
+        # and apply_gradients unscales: the LossScaleOptimizer contract under mixed_float16.
+        grads = tape.gradient(scaled_loss, variables)
         optimizer.apply_gradients(zip(grads, variables))
 
     def pretrain_step(self, data) -> dict:
@@ -77,7 +80,8 @@ class AdversarialTrainer(keras.Model):
         with tf.GradientTape() as tape:
             sr = self.generator(lr, training=True)
             loss = _average(self.pixel_loss(hr, sr))
-        self._apply(self.g_optimizer, tape, loss, self.generator.trainable_variables)
+            scaled = self.g_optimizer.scale_loss(loss)
+        self._apply(self.g_optimizer, tape, scaled, self.generator.trainable_variables)
         return {"g/total": loss, "g/content": loss}
 
     def train_step(self, data) -> dict:
@@ -89,7 +93,7 @@ class AdversarialTrainer(keras.Model):
             content = _average(self.content_loss(hr, sr))
             adv = _average(losses.generator_adversarial_loss(fake_for_g))
             g_total = self.content_weight * content + self.adv_weight * adv
-        g_grads_source = (g_tape, g_total)
+            g_scaled = self.g_optimizer.scale_loss(g_total)
         sr = tf.stop_gradient(sr)
         for _ in range(self.d_steps):
             with tf.GradientTape() as d_tape:
@@ -97,9 +101,9 @@ class AdversarialTrainer(keras.Model):
                 fake_logits = self.discriminator(sr, training=True)
                 d_real, d_fake = losses.discriminator_losses(real_logits, fake_logits)
                 d_real, d_fake = _average(d_real), _average(d_fake)
-                d_total = d_real + d_fake
-            self._apply(self.d_optimizer, d_tape, d_total, self.discriminator.trainable_variables)
-        self._apply(self.g_optimizer, *g_grads_source, self.generator.trainable_variables)
+                d_scaled = self.d_optimizer.scale_loss(d_real + d_fake)
+            self._apply(self.d_optimizer, d_tape, d_scaled, self.discriminator.trainable_variables)
+        self._apply(self.g_optimizer, g_tape, g_scaled, self.generator.trainable_variables)
         acc = _average(losses.discriminator_accuracy(real_logits, fake_logits))
         return {"g/total": g_total, "g/content": content, "g/adv": adv, "d/real": d_real, "d/fake": d_fake,
                 "d/acc": acc}

@@ -7,7 +7,7 @@ import math
 
 import keras
 
-from sr_keras.models.layers import activate, image_output, residual_block
+from sr_keras.models.layers import batch_norm, activate, image_output, residual_block
 
 
 def build_dcgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 5, bicubic_skip: bool = False,
@@ -24,7 +24,7 @@ def build_dcgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 5
         x = residual_block(x, filters, "relu", name=f"block{i}")
     for i in range(int(math.log2(scale))):
         x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", name=f"up{i}_deconv")(x)
-        x = keras.layers.BatchNormalization(momentum=0.9, name=f"up{i}_bn")(x)
+        x = batch_norm(f"up{i}_bn")(x)
         x = activate(x, "relu", f"up{i}_relu")
     last_init = "zeros" if bicubic_skip else "glorot_uniform"
     x = keras.layers.Conv2D(3, 5, padding="same", kernel_initializer=last_init, name="out_conv")(x)
@@ -41,7 +41,7 @@ def build_dcgan_discriminator(hr_size: int = 96, filters: int = 64, name: str = 
     for i in range(4):
         x = keras.layers.Conv2D(filters * 2**i, 4, strides=2, padding="same", name=f"conv{i}")(x)
         if i > 0:
-            x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
+            x = batch_norm(f"bn{i}")(x)
         x = activate(x, "leaky", f"lrelu{i}")
     x = keras.layers.Flatten(name="flatten")(x)
     logit = keras.layers.Dense(1, dtype="float32", name="logit")(x)

@@ -48,14 +48,23 @@ class BicubicUpsample(keras.layers.Layer):
         return {**super().get_config(), "factor": self.factor}
 
 
-def residual_block(x, filters: int, activation: str, name: str, momentum: float = 0.9):
+BN_MOMENTUM = 0.9
+
+
+def batch_norm(name: str) -> keras.layers.BatchNormalization:
+    """BatchNorm whose batch statistics are synchronised across replicas, so a global batch split over N devices
+    normalises exactly like the same batch on one device (a no-op outside tf.distribute)."""
+    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True, name=name)
+
+
+def residual_block(x, filters: int, activation: str, name: str):
     """conv3x3 - BN - act - conv3x3 - BN, plus the identity skip (SRResNet / the DCGAN variant)."""
     skip = x
     x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv1")(x)
-    x = keras.layers.BatchNormalization(momentum=momentum, name=f"{name}_bn1")(x)
+    x = batch_norm(f"{name}_bn1")(x)
     x = activate(x, activation, f"{name}_act")
     x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(x)
-    x = keras.layers.BatchNormalization(momentum=momentum, name=f"{name}_bn2")(x)
+    x = batch_norm(f"{name}_bn2")(x)
     return keras.layers.Add(name=f"{name}_add")([skip, x])
 
 

@@ -7,7 +7,7 @@ import math
 
 import keras
 
-from sr_keras.models.layers import PixelShuffle, activate, image_output, residual_block
+from sr_keras.models.layers import batch_norm, PixelShuffle, activate, image_output, residual_block
 
 
 def build_srgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 16, upsample_filters: int = 256,
@@ -26,7 +26,7 @@ def build_srgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 1
     for i in range(num_blocks):
         x = residual_block(x, filters, "prelu", name=f"block{i}")
     x = keras.layers.Conv2D(filters, 3, padding="same", name="trunk_conv")(x)
-    x = keras.layers.BatchNormalization(momentum=0.9, name="trunk_bn")(x)
+    x = batch_norm("trunk_bn")(x)
     x = keras.layers.Add(name="long_skip")([stem, x])
     for i in range(int(math.log2(scale))):
         x = keras.layers.Conv2D(upsample_filters, 3, padding="same", name=f"up{i}_conv")(x)
@@ -49,7 +49,7 @@ def build_srgan_discriminator(hr_size: int = 96, filters: int = 64, dense_units:
         width = filters * 2 ** (i // 2)
         x = keras.layers.Conv2D(width, 3, strides=1 + i % 2, padding="same", name=f"conv{i}")(x)
         if i > 0:
-            x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
+            x = batch_norm(f"bn{i}")(x)
         x = activate(x, "leaky", f"lrelu{i}")
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(dense_units, name="dense")(x)

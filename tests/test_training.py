@@ -1,0 +1,202 @@
+"""The adversarial train step under tf.distribute, phases, checkpoints/resume, logs and the sr-train binary."""
+
+import dataclasses
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO, run_cli
+from sr_keras import config, distribute, train_lib
+from sr_keras.trainer import TRACKERS
+
+
+def tiny_cfg(data, kind="srgan", **overrides):
+    cfg = config.get_preset("tiny", kind)
+    return dataclasses.replace(cfg, data=data, **overrides)
+
+
+def _batch(seed=0, n=4, hr=32, scale=4):
+    r = np.random.default_rng(seed)
+    hr_img = r.random((n, hr, hr, 3)).astype("float32")
+    lr_img = tf.image.resize(hr_img, (hr // scale, hr // scale), "bicubic", antialias=True).numpy()
+    return lr_img, hr_img
+
+
+def _build(cfg, strategy, seed=0):
+    keras.utils.set_random_seed(seed)  # Same seed, same G, D and (random) VGG on either strategy.
+    return train_lib._Run(cfg, strategy)
+
+
+def _one_step(run, strategy, method, batch, steps=1):
+    dist = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat())
+    fn = train_lib._make_step_fn(run, strategy, getattr(run.trainer, method), jit_compile=False)
+    it = iter(dist)
+    return [{k: float(v) for k, v in fn(it).items()} for _ in range(steps)][-1]
+
+
+@pytest.mark.parametrize("kind", ["srgan", "dcgan"])
+def test_one_step_on_two_replicas_matches_one_replica(sample_data, kind):
+    cfg = tiny_cfg(sample_data, kind)
+    batch = _batch()
+    one = tf.distribute.OneDeviceStrategy("/cpu:0")
+    two = distribute.make_strategy("mirrored", cpu_replicas=2)
+    assert two.num_replicas_in_sync == 2
+    run1, run2 = _build(cfg, one), _build(cfg, two)
+    for a, b in zip(run1.generator.weights + run1.discriminator.weights,
+                    run2.generator.weights + run2.discriminator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    g0 = [w.numpy().copy() for w in run2.generator.trainable_weights]
+    d0 = [w.numpy().copy() for w in run2.discriminator.trainable_weights]
+    logs1 = _one_step(run1, one, "train_step", batch)
+    logs2 = _one_step(run2, two, "train_step", batch)
+    assert set(logs1) == set(TRACKERS)
+    for k in logs1:
+        assert logs2[k] == pytest.approx(logs1[k], rel=1e-4, abs=1e-5), k
+    assert any(np.abs(w.numpy() - w0).max() > 0 for w, w0 in zip(run2.generator.trainable_weights, g0))
+    assert any(np.abs(w.numpy() - w0).max() > 0 for w, w0 in zip(run2.discriminator.trainable_weights, d0))
+    for a, b in zip(run1.generator.trainable_weights, run2.generator.trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    # The trackers hold the global means, not one replica's share.
+    assert float(run2.trainer.trackers["g/total"].result()) == pytest.approx(logs1["g/total"], rel=1e-4)
+
+
+def test_overfitting_one_batch_lowers_the_pixel_loss(sample_data):
+    cfg = tiny_cfg(sample_data, lr=2e-3)
+    strategy = tf.distribute.get_strategy()
+    run = _build(cfg, strategy)
+    batch = _batch(seed=1)
+    first = _one_step(run, strategy, "pretrain_step", batch)["g/total"]
+    last = _one_step(run, strategy, "pretrain_step", batch, steps=40)["g/total"]
+    assert last < 0.5 * first, (first, last)
+
+
+def test_train_and_evaluate_writes_logs_and_resumes_in_process(sample_data, tmp_path):
+    workdir = str(tmp_path / "run")
+    cfg = tiny_cfg(sample_data, pretrain_steps=2, gan_steps=1, ckpt_every=2, eval_every=2)
+    r1 = train_lib.train_and_evaluate(cfg, workdir, verbose=False)
+    assert r1["step"] == 3 and np.isfinite(r1["psnr_y"]) and r1["bicubic_psnr_y"] > 15
+    lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [x["step"] for x in lines] == [1, 2, 3]
+    assert [x["phase"] for x in lines] == [1, 1, 2]
+    assert "val/psnr_y" in lines[1] and "val/bicubic_ssim_y" in lines[1] and "g/adv" in lines[2]
+    assert lines[0]["lr/generator"] == pytest.approx(1e-4)
+    assert json.load(open(os.path.join(workdir, "config.json")))["model"]["kind"] == "srgan"
+    tags = set()
+    for event_file in glob.glob(os.path.join(workdir, "tensorboard", "events.*")):
+        for raw in tf.data.TFRecordDataset(event_file):
+            tags |= {v.tag for v in tf.compat.v1.Event.FromString(raw.numpy()).summary.value}
+    assert {"g/total", "d/acc", "lr/generator", "val/psnr_y", "val/bicubic_psnr_y", "val/0_bicubic|sr|hr"} <= tags
+    # Resume: same workdir, more steps.
+    saved = _build(cfg, tf.distribute.get_strategy(), seed=5)
+    saved.checkpoint.restore(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))).expect_partial()
+    cfg2 = dataclasses.replace(cfg, gan_steps=3)
+    r2 = train_lib.train_and_evaluate(cfg2, workdir, verbose=False)
+    assert r2["step"] == 5
+    lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4, 5]
+    assert int(saved.step.numpy()) == 3
+
+
+def test_bad_combinations_fail_before_training(sample_data, tmp_path):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    cases = [
+        (dict(hr_crop=30), "not divisible by the scale"),
+        (dict(batch_size=3), "not divisible by the 2 replicas"),
+        (dict(data=str(tmp_path / "nope")), "no such folder"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(train_lib.TrainError, match=message):
+            train_lib.validate(dataclasses.replace(tiny_cfg(sample_data), **overrides), strategy)
+    other = dataclasses.replace(tiny_cfg(sample_data), model=config.ModelConfig(scale=2, filters=8, num_blocks=1))
+    with pytest.raises(train_lib.TrainError, match="built for x4"):
+        train_lib.validate(other, strategy)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(train_lib.TrainError, match="not a dataset built by sr-build-tfrecords"):
+        train_lib.validate(tiny_cfg(str(empty)), strategy)
+
+
+def test_cli_reports_bad_flags_in_one_line(sample_data, tmp_path):
+    proc = run_cli("train", "--preset=tiny", f"--data={sample_data}", f"--workdir={tmp_path}/w", "--hr_crop=30")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "error: --hr_crop=30 is not divisible by the scale 4"
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_step_keeps_float32_outputs(sample_data, policy):
+    cfg = tiny_cfg(sample_data, mixed_precision=policy)
+    strategy = tf.distribute.get_strategy()
+    with train_lib._precision_policy(policy):
+        run = _build(cfg, strategy)
+        logs = _one_step(run, strategy, "train_step", _batch())
+        assert run.generator.output.dtype == "float32"
+        assert run.generator.get_layer("stem_conv").compute_dtype == policy.split("_")[1]
+    assert all(np.isfinite(v) for v in logs.values())
+    if policy == "mixed_float16":
+        assert isinstance(run.trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_at_the_saved_step(sample_data, tmp_path):
+    workdir = tmp_path / "run"
+    args = [sys.executable, "-m", "sr_keras.train", "--model=dcgan", "--preset=tiny", f"--data={sample_data}",
+            f"--workdir={workdir}", "--pretrain_steps=30", "--gan_steps=30", "--ckpt_every=5", "--eval_every=100"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    ckpts = workdir / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (ckpts / "ckpt-10.index").exists():
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = int(tf.train.latest_checkpoint(str(ckpts)).rsplit("-", 1)[1])
+    assert 10 <= saved < 60
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"Resumed from step {saved} (phase {1 if saved < 30 else 2})" in done.stdout
+    steps = [json.loads(x)["step"] for x in open(workdir / "metrics.jsonl")]
+    assert steps[-1] == 60 and steps.count(saved + 1) >= 1
+    assert tf.train.latest_checkpoint(str(ckpts)).endswith("ckpt-60")
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_multi_worker_mirrored_two_local_workers(sample_data, tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    workdir = tmp_path / "mw"
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO,
+                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "sr_keras.train", "--preset=tiny", f"--data={sample_data}",
+             f"--workdir={workdir}", "--strategy=multi_worker", "--pretrain_steps=1", "--gan_steps=1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    steps = [json.loads(x) for x in open(workdir / "metrics.jsonl")]
+    assert [s["step"] for s in steps] == [1, 2]  # Only the chief writes logs.
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-2")
