@@ -1,3 +1,16 @@
-"""sr_keras: super-resolution GANs (SRGAN and a DCGAN variant) in TensorFlow / Keras 3."""
+"""sr_keras: super-resolution GANs (SRGAN and a DCGAN variant) in TensorFlow / Keras 3.
+
+    import sr_keras
+    model = sr_keras.load("export/srgan")     # or a version folder, a .keras file, or nothing: the default model
+    big = model.enhance(image)                # numpy (uint8/uint16/float; gray, RGB, RGBA) or PIL
+"""
 
 __version__ = "0.1.0"
+
+
+def load(path=None, tile=None, tile_overlap=None):
+    """Loads a model for `enhance()`; see `sr_keras.inference.load`. Imported lazily (TensorFlow is heavy)."""
+    from sr_keras import inference
+
+    kwargs = {k: v for k, v in (("tile", tile), ("tile_overlap", tile_overlap)) if v is not None}
+    return inference.load(path, **kwargs)

@@ -73,7 +73,7 @@ def _apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
-def _pil_to_array(img: Image.Image) -> np.ndarray:
+def pil_to_array(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         return np.asarray(img, dtype=np.uint16)[..., None]
@@ -134,7 +134,7 @@ def decode_image(source: Union[bytes, str, os.PathLike]) -> DecodedImage:
         if img.format == "PNG" and _png_bit_depth(data) == 16 and mode not in ("I;16", "I;16B", "I"):
             pixels = _decode_png16(data)
         else:
-            pixels = _pil_to_array(img)
+            pixels = pil_to_array(img)
     except Exception as e:  # pragma: no cover - defensive: exotic modes Pillow opens but cannot convert.
         raise ImageError(f"unsupported image mode {mode}: {e}") from None
     if pixels.ndim == 2:

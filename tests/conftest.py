@@ -38,6 +38,19 @@ def sample_data(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_run(sample_data, tmp_path_factory):
+    """A finished 3-step (2 pretrain + 1 GAN) tiny SRGAN run on the sample data; returns its workdir."""
+    import dataclasses
+
+    from sr_keras import config, train_lib
+
+    workdir = str(tmp_path_factory.mktemp("tiny_run"))
+    cfg = dataclasses.replace(config.get_preset("tiny", "srgan"), data=sample_data, pretrain_steps=2, gan_steps=1)
+    train_lib.train_and_evaluate(cfg, workdir, verbose=False)
+    return workdir
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -1,0 +1,56 @@
+"""sr-enhance: upscales photos with a trained model.
+
+  sr-enhance --input=photo.jpg --output_dir=out                      # the default model
+  sr-enhance --model=export/srgan --input=photos/ --output_dir=out --compare
+  sr-enhance --model=g.keras --input='shots/**/*.png' --output_dir=out --tile=128
+
+Writes <stem>_x<scale>.png per input (and <stem>_x<scale>_compare.png with --compare). Bad files are reported and
+skipped; the exit status is 1 when any input failed, 2 when nothing could run.
+"""
+
+import sys
+
+from absl import app, flags
+
+from sr_keras.cli_utils import fail, quiet_tf_logs
+
+_MODEL = flags.DEFINE_string("model", None, "Model folder, version folder or .keras file (default: the shipped "
+                             "default model).")
+_INPUT = flags.DEFINE_string("input", None, "A file, a folder or a glob.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "enhanced", "Where the outputs go.")
+_TILE = flags.DEFINE_integer("tile", 256, "Tile side in input pixels (0: whole image at once).")
+_OVERLAP = flags.DEFINE_integer("tile_overlap", None, "Context and cross-fade between tiles, in input pixels "
+                                "(default: the model's receptive field, the least that shows no seam).")
+_COMPARE = flags.DEFINE_bool("compare", False, "Also write a labelled bicubic | model picture.")
+flags.mark_flag_as_required("input")
+
+
+def main(argv):
+    del argv
+    quiet_tf_logs()
+    from sr_keras import enhance_lib, inference
+
+    paths = enhance_lib.expand_inputs(_INPUT.value)
+    if not paths:
+        fail(f"--input={_INPUT.value}: no such file, or no images in that folder/glob")
+    try:
+        enhancer = inference.load(_MODEL.value, tile=_TILE.value, tile_overlap=_OVERLAP.value)
+    except inference.ModelNotFoundError as e:
+        fail(str(e))
+    label = enhancer.metadata.get("model_name") or enhancer.metadata.get("model") or "model"
+    result = enhance_lib.enhance_files(enhancer, paths, _OUTPUT_DIR.value, compare=_COMPARE.value,
+                                       model_label=f"{label} x{enhancer.scale}")
+    for p in result["written"]:
+        print(p)
+    if result["failed"]:
+        print(f"{len(result['failed'])} of {len(paths)} inputs failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,45 @@
+"""sr-export: writes a trained generator as a versioned SavedModel for TF Serving and sr_keras.load().
+
+  sr-export --workdir=runs/srgan --model_name=srgan            # -> export/srgan/<next version>/
+  sr-export --keras_model=g.keras --model_name=mine --version=7
+"""
+
+import sys
+
+from absl import app, flags
+
+from sr_keras.cli_utils import fail, quiet_tf_logs
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A training run: its latest checkpoint's EMA generator is used.")
+_KERAS = flags.DEFINE_string("keras_model", None, "A .keras generator file instead of --workdir.")
+_EXPORT_DIR = flags.DEFINE_string("export_dir", "export", "TF Serving model base path root.")
+_NAME = flags.DEFINE_string("model_name", None, "Model name (default: the model kind, e.g. srgan).")
+_VERSION = flags.DEFINE_integer("version", None, "Version number (default: the next integer, from 1).")
+
+
+def main(argv):
+    del argv
+    quiet_tf_logs()
+    from sr_keras import export_lib
+
+    if bool(_WORKDIR.value) == bool(_KERAS.value):
+        fail("pass exactly one of --workdir (a training run) or --keras_model (a .keras file)")
+    try:
+        if _WORKDIR.value:
+            generator, meta = export_lib.generator_from_workdir(_WORKDIR.value)
+        else:
+            generator, meta = export_lib.generator_from_keras(_KERAS.value)
+        name = _NAME.value or str(meta["model"])
+        path = export_lib.export(generator, meta, _EXPORT_DIR.value, name, _VERSION.value)
+    except export_lib.ExportError as e:
+        fail(str(e))
+    print(f"exported {name} version {path.rsplit('/', 1)[-1]} (x{meta['scale']}) to {path}")
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,215 @@
+"""Exports a generator as a versioned SavedModel that TF Serving serves as it is.
+
+Layout: `<export_dir>/<model_name>/<version>/` (TF Serving's model base path), with `assets.extra/model.json`
+beside the model. A version is written under a hidden temporary name and renamed when complete, so a server never
+sees half a version and an interrupted export leaves no numbered folder behind.
+
+Signatures:
+  serving_default  image_bytes: string [N] (JPEG/PNG/WebP/BMP/GIF first frame) -> sr_png_bytes: string [N] (PNG).
+                   Gray stays gray; RGBA keeps its alpha (upscaled separately with bicubic).
+  enhance          lr_image: uint8 [N, H, W, 3] -> sr_image: uint8 [N, sH, sW, 3].
+  enhance_float    lr_image: float32 [N, H, W, 3] in [0, 1] -> sr_image: float32 [N, sH, sW, 3] (for 16-bit use).
+No output is float16: TF Serving cannot write half-precision values to JSON.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+import sr_keras
+from sr_keras import config as config_lib
+from sr_keras import models
+
+METADATA_FILE = os.path.join("assets.extra", "model.json")
+
+
+class ExportError(RuntimeError):
+    """The export cannot proceed; the message names the fix."""
+
+
+class SRModule(tf.Module):
+    """The exported object: a float32 generator plus image-in/image-out signatures."""
+
+    def __init__(self, generator: keras.Model, scale: int):
+        super().__init__()
+        self.generator = generator
+        self.scale = tf.Variable(scale, dtype=tf.int32, trainable=False, name="scale")
+        self._scale = scale
+
+    def _run(self, lr: tf.Tensor) -> tf.Tensor:
+        """float32 [N, H, W, 3] in [0, 1] -> float32 [N, sH, sW, 3] clipped to [0, 1]."""
+        sr = self.generator(lr, training=False)
+        return tf.clip_by_value(tf.cast(sr, tf.float32), 0.0, 1.0)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="lr_image")])
+    def enhance_float(self, lr_image):
+        return {"sr_image": self._run(lr_image)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="lr_image")])
+    def enhance(self, lr_image):
+        sr = self._run(tf.cast(lr_image, tf.float32) / 255.0)
+        return {"sr_image": tf.cast(tf.round(sr * 255.0), tf.uint8)}
+
+    def _one_image(self, data: tf.Tensor) -> tf.Tensor:
+        img = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
+        channels = tf.shape(img)[-1]
+        rgb = tf.cond(channels < 3, lambda: tf.image.grayscale_to_rgb(img[..., :1]), lambda: img[..., :3])
+        size = tf.shape(img)[:2] * self._scale
+        sr = self._run(tf.cast(rgb, tf.float32)[None] / 255.0)[0]
+        sr8 = tf.cast(tf.round(sr * 255.0), tf.uint8)
+
+        def with_alpha():
+            alpha = tf.image.resize(tf.cast(img[..., -1:], tf.float32), size, "bicubic")
+            alpha = tf.cast(tf.clip_by_value(tf.round(alpha), 0.0, 255.0), tf.uint8)
+            color = tf.cond(channels == 2, lambda: tf.image.rgb_to_grayscale(sr8), lambda: sr8)
+            return tf.io.encode_png(tf.concat([color, alpha], axis=-1))
+
+        def gray():
+            return tf.io.encode_png(tf.image.rgb_to_grayscale(sr8))
+
+        return tf.switch_case(channels - 1, [gray, with_alpha, lambda: tf.io.encode_png(sr8), with_alpha])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serving_default(self, image_bytes):
+        png = tf.map_fn(self._one_image, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string))
+        return {"sr_png_bytes": png}
+
+
+def next_version(model_dir: str) -> int:
+    """1 + the largest numeric version folder (1 when there is none)."""
+    if not os.path.isdir(model_dir):
+        return 1
+    versions = [int(d) for d in os.listdir(model_dir) if d.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def latest_version_dir(model_dir: str) -> Optional[str]:
+    """The complete version folder with the largest number, or None."""
+    if not os.path.isdir(model_dir):
+        return None
+    versions = sorted((int(d) for d in os.listdir(model_dir)
+                       if d.isdigit() and os.path.exists(os.path.join(model_dir, d, "saved_model.pb"))))
+    return os.path.join(model_dir, str(versions[-1])) if versions else None
+
+
+def generator_from_workdir(workdir: str) -> tuple:
+    """Rebuilds the run's generator and restores its EMA weights from the latest checkpoint.
+
+    Returns:
+      (generator, metadata dict with kind, scale, step, data, and the last validation PSNR/SSIM).
+    """
+    cfg_path = os.path.join(workdir, "config.json")
+    if not os.path.exists(cfg_path):
+        raise ExportError(f"--workdir={workdir} is not a training run (no config.json); train with sr-train first")
+    with open(cfg_path) as f:
+        cfg = config_lib.from_dict(json.load(f))
+    ckpt = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if ckpt is None:
+        raise ExportError(f"--workdir={workdir} has no checkpoint yet; let sr-train run until --ckpt_every steps")
+    generator = models.build_generator(cfg.model)
+    step = tf.Variable(0, dtype=tf.int64)
+    tf.train.Checkpoint(ema_generator=generator, step=step).restore(ckpt).expect_partial()
+    meta = {"model": cfg.model.kind, "scale": cfg.model.scale, "steps": int(step.numpy()), "checkpoint": ckpt,
+            "architecture": config_lib.to_dict(cfg)["model"], "training_data": _training_data(cfg.data),
+            "validation": _last_validation(workdir)}
+    return generator, meta
+
+
+def _training_data(data_dir: str) -> dict:
+    try:
+        with open(os.path.join(data_dir, "manifest.json")) as f:
+            m = json.load(f)
+        return {"path": data_dir, "dataset": m.get("dataset"), "counts": m.get("counts"),
+                "degradation": m["config"].get("degradation"), "hr_size": m["config"].get("hr_size")}
+    except (OSError, ValueError, KeyError):
+        return {"path": data_dir}
+
+
+def _last_validation(workdir: str) -> dict:
+    last = {}
+    try:
+        with open(os.path.join(workdir, "metrics.jsonl")) as f:
+            for line in f:
+                rec = json.loads(line)
+                if "val/psnr_y" in rec:
+                    last = {k.split("/", 1)[1]: v for k, v in rec.items() if k.startswith("val/")}
+                    last["step"] = rec["step"]
+    except (OSError, ValueError):
+        pass
+    return last
+
+
+def generator_from_keras(path: str) -> tuple:
+    """Loads a `.keras` generator; the scale is measured from the model itself."""
+    if not os.path.exists(path):
+        raise ExportError(f"--keras_model={path}: no such file")
+    generator = keras.models.load_model(path, safe_mode=True, compile=False)
+    out = generator(tf.zeros([1, 4, 4, 3]), training=False)
+    scale = int(out.shape[1]) // 4
+    return generator, {"model": generator.name, "scale": scale, "source": os.path.abspath(path)}
+
+
+def float32_copy(generator: keras.Model) -> keras.Model:
+    """A float32 clone of a mixed-precision generator (float16 internals must not reach TF Serving)."""
+    if generator.dtype_policy.name == "float32":
+        return generator
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        clone = keras.models.clone_model(generator)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    clone.set_weights(generator.get_weights())
+    return clone
+
+
+def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
+           version: Optional[int] = None) -> str:
+    """Writes `<export_dir>/<model_name>/<version>/` atomically; returns its path.
+
+    Raises:
+      ExportError: the version already exists, or the folder cannot be written.
+    """
+    model_dir = os.path.join(export_dir, model_name)
+    version = version or next_version(model_dir)
+    final = os.path.join(model_dir, str(version))
+    if os.path.exists(final):
+        raise ExportError(f"{final} already exists; pick another --version or leave it out for the next one")
+    try:
+        os.makedirs(model_dir, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot write to {model_dir}: {e.strerror or e}") from None
+    for stale in os.listdir(model_dir):
+        if stale.startswith(".tmp-"):
+            shutil.rmtree(os.path.join(model_dir, stale), ignore_errors=True)  # Left by a killed export.
+    tmp = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")
+    module = SRModule(float32_copy(generator), int(meta["scale"]))
+    signatures = {"serving_default": module.serving_default, "enhance": module.enhance,
+                  "enhance_float": module.enhance_float}
+    try:
+        tf.saved_model.save(module, tmp, signatures=signatures)
+        meta = {**meta, "version": version, "model_name": model_name, "sr_keras_version": sr_keras.__version__,
+                "tensorflow_version": tf.__version__,
+                "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "signatures": {
+                    "serving_default": {"inputs": {"image_bytes": "string [N]"},
+                                        "outputs": {"sr_png_bytes": "string [N]"}},
+                    "enhance": {"inputs": {"lr_image": "uint8 [N,H,W,3]"},
+                                "outputs": {"sr_image": "uint8 [N,sH,sW,3]"}},
+                    "enhance_float": {"inputs": {"lr_image": "float32 [N,H,W,3] in [0,1]"},
+                                      "outputs": {"sr_image": "float32 [N,sH,sW,3] in [0,1]"}}}}
+        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
+        with open(os.path.join(tmp, METADATA_FILE), "w") as f:
+            json.dump(meta, f, indent=2)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final

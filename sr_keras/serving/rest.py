@@ -1,0 +1,159 @@
+"""TF Serving's REST predict API, as pure functions: request JSON -> tensors, outputs -> response JSON.
+
+Row format:      {"signature_name": ..., "instances": [...]}  ->  {"predictions": [...]}
+Columnar format: {"signature_name": ..., "inputs": ...}       ->  {"outputs": ...}
+String inputs may be {"b64": "..."}; outputs whose name ends in `_bytes` come back as {"b64": "..."}.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+import numpy as np
+import tensorflow as tf
+
+
+class RestError(Exception):
+    """An error answered as {"error": message} with an HTTP status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_DTYPE_NAMES = {tf.string: "DT_STRING", tf.uint8: "DT_UINT8", tf.float32: "DT_FLOAT", tf.int32: "DT_INT32",
+                tf.uint16: "DT_UINT16", tf.int64: "DT_INT64"}
+
+
+def _input_specs(fn) -> dict:
+    return dict(fn.structured_input_signature[1])
+
+
+def _decode_value(value, dtype: tf.DType):
+    if dtype == tf.string:
+        if isinstance(value, dict):
+            if set(value) != {"b64"} or not isinstance(value["b64"], str):
+                raise RestError(400, 'a string input object must be {"b64": "<base64>"}')
+            try:
+                return base64.b64decode(value["b64"], validate=True)
+            except (binascii.Error, ValueError):
+                raise RestError(400, "invalid base64 in a b64 input") from None
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        if isinstance(value, list):
+            return [_decode_value(v, dtype) for v in value]
+        raise RestError(400, f"expected a string or {{\"b64\": ...}}, got {type(value).__name__}")
+    return value
+
+
+def _to_tensor(name: str, value, spec: tf.TensorSpec) -> tf.Tensor:
+    try:
+        if spec.dtype == tf.string:
+            arr = np.array(value, dtype=object)
+            return tf.constant(arr, tf.string)
+        arr = np.array(value)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ValueError("not a rectangular numeric array")
+        if spec.dtype.is_integer:
+            info = np.iinfo(spec.dtype.as_numpy_dtype)
+            if arr.size and (arr.min() < info.min or arr.max() > info.max or not np.all(np.equal(np.mod(arr, 1), 0))):
+                raise ValueError(f"values outside {spec.dtype.name}")
+        tensor = tf.constant(arr.astype(spec.dtype.as_numpy_dtype))
+    except (ValueError, TypeError) as e:
+        raise RestError(400, f"input {name!r}: {e}") from None
+    if not spec.shape.is_compatible_with(tensor.shape):
+        raise RestError(400, f"input {name!r} has shape {tensor.shape.as_list()}, the signature expects "
+                             f"{spec.shape.as_list()}")
+    return tensor
+
+
+def parse_predict(body: bytes, signatures) -> tuple:
+    """Returns (signature_name, {input name: tensor}, row_format). Raises RestError(400) for bad requests."""
+    try:
+        request = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RestError(400, f"malformed JSON: {e}") from None
+    if not isinstance(request, dict):
+        raise RestError(400, "the request body must be a JSON object")
+    if ("instances" in request) == ("inputs" in request):
+        raise RestError(400, 'exactly one of "instances" (row format) or "inputs" (columnar format) is required')
+    sig_name = request.get("signature_name", "serving_default")
+    if not isinstance(sig_name, str) or sig_name not in signatures:
+        raise RestError(400, f"unknown signature_name {sig_name!r}; this model has {sorted(signatures)}")
+    specs = _input_specs(signatures[sig_name])
+    row = "instances" in request
+    if row:
+        instances = request["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise RestError(400, '"instances" must be a non-empty list')
+        columns = {name: [] for name in specs}
+        for inst in instances:
+            if isinstance(inst, dict) and set(inst) <= set(specs) and set(inst) and not (
+                    len(specs) == 1 and set(inst) == {"b64"}):
+                if set(inst) != set(specs):
+                    raise RestError(400, f"each instance needs the inputs {sorted(specs)}")
+                for name in specs:
+                    columns[name].append(_decode_value(inst[name], specs[name].dtype))
+            elif len(specs) == 1:
+                (name,) = specs
+                columns[name].append(_decode_value(inst, specs[name].dtype))
+            else:
+                raise RestError(400, f"each instance must be an object with the inputs {sorted(specs)}")
+    else:
+        inputs = request["inputs"]
+        if isinstance(inputs, dict) and set(inputs) == set(specs):
+            columns = {n: _decode_value(v, specs[n].dtype) for n, v in inputs.items()}
+        elif len(specs) == 1 and not (isinstance(inputs, dict) and set(inputs) != {"b64"}):
+            (name,) = specs
+            columns = {name: _decode_value(inputs, specs[name].dtype)}
+        else:
+            raise RestError(400, f'"inputs" must be an object with the inputs {sorted(specs)}')
+    return sig_name, {n: _to_tensor(n, v, specs[n]) for n, v in columns.items()}, row
+
+
+def _encode_output(name: str, value):
+    if name.endswith("_bytes"):
+        if isinstance(value, (bytes, np.bytes_)):
+            return {"b64": base64.b64encode(bytes(value)).decode("ascii")}
+        return [_encode_output(name, v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def format_outputs(outputs: dict, row: bool) -> dict:
+    """Signature outputs -> {"predictions": [...]} (row) or {"outputs": ...} (columnar)."""
+    arrays = {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in outputs.items()}
+    for k, v in arrays.items():
+        if getattr(v, "dtype", None) == np.float16:
+            raise RestError(500, f"output {k!r} is float16, which cannot be written to JSON")
+    if not row:
+        encoded = {k: _encode_output(k, v) for k, v in arrays.items()}
+        return {"outputs": next(iter(encoded.values())) if len(encoded) == 1 else encoded}
+    n = len(next(iter(arrays.values())))
+    preds = []
+    for i in range(n):
+        item = {k: _encode_output(k, v[i]) for k, v in arrays.items()}
+        preds.append(next(iter(item.values())) if len(item) == 1 else item)
+    return {"predictions": preds}
+
+
+def _tensor_info(spec: tf.TensorSpec, name: str) -> dict:
+    dims = [{"size": str(-1 if d is None else d), "name": ""} for d in spec.shape.as_list()]
+    return {"dtype": _DTYPE_NAMES.get(spec.dtype, spec.dtype.name), "tensor_shape": {"dim": dims,
+            "unknown_rank": False}, "name": name}
+
+
+def signature_defs(signatures) -> dict:
+    """TF Serving's metadata `signature_def` map for the loaded signatures."""
+    out = {}
+    for sig_name, fn in signatures.items():
+        inputs = {n: _tensor_info(s, f"{sig_name}_{n}:0") for n, s in _input_specs(fn).items()}
+        outputs = {n: _tensor_info(s, f"StatefulPartitionedCall:{i}")
+                   for i, (n, s) in enumerate(sorted(fn.structured_outputs.items()))}
+        out[sig_name] = {"inputs": inputs, "outputs": outputs, "method_name": "tensorflow/serving/predict",
+                         "defaults": {}}
+    return out
