@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install test test-fast demo bench default-model clean
 
 install: $(STAMP)
 
@@ -26,6 +26,14 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/run_all.py
+
+# The shipped default model (sr_keras/default_model/), reproducibly: data, flags and evaluation.
+DEFAULT_RUN := runs/default_x4
+default-model: install
+	$(PY) -m sr_keras.build_tfrecords --source=sample --out_dir=tfrecords/sample_x4
+	$(PY) -m sr_keras.train --model=srgan --preset=photo_x4 --data=tfrecords/sample_x4 \
+	  --workdir=$(DEFAULT_RUN) --mixed_precision=mixed_bfloat16 --seed=0
+	$(PY) -m sr_keras.default_model --workdir=$(DEFAULT_RUN)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

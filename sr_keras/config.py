@@ -43,6 +43,7 @@ class TrainConfig:
     pretrain_steps: int = 1000  # Phase 1: generator alone, pixel loss (SRResNet).
     gan_steps: int = 1000  # Phase 2: adversarial.
     lr: float = 1e-4  # Generator and discriminator Adam learning rate (SRGAN paper).
+    lr_schedule: str = "step"  # step: x0.1 at lr_decay_at of phase 2 (paper); cosine: to lr/100 over all steps.
     lr_decay_at: float = 0.5  # Fraction of gan_steps after which lr drops x0.1 (paper: 1e-4 then 1e-5).
     adam_beta1: float = 0.9
     pretrain_loss: str = "mse"  # Phase-1 pixel loss: mse (SRResNet) or l1.
@@ -92,8 +93,16 @@ def get_preset(name: str, model: str = "srgan") -> TrainConfig:
         cfg = TrainConfig(model=ModelConfig(filters=8, num_blocks=2, upsample_filters=32, d_filters=8, d_dense=16),
                           batch_size=4, hr_crop=32, pretrain_steps=2, gan_steps=2, ckpt_every=2, eval_every=2,
                           eval_images=2, eval_crop=64, vgg_weights="none", content_loss="vgg22", cache_data=True)
+    elif name == "photo_x4":
+        # The shipped default model: PSNR-oriented SRResNet with the VDSR-style bicubic residual, L1, no GAN
+        # phase; about an hour on a 2-core CPU with bf16 (see `make default-model`).
+        cfg = TrainConfig(model=ModelConfig(filters=48, num_blocks=8, upsample_filters=192, bicubic_skip=True),
+                          data="tfrecords/sample_x4", batch_size=16, hr_crop=96, pretrain_steps=7000, gan_steps=0,
+                          lr=4e-4, lr_schedule="cosine", pretrain_loss="l1", content_loss="l1", ckpt_every=250,
+                          eval_every=500, log_every=10, eval_images=3, cache_data=True, crops_per_image=8,
+                          vgg_weights="none", ema_decay=0.999)
     else:
-        raise ValueError(f"--preset={name}: choose one of tiny, sample_x4, celeba_x4")
+        raise ValueError(f"--preset={name}: choose one of tiny, sample_x4, celeba_x4, photo_x4")
     if model == "dcgan":
         tiny = name == "tiny"
         cfg = dataclasses.replace(cfg, model=_dcgan(cfg.model), content_loss="l1",

@@ -14,7 +14,8 @@ from absl import app, flags
 from sr_keras.cli_utils import fail, quiet_tf_logs
 
 _MODEL = flags.DEFINE_enum("model", "srgan", ["srgan", "dcgan"], "Which GAN.")
-_PRESET = flags.DEFINE_enum("preset", "sample_x4", ["tiny", "sample_x4", "celeba_x4"], "Config preset.")
+_PRESET = flags.DEFINE_enum("preset", "sample_x4", ["tiny", "sample_x4", "celeba_x4", "photo_x4"],
+                            "Config preset.")
 _DATA = flags.DEFINE_string("data", None, "A folder built by sr-build-tfrecords (default: the preset's).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, config.json, metrics.jsonl, TensorBoard logs.")
 _BATCH = flags.DEFINE_integer("batch_size", None, "Global batch size.")
@@ -22,6 +23,9 @@ _HR_CROP = flags.DEFINE_integer("hr_crop", None, "HR training crop (a multiple o
 _PRETRAIN = flags.DEFINE_integer("pretrain_steps", None, "Phase 1 steps (generator alone, pixel loss).")
 _GAN = flags.DEFINE_integer("gan_steps", None, "Phase 2 steps (adversarial).")
 _LR = flags.DEFINE_float("lr", None, "Adam learning rate of G and D.")
+_LR_SCHEDULE = flags.DEFINE_enum("lr_schedule", None, ["step", "cosine"], "step: x0.1 halfway through the GAN "
+                                 "phase (paper); cosine: to lr/100 over all steps.")
+_PRETRAIN_LOSS = flags.DEFINE_enum("pretrain_loss", None, ["mse", "l1"], "Phase-1 pixel loss.")
 _BLOCKS = flags.DEFINE_integer("num_blocks", None, "Generator residual blocks.")
 _FILTERS = flags.DEFINE_integer("filters", None, "Generator width.")
 _BICUBIC_SKIP = flags.DEFINE_bool("bicubic_skip", None, "Output = bicubic(lr) + f(lr) (VDSR-style residual).")
@@ -43,7 +47,7 @@ _SEED = flags.DEFINE_integer("seed", None, "Seed of data order, crops and initia
 flags.mark_flag_as_required("workdir")
 
 _OVERRIDES = {"data": _DATA, "batch_size": _BATCH, "hr_crop": _HR_CROP, "pretrain_steps": _PRETRAIN,
-              "gan_steps": _GAN, "lr": _LR, "content_loss": _CONTENT, "adv_weight": _ADV_WEIGHT,
+              "gan_steps": _GAN, "lr": _LR, "lr_schedule": _LR_SCHEDULE, "pretrain_loss": _PRETRAIN_LOSS, "content_loss": _CONTENT, "adv_weight": _ADV_WEIGHT,
               "d_steps": _D_STEPS, "ema_decay": _EMA, "vgg_weights": _VGG, "mixed_precision": _MIXED,
               "jit_compile": _JIT, "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY, "seed": _SEED}
 _MODEL_OVERRIDES = {"num_blocks": _BLOCKS, "filters": _FILTERS, "bicubic_skip": _BICUBIC_SKIP}

@@ -44,6 +44,8 @@ def validate(cfg: config_lib.TrainConfig, strategy: tf.distribute.Strategy) -> d
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
         raise TrainError(f"--batch_size={cfg.batch_size} is not divisible by the {replicas} replicas")
+    if cfg.lr_schedule not in ("step", "cosine"):
+        raise TrainError(f"lr_schedule={cfg.lr_schedule}: choose step or cosine")
     if cfg.content_loss not in config_lib.CONTENT_LOSSES:
         raise TrainError(f"content_loss={cfg.content_loss}: choose one of {config_lib.CONTENT_LOSSES}")
     if not os.path.isdir(cfg.data):
@@ -84,8 +86,11 @@ class _Run:
             self.discriminator = models.build_discriminator(m, cfg.hr_crop)
             content = losses.make_content_loss(cfg.content_loss, cfg.vgg_weights, cfg.vgg_feature_scale)
             pixel = losses.mse_loss if cfg.pretrain_loss == "mse" else losses.l1_loss
-            decay_at = cfg.pretrain_steps + int(cfg.gan_steps * cfg.lr_decay_at)
-            self.g_lr = keras.optimizers.schedules.PiecewiseConstantDecay([decay_at], [cfg.lr, cfg.lr * 0.1])
+            if cfg.lr_schedule == "cosine":
+                self.g_lr = keras.optimizers.schedules.CosineDecay(cfg.lr, max(1, cfg.total_steps), alpha=0.01)
+            else:
+                decay_at = cfg.pretrain_steps + int(cfg.gan_steps * cfg.lr_decay_at)
+                self.g_lr = keras.optimizers.schedules.PiecewiseConstantDecay([decay_at], [cfg.lr, cfg.lr * 0.1])
             # D only steps in phase 2, so its own iteration count restarts there.
             self.d_lr = keras.optimizers.schedules.PiecewiseConstantDecay(
                 [int(cfg.gan_steps * cfg.lr_decay_at) * cfg.d_steps], [cfg.lr, cfg.lr * 0.1])
@@ -173,8 +178,8 @@ class _Logger:
     def scalars(self, step: int, phase: int, values: dict) -> None:
         if not self.chief:
             return
-        self.jsonl.write(json.dumps({"step": step, "phase": phase, **{k: round(v, 6) for k, v in values.items()}})
-                         + "\n")
+        self.jsonl.write(json.dumps({"step": step, "phase": phase, "time": round(time.time(), 3),
+                                     **{k: round(v, 6) for k, v in values.items()}}) + "\n")
         self.jsonl.flush()
         with self.writer.as_default(step=step):
             for k, v in values.items():

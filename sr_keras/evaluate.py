@@ -1,0 +1,75 @@
+"""sr-evaluate: scores models against bicubic on HR photos, with comparison pictures.
+
+  sr-evaluate --images=sample --out=eval/                                   # bicubic only
+  sr-evaluate --model=export/srgan --model=export/dcgan --images=photos/ --scale=4 --out=eval/
+  sr-evaluate --model=default --images=tfrecords/sample_x4 --out=eval/      # the val split of a TFRecord folder
+
+Writes <out>/results.json, <out>/results.md and <out>/comparisons/<image>.png.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from sr_keras.cli_utils import fail, quiet_tf_logs
+
+_MODELS = flags.DEFINE_multi_string("model", [], "Model folder, version folder, .keras file or `default`; "
+                                    "repeat for several.")
+_IMAGES = flags.DEFINE_string("images", "sample", "HR images: `sample` (held-back sample photos), a TFRecord "
+                              "folder (its val split), a folder, a file or a glob.")
+_SCALE = flags.DEFINE_integer("scale", 4, "Upscaling factor.")
+_OUT = flags.DEFINE_string("out", "eval", "Output folder.")
+_TILE = flags.DEFINE_integer("tile", None, "Tile side for the models (default: the API's).")
+
+
+def _label(enhancer, spec: str, taken: set) -> str:
+    meta = enhancer.metadata
+    if spec in ("default", ""):
+        label = "default"
+    elif meta.get("model_name"):
+        label = f"{meta['model_name']} v{meta.get('version', '?')}"
+    else:
+        label = os.path.basename(os.path.normpath(spec))
+    while label in taken:
+        label += "'"
+    taken.add(label)
+    return label
+
+
+def main(argv):
+    del argv
+    quiet_tf_logs()
+    from sr_keras import evaluate_lib, inference
+
+    try:
+        images, skipped = evaluate_lib.load_images(_IMAGES.value, _SCALE.value)
+    except (ValueError, OSError) as e:
+        fail(str(e))
+    for path, reason in skipped.items():
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if not images:
+        fail(f"--images={_IMAGES.value}: no usable image")
+    models, taken = {}, {"bicubic"}
+    for spec in _MODELS.value:
+        try:
+            enhancer = inference.load(None if spec == "default" else spec)
+        except inference.ModelNotFoundError as e:
+            fail(str(e))
+        models[_label(enhancer, spec, taken)] = enhancer
+    try:
+        results = evaluate_lib.evaluate(models, images, _SCALE.value, _OUT.value, tile=_TILE.value)
+    except ValueError as e:
+        fail(str(e))
+    print(evaluate_lib.markdown_table(results))
+    print(f"\n{len(images)} images; results: {_OUT.value}/results.json, {_OUT.value}/results.md; "
+          f"pictures: {_OUT.value}/comparisons/")
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    sys.exit(run())

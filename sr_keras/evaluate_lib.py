@@ -1,0 +1,187 @@
+"""Evaluating models against bicubic on HR photos: numbers (JSON, Markdown) and comparison pictures.
+
+Each HR image is degraded exactly as the training data was (crop to a multiple of the scale, antialiased bicubic
+down, rounded to uint8; `sr_keras.data.degradation`). Every method's output is scored with PSNR-Y and SSIM-Y
+(`scale` border pixels shaved) and RGB PSNR (`sr_keras.metrics`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageDraw
+
+from sr_keras import metrics
+from sr_keras.data import degradation, sources
+from sr_keras.imageio import ImageError, load_rgb8
+
+KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "seconds")
+
+
+@dataclasses.dataclass
+class EvalImage:
+    name: str
+    hr: np.ndarray  # uint8 [h, w, 3], a multiple of the scale
+    lr: np.ndarray  # uint8 [h/s, w/s, 3]
+
+
+def _from_hr(name: str, hr: np.ndarray, scale: int) -> EvalImage:
+    hr = degradation.crop_to_multiple(hr, scale)
+    return EvalImage(name, hr, degradation.bicubic_downscale(hr, scale))
+
+
+def load_images(spec: str, scale: int) -> tuple:
+    """`sample` (the held-back sample photos), a TFRecord folder (its val split), a folder, a file or a glob.
+
+    Returns:
+      (images, skipped): EvalImage list and {path: reason} for files that could not be read.
+    """
+    from sr_keras.enhance_lib import expand_inputs
+
+    skipped = {}
+    if spec == "sample":
+        root = sources.sample_dir()
+        return [_from_hr(n, load_rgb8(os.path.join(root, n)), scale) for n in sources.SAMPLE_VAL], skipped
+    if os.path.isdir(spec) and os.path.exists(os.path.join(spec, "manifest.json")):
+        from sr_keras.data import builder, pipeline, schema
+
+        manifest = builder.load_manifest(spec)
+        if int(manifest["config"]["scale"]) != scale:
+            raise ValueError(f"--images={spec} was built for x{manifest['config']['scale']}, not x{scale}")
+        images = []
+        for raw in tf.data.TFRecordDataset(pipeline.shard_files(spec, "val", manifest)):
+            ex = schema.parse_example(raw)
+            images.append(EvalImage(ex["key"].numpy().decode(), ex["hr"].numpy(), ex["lr"].numpy()))
+        return images, skipped
+    paths = expand_inputs(spec)
+    if not paths:
+        raise ValueError(f"--images={spec}: no images found")
+    images = []
+    for p in paths:
+        try:
+            hr = load_rgb8(p)
+        except (ImageError, OSError) as e:
+            skipped[p] = str(e)
+            continue
+        if min(hr.shape[:2]) < 2 * scale + 1:
+            skipped[p] = f"too small for x{scale} with {scale} border pixels shaved"
+            continue
+        images.append(_from_hr(os.path.relpath(p, spec) if os.path.isdir(spec) else os.path.basename(p), hr, scale))
+    return images, skipped
+
+
+def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+    h, w = lr.shape[:2]
+    up = tf.image.resize(tf.cast(lr, tf.float32), (h * scale, w * scale), "bicubic")
+    return tf.cast(tf.clip_by_value(tf.round(up), 0, 255), tf.uint8).numpy()
+
+
+def score(hr: np.ndarray, sr: np.ndarray, scale: int) -> dict:
+    return {"psnr_y": float(metrics.psnr(hr, sr, scale)[0]), "ssim_y": float(metrics.ssim(hr, sr, scale)[0]),
+            "psnr_rgb": float(metrics.psnr(hr, sr, scale, y_channel=False)[0])}
+
+
+def _detail_box(hr: np.ndarray, size: int) -> tuple:
+    """The size x size HR window with the most gradient energy (where SR differences show)."""
+    g = hr.astype(np.float32).mean(-1)
+    energy = np.abs(np.diff(g, axis=0))[:, :-1] + np.abs(np.diff(g, axis=1))[:-1]
+    ii = np.pad(energy, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    h, w = energy.shape
+    size = min(size, h, w)
+    sums = ii[size:, size:] - ii[:-size, size:] - ii[size:, :-size] + ii[:-size, :-size]
+    y, x = np.unravel_index(np.argmax(sums), sums.shape)
+    return int(y), int(x), size
+
+
+def comparison_grid(image: EvalImage, outputs: dict, scores: dict, scale: int) -> Image.Image:
+    """LR (nearest) | bicubic | each model | HR, labelled with PSNR-Y, over zoomed insets of a detailed region."""
+    h, w = image.hr.shape[:2]
+    lr_up = np.repeat(np.repeat(image.lr, scale, 0), scale, 1)
+    panels = [("LR (nearest)", lr_up)] + [(f"{k} {scores[k]['psnr_y']:.2f} dB", v) for k, v in outputs.items()]
+    panels.append(("HR (ground truth)", image.hr))
+    y, x, size = _detail_box(image.hr, max(16, min(h, w) // 4))
+    zoom = max(1, min(w // size, 4))
+    label_h, gap = 18, 6
+    canvas = Image.new("RGB", (len(panels) * (w + gap) - gap, label_h + h + gap + size * zoom), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for i, (label, arr) in enumerate(panels):
+        left = i * (w + gap)
+        canvas.paste(Image.fromarray(arr), (left, label_h))
+        draw.rectangle((left + x, label_h + y, left + x + size - 1, label_h + y + size - 1), outline=(255, 0, 0))
+        crop = Image.fromarray(arr[y:y + size, x:x + size]).resize((size * zoom, size * zoom), Image.NEAREST)
+        canvas.paste(crop, (left, label_h + h + gap))
+        draw.text((left + 2, 3), label, fill=(0, 0, 0))
+    return canvas
+
+
+def evaluate(models: dict, images: list, scale: int, out_dir: Optional[str] = None, progress: bool = True,
+             tile: Optional[int] = None) -> dict:
+    """Scores bicubic and each model ({label: Enhancer}) on `images`; writes grids and reports to `out_dir`.
+
+    Returns:
+      {"methods": {label: {"mean": {...}, "images": {name: {...}}}}, "scale": s, "protocol": "..."}
+    """
+    for label, m in models.items():
+        if m.scale != scale:
+            raise ValueError(f"model {label} is x{m.scale}, but --scale={scale}")
+    methods = {"bicubic": {}, **{label: {} for label in models}}
+    bar = None
+    if progress:
+        from keras.utils import Progbar
+
+        bar = Progbar(len(images), unit_name="image")
+    if out_dir:
+        os.makedirs(os.path.join(out_dir, "comparisons"), exist_ok=True)
+    for i, img in enumerate(images):
+        outputs, per = {}, {}
+        for label in methods:
+            start = time.perf_counter()
+            if label == "bicubic":
+                sr = bicubic_upscale(img.lr, scale)
+            else:
+                sr = models[label].enhance(img.lr, tile=tile)
+            seconds = time.perf_counter() - start
+            outputs[label] = sr
+            per[label] = {**score(img.hr, sr, scale), "seconds": seconds}
+            methods[label][img.name] = per[label]
+        if out_dir:
+            safe = img.name.replace("/", "_").rsplit(".", 1)[0]
+            comparison_grid(img, outputs, per, scale).save(os.path.join(out_dir, "comparisons", f"{safe}.png"))
+        if bar is not None:
+            bar.update(i + 1)
+    results = {"scale": scale, "protocol": f"PSNR/SSIM on the BT.601 Y channel, {scale} border pixels shaved; "
+               "LR = antialiased bicubic downscale of the HR crop to a multiple of the scale",
+               "methods": {label: {"mean": {k: float(np.mean([v[k] for v in per_img.values()])) for k in KEYS},
+                                   "images": per_img} for label, per_img in methods.items()}}
+    if out_dir:
+        write_reports(results, out_dir)
+    return results
+
+
+def markdown_table(results: dict) -> str:
+    bic = results["methods"]["bicubic"]["mean"]
+    lines = ["| method | PSNR-Y (dB) | vs bicubic | SSIM-Y | PSNR-RGB (dB) | s/image |", "|---|---|---|---|---|---|"]
+    for label, m in results["methods"].items():
+        a = m["mean"]
+        lines.append(f"| {label} | {a['psnr_y']:.2f} | {a['psnr_y'] - bic['psnr_y']:+.2f} | {a['ssim_y']:.4f} | "
+                     f"{a['psnr_rgb']:.2f} | {a['seconds']:.3f} |")
+    return "\n".join(lines)
+
+
+def write_reports(results: dict, out_dir: str) -> None:
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    names = list(next(iter(results["methods"].values()))["images"])
+    per_image = ["| image | " + " | ".join(results["methods"]) + " |", "|---|" + "---|" * len(results["methods"])]
+    for n in names:
+        per_image.append(f"| {n} | " + " | ".join(f"{m['images'][n]['psnr_y']:.2f} / {m['images'][n]['ssim_y']:.4f}"
+                                                  for m in results["methods"].values()) + " |")
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(f"# x{results['scale']} results\n\n{results['protocol']}.\n\n## Mean\n\n{markdown_table(results)}\n\n"
+                f"## Per image (PSNR-Y dB / SSIM-Y)\n\n" + "\n".join(per_image) + "\n")

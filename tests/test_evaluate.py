@@ -1,0 +1,75 @@
+"""sr-evaluate and the end-to-end demo."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from conftest import run_cli
+from sr_keras import demo, evaluate_lib
+from sr_keras.data import sources
+from test_export_serving import _tiny_generator
+from sr_keras import export_lib
+
+
+def _y(x):
+    x = x.astype(np.float64)
+    return 16.0 + (65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]) / 255.0
+
+
+def test_sr_evaluate_writes_results_and_its_bicubic_row_is_right(tmp_path):
+    model_dir = export_lib.export(_tiny_generator(), {"model": "srgan", "scale": 4}, str(tmp_path / "exp"), "tiny")
+    imgs = tmp_path / "hr"
+    imgs.mkdir()
+    root = sources.sample_dir()
+    for name in ("chelsea.png", "rocket.jpg"):
+        Image.open(os.path.join(root, name)).save(imgs / name.replace(".jpg", ".png"))
+    (imgs / "broken.png").write_bytes(b"nope")
+    out = tmp_path / "eval"
+    proc = run_cli("evaluate", f"--model={model_dir}", f"--images={imgs}", "--scale=4", f"--out={out}")
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped" in proc.stderr and "broken.png" in proc.stderr
+    results = json.load(open(out / "results.json"))
+    assert set(results["methods"]) == {"bicubic", "tiny v1"}
+    assert sorted(os.listdir(out / "comparisons")) == ["chelsea.png", "rocket.png"]
+    assert "| bicubic |" in (out / "results.md").read_text()
+    for name in ("chelsea.png", "rocket.png"):
+        hr = np.asarray(Image.open(imgs / name).convert("RGB"))
+        hr = hr[: hr.shape[0] // 4 * 4, : hr.shape[1] // 4 * 4]
+        lr = tf.image.resize(hr.astype(np.float32), (hr.shape[0] // 4, hr.shape[1] // 4), "bicubic", antialias=True)
+        lr = np.clip(np.round(lr.numpy()), 0, 255)
+        up = np.clip(np.round(tf.image.resize(lr, hr.shape[:2], "bicubic").numpy()), 0, 255).astype(np.uint8)
+        y_hr, y_up = _y(hr)[4:-4, 4:-4], _y(up)[4:-4, 4:-4]
+        row = results["methods"]["bicubic"]["images"][name]
+        assert abs(row["psnr_y"] - peak_signal_noise_ratio(y_hr, y_up, data_range=255)) < 0.01
+        assert abs(row["ssim_y"] - structural_similarity(y_hr, y_up, data_range=255, gaussian_weights=True, sigma=1.5,
+                                                         use_sample_covariance=False)) < 0.001
+        assert 20 < row["psnr_y"] < 40 and row["seconds"] >= 0
+        model_row = results["methods"]["tiny v1"]["images"][name]
+        assert np.isfinite(model_row["psnr_y"]) and 0 <= model_row["ssim_y"] <= 1
+    mean = results["methods"]["bicubic"]["mean"]["psnr_y"]
+    assert mean == pytest.approx(np.mean([v["psnr_y"] for v in results["methods"]["bicubic"]["images"].values()]))
+
+
+def test_evaluate_reads_the_val_split_of_a_tfrecord_folder(sample_data):
+    images, skipped = evaluate_lib.load_images(sample_data, 4)
+    assert sorted(i.name for i in images) == sorted(sources.SAMPLE_VAL) and not skipped
+    with pytest.raises(ValueError, match="built for x4"):
+        evaluate_lib.load_images(sample_data, 2)
+
+
+@pytest.mark.slow
+def test_demo_smoke_with_the_tiny_preset(tmp_path):
+    done = demo.run_demo("tiny", str(tmp_path / "data"), str(tmp_path / "runs"), str(tmp_path / "export"),
+                         str(tmp_path / "out"), verbose=False)
+    methods = done["results"]["methods"]
+    assert {"bicubic", "demo_srgan", "demo_dcgan"} <= set(methods)
+    assert all(np.isfinite(m["mean"]["psnr_y"]) for m in methods.values())
+    assert os.path.exists(os.path.join(done["eval_dir"], "results.md"))
+    assert len(os.listdir(os.path.join(done["eval_dir"], "comparisons"))) == len(sources.SAMPLE_VAL)
+    assert any(p.endswith("_compare.png") for p in done["enhanced"])
+    assert sorted(os.listdir(tmp_path / "export")) == ["demo_dcgan", "demo_srgan"]
