@@ -33,7 +33,7 @@ default-model: install
 	$(PY) -m sr_keras.build_tfrecords --source=sample --out_dir=tfrecords/sample_x4
 	$(PY) -m sr_keras.train --model=srgan --preset=photo_x4 --data=tfrecords/sample_x4 \
 	  --workdir=$(DEFAULT_RUN) --mixed_precision=mixed_bfloat16 --seed=0
-	$(PY) -m sr_keras.default_model --workdir=$(DEFAULT_RUN)
+	$(PY) -m sr_keras.make_default_model --workdir=$(DEFAULT_RUN)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

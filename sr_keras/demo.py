@@ -54,7 +54,9 @@ def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, v
         if kind == "srgan" and cfg.content_loss.startswith("vgg"):
             cfg = dataclasses.replace(cfg, vgg_weights=vgg)
         workdir = os.path.join(runs, kind)
-        train_lib.train_and_evaluate(cfg, workdir, distribute.make_strategy("auto"), verbose=verbose)
+        strategy = distribute.make_strategy("auto")
+        cfg = dataclasses.replace(cfg, mixed_precision=distribute.auto_mixed_precision(strategy))
+        train_lib.train_and_evaluate(cfg, workdir, strategy, verbose=verbose)
         _banner(f"3/6 Exporting {kind}")
         generator, meta = export_lib.generator_from_workdir(workdir)
         exported[kind] = export_lib.export(generator, meta, export_dir, f"demo_{kind}")

@@ -31,6 +31,7 @@ class ModelNotFoundError(FileNotFoundError):
 
 
 def _default_model_path() -> str:
+    """The shipped default model: a TF Serving model base path (version folder `1/`) inside the package."""
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model")
 
 

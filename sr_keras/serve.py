@@ -10,7 +10,8 @@ from absl import app, flags
 
 from sr_keras.cli_utils import fail, quiet_tf_logs
 
-_BASE = flags.DEFINE_string("model_base_path", None, "Folder of numbered SavedModel versions (export/<name>).")
+_BASE = flags.DEFINE_string("model_base_path", None, "Folder of numbered SavedModel versions (export/<name>); "
+                            "default: the model that ships with the package, served as `default`.")
 _NAME = flags.DEFINE_string("model_name", None, "Model name in URLs (default: the folder's name).")
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0 for all).")
 _PORT = flags.DEFINE_integer("port", 8501, "REST port (TF Serving's default is 8501).")
@@ -23,13 +24,19 @@ _POLL = flags.DEFINE_float("poll_seconds", 2.0, "How often to look for new versi
 def main(argv):
     del argv
     quiet_tf_logs()
+    from sr_keras import inference
     from sr_keras.serving import server
 
-    if not _BASE.value:
-        fail("--model_base_path is required (e.g. export/srgan)")
-    name = _NAME.value or os.path.basename(os.path.normpath(_BASE.value))
+    base = _BASE.value
+    name = _NAME.value
+    if not base:
+        base = inference._default_model_path()
+        name = name or "default"
+        if not os.path.isdir(base):
+            fail("no default model ships with this install; pass --model_base_path=export/<model_name>")
+    name = name or os.path.basename(os.path.normpath(base))
     try:
-        server.serve(_BASE.value, name, _HOST.value, _PORT.value, _MAX_MB.value, _CONCURRENCY.value, _QUEUE.value,
+        server.serve(base, name, _HOST.value, _PORT.value, _MAX_MB.value, _CONCURRENCY.value, _QUEUE.value,
                      _POLL.value)
     except (ValueError, OSError) as e:
         fail(str(e))

@@ -38,7 +38,8 @@ _STRATEGY = flags.DEFINE_enum("strategy", "auto", ["auto", "default", "one_devic
 _CPU_REPLICAS = flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into N logical devices (testing).")
 _TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 _VGG = flags.DEFINE_string("vgg_weights", None, "imagenet | PATH to the VGG19 notop .h5 | none (not perceptual).")
-_MIXED = flags.DEFINE_enum("mixed_precision", None, ["mixed_float16", "mixed_bfloat16"], "Mixed precision.")
+_MIXED = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "none", "mixed_float16", "mixed_bfloat16"],
+                           "Mixed precision. auto: mixed_bfloat16 on TPUs and CPUs with native bf16, else none.")
 _JIT = flags.DEFINE_bool("jit_compile", None, "XLA-compile the train step.")
 _CKPT_EVERY = flags.DEFINE_integer("ckpt_every", None, "Steps between checkpoints.")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", None, "Steps between validation runs.")
@@ -48,7 +49,7 @@ flags.mark_flag_as_required("workdir")
 
 _OVERRIDES = {"data": _DATA, "batch_size": _BATCH, "hr_crop": _HR_CROP, "pretrain_steps": _PRETRAIN,
               "gan_steps": _GAN, "lr": _LR, "lr_schedule": _LR_SCHEDULE, "pretrain_loss": _PRETRAIN_LOSS, "content_loss": _CONTENT, "adv_weight": _ADV_WEIGHT,
-              "d_steps": _D_STEPS, "ema_decay": _EMA, "vgg_weights": _VGG, "mixed_precision": _MIXED,
+              "d_steps": _D_STEPS, "ema_decay": _EMA, "vgg_weights": _VGG,
               "jit_compile": _JIT, "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY, "seed": _SEED}
 _MODEL_OVERRIDES = {"num_blocks": _BLOCKS, "filters": _FILTERS, "bicubic_skip": _BICUBIC_SKIP}
 
@@ -75,6 +76,9 @@ def main(argv):
     keras.utils.set_random_seed(cfg.seed)
     try:
         strategy = distribute.make_strategy(_STRATEGY.value, _CPU_REPLICAS.value, _TPU.value)
+        policy = {"auto": distribute.auto_mixed_precision(strategy), "none": None}.get(_MIXED.value, _MIXED.value)
+        cfg = dataclasses.replace(cfg, mixed_precision=policy)
+        print(f"mixed precision: {policy or 'off (float32)'}", flush=True)
         result = train_lib.train_and_evaluate(cfg, _WORKDIR.value, strategy)
     except (train_lib.TrainError, VGGWeightsError, ValueError) as e:
         fail(str(e))

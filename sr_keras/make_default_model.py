@@ -1,6 +1,6 @@
 """Ships a trained run as the package's default model (`make default-model` runs this last).
 
-  python -m sr_keras.default_model --workdir=runs/default_x4
+  python -m sr_keras.make_default_model --workdir=runs/default_x4
 
 Exports the run's EMA generator into sr_keras/default_model/1/ (a TF Serving model base path, so `sr-serve`
 serves it too), evaluates it against bicubic on the held-back sample photos with sr-evaluate's code, and writes
@@ -117,7 +117,7 @@ def main(argv):
             "recipe": "sr-build-tfrecords --source=sample --out_dir=tfrecords/sample_x4\n"
                       "sr-train --model=srgan --preset=photo_x4 --data=tfrecords/sample_x4 "
                       "--workdir=runs/default_x4 --mixed_precision=mixed_bfloat16 --seed=0\n"
-                      "python -m sr_keras.default_model --workdir=runs/default_x4",
+                      "python -m sr_keras.make_default_model --workdir=runs/default_x4",
             "data": {"description": "The scikit-image sample photos (`--source=sample`), x4 antialiased bicubic "
                                     "degradation, random 96x96 HR crops with flips and 90-degree rotations.",
                      "train": [p for p in sources.SAMPLE_PHOTOS if p not in sources.SAMPLE_VAL],
@@ -130,6 +130,7 @@ def main(argv):
             "runtime": f"{sec / len(images):.2f} s per image ({mp / sec:.2f} output MP/s) through sr_keras.load() "
                        f"on {os.cpu_count()} CPU cores, float32.",
         }
+        generator.save(os.path.join(staging, "default_model", "generator.keras"))  # For Keras users and tools.
         with open(os.path.join(staging, "default_model", "card.json"), "w") as f:
             json.dump(card, f, indent=2)
         with open(os.path.join(staging, "default_model", "MODEL_CARD.md"), "w") as f:

@@ -1,0 +1,210 @@
+"""Inference benchmarks (not tests): SRGAN (B=16) output MP/s through the Python API, the SavedModel signature and
+the REST server; REST overhead; peak RSS of tiled 2000x1500 inference; where fp32 time goes; XLA and bf16.
+
+    .venv/bin/python benchmarks/bench_infer.py [--out=benchmarks/out/infer.json]
+
+Speed does not depend on weight values, so the SRGAN generator has random weights. Quality checks (XLA/bf16
+within 0.05 dB of fp32) use the shipped default model when present, on the held-back sample photos.
+"""
+
+import base64
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+_OUT = flags.DEFINE_string("out", "benchmarks/out/infer.json", "Where to write the figures.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (best is kept).")
+_RSS_CHILD = flags.DEFINE_string("rss_child", None, "Internal: measure peak RSS of tiled inference of this model.")
+
+
+def best_seconds(fn, repeats):
+    fn()  # Warm-up (tracing, allocation).
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def conv_flops(model, h, w):
+    """Multiply-adds x 2 of every conv in `model` for an h x w input (shapes measured on the model itself)."""
+    import keras
+    import numpy as np
+
+    convs = [lyr for lyr in model.layers if isinstance(lyr, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
+    probe = keras.Model(model.input, [c.output for c in convs])
+    outs = probe(np.zeros((1, 8, 8, 3), "float32"), training=False)
+    total = 0
+    for c, o in zip(convs, outs):
+        k = c.kernel.shape
+        pixels = (o.shape[1] / 8 * h) * (o.shape[2] / 8 * w)
+        total += 2 * pixels * k[0] * k[1] * k[2] * k[3]
+    return total
+
+
+def matmul_gflops(n=2048, repeats=5):
+    import tensorflow as tf
+
+    a = tf.random.uniform([n, n])
+    b = tf.random.uniform([n, n])
+    f = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    sec = best_seconds(lambda: f().numpy(), repeats)
+    return 2 * n**3 / sec / 1e9
+
+
+def time_breakdown(g, size, repeats):
+    """Seconds of each stage of the generator on a size x size input."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    names = [lyr.name for lyr in g.layers]
+    cut_trunk = g.get_layer("long_skip").output
+    cut_up = g.get_layer(f"up{sum(n.endswith('_shuffle') for n in names) - 1}_prelu").output
+    parts = {"trunk (LR resolution: stem, residual blocks)": keras.Model(g.input, cut_trunk),
+             "trunk + upsampling": keras.Model(g.input, cut_up), "whole": g}
+    x = np.random.rand(1, size, size, 3).astype("float32")
+    secs = {}
+    for label, m in parts.items():
+        f = tf.function(lambda t, m=m: m(t, training=False))
+        secs[label] = best_seconds(lambda: f(x).numpy(), repeats)
+    trunk, up, whole = secs.values()
+    return {"trunk_fraction": trunk / whole, "upsampling_fraction": (up - trunk) / whole,
+            "final_9x9_conv_fraction": (whole - up) / whole, "seconds": whole}
+
+
+def rest_seconds(model_dir, png_bytes, repeats):
+    from sr_keras import client
+    from sr_keras.serving.registry import ModelRegistry
+    from sr_keras.serving.server import BackgroundServer
+
+    reg = ModelRegistry("bench", model_dir)
+    reg.poll()
+    with BackgroundServer(reg, max_request_mb=64) as bg:
+        return best_seconds(lambda: client.enhance_bytes(png_bytes, bg.url, "bench"), repeats)
+
+
+def peak_rss_child(model_dir):
+    """Runs tiled 2000x1500 x4 inference in a fresh process; returns (peak RSS MB, baseline RSS MB, seconds)."""
+    proc = subprocess.run([sys.executable, __file__, f"--rss_child={model_dir}"], capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _rss_child(model_dir):
+    import numpy as np
+
+    import sr_keras
+
+    m = sr_keras.load(model_dir)
+    m.enhance(np.zeros((64, 64, 3), np.uint8))
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    img = np.random.default_rng(0).integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
+    start = time.perf_counter()
+    out = m.enhance(img)
+    sec = time.perf_counter() - start
+    assert out.shape == (6000, 8000, 3)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_rss_mb": round(peak, 1), "rss_before_mb": round(base, 1), "seconds": round(sec, 2),
+                      "output_mb": out.nbytes / 1e6}))
+
+
+def quality_variants(repeats):
+    """XLA and bf16 inference vs fp32: speed and PSNR-Y on the held-back photos (the default model)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from sr_keras import evaluate_lib, inference
+
+    try:
+        path = inference.resolve_model_path(None)
+    except inference.ModelNotFoundError:
+        return {"skipped": "no default model shipped; quality comparison needs a trained model"}
+    kpath = os.path.join(os.path.dirname(path), "generator.keras")
+    g = keras.models.load_model(kpath, safe_mode=True, compile=False)
+    images, _ = evaluate_lib.load_images("sample", 4)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        g16 = keras.models.clone_model(g)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    g16.set_weights(g.get_weights())
+    fns = {"fp32": tf.function(lambda x: g(x, training=False)),
+           "xla": tf.function(lambda x: g(x, training=False), jit_compile=True),
+           "bf16": tf.function(lambda x: tf.cast(g16(x, training=False), tf.float32))}
+    out = {}
+    for label, fn in fns.items():
+        psnrs, secs = [], 0.0
+        for img in images:
+            x = tf.constant(img.lr[None].astype("float32") / 255.0)
+            secs += best_seconds(lambda: fn(x).numpy(), repeats)
+            sr = np.clip(np.round(fn(x).numpy()[0] * 255), 0, 255).astype(np.uint8)
+            psnrs.append(evaluate_lib.score(img.hr, sr, 4)["psnr_y"])
+        out[label] = {"seconds": secs, "psnr_y": float(np.mean(psnrs))}
+    for label in ("xla", "bf16"):
+        out[label]["speedup_vs_fp32"] = out["fp32"]["seconds"] / out[label]["seconds"]
+        out[label]["psnr_delta_db"] = out[label]["psnr_y"] - out["fp32"]["psnr_y"]
+        out[label]["faster_within_0.05db"] = (out[label]["speedup_vs_fp32"] > 1.0
+                                              and abs(out[label]["psnr_delta_db"]) <= 0.05)
+    return out
+
+
+def main(argv):
+    del argv
+    if _RSS_CHILD.value:
+        return _rss_child(_RSS_CHILD.value)
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from sr_keras import export_lib, inference
+    from sr_keras.models import build_srgan_generator
+
+    reps = _REPEATS.value
+    results = {"matmul_fp32_gflops": matmul_gflops()}
+    g = build_srgan_generator()
+    with tempfile.TemporaryDirectory() as tmp:
+        version = export_lib.export(g, {"model": "srgan", "scale": 4}, tmp, "srgan16")
+        m = inference.Enhancer(version)
+        sig = tf.saved_model.load(version).signatures["enhance"]
+        for size in (128, 512):
+            img = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+            out_mp = (4 * size) ** 2 / 1e6
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG")
+            api = best_seconds(lambda: m.enhance(img, tile=0), reps)
+            api_tiled = best_seconds(lambda: m.enhance(img), reps)
+            saved = best_seconds(lambda: sig(lr_image=tf.constant(img[None]))["sr_image"].numpy(), reps)
+            rest = rest_seconds(os.path.dirname(version), buf.getvalue(), reps)
+            flops = conv_flops(g, size, size)
+            results[f"{size}x{size}"] = {
+                "output_mp": out_mp, "api_mp_per_s": out_mp / api, "api_default_tiling_mp_per_s": out_mp / api_tiled,
+                "savedmodel_mp_per_s": out_mp / saved, "rest_mp_per_s": out_mp / rest,
+                "rest_over_savedmodel_time": rest / saved, "api_over_savedmodel_time": api / saved,
+                "gflop": flops / 1e9, "savedmodel_gflops": flops / saved / 1e9,
+                "savedmodel_fraction_of_matmul": flops / saved / 1e9 / results["matmul_fp32_gflops"]}
+            print(size, json.dumps(results[f"{size}x{size}"]), flush=True)
+        results["time_breakdown_256"] = time_breakdown(g, 256, reps)
+        results["tiled_2000x1500"] = peak_rss_child(os.path.dirname(version))
+    results["xla_bf16_quality"] = quality_variants(reps)
+    os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
+    with open(_OUT.value, "w") as f:
+        json.dump(results, f, indent=2, default=float)
+    print(json.dumps(results, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))

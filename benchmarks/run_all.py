@@ -1,0 +1,67 @@
+"""`make bench`: every benchmark in one run, plus the hardware reference, into benchmarks/results.{json,md}.
+
+Runs bench_data.py, bench_train.py and bench_infer.py one after another (each in its own process, so one's memory
+does not weigh on the next) and a dense fp32 matmul as the machine's reference rate. Figures are not pass/fail:
+compare ratios measured in the same run, since the machine is shared and noisy.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "out")
+
+
+def run(script, *args):
+    out = os.path.join(OUT, script.replace("bench_", "").replace(".py", ".json"))
+    print(f"== {script} ==", flush=True)
+    start = time.time()
+    subprocess.run([sys.executable, os.path.join(HERE, script), f"--out={out}", *args], check=True,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    print(f"   ({time.time() - start:.0f} s)", flush=True)
+    with open(out) as f:
+        return json.load(f)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    data = run("bench_data.py")
+    train = run("bench_train.py")
+    infer = run("bench_infer.py")
+    matmul = infer["matmul_fp32_gflops"]
+    results = {"data": data, "train": train, "infer": infer, "matmul_fp32_gflops": matmul}
+    with open(os.path.join(HERE, "results.json"), "w") as f:
+        json.dump(results, f, indent=2, default=float)
+    b = data["build"]
+    rows = [
+        ("build images/s, 1 worker", f"{b['images_per_s_1_worker']:.1f}"),
+        (f"build images/s, {b['cores']} workers",
+         f"{b['images_per_s_%d_workers' % b['cores']]:.1f} ({b['speedup']:.2f}x)"),
+        ("reader crops/s (96 px, decode every crop)",
+         f"{data['reader_96px_batch16']['crops_per_s_decode_every_crop']:.0f}"),
+    ]
+    for kind in ("srgan", "dcgan"):
+        t = train[kind]
+        rows.append((f"{kind} train step images/s (synthetic / reader / bf16 / XLA)",
+                     f"{t['synthetic_fp32']:.2f} / {t['reader_fp32']:.2f} / {t['synthetic_bf16']} / "
+                     f"{t['synthetic_xla']}"))
+    for size in ("128x128", "512x512"):
+        i = infer[size]
+        rows.append((f"SRGAN inference output MP/s, {size} input (API / SavedModel / REST)",
+                     f"{i['api_mp_per_s']:.3f} / {i['savedmodel_mp_per_s']:.3f} / {i['rest_mp_per_s']:.3f}"))
+        rows.append((f"SRGAN inference GFLOP/s, {size} (fraction of matmul)",
+                     f"{i['savedmodel_gflops']:.1f} ({i['savedmodel_fraction_of_matmul']:.2f})"))
+    rows.append(("dense fp32 matmul GFLOP/s (reference)", f"{matmul:.1f}"))
+    t = infer["tiled_2000x1500"]
+    rows.append(("peak RSS, tiled 2000x1500 -> 8000x6000", f"{t['peak_rss_mb']:.0f} MB ({t['seconds']:.0f} s)"))
+    table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
+    with open(os.path.join(HERE, "results.md"), "w") as f:
+        f.write(f"# Benchmarks ({os.cpu_count()} CPU cores)\n\n{table}\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

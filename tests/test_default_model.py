@@ -1,0 +1,55 @@
+"""The default model that ships inside the package (sr_keras/default_model/, made by `make default-model`)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import sr_keras
+from conftest import run_cli
+from sr_keras import evaluate_lib, inference
+from sr_keras.data import sources
+
+DEFAULT = inference._default_model_path()
+
+
+@pytest.fixture(scope="module")
+def card():
+    with open(os.path.join(DEFAULT, "card.json")) as f:
+        return json.load(f)
+
+
+def test_default_model_ships_small_with_its_signatures(card):
+    version = os.path.join(DEFAULT, "1")
+    sigs = tf.saved_model.load(version).signatures
+    assert {"serving_default", "enhance", "enhance_float"} <= set(sigs)
+    assert dict(sigs["enhance"].structured_input_signature[1])["lr_image"].dtype == tf.uint8
+    size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(DEFAULT) for f in fs)
+    assert size < 10e6
+    assert os.path.exists(os.path.join(DEFAULT, "MODEL_CARD.md"))
+    assert sr_keras.load().scale == 4 == card["scale"]
+
+
+def test_default_model_beats_bicubic_on_every_held_back_photo():
+    m = sr_keras.load()
+    images, _ = evaluate_lib.load_images("sample", 4)
+    assert sorted(i.name for i in images) == sorted(sources.SAMPLE_VAL)
+    for img in images:
+        sr = m.enhance(img.lr)
+        bic = evaluate_lib.bicubic_upscale(img.lr, 4)
+        assert evaluate_lib.score(img.hr, sr, 4)["psnr_y"] > evaluate_lib.score(img.hr, bic, 4)["psnr_y"], img.name
+
+
+def test_card_numbers_are_what_sr_evaluate_reproduces(card, tmp_path):
+    proc = run_cli("evaluate", "--model=default", "--images=sample", f"--out={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    results = json.load(open(tmp_path / "results.json"))
+    for method in ("bicubic", "default"):
+        for key in ("psnr_y", "ssim_y"):
+            got = results["methods"][method]["mean"][key]
+            want = card["validation"]["mean"][method][key]
+            assert abs(got - want) < (0.02 if key == "psnr_y" else 2e-4), (method, key, got, want)
+    gain = results["methods"]["default"]["mean"]["psnr_y"] - results["methods"]["bicubic"]["mean"]["psnr_y"]
+    assert np.isfinite(gain) and gain > 0
