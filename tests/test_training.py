@@ -171,6 +171,15 @@ def test_killed_training_resumes_at_the_saved_step(sample_data, tmp_path):
     assert tf.train.latest_checkpoint(str(ckpts)).endswith("ckpt-60")
 
 
+@pytest.mark.slow
+def test_cli_mirrored_on_two_logical_cpus(sample_data, tmp_path):
+    proc = run_cli("train", "--preset=tiny", "--model=dcgan", f"--data={sample_data}", f"--workdir={tmp_path}/m",
+                   "--strategy=mirrored", "--cpu_replicas=2", "--pretrain_steps=1", "--gan_steps=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(x) for x in open(tmp_path / "m" / "metrics.jsonl")]
+    assert [x["step"] for x in lines] == [1, 2] and "val/psnr_y" in lines[-1]
+
+
 def _free_ports(n):
     socks = [socket.socket() for _ in range(n)]
     for s in socks:

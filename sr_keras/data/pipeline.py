@@ -113,6 +113,8 @@ def make_dataset(data_dir: str, split: str, hr_crop: int, batch_size: int, train
         raise DataError(f"{data_dir} was built for x{data_scale}, not x{scale}; rebuild it with "
                         f"sr-build-tfrecords --scale={scale}")
     files = shard_files(data_dir, split, manifest)
+    if training and hr_crop <= 0:
+        raise DataError("training batches need a crop: pass hr_crop > 0 (a multiple of the scale)")
     if hr_crop:
         _check_crop(manifest, split, hr_crop, data_scale)
     repeat = training if repeat is None else repeat
