@@ -30,6 +30,7 @@ class ModelConfig:
     d_filters: int = 64  # Discriminator width of the first conv; doubles per stage.
     d_dense: int = 1024  # SRGAN discriminator hidden dense units.
     bicubic_skip: bool = False  # Output = bicubic(lr) + f(lr), last conv zero-initialised (VDSR-style).
+    batch_norm: bool = True  # SRGAN generator BatchNorms (False: EDSR-style, for PSNR-oriented models).
 
 
 @dataclasses.dataclass(frozen=True)

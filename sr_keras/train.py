@@ -29,6 +29,7 @@ _PRETRAIN_LOSS = flags.DEFINE_enum("pretrain_loss", None, ["mse", "l1"], "Phase-
 _BLOCKS = flags.DEFINE_integer("num_blocks", None, "Generator residual blocks.")
 _FILTERS = flags.DEFINE_integer("filters", None, "Generator width.")
 _BICUBIC_SKIP = flags.DEFINE_bool("bicubic_skip", None, "Output = bicubic(lr) + f(lr) (VDSR-style residual).")
+_BATCH_NORM = flags.DEFINE_bool("batch_norm", None, "SRGAN generator BatchNorms (--nobatch_norm: EDSR-style).")
 _CONTENT = flags.DEFINE_enum("content_loss", None, ["vgg54", "vgg22", "l1", "mse"], "Phase-2 content loss.")
 _ADV_WEIGHT = flags.DEFINE_float("adv_weight", None, "Weight of the adversarial loss.")
 _D_STEPS = flags.DEFINE_integer("d_steps", None, "Discriminator updates per generator update.")
@@ -51,7 +52,8 @@ _OVERRIDES = {"data": _DATA, "batch_size": _BATCH, "hr_crop": _HR_CROP, "pretrai
               "gan_steps": _GAN, "lr": _LR, "lr_schedule": _LR_SCHEDULE, "pretrain_loss": _PRETRAIN_LOSS, "content_loss": _CONTENT, "adv_weight": _ADV_WEIGHT,
               "d_steps": _D_STEPS, "ema_decay": _EMA, "vgg_weights": _VGG,
               "jit_compile": _JIT, "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY, "seed": _SEED}
-_MODEL_OVERRIDES = {"num_blocks": _BLOCKS, "filters": _FILTERS, "bicubic_skip": _BICUBIC_SKIP}
+_MODEL_OVERRIDES = {"num_blocks": _BLOCKS, "filters": _FILTERS, "bicubic_skip": _BICUBIC_SKIP,
+                    "batch_norm": _BATCH_NORM}
 
 
 def resolve_config():

@@ -57,14 +57,17 @@ def batch_norm(name: str) -> keras.layers.BatchNormalization:
     return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True, name=name)
 
 
-def residual_block(x, filters: int, activation: str, name: str):
-    """conv3x3 - BN - act - conv3x3 - BN, plus the identity skip (SRResNet / the DCGAN variant)."""
+def residual_block(x, filters: int, activation: str, name: str, use_bn: bool = True):
+    """conv3x3 - BN - act - conv3x3 - BN, plus the identity skip (SRResNet / the DCGAN variant).
+    `use_bn=False` drops both BatchNorms, as EDSR (Lim et al. 2017) does for PSNR-oriented models."""
     skip = x
     x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv1")(x)
-    x = batch_norm(f"{name}_bn1")(x)
+    if use_bn:
+        x = batch_norm(f"{name}_bn1")(x)
     x = activate(x, activation, f"{name}_act")
     x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(x)
-    x = batch_norm(f"{name}_bn2")(x)
+    if use_bn:
+        x = batch_norm(f"{name}_bn2")(x)
     return keras.layers.Add(name=f"{name}_add")([skip, x])
 
 

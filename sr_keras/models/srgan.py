@@ -11,11 +11,13 @@ from sr_keras.models.layers import batch_norm, PixelShuffle, activate, image_out
 
 
 def build_srgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 16, upsample_filters: int = 256,
-                          bicubic_skip: bool = False, name: str = "srgan_generator") -> keras.Model:
+                          bicubic_skip: bool = False, batch_norm_layers: bool = True,
+                          name: str = "srgan_generator") -> keras.Model:
     """SRResNet: 9x9 conv + PReLU, B residual blocks, conv + BN + long skip, log2(scale) x (conv -> pixel
     shuffle x2 -> PReLU), 9x9 conv to RGB. Fully convolutional: input (None, None, 3) in [0, 1].
 
-    With the defaults at scale 4 it has exactly 1,554,883 parameters.
+    With the defaults at scale 4 it has exactly 1,554,883 parameters. `batch_norm_layers=False` removes the
+    BatchNorms (EDSR-style), which suits PSNR-oriented training.
     """
     if scale not in (2, 4, 8):
         raise ValueError(f"SRGAN upsamples by powers of two; scale={scale} is not 2, 4 or 8")
@@ -24,9 +26,10 @@ def build_srgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 1
     x = keras.layers.Conv2D(filters, 9, padding="same", name="stem_conv")(lr)
     x = stem = activate(x, "prelu", "stem_prelu")
     for i in range(num_blocks):
-        x = residual_block(x, filters, "prelu", name=f"block{i}")
+        x = residual_block(x, filters, "prelu", name=f"block{i}", use_bn=batch_norm_layers)
     x = keras.layers.Conv2D(filters, 3, padding="same", name="trunk_conv")(x)
-    x = batch_norm("trunk_bn")(x)
+    if batch_norm_layers:
+        x = batch_norm("trunk_bn")(x)
     x = keras.layers.Add(name="long_skip")([stem, x])
     for i in range(int(math.log2(scale))):
         x = keras.layers.Conv2D(upsample_filters, 3, padding="same", name=f"up{i}_conv")(x)
