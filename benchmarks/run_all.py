@@ -55,7 +55,7 @@ def main():
         rows.append((f"SRGAN inference GFLOP/s, {size} (fraction of matmul)",
                      f"{i['savedmodel_gflops']:.1f} ({i['savedmodel_fraction_of_matmul']:.2f})"))
     rows.append(("dense fp32 matmul GFLOP/s (reference)", f"{matmul:.1f}"))
-    t = infer["tiled_2000x1500"]
+    t = infer["tiled_2000x1500"]  # bench_infer's default --big
     rows.append(("peak RSS, tiled 2000x1500 -> 8000x6000", f"{t['peak_rss_mb']:.0f} MB ({t['seconds']:.0f} s)"))
     table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
     with open(os.path.join(HERE, "results.md"), "w") as f:
