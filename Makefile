@@ -25,7 +25,7 @@ demo: install
 	$(PY) -m sr_keras.demo
 
 bench: install
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 # The shipped default model (sr_keras/default_model/), reproducibly: data, flags and evaluation.
 DEFAULT_RUN := runs/default_x4

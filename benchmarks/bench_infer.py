@@ -125,8 +125,41 @@ def _rss_child(model_dir):
                       "output_mb": out.nbytes / 1e6}))
 
 
+def _variants(g):
+    import keras
+    import tensorflow as tf
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        g16 = keras.models.clone_model(g)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    g16.set_weights(g.get_weights())
+    return {"fp32": tf.function(lambda x: g(x, training=False)),
+            "xla": tf.function(lambda x: g(x, training=False), jit_compile=True),
+            "bf16": tf.function(lambda x: tf.cast(g16(x, training=False), tf.float32))}
+
+
+def speed_variants(g, size, repeats):
+    """fp32 vs XLA vs bf16 inference seconds of generator `g` on a size x size input."""
+    import numpy as np
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(0).random((1, size, size, 3)).astype("float32"))
+    out = {}
+    for label, fn in _variants(g).items():
+        try:
+            out[label] = best_seconds(lambda: fn(x).numpy(), repeats)
+        except Exception as e:  # e.g. an op without an XLA kernel: report it.
+            out[label] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
+    for label in ("xla", "bf16"):
+        if isinstance(out[label], float):
+            out[f"{label}_speedup"] = out["fp32"] / out[label]
+    return out
+
+
 def quality_variants(repeats):
-    """XLA and bf16 inference vs fp32: speed and PSNR-Y on the held-back photos (the default model)."""
+    """bf16 (and XLA) inference vs fp32 of the shipped default model on the held-back photos: PSNR-Y and time."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -137,32 +170,27 @@ def quality_variants(repeats):
         path = inference.resolve_model_path(None)
     except inference.ModelNotFoundError:
         return {"skipped": "no default model shipped; quality comparison needs a trained model"}
-    kpath = os.path.join(os.path.dirname(path), "generator.keras")
-    g = keras.models.load_model(kpath, safe_mode=True, compile=False)
+    g = keras.models.load_model(os.path.join(os.path.dirname(path), "generator.keras"), safe_mode=True,
+                                compile=False)
     images, _ = evaluate_lib.load_images("sample", 4)
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        g16 = keras.models.clone_model(g)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    g16.set_weights(g.get_weights())
-    fns = {"fp32": tf.function(lambda x: g(x, training=False)),
-           "xla": tf.function(lambda x: g(x, training=False), jit_compile=True),
-           "bf16": tf.function(lambda x: tf.cast(g16(x, training=False), tf.float32))}
     out = {}
-    for label, fn in fns.items():
-        psnrs, secs = [], 0.0
-        for img in images:
-            x = tf.constant(img.lr[None].astype("float32") / 255.0)
-            secs += best_seconds(lambda: fn(x).numpy(), repeats)
-            sr = np.clip(np.round(fn(x).numpy()[0] * 255), 0, 255).astype(np.uint8)
-            psnrs.append(evaluate_lib.score(img.hr, sr, 4)["psnr_y"])
-        out[label] = {"seconds": secs, "psnr_y": float(np.mean(psnrs))}
+    for label, fn in _variants(g).items():
+        try:
+            psnrs, secs = [], 0.0
+            for img in images:
+                x = tf.constant(img.lr[None].astype("float32") / 255.0)
+                secs += best_seconds(lambda: fn(x).numpy(), repeats)
+                sr = np.clip(np.round(fn(x).numpy()[0] * 255), 0, 255).astype(np.uint8)
+                psnrs.append(evaluate_lib.score(img.hr, sr, 4)["psnr_y"])
+            out[label] = {"seconds": secs, "psnr_y": float(np.mean(psnrs))}
+        except Exception as e:
+            out[label] = {"failed": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"}
     for label in ("xla", "bf16"):
-        out[label]["speedup_vs_fp32"] = out["fp32"]["seconds"] / out[label]["seconds"]
-        out[label]["psnr_delta_db"] = out[label]["psnr_y"] - out["fp32"]["psnr_y"]
-        out[label]["faster_within_0.05db"] = (out[label]["speedup_vs_fp32"] > 1.0
-                                              and abs(out[label]["psnr_delta_db"]) <= 0.05)
+        if "seconds" in out[label]:
+            out[label]["speedup_vs_fp32"] = out["fp32"]["seconds"] / out[label]["seconds"]
+            out[label]["psnr_delta_db"] = out[label]["psnr_y"] - out["fp32"]["psnr_y"]
+            out[label]["faster_within_0.05db"] = (out[label]["speedup_vs_fp32"] > 1.0
+                                                  and abs(out[label]["psnr_delta_db"]) <= 0.05)
     return out
 
 
@@ -204,8 +232,11 @@ def main(argv):
                 "savedmodel_fraction_of_matmul": flops / saved / 1e9 / results["matmul_fp32_gflops"]}
             print(size, json.dumps(results[f"{size}x{size}"]), flush=True)
         results["time_breakdown_128"] = time_breakdown(g, 128, reps)
-        results["tiled_%sx%s" % (_BIG.value[1], _BIG.value[0])] = peak_rss_child(os.path.dirname(version),
-                                                                                 _BIG.value)
+        results["srgan16_variants_128"] = speed_variants(g, 128, reps)
+        print("variants", json.dumps(results["srgan16_variants_128"], default=float), flush=True)
+        key = "tiled_%sx%s" % (_BIG.value[1], _BIG.value[0])
+        results[key] = peak_rss_child(os.path.dirname(version), _BIG.value)
+        print(key, json.dumps(results[key]), flush=True)
     results["xla_bf16_quality"] = quality_variants(reps)
     os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
     with open(_OUT.value, "w") as f:

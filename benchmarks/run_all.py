@@ -15,8 +15,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "out")
 
 
-def run(script, *args):
-    out = os.path.join(OUT, script.replace("bench_", "").replace(".py", ".json"))
+def run(out_dir, script, *args):
+    out = os.path.join(out_dir, script.replace("bench_", "").replace(".py", ".json"))
     print(f"== {script} ==", flush=True)
     start = time.time()
     subprocess.run([sys.executable, os.path.join(HERE, script), f"--out={out}", *args], check=True,
@@ -27,13 +27,16 @@ def run(script, *args):
 
 
 def main():
-    os.makedirs(OUT, exist_ok=True)
-    data = run("bench_data.py")
-    train = run("bench_train.py")
-    infer = run("bench_infer.py")
+    # --quick: the same pipeline with small sizes and few steps (checks that `make bench` works; figures are rough).
+    quick = "--quick" in sys.argv
+    out_dir, suffix = (os.path.join(OUT, "quick"), "_quick") if quick else (OUT, "")
+    os.makedirs(out_dir, exist_ok=True)
+    data = run(out_dir, "bench_data.py", *(["--repeats=1", "--batches=10"] if quick else []))
+    train = run(out_dir, "bench_train.py", *(["--steps=1"] if quick else []))
+    infer = run(out_dir, "bench_infer.py", *(["--sizes=64,128", "--big=300,400", "--repeats=1"] if quick else []))
     matmul = infer["matmul_fp32_gflops"]
     results = {"data": data, "train": train, "infer": infer, "matmul_fp32_gflops": matmul}
-    with open(os.path.join(HERE, "results.json"), "w") as f:
+    with open(os.path.join(HERE, f"results{suffix}.json"), "w") as f:
         json.dump(results, f, indent=2, default=float)
     b = data["build"]
     rows = [
@@ -48,17 +51,18 @@ def main():
         rows.append((f"{kind} train step images/s (synthetic / reader / bf16 / XLA)",
                      f"{t['synthetic_fp32']:.2f} / {t['reader_fp32']:.2f} / {t['synthetic_bf16']} / "
                      f"{t['synthetic_xla']}"))
-    for size in ("128x128", "512x512"):
+    for size in [k for k in infer if k.endswith(tuple("0123456789")) and "x" in k and not k.startswith("tiled")]:
         i = infer[size]
         rows.append((f"SRGAN inference output MP/s, {size} input (API / SavedModel / REST)",
                      f"{i['api_mp_per_s']:.3f} / {i['savedmodel_mp_per_s']:.3f} / {i['rest_mp_per_s']:.3f}"))
         rows.append((f"SRGAN inference GFLOP/s, {size} (fraction of matmul)",
                      f"{i['savedmodel_gflops']:.1f} ({i['savedmodel_fraction_of_matmul']:.2f})"))
     rows.append(("dense fp32 matmul GFLOP/s (reference)", f"{matmul:.1f}"))
-    t = infer["tiled_2000x1500"]  # bench_infer's default --big
-    rows.append(("peak RSS, tiled 2000x1500 -> 8000x6000", f"{t['peak_rss_mb']:.0f} MB ({t['seconds']:.0f} s)"))
+    for key in [k for k in infer if k.startswith("tiled_")]:
+        t = infer[key]
+        rows.append((f"peak RSS, {key.replace('_', ' ')} input, x4", f"{t['peak_rss_mb']:.0f} MB ({t['seconds']:.0f} s)"))
     table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
-    with open(os.path.join(HERE, "results.md"), "w") as f:
+    with open(os.path.join(HERE, f"results{suffix}.md"), "w") as f:
         f.write(f"# Benchmarks ({os.cpu_count()} CPU cores)\n\n{table}\n")
     print(table)
 
