@@ -129,12 +129,10 @@ def _variants(g):
     import keras
     import tensorflow as tf
 
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        g16 = keras.models.clone_model(g)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    g16.set_weights(g.get_weights())
+    from sr_keras.export_lib import with_policy
+
+    g16 = with_policy(g, "mixed_bfloat16")
+    assert g16.get_layer("stem_conv").compute_dtype == "bfloat16"
     return {"fp32": tf.function(lambda x: g(x, training=False)),
             "xla": tf.function(lambda x: g(x, training=False), jit_compile=True),
             "bf16": tf.function(lambda x: tf.cast(g16(x, training=False), tf.float32))}

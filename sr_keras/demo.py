@@ -97,7 +97,7 @@ def main(argv):
     print(f"Training curves and image panels: .venv/bin/tensorboard --logdir {_RUNS.value}")
     print("\nThese demo models trained for a few minutes on a CPU: this run demonstrates the pipeline end to end; "
           "it does not produce trained models, and their numbers say so. The `default` row (if present) is the "
-          "shipped model, trained for about an hour (sr_keras/default_model/MODEL_CARD.md).")
+          "shipped model, trained longer by `make default-model` (sr_keras/default_model/MODEL_CARD.md).")
     return 0
 
 

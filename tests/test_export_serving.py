@@ -81,6 +81,19 @@ def test_saved_model_equals_keras_within_one_level(exported):
     assert out.std() > 5  # Not a constant image.
 
 
+def test_mixed_precision_generator_exports_as_float32(tmp_path):
+    g = _tiny_generator()
+    mixed = export_lib.with_policy(g, "mixed_bfloat16")
+    assert mixed.get_layer("stem_conv").compute_dtype == "bfloat16"
+    f32 = export_lib.float32_copy(mixed)
+    assert all(lyr.dtype_policy.name == "float32" for lyr in f32.layers)
+    x = np.random.default_rng(0).random((1, 6, 6, 3)).astype("float32")
+    np.testing.assert_allclose(f32(x, training=False), g(x, training=False), atol=1e-6)
+    path = export_lib.export(mixed, {"model": "srgan", "scale": 4}, str(tmp_path), "m")
+    out = tf.saved_model.load(path).signatures["enhance_float"](lr_image=x)["sr_image"]
+    np.testing.assert_allclose(out, np.clip(g(x, training=False), 0, 1), atol=1e-6)
+
+
 def test_versions_increment_and_existing_version_is_refused(exported, tmp_path):
     g = _tiny_generator()
     first = export_lib.export(g, {"model": "srgan", "scale": 4}, str(tmp_path), "m")
