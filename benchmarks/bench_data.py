@@ -5,7 +5,6 @@
 Both builds run in this one process, alternating, so machine noise hits both alike; compare the ratio.
 """
 
-import json
 import os
 import sys
 import tempfile
@@ -14,6 +13,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+
+from _common import write_results  # noqa: E402
 
 _OUT = flags.DEFINE_string("out", "benchmarks/out/data.json", "Where to write the figures.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Builds per worker count (the best is reported).")
@@ -65,10 +66,7 @@ def bench_reader(batches: int) -> dict:
 def main(argv):
     del argv
     results = {"build": bench_build(_REPEATS.value), "reader_96px_batch16": bench_reader(_BATCHES.value)}
-    os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
-    with open(_OUT.value, "w") as f:
-        json.dump(results, f, indent=2)
-    print(json.dumps(results, indent=2))
+    write_results(_OUT.value, results)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Speed does not depend on weight values, so the SRGAN generator has random weight
 within 0.05 dB of fp32) use the shipped default model when present, on the held-back sample photos.
 """
 
-import base64
 import io
 import json
 import os
@@ -20,6 +19,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+
+from _common import write_results  # noqa: E402
 
 _OUT = flags.DEFINE_string("out", "benchmarks/out/infer.json", "Where to write the figures.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (best is kept).")
@@ -126,7 +127,6 @@ def _rss_child(model_dir):
 
 
 def _variants(g):
-    import keras
     import tensorflow as tf
 
     from sr_keras.export_lib import with_policy
@@ -236,10 +236,7 @@ def main(argv):
         results[key] = peak_rss_child(os.path.dirname(version), _BIG.value)
         print(key, json.dumps(results[key]), flush=True)
     results["xla_bf16_quality"] = quality_variants(reps)
-    os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
-    with open(_OUT.value, "w") as f:
-        json.dump(results, f, indent=2, default=float)
-    print(json.dumps(results, indent=2, default=float))
+    write_results(_OUT.value, results)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from _common import write_results  # noqa: E402
+
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per variant (after 2 warm-up steps).")
 _OUT = flags.DEFINE_string("out", "benchmarks/out/train.json", "Where to write the figures.")
 _MODELS = flags.DEFINE_list("models", ["srgan", "dcgan"], "Which GANs.")
@@ -86,10 +88,7 @@ def main(argv):
             results[kind] = {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
             print(kind, json.dumps(results[kind]), flush=True)
     results["unit"] = "images/s (GAN phase train step, batch 16, 96x96 HR crops)"
-    os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
-    with open(_OUT.value, "w") as f:
-        json.dump(results, f, indent=2)
-    print(json.dumps(results, indent=2))
+    write_results(_OUT.value, results)
 
 
 if __name__ == "__main__":

@@ -15,18 +15,15 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
+from sr_keras.data.degradation import bicubic_upscale
+from sr_keras.data.sources import walk_files
 from sr_keras.imageio import IMAGE_EXTENSIONS, ImageError, decode_image, to_rgb8
 
 
 def expand_inputs(spec: str) -> list:
     """A file, a folder (recursively, image extensions only) or a glob -> sorted file list."""
     if os.path.isdir(spec):
-        found = []
-        for root, dirs, files in os.walk(spec):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            found += [os.path.join(root, f) for f in sorted(files)
-                      if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")]
-        return found
+        return [p for p in walk_files(spec) if p.lower().endswith(IMAGE_EXTENSIONS)]
     if os.path.isfile(spec):
         return [spec]
     return sorted(p for p in glob.glob(os.path.expanduser(spec), recursive=True) if os.path.isfile(p))
@@ -53,8 +50,7 @@ def _label(img: Image.Image, text: str) -> Image.Image:
 def comparison(lr_rgb8: np.ndarray, sr_rgb8: np.ndarray, model_label: str) -> Image.Image:
     """Side by side: the input upscaled with bicubic | the model's output, each labelled."""
     h, w = sr_rgb8.shape[:2]
-    bic = tf.image.resize(tf.cast(lr_rgb8, tf.float32), (h, w), "bicubic")
-    bic = tf.cast(tf.clip_by_value(tf.round(bic), 0, 255), tf.uint8).numpy()
+    bic = bicubic_upscale(lr_rgb8, h // lr_rgb8.shape[0])
     canvas = Image.new("RGB", (2 * w + 8, h), (255, 255, 255))
     canvas.paste(_label(Image.fromarray(bic), "bicubic"), (0, 0))
     canvas.paste(_label(Image.fromarray(sr_rgb8), model_label), (w + 8, 0))

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from sr_keras import metrics
 from sr_keras.data import degradation, sources
+from sr_keras.data.degradation import bicubic_upscale
 from sr_keras.imageio import ImageError, load_rgb8
 
 KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "seconds")
@@ -74,12 +75,6 @@ def load_images(spec: str, scale: int) -> tuple:
             continue
         images.append(_from_hr(os.path.relpath(p, spec) if os.path.isdir(spec) else os.path.basename(p), hr, scale))
     return images, skipped
-
-
-def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
-    h, w = lr.shape[:2]
-    up = tf.image.resize(tf.cast(lr, tf.float32), (h * scale, w * scale), "bicubic")
-    return tf.cast(tf.clip_by_value(tf.round(up), 0, 255), tf.uint8).numpy()
 
 
 def score(hr: np.ndarray, sr: np.ndarray, scale: int) -> dict:

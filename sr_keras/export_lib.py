@@ -90,12 +90,17 @@ def next_version(model_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
+def complete_versions(model_dir: str) -> list:
+    """Version numbers of complete version folders (numeric name holding saved_model.pb), ascending."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(int(d) for d in os.listdir(model_dir)
+                  if d.isdigit() and os.path.exists(os.path.join(model_dir, d, "saved_model.pb")))
+
+
 def latest_version_dir(model_dir: str) -> Optional[str]:
     """The complete version folder with the largest number, or None."""
-    if not os.path.isdir(model_dir):
-        return None
-    versions = sorted((int(d) for d in os.listdir(model_dir)
-                       if d.isdigit() and os.path.exists(os.path.join(model_dir, d, "saved_model.pb"))))
+    versions = complete_versions(model_dir)
     return os.path.join(model_dir, str(versions[-1])) if versions else None
 
 

@@ -39,10 +39,6 @@ class DecodedImage:
     icc_profile: Optional[bytes] = None
     source_mode: str = ""
 
-    @property
-    def bit_depth(self) -> int:
-        return 16 if self.pixels.dtype == np.uint16 else 8
-
 
 def _png_bit_depth(data: bytes) -> int:
     if data[:8] != _PNG_SIGNATURE or len(data) < 25:

@@ -11,6 +11,7 @@ overlapping tiles (`tile`, `tile_overlap`), so memory does not grow with the ima
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Optional, Union
@@ -81,20 +82,18 @@ class Enhancer:
                 with open(meta_path) as f:
                     self.metadata = json.load(f)
 
-    @property
+    @functools.cached_property
     def receptive_field(self) -> int:
         """How far (in input pixels) one input pixel can change the output: measured once, by perturbation."""
-        if getattr(self, "_rf", None) is None:
-            half = 64
-            base = np.full((1, 2 * half + 1, 2 * half + 1, 3), 0.5, np.float32)
-            bumped = base.copy()
-            bumped[0, half, half] += 0.25
-            diff = np.abs(self._fn(tf.constant(bumped)).numpy() - self._fn(tf.constant(base)).numpy())[0].max(-1)
-            ys, xs = np.nonzero(diff > 1e-5)
-            centre = (half + 0.5) * self.scale
-            reach = max(np.abs(ys + 0.5 - centre).max(initial=0), np.abs(xs + 0.5 - centre).max(initial=0))
-            self._rf = int(np.ceil(reach / self.scale))
-        return self._rf
+        half = 64
+        base = np.full((1, 2 * half + 1, 2 * half + 1, 3), 0.5, np.float32)
+        bumped = base.copy()
+        bumped[0, half, half] += 0.25
+        diff = np.abs(self._fn(tf.constant(bumped)).numpy() - self._fn(tf.constant(base)).numpy())[0].max(-1)
+        ys, xs = np.nonzero(diff > 1e-5)
+        centre = (half + 0.5) * self.scale
+        reach = max(np.abs(ys + 0.5 - centre).max(initial=0), np.abs(xs + 0.5 - centre).max(initial=0))
+        return int(np.ceil(reach / self.scale))
 
     def default_overlap(self) -> int:
         return max(16, self.receptive_field)

@@ -113,10 +113,6 @@ class AdversarialTrainer(keras.Model):
         for name, value in logs.items():
             self.trackers[name].update_state(value)
 
-    def reset_trackers(self) -> None:
-        for t in self.trackers.values():
-            t.reset_state()
-
 
 def reduce_logs(strategy: tf.distribute.Strategy, per_replica: dict) -> dict:
     """Sums per-replica shares into global batch means."""

@@ -1,7 +1,6 @@
 """The LR/HR TFRecord pipeline: image decoding, the builder, the manifest and the reader."""
 
 import hashlib
-import io
 import json
 import os
 import signal
@@ -16,7 +15,7 @@ from PIL import Image, ImageOps
 
 from conftest import REPO, run_cli, write_photo
 from sr_keras.data import builder, degradation, pipeline, schema, sources
-from sr_keras.imageio import ImageError, decode_image, load_rgb8
+from sr_keras.imageio import decode_image, load_rgb8
 
 
 # --- Schema -------------------------------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """Generators, discriminators, custom layers and the VGG19 extractor: exact sizes, shapes and serialization."""
 
-import os
 
 import keras
 import numpy as np

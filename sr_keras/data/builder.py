@@ -16,6 +16,7 @@ import time
 from typing import Iterable, Optional
 
 import numpy as np
+import tensorflow as tf
 
 from sr_keras.data import schema
 from sr_keras.data import sources as sources_lib
@@ -136,8 +137,6 @@ class _ShardSet:
     """Writes one split's shards under temporary names; `commit()` renames them into place."""
 
     def __init__(self, out_dir: str, split: str, count: int):
-        import tensorflow as tf
-
         self.out_dir, self.split = out_dir, split
         self.finals = [schema.SHARD_PATTERN.format(split=split, index=i, count=count) for i in range(count)]
         self.tmps = [os.path.join(out_dir, f".{f}.tmp-{os.getpid()}") for f in self.finals]

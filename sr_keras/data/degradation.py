@@ -69,6 +69,12 @@ def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
     return _to_uint8(lr).numpy()
 
 
+def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+    """The baseline every model is compared with: bicubic upscaling of uint8 LR, rounded and clipped to uint8."""
+    h, w = lr.shape[:2]
+    return _to_uint8(tf.image.resize(tf.cast(lr, tf.float32), (h * scale, w * scale), "bicubic")).numpy()
+
+
 def sample_realistic_params(key: str, seed: int, ranges: RealisticRanges = RealisticRanges()) -> RealisticParams:
     """Draws per-example parameters from a seed derived from (seed, key): same key, same degradation."""
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()

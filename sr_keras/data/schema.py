@@ -10,8 +10,6 @@ Features:
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import tensorflow as tf
 
@@ -79,10 +77,3 @@ def parse_example(serialized: tf.Tensor) -> dict:
     hr = tf.ensure_shape(hr, [None, None, 3])
     lr = tf.ensure_shape(lr, [None, None, 3])
     return dict(ex, hr=hr, lr=lr)
-
-
-@dataclasses.dataclass(frozen=True)
-class ShardInfo:
-    file: str
-    records: int
-    sha256: str

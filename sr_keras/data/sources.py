@@ -82,7 +82,8 @@ def sample_source() -> Source:
                   counts_hint={k: len(v) for k, v in splits.items()})
 
 
-def _walk_files(root: str) -> list:
+def walk_files(root: str) -> list:
+    """Every non-hidden file under `root`, sorted, hidden folders skipped."""
     files = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -98,7 +99,7 @@ def dir_source(root: str, val_fraction: float) -> Source:
     if not os.path.isdir(root):
         raise SourceError(f"--source=dir:{root}: no such folder")
     splits = {"train": [], "val": []}
-    for path in _walk_files(root):
+    for path in walk_files(root):
         key = os.path.relpath(path, root).replace(os.sep, "/")
         splits[hash_split(key, val_fraction)].append(SourceItem(key=key, path=path))
     if not splits["train"] and not splits["val"]:

@@ -36,10 +36,9 @@ class ModelRegistry:
 
     def on_disk(self) -> list:
         """Complete version folders (numeric name with saved_model.pb), ascending."""
-        if not os.path.isdir(self.base_path):
-            return []
-        return sorted(int(d) for d in os.listdir(self.base_path)
-                      if d.isdigit() and os.path.exists(os.path.join(self.base_path, d, "saved_model.pb")))
+        from sr_keras.export_lib import complete_versions
+
+        return complete_versions(self.base_path)
 
     def poll(self) -> None:
         """Loads the newest version on disk if it is new; retires versions beyond `keep_versions`."""
