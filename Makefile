@@ -28,11 +28,15 @@ bench: install
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 # The shipped default model (sr_keras/default_model/), reproducibly: data, flags and evaluation.
-DEFAULT_RUN := runs/default_x4
+# Data: the scikit-image sample photos plus free wallpaper photos from pinned Debian packages (~140 MB download).
+DEFAULT_RUN := runs/photo_x4
+FREE_PHOTOS := tfrecords/free_photos
 default-model: install
-	$(PY) -m sr_keras.build_tfrecords --source=sample --out_dir=tfrecords/sample_x4
-	$(PY) -m sr_keras.train --model=srgan --preset=photo_x4 --data=tfrecords/sample_x4 \
-	  --workdir=$(DEFAULT_RUN) --mixed_precision=mixed_bfloat16 --seed=0
+	$(PY) -m sr_keras.fetch_photos --out_dir=$(FREE_PHOTOS)
+	$(PY) -m sr_keras.build_tfrecords --source=sample,dir:$(FREE_PHOTOS)/images --val_fraction=0 \
+	  --out_dir=tfrecords/photos_x4
+	$(PY) -m sr_keras.train --model=srgan --preset=photo_x4 --workdir=$(DEFAULT_RUN) \
+	  --mixed_precision=mixed_bfloat16 --seed=0
 	$(PY) -m sr_keras.make_default_model --workdir=$(DEFAULT_RUN)
 
 clean:

@@ -162,14 +162,13 @@ def quality_variants(repeats):
     import numpy as np
     import tensorflow as tf
 
-    from sr_keras import evaluate_lib, inference
+    from sr_keras import evaluate_lib, export_lib, inference
 
     try:
         path = inference.resolve_model_path(None)
     except inference.ModelNotFoundError:
         return {"skipped": "no default model shipped; quality comparison needs a trained model"}
-    g = keras.models.load_model(os.path.join(os.path.dirname(path), "generator.keras"), safe_mode=True,
-                                compile=False)
+    g, _ = export_lib.generator_from_saved_model(path)
     images, _ = evaluate_lib.load_images("sample", 4)
     out = {}
     for label, fn in _variants(g).items():

@@ -11,7 +11,8 @@ from absl import app, flags
 
 from sr_keras.cli_utils import fail, quiet_tf_logs
 
-_SOURCE = flags.DEFINE_string("source", "sample", "sample | dir:PATH | tfds:NAME (e.g. tfds:celeb_a).")
+_SOURCE = flags.DEFINE_string("source", "sample", "sample | dir:PATH | tfds:NAME (e.g. tfds:celeb_a), or several "
+                                "joined by commas, whose splits are merged (sample,dir:PATH).")
 _SPLIT = flags.DEFINE_list("split", ["train", "validation"], "tfds splits to build (train, validation, test).")
 _VAL_FRACTION = flags.DEFINE_float("val_fraction", 0.1, "dir: sources: fraction held out as `val`, "
                                    "chosen by a hash of the relative file path.")

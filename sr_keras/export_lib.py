@@ -127,6 +127,33 @@ def generator_from_workdir(workdir: str) -> tuple:
     return generator, meta
 
 
+def generator_from_saved_model(version_dir: str) -> tuple:
+    """Rebuilds the Keras generator of an exported version from its recorded architecture, with the weights the
+    SavedModel holds (restored by object structure, so every layer must match). A SavedModel is therefore all
+    that needs shipping: the Keras model, for bf16 inference, fine-tuning or inspection, comes back from it.
+
+    Returns:
+      (generator, the version's metadata from assets.extra/model.json).
+    """
+    meta_path = os.path.join(version_dir, "assets.extra", "model.json")
+    if not os.path.exists(meta_path):
+        raise ExportError(f"{version_dir} has no assets.extra/model.json: it was not exported by sr-export")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    if "architecture" not in meta:
+        raise ExportError(f"{version_dir} records no architecture (it was exported from a .keras file); "
+                          "load that .keras file instead")
+    generator = models.build_generator(config_lib.ModelConfig(**meta["architecture"]))
+    try:
+        status = tf.train.Checkpoint(generator=generator).read(os.path.join(version_dir, "variables", "variables"))
+        status.expect_partial()  # The module's own `scale` variable has no place in a Keras model.
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:  # Missing layers, or layers of another shape.
+        reason = str(e).strip().splitlines()[0][:200]
+        raise ExportError(f"{version_dir}: its weights do not fit the recorded architecture ({reason})") from None
+    return generator, meta
+
+
 def _training_data(data_dir: str) -> dict:
     try:
         with open(os.path.join(data_dir, "manifest.json")) as f:

@@ -29,6 +29,8 @@ _PRETRAIN_LOSS = flags.DEFINE_enum("pretrain_loss", None, ["mse", "l1"], "Phase-
 _BLOCKS = flags.DEFINE_integer("num_blocks", None, "Generator residual blocks.")
 _FILTERS = flags.DEFINE_integer("filters", None, "Generator width.")
 _BICUBIC_SKIP = flags.DEFINE_bool("bicubic_skip", None, "Output = bicubic(lr) + f(lr) (VDSR-style residual).")
+_UPSAMPLER = flags.DEFINE_enum("upsampler", None, ["srresnet", "espcn"], "SRGAN generator tail: srresnet (the "
+                               "paper's x2 stages and 9x9 conv at HR) or espcn (one pixel shuffle after LR convs).")
 _BATCH_NORM = flags.DEFINE_bool("batch_norm", None, "SRGAN generator BatchNorms (--nobatch_norm: EDSR-style).")
 _CONTENT = flags.DEFINE_enum("content_loss", None, ["vgg54", "vgg22", "l1", "mse"], "Phase-2 content loss.")
 _ADV_WEIGHT = flags.DEFINE_float("adv_weight", None, "Weight of the adversarial loss.")
@@ -53,7 +55,7 @@ _OVERRIDES = {"data": _DATA, "batch_size": _BATCH, "hr_crop": _HR_CROP, "pretrai
               "d_steps": _D_STEPS, "ema_decay": _EMA, "vgg_weights": _VGG,
               "jit_compile": _JIT, "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY, "seed": _SEED}
 _MODEL_OVERRIDES = {"num_blocks": _BLOCKS, "filters": _FILTERS, "bicubic_skip": _BICUBIC_SKIP,
-                    "batch_norm": _BATCH_NORM}
+                    "batch_norm": _BATCH_NORM, "upsampler": _UPSAMPLER}
 
 
 def resolve_config():

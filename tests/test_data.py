@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -257,6 +258,87 @@ def test_hash_split_is_deterministic_and_near_fraction():
     a = [sources.hash_split(k, 0.1) for k in keys]
     assert a == [sources.hash_split(k, 0.1) for k in keys]
     assert 0.08 < a.count("val") / len(a) < 0.12
+
+
+def test_combined_source_adds_folder_photos_to_sample_training_split(tmp_path):
+    for i in range(3):
+        write_photo(str(tmp_path / f"extra{i}.png"), h=128, w=128, seed=i)
+    src = sources.resolve_source(f"sample,dir:{tmp_path}", [], val_fraction=0.0)
+    sample = sources.sample_source()
+    train = [item.key for item in src.items("train")]
+    val = [item.key for item in src.items("val")]
+    assert val == [f"sample/{n}" for n in sources.SAMPLE_VAL]
+    assert train == [f"sample/{i.key}" for i in sample.items("train")] + [
+        f"{tmp_path.name}/extra{i}.png" for i in range(3)]
+    assert src.counts_hint == {"train": len(train), "val": len(val)}
+    with pytest.raises(sources.SourceError, match="several joined by commas"):
+        sources.resolve_source("sample,nope", [], 0.0)
+
+
+# --- Free photos (Debian packages) ----------------------------------------------------------------------------
+
+def _fake_wallpaper_package(tmp_path, monkeypatch):
+    """A real .deb built by dpkg-deb, served from a file:// mirror, standing in for the pinned packages."""
+    from sr_keras.data import photos
+
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("dpkg-deb is not installed")
+    root = tmp_path / "pkgroot"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text("Package: fake-wallpapers\nVersion: 1.0\nArchitecture: all\n"
+                                             "Maintainer: t <t@example.com>\nDescription: test\n")
+    pics = root / "usr" / "share" / "wallpapers"
+    pics.mkdir(parents=True)
+    originals = {name: write_photo(str(pics / f"{name}.jpg"), h=96, w=130, seed=i)
+                 for i, name in enumerate(("a", "b"))}
+    mirror = tmp_path / "mirror"
+    (mirror / "pool").mkdir(parents=True)
+    deb = mirror / "pool" / "fake.deb"
+    subprocess.run(["dpkg-deb", "-Zxz", "--build", "--root-owner-group", str(root), str(deb)], check=True,
+                   capture_output=True)
+    digest = hashlib.sha256(deb.read_bytes()).hexdigest()
+    monkeypatch.setattr(photos, "DEBIAN_MIRROR", mirror.as_uri())
+    monkeypatch.setattr(photos, "PACKAGES", {"fake-wallpapers": photos.Package(
+        "pool/fake.deb", digest, deb.stat().st_size, "test")})
+    monkeypatch.setattr(photos, "PHOTOS", tuple(
+        photos.Photo(f"fake_{n}", "fake-wallpapers", f"./usr/share/wallpapers/{n}.jpg", "T. Tester", "CC0-1.0")
+        for n in originals))
+    return photos, originals
+
+
+def test_fetch_photos_downloads_verifies_extracts_and_reduces(tmp_path, monkeypatch):
+    photos, originals = _fake_wallpaper_package(tmp_path, monkeypatch)
+    out = tmp_path / "free"
+    paths = photos.fetch_photos(str(out), log=lambda msg: None)
+    assert [os.path.basename(p) for p in paths] == ["fake_a.png", "fake_b.png"]
+    for path, name in zip(paths, originals):
+        got = load_rgb8(path)
+        jpeg = load_rgb8(str(tmp_path / "pkgroot" / "usr" / "share" / "wallpapers" / f"{name}.jpg"))
+        assert got.shape == (48, 65, 3)  # 96x130 reduced 2x.
+        np.testing.assert_array_equal(got, degradation.bicubic_downscale(jpeg, 2))
+    credits = (out / "CREDITS.md").read_text()
+    assert "| fake_a | T. Tester | CC0-1.0 | fake-wallpapers |" in credits
+    # A second fetch keeps what is there and downloads nothing (the mirror is gone).
+    shutil.rmtree(tmp_path / "mirror")
+    os.remove(out / "debs" / "fake.deb")
+    assert photos.fetch_photos(str(out), log=lambda msg: None) == paths
+
+
+def test_fetch_photos_refuses_a_package_whose_checksum_changed(tmp_path, monkeypatch):
+    photos, _ = _fake_wallpaper_package(tmp_path, monkeypatch)
+    pkg = photos.PACKAGES["fake-wallpapers"]
+    monkeypatch.setitem(photos.PACKAGES, "fake-wallpapers", photos.Package(pkg.pool_path, "0" * 64, pkg.size, ""))
+    with pytest.raises(photos.FetchError, match="is not the pinned"):
+        photos.fetch_photos(str(tmp_path / "free"), log=lambda msg: None)
+    assert not os.listdir(tmp_path / "free" / "images")
+    assert not os.listdir(tmp_path / "free" / "debs")  # The bad download is not kept.
+
+
+def test_fetch_photos_without_network_names_the_fix(tmp_path, monkeypatch):
+    photos, _ = _fake_wallpaper_package(tmp_path, monkeypatch)
+    monkeypatch.setattr(photos, "DEBIAN_MIRROR", (tmp_path / "nowhere").as_uri())
+    with pytest.raises(photos.FetchError, match="apt-get download fake-wallpapers"):
+        photos.fetch_photos(str(tmp_path / "free"), log=lambda msg: None)
 
 
 def test_tfds_celeb_a_under_mock_data(tmp_path, monkeypatch):

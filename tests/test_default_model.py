@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import sr_keras
 from conftest import run_cli
-from sr_keras import evaluate_lib, inference
+from sr_keras import evaluate_lib, export_lib, inference
 from sr_keras.data import sources
 
 DEFAULT = inference._default_model_path()
@@ -27,9 +27,18 @@ def test_default_model_ships_small_with_its_signatures(card):
     assert {"serving_default", "enhance", "enhance_float"} <= set(sigs)
     assert dict(sigs["enhance"].structured_input_signature[1])["lr_image"].dtype == tf.uint8
     size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(DEFAULT) for f in fs)
-    assert size < 10e6
-    assert os.path.exists(os.path.join(DEFAULT, "MODEL_CARD.md"))
+    assert size < 8e6  # "A few MB at most": only the SavedModel ships.
+    assert sorted(os.listdir(DEFAULT)) == ["1", "MODEL_CARD.md", "card.json"]
     assert sr_keras.load().scale == 4 == card["scale"]
+
+
+def test_keras_generator_rebuilt_from_the_shipped_model_matches_it(card):
+    generator, meta = export_lib.generator_from_saved_model(os.path.join(DEFAULT, "1"))
+    assert meta["architecture"] == card["architecture"]
+    assert generator.count_params() == card["parameters"]
+    lr = np.random.default_rng(0).random((1, 24, 20, 3)).astype("float32")
+    want = sr_keras.load()._fn(tf.constant(lr)).numpy()
+    np.testing.assert_allclose(np.clip(generator(lr, training=False).numpy(), 0, 1), want, atol=1e-5)
 
 
 def test_default_model_beats_bicubic_on_every_held_back_photo():
@@ -52,4 +61,5 @@ def test_card_numbers_are_what_sr_evaluate_reproduces(card, tmp_path):
             want = card["validation"]["mean"][method][key]
             assert abs(got - want) < (0.02 if key == "psnr_y" else 2e-4), (method, key, got, want)
     gain = results["methods"]["default"]["mean"]["psnr_y"] - results["methods"]["bicubic"]["mean"]["psnr_y"]
-    assert np.isfinite(gain) and gain > 0
+    assert abs(gain - card["validation"]["gain_db"]) < 0.02
+    assert f"**{card['validation']['gain_db']:+.2f} dB**" in open(os.path.join(DEFAULT, "MODEL_CARD.md")).read()

@@ -81,6 +81,26 @@ def test_saved_model_equals_keras_within_one_level(exported):
     assert out.std() > 5  # Not a constant image.
 
 
+def test_keras_generator_is_rebuilt_from_the_saved_model_alone(tmp_path):
+    arch = config.ModelConfig(filters=8, num_blocks=2, bicubic_skip=True, batch_norm=False, upsampler="espcn")
+    g = models.build_generator(arch)
+    rng = np.random.default_rng(5)
+    g.set_weights([w + rng.normal(0, 0.02, w.shape).astype(w.dtype) for w in g.get_weights()])
+    meta = {"model": "srgan", "scale": 4, "architecture": config.to_dict(config.TrainConfig(model=arch))["model"]}
+    path = export_lib.export(g, meta, str(tmp_path), "m")
+    rebuilt, got_meta = export_lib.generator_from_saved_model(path)
+    assert got_meta["architecture"]["upsampler"] == "espcn"
+    x = rng.random((1, 7, 9, 3)).astype("float32")
+    np.testing.assert_array_equal(rebuilt(x, training=False).numpy(), g(x, training=False).numpy())
+    # A recorded architecture that does not fit the weights is refused, not half-loaded.
+    meta_path = os.path.join(path, "assets.extra", "model.json")
+    wrong = json.load(open(meta_path))
+    wrong["architecture"]["num_blocks"] = 3
+    json.dump(wrong, open(meta_path, "w"))
+    with pytest.raises(export_lib.ExportError, match="do not fit"):
+        export_lib.generator_from_saved_model(path)
+
+
 def test_mixed_precision_generator_exports_as_float32(tmp_path):
     g = _tiny_generator()
     mixed = export_lib.with_policy(g, "mixed_bfloat16")

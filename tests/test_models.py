@@ -84,10 +84,11 @@ def test_no_lambda_layers(kind):
         assert not any(isinstance(lyr, keras.layers.Lambda) for lyr in model.layers)
 
 
-@pytest.mark.parametrize("kind", ["srgan", "dcgan"])
+@pytest.mark.parametrize("kind,upsampler", [("srgan", "srresnet"), ("srgan", "espcn"), ("dcgan", "srresnet")])
 @pytest.mark.parametrize("bicubic_skip", [False, True])
-def test_config_round_trip_and_keras_save_load_give_equal_outputs(tmp_path, kind, bicubic_skip):
-    g = models.build_generator(config.ModelConfig(kind=kind, bicubic_skip=bicubic_skip, **TINY))
+def test_config_round_trip_and_keras_save_load_give_equal_outputs(tmp_path, kind, upsampler, bicubic_skip):
+    g = models.build_generator(config.ModelConfig(kind=kind, bicubic_skip=bicubic_skip, upsampler=upsampler,
+                                                  **TINY))
     g.set_weights([w + np.random.default_rng(0).normal(0, 0.01, w.shape).astype(w.dtype) for w in g.get_weights()])
     x = np.random.default_rng(1).random((1, 6, 5, 3)).astype("float32")
     clone = keras.Model.from_config(g.get_config())
@@ -104,6 +105,40 @@ def test_bicubic_skip_starts_exactly_at_bicubic():
     x = np.random.default_rng(0).random((1, 6, 7, 3)).astype("float32")
     expected = tf.image.resize(x, (24, 28), "bicubic")
     np.testing.assert_allclose(g(x, training=False), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_espcn_tail_keeps_every_conv_at_lr_and_starts_at_bicubic(scale):
+    g = build_srgan_generator(scale=scale, bicubic_skip=True, batch_norm_layers=False, upsampler="espcn", **TINY)
+    f, b = TINY["filters"], TINY["num_blocks"]
+    conv = lambda k, cin, cout: k * k * cin * cout + cout  # noqa: E731
+    # stem + PReLU, blocks (2 convs + PReLU), trunk conv, one conv to 3*scale^2; no BN, no HR-resolution conv.
+    assert g.count_params() == (conv(9, 3, f) + f + b * (2 * conv(3, f, f) + f) + conv(3, f, f)
+                                + conv(3, f, 3 * scale * scale))
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in g.layers)
+    x = np.random.default_rng(0).random((1, 5, 7, 3)).astype("float32")
+    expected = tf.image.resize(x, (5 * scale, 7 * scale), "bicubic")
+    np.testing.assert_allclose(g(x, training=False), expected, atol=1e-6)
+
+
+def test_unknown_upsampler_and_odd_srresnet_scale_are_refused():
+    with pytest.raises(ValueError, match="upsampler"):
+        build_srgan_generator(upsampler="nearest", **TINY)
+    with pytest.raises(ValueError, match="powers of two"):
+        build_srgan_generator(scale=3, **TINY)
+
+
+def test_bicubic_base_stays_float32_under_bfloat16():
+    """In bf16 the base would be rounded to ~1/256: the model could not start exactly at bicubic."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        g = build_srgan_generator(scale=4, bicubic_skip=True, upsampler="espcn", **TINY)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    x = np.random.default_rng(1).random((1, 6, 7, 3)).astype("float32")
+    out = g(x, training=False)
+    assert out.dtype == tf.float32
+    np.testing.assert_allclose(out, tf.image.resize(x, (24, 28), "bicubic"), atol=1e-6)
 
 
 def test_pixel_shuffle_matches_depth_to_space_and_serializes():

@@ -168,13 +168,38 @@ def tfds_source(name: str, tfds_splits: list, data_dir: Optional[str], max_image
     return Source(name=name, splits=splits, counts_hint=counts, default_hr_size=128)
 
 
+def combined_source(sources: list) -> Source:
+    """Several sources as one: each split is the union of theirs, keys prefixed by the source's name."""
+    splits, counts = {}, {}
+    for split in SPLITS:
+        parts = [s for s in sources if split in s.splits]
+        if not parts:
+            continue
+
+        def items(parts=parts, split=split):
+            for s in parts:
+                for item in s.items(split):
+                    yield dataclasses.replace(item, key=f"{s.name}/{item.key}")
+        splits[split] = items
+        if all(split in s.counts_hint for s in parts):
+            counts[split] = sum(s.counts_hint[split] for s in parts)
+    defaults = {s.default_hr_size for s in sources}
+    return Source(name="+".join(s.name for s in sources), splits=splits, counts_hint=counts,
+                  default_hr_size=defaults.pop() if len(defaults) == 1 else 0)
+
+
 def resolve_source(spec: str, tfds_splits: list, val_fraction: float, tfds_data_dir: Optional[str] = None,
                    max_images: int = 0) -> Source:
-    """Parses `--source`: `sample`, `dir:PATH` or `tfds:NAME`."""
+    """Parses `--source`: `sample`, `dir:PATH`, `tfds:NAME`, or several of them joined by commas (their splits
+    are merged; e.g. `sample,dir:more_photos` with --val_fraction=0 adds photos to the sample's training split)."""
+    if "," in spec:
+        return combined_source([resolve_source(s, tfds_splits, val_fraction, tfds_data_dir, max_images)
+                                for s in spec.split(",") if s])
     if spec == "sample":
         return sample_source()
     if spec.startswith("dir:"):
         return dir_source(os.path.expanduser(spec[4:]), val_fraction)
     if spec.startswith("tfds:"):
         return tfds_source(spec[5:], tfds_splits, tfds_data_dir, max_images)
-    raise SourceError(f"--source={spec}: expected sample, dir:PATH or tfds:NAME (e.g. tfds:celeb_a)")
+    raise SourceError(f"--source={spec}: expected sample, dir:PATH or tfds:NAME (e.g. tfds:celeb_a), "
+                      "or several joined by commas")

@@ -9,7 +9,8 @@ def build_generator(model_cfg):
     if model_cfg.kind == "srgan":
         return build_srgan_generator(scale=model_cfg.scale, filters=model_cfg.filters,
                                      num_blocks=model_cfg.num_blocks, upsample_filters=model_cfg.upsample_filters,
-                                     bicubic_skip=model_cfg.bicubic_skip, batch_norm_layers=model_cfg.batch_norm)
+                                     bicubic_skip=model_cfg.bicubic_skip, batch_norm_layers=model_cfg.batch_norm,
+                                     upsampler=model_cfg.upsampler)
     if model_cfg.kind == "dcgan":
         return build_dcgan_generator(scale=model_cfg.scale, filters=model_cfg.filters,
                                      num_blocks=model_cfg.num_blocks, bicubic_skip=model_cfg.bicubic_skip)

@@ -83,8 +83,10 @@ def activate(x, activation: str, name: str):
 
 
 def image_output(x, lr, scale: int, bicubic_skip: bool, name: str):
-    """Adds the bicubic base when `bicubic_skip`, and returns float32 (also under mixed precision)."""
+    """Adds the bicubic base when `bicubic_skip`, and returns float32 (also under mixed precision). The base and
+    the sum are computed in float32: in bfloat16 (8-bit mantissa) they would round away corrections smaller than
+    about one uint8 level, which are most of what the network adds to the base early in training."""
     if bicubic_skip:
-        base = BicubicUpsample(scale, name="bicubic_base")(lr)
-        x = keras.layers.Add(name="global_residual")([base, x])
+        base = BicubicUpsample(scale, dtype="float32", name="bicubic_base")(lr)
+        x = keras.layers.Add(dtype="float32", name="global_residual")([base, x])
     return keras.layers.Activation("linear", dtype="float32", name=name)(x)

@@ -9,17 +9,28 @@ import keras
 
 from sr_keras.models.layers import batch_norm, PixelShuffle, activate, image_output, residual_block
 
+UPSAMPLERS = ("srresnet", "espcn")
+
 
 def build_srgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 16, upsample_filters: int = 256,
-                          bicubic_skip: bool = False, batch_norm_layers: bool = True,
+                          bicubic_skip: bool = False, batch_norm_layers: bool = True, upsampler: str = "srresnet",
                           name: str = "srgan_generator") -> keras.Model:
     """SRResNet: 9x9 conv + PReLU, B residual blocks, conv + BN + long skip, log2(scale) x (conv -> pixel
     shuffle x2 -> PReLU), 9x9 conv to RGB. Fully convolutional: input (None, None, 3) in [0, 1].
 
     With the defaults at scale 4 it has exactly 1,554,883 parameters. `batch_norm_layers=False` removes the
     BatchNorms (EDSR-style), which suits PSNR-oriented training.
+
+    `upsampler` chooses the tail after the trunk (see `UPSAMPLERS`):
+      srresnet  the paper's: log2(scale) x (conv to 4*filters -> pixel shuffle x2 -> PReLU), then a 9x9 conv at
+                HR. At the paper's width the two HR-resolution convs cost about 40% of the generator's FLOPs.
+      espcn     every conv at LR: one 3x3 conv to 3*scale^2 channels and one pixel shuffle by `scale` (Shi et al.
+                2016, as in IMDN/RFDN). Much cheaper per pixel, so the same compute buys a deeper trunk; meant
+                for `bicubic_skip` models, whose tail only adds detail to the bicubic base.
     """
-    if scale not in (2, 4, 8):
+    if upsampler not in UPSAMPLERS:
+        raise ValueError(f"upsampler={upsampler!r}: choose one of {UPSAMPLERS}")
+    if upsampler == "srresnet" and scale not in (2, 4, 8):
         raise ValueError(f"SRGAN upsamples by powers of two; scale={scale} is not 2, 4 or 8")
     # === Functional Model ===
     lr = keras.Input((None, None, 3), name="lr")
@@ -31,12 +42,17 @@ def build_srgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 1
     if batch_norm_layers:
         x = batch_norm("trunk_bn")(x)
     x = keras.layers.Add(name="long_skip")([stem, x])
-    for i in range(int(math.log2(scale))):
-        x = keras.layers.Conv2D(upsample_filters, 3, padding="same", name=f"up{i}_conv")(x)
-        x = PixelShuffle(2, name=f"up{i}_shuffle")(x)
-        x = activate(x, "prelu", f"up{i}_prelu")
     last_init = "zeros" if bicubic_skip else "glorot_uniform"
-    x = keras.layers.Conv2D(3, 9, padding="same", kernel_initializer=last_init, name="out_conv")(x)
+    if upsampler == "espcn":
+        x = keras.layers.Conv2D(3 * scale * scale, 3, padding="same", kernel_initializer=last_init,
+                                name="out_conv")(x)
+        x = PixelShuffle(scale, name="out_shuffle")(x)
+    else:
+        for i in range(int(math.log2(scale))):
+            x = keras.layers.Conv2D(upsample_filters, 3, padding="same", name=f"up{i}_conv")(x)
+            x = PixelShuffle(2, name=f"up{i}_shuffle")(x)
+            x = activate(x, "prelu", f"up{i}_prelu")
+        x = keras.layers.Conv2D(3, 9, padding="same", kernel_initializer=last_init, name="out_conv")(x)
     sr = image_output(x, lr, scale, bicubic_skip, name="sr")
     return keras.Model(lr, sr, name=name)
 

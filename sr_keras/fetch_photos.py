@@ -1,0 +1,35 @@
+"""sr-fetch-photos: downloads the free training photos (Debian wallpaper packages, pinned by SHA-256).
+
+  sr-fetch-photos --out_dir=tfrecords/free_photos
+  sr-build-tfrecords --source=sample,dir:tfrecords/free_photos/images --val_fraction=0 --out_dir=...
+
+See sr_keras/data/photos.py for the list, and OUT_DIR/CREDITS.md for each photo's author and licence.
+"""
+
+import sys
+
+from absl import app, flags
+
+from sr_keras.cli_utils import fail
+
+_OUT_DIR = flags.DEFINE_string("out_dir", "tfrecords/free_photos", "Where images/ and CREDITS.md go.")
+
+
+def main(argv):
+    del argv
+    from sr_keras.data import photos
+
+    try:
+        paths = photos.fetch_photos(_OUT_DIR.value)
+    except photos.FetchError as e:
+        fail(str(e))
+    print(f"{len(paths)} photos in {_OUT_DIR.value}/images; credits in {_OUT_DIR.value}/CREDITS.md")
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    sys.exit(run())
