@@ -25,6 +25,10 @@ from sr_keras.imageio import pil_to_array
 
 DEFAULT_TILE = 256
 DEFAULT_OVERLAP = None  # None: the model's measured receptive field (at least 16), so tiles never show seams.
+# Compute precision of the generator: float32 runs the exported graph as is; the others rebuild the Keras generator
+# under a mixed policy (weights stay float32). bfloat16 suits CPUs with native bf16 (AVX512_BF16, AMX) and TPUs,
+# float16 suits GPUs; on the default model bf16 was 1.75x faster on this project's CPU at +0.001 dB PSNR-Y.
+PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -62,15 +66,31 @@ def resolve_model_path(path: Optional[str]) -> str:
 class Enhancer:
     """A loaded super-resolution model with image-format handling and tiling."""
 
-    def __init__(self, path: str, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP):
+    def __init__(self, path: str, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP,
+                 precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
         self.path = path
         self.tile, self.tile_overlap = tile, tile_overlap
+        self.precision = precision
         self.metadata = {}
-        if path.endswith(".keras"):
+        if path.endswith(".keras") or precision != "float32":
             import keras
 
-            self._keras = keras.models.load_model(path, safe_mode=True, compile=False)
-            self._fn = lambda x: tf.clip_by_value(self._keras(x, training=False), 0.0, 1.0)
+            from sr_keras import export_lib
+
+            if path.endswith(".keras"):
+                generator = keras.models.load_model(path, safe_mode=True, compile=False)
+            else:
+                generator, self.metadata = export_lib.generator_from_saved_model(path)
+            if PRECISIONS[precision]:
+                generator = export_lib.with_policy(generator, PRECISIONS[precision])
+            self._keras = generator
+
+            @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+            def run(x):
+                return tf.clip_by_value(tf.cast(generator(x, training=False), tf.float32), 0.0, 1.0)
+            self._fn = run
             self.scale = int(self._fn(tf.zeros([1, 4, 4, 3])).shape[1]) // 4
         else:
             self._saved = tf.saved_model.load(path)
@@ -165,12 +185,14 @@ class Enhancer:
         return result
 
 
-def load(path: Optional[str] = None, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP
-         ) -> Enhancer:
+def load(path: Optional[str] = None, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP,
+         precision: str = "float32") -> Enhancer:
     """Loads a model for `enhance()`.
 
     Args:
       path: a model folder (its latest version is used), a version folder (holding saved_model.pb), a `.keras`
         file, or None for the default model that ships with the package.
+      precision: float32 (default), or bfloat16 / float16 for faster inference on hardware that has them
+        (see PRECISIONS); a SavedModel needs the architecture sr-export records.
     """
-    return Enhancer(resolve_model_path(path), tile=tile, tile_overlap=tile_overlap)
+    return Enhancer(resolve_model_path(path), tile=tile, tile_overlap=tile_overlap, precision=precision)

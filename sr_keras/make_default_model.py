@@ -116,9 +116,10 @@ def _training_photos() -> list:
     rows = [{"photos": ", ".join(p for p in sources.SAMPLE_PHOTOS if p not in sources.SAMPLE_VAL),
              "source": "scikit-image's bundled data (skimage/data; origins in its README.txt)",
              "license": "BSD-3-Clause with scikit-image / public domain (per skimage/data/README.txt)"}]
+    train = [p for p in photos.PHOTOS if p.split == "train"]
     for pkg in photos.PACKAGES:
-        for lic in sorted({p.license for p in photos.PHOTOS if p.package == pkg}):
-            names = [f"{p.name} ({p.author})" for p in photos.PHOTOS if p.package == pkg and p.license == lic]
+        for lic in sorted({p.license for p in train if p.package == pkg}):
+            names = [f"{p.name} ({p.author})" for p in train if p.package == pkg and p.license == lic]
             rows.append({"photos": ", ".join(names), "source": f"Debian package {pkg}", "license": lic})
     return rows
 
@@ -157,7 +158,7 @@ def main(argv):
                      "description": f"{meta['training_data'].get('counts', {}).get('train', '?')} photos: the "
                                     "scikit-image sample photos (`--source=sample`) and free wallpaper photos "
                                     "from pinned Debian packages (`sr-fetch-photos`, each reduced "
-                                    f"{photos.REDUCE}x); x{cfg['model']['scale']} antialiased bicubic "
+                                    f"2x or 4x); x{cfg['model']['scale']} antialiased bicubic "
                                     f"degradation, random {cfg['hr_crop']}x{cfg['hr_crop']} HR crops with flips "
                                     "and 90-degree rotations. Per-photo authors: tfrecords/free_photos/CREDITS.md "
                                     "after `sr-fetch-photos`, or sr_keras/data/photos.py.",

@@ -301,8 +301,8 @@ def _fake_wallpaper_package(tmp_path, monkeypatch):
     monkeypatch.setattr(photos, "PACKAGES", {"fake-wallpapers": photos.Package(
         "pool/fake.deb", digest, deb.stat().st_size, "test")})
     monkeypatch.setattr(photos, "PHOTOS", tuple(
-        photos.Photo(f"fake_{n}", "fake-wallpapers", f"./usr/share/wallpapers/{n}.jpg", "T. Tester", "CC0-1.0")
-        for n in originals))
+        photos.Photo(f"fake_{n}", "fake-wallpapers", f"./usr/share/wallpapers/{n}.jpg", "T. Tester", "CC0-1.0",
+                     split=split) for n, split in zip(originals, ("train", "test"))))
     return photos, originals
 
 
@@ -310,14 +310,15 @@ def test_fetch_photos_downloads_verifies_extracts_and_reduces(tmp_path, monkeypa
     photos, originals = _fake_wallpaper_package(tmp_path, monkeypatch)
     out = tmp_path / "free"
     paths = photos.fetch_photos(str(out), log=lambda msg: None)
-    assert [os.path.basename(p) for p in paths] == ["fake_a.png", "fake_b.png"]
+    assert [os.path.relpath(p, out) for p in paths] == ["images/fake_a.png", "test/fake_b.png"]
     for path, name in zip(paths, originals):
         got = load_rgb8(path)
         jpeg = load_rgb8(str(tmp_path / "pkgroot" / "usr" / "share" / "wallpapers" / f"{name}.jpg"))
         assert got.shape == (48, 65, 3)  # 96x130 reduced 2x.
         np.testing.assert_array_equal(got, degradation.bicubic_downscale(jpeg, 2))
     credits = (out / "CREDITS.md").read_text()
-    assert "| fake_a | T. Tester | CC0-1.0 | fake-wallpapers |" in credits
+    assert "| fake_a | train | T. Tester | CC0-1.0 | fake-wallpapers |" in credits
+    assert "| fake_b | test |" in credits
     # A second fetch keeps what is there and downloads nothing (the mirror is gone).
     shutil.rmtree(tmp_path / "mirror")
     os.remove(out / "debs" / "fake.deb")

@@ -81,13 +81,19 @@ def test_saved_model_equals_keras_within_one_level(exported):
     assert out.std() > 5  # Not a constant image.
 
 
-def test_keras_generator_is_rebuilt_from_the_saved_model_alone(tmp_path):
+def _export_with_architecture(tmp_path):
+    """A tiny espcn generator exported as sr-export does from a run: with its architecture recorded."""
     arch = config.ModelConfig(filters=8, num_blocks=2, bicubic_skip=True, batch_norm=False, upsampler="espcn")
     g = models.build_generator(arch)
     rng = np.random.default_rng(5)
     g.set_weights([w + rng.normal(0, 0.02, w.shape).astype(w.dtype) for w in g.get_weights()])
     meta = {"model": "srgan", "scale": 4, "architecture": config.to_dict(config.TrainConfig(model=arch))["model"]}
-    path = export_lib.export(g, meta, str(tmp_path), "m")
+    return g, export_lib.export(g, meta, str(tmp_path), "m")
+
+
+def test_keras_generator_is_rebuilt_from_the_saved_model_alone(tmp_path):
+    g, path = _export_with_architecture(tmp_path)
+    rng = np.random.default_rng(6)
     rebuilt, got_meta = export_lib.generator_from_saved_model(path)
     assert got_meta["architecture"]["upsampler"] == "espcn"
     x = rng.random((1, 7, 9, 3)).astype("float32")
@@ -187,6 +193,21 @@ def test_load_accepts_model_folder_version_folder_and_keras_file(exported, tmp_p
     assert a.shape == (36, 28, 3) and np.abs(a.astype(int) - b.astype(int)).max() <= 1
     with pytest.raises(inference.ModelNotFoundError, match="holds no SavedModel"):
         sr_keras.load(str(tmp_path))
+
+
+def test_reduced_precision_inference_runs_in_that_dtype_and_stays_close(tmp_path, exported):
+    _, path = _export_with_architecture(tmp_path)
+    lr = np.random.default_rng(7).integers(0, 256, (21, 19, 3), dtype=np.uint8)
+    f32 = sr_keras.load(path).enhance(lr)
+    fast = sr_keras.load(path, precision="bfloat16")
+    assert fast._keras.get_layer("stem_conv").compute_dtype == "bfloat16"
+    out = fast.enhance(lr)
+    assert out.shape == f32.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - f32.astype(int)).max() <= 3
+    with pytest.raises(ValueError, match="precision"):
+        sr_keras.load(path, precision="int8")
+    with pytest.raises(export_lib.ExportError, match="no architecture"):
+        sr_keras.load(exported[2], precision="bfloat16")  # Exported from a bare Keras model.
 
 
 def test_load_without_argument_gives_a_clear_answer():

@@ -1,11 +1,14 @@
 """Free photographs for training photo models, beyond scikit-image's samples: desktop wallpapers that Debian
-redistributes under the GPL/LGPL/CC BY-SA, fetched from pinned Debian packages and checked by SHA-256.
+redistributes under the GPL, LGPL, CC BY, CC BY-SA or CC0, fetched from pinned Debian packages and checked by
+SHA-256.
 
-    fetch_photos("tfrecords/free_photos")   # -> images/*.png, CREDITS.md (author and licence of each photo)
+    fetch_photos("tfrecords/free_photos")   # -> images/*.png (training), test/*.png (held out), CREDITS.md
 
 Only real photographs are listed; the packages' illustrations and renders are left out. Wallpapers are JPEGs
-saved at about 0.3 bits per pixel, so their block artefacts and ringing would teach a model to reproduce them;
-each photo is therefore reduced 2x (antialiased bicubic) before use, as is usual for SR training sets.
+saved at 0.3 to 2 bits per pixel, so their block artefacts and ringing would teach a model to reproduce them;
+each photo is therefore reduced 2x or 4x (antialiased bicubic, `Photo.reduce`) before use, as is usual for SR
+training sets. Photos marked `split="test"` are never trained on: they are a second held-out set (besides the
+sample's chelsea, coffee and rocket) for `sr-evaluate --images=tfrecords/free_photos/test`.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class Photo:
     member: str  # Path inside the package's data archive.
     author: str
     license: str
+    reduce: int = 2  # Shrink factor (see the module docstring).
+    split: str = "train"  # train | test (held out: written to test/, never to images/).
 
 
 PACKAGES = {
@@ -49,6 +54,10 @@ PACKAGES = {
         "pool/main/p/plasma-workspace-wallpapers/plasma-workspace-wallpapers_5.27.5-2_all.deb",
         "32cd18b71c8c938a18b3b351f217c02ac590e323caa3cf322fbb875ce8892f8b", 94_047_772,
         "debian/copyright: GPL-2+ (KDE Visual Design Group); per-wallpaper licence from its metadata.json"),
+    "lomiri-wallpapers-16.04": Package(
+        "pool/main/l/lomiri-wallpapers/lomiri-wallpapers-16.04_20.04.0-2_all.deb",
+        "a99ff6a3bfe451e4cc0682ecb3cc82e71740626d59e4845ae34a0a0e45421eab", 15_783_184,
+        "debian/copyright: per file (CC-BY-4.0, CC-BY-SA-4.0, CC0-1.0), Ubuntu free culture showcase 2018"),
     "mate-backgrounds": Package(
         "pool/main/m/mate-backgrounds/mate-backgrounds_1.26.0-1_all.deb",
         "7bf4c2209f34b4f61ba6d24c8b58c28b361e82e4b943aae6d42c030169af9e04", 46_638_500,
@@ -57,6 +66,8 @@ PACKAGES = {
 
 _KDE = "./usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
 _MATE = "./usr/share/backgrounds/mate/nature/{}.jpg"
+_LOMIRI = "./usr/share/backgrounds/{}.jpg"
+_L16 = "lomiri-wallpapers-16.04"
 
 PHOTOS = (
     Photo("kde_bythewater", "plasma-workspace-wallpapers", _KDE.format("BytheWater"), "Maciej Wiklo", "LGPL-3"),
@@ -88,9 +99,37 @@ PHOTOS = (
     Photo("mate_twowings", "mate-backgrounds", _MATE.format("TwoWings"), "Charles Barbin, Hylke Bons", "GPL-2+"),
     Photo("mate_wood", "mate-backgrounds", _MATE.format("Wood"), "Jean-François Fortin Tam", "GPL-2+"),
     Photo("mate_yellowflower", "mate-backgrounds", _MATE.format("YellowFlower"), "Charles Barbin", "GPL-2+"),
+    # Camera originals of 2.6 to 16 MP: reduced 4x (Picture_1A, 1.5 MP at high quality: 2x).
+    Photo("ubuntu_aitzgorri", _L16, _LOMIRI.format("aitzgorri_by_Aitzol_Berasategi"), "Aitzol Berasategi",
+          "CC-BY-4.0", reduce=4),
+    Photo("ubuntu_analogpattern", _L16, _LOMIRI.format("analogpattern_by_Peter_Nerlich"), "Peter Nerlich",
+          "CC-BY-SA-4.0", reduce=4),
+    Photo("ubuntu_bridge", _L16, _LOMIRI.format("Bridge_by_Sander_Klootwijk"), "Sander Klootwijk", "CC-BY-SA-4.0",
+          reduce=4),
+    Photo("ubuntu_free", _L16, _LOMIRI.format("free_by_Peter_Nerlich"), "Peter Nerlich", "CC-BY-SA-4.0",
+          reduce=4),
+    Photo("ubuntu_life", _L16, _LOMIRI.format("life_by_Aitzol_Berasategi"), "Aitzol Berasategi", "CC-BY-4.0",
+          reduce=4),
+    Photo("ubuntu_picture_0b", _L16, _LOMIRI.format("Picture_0B_by_freespace"), "Trevor \"Freespace\"",
+          "CC-BY-4.0", reduce=4),
+    Photo("ubuntu_picture_1a", _L16, _LOMIRI.format("Picture_1A_by_freespace"), "Trevor \"Freespace\"",
+          "CC-BY-4.0", reduce=2),
+    Photo("ubuntu_seeding", _L16, _LOMIRI.format("seeding_by_Clements_Engelhardt"), "Clemens Engelhardt",
+          "CC0-1.0", reduce=4),
+    Photo("ubuntu_sunset", _L16, _LOMIRI.format("sunset_by_Aitzol_Berasategi"), "Aitzol Berasategi", "CC-BY-4.0",
+          reduce=4),
+    # Held out (split="test"): never trained on.
+    Photo("ubuntu_dragonfly", _L16, _LOMIRI.format("Dragonfly_by_Bolly"), "Bolly", "CC-BY-SA-4.0", reduce=4,
+          split="test"),
+    Photo("ubuntu_friends", _L16, _LOMIRI.format("friends_by_Aitzol_Berasategi"), "Aitzol Berasategi",
+          "CC-BY-4.0", reduce=4, split="test"),
+    Photo("ubuntu_greentock", _L16, _LOMIRI.format("greentock_by_Peter_Nerlich"), "Peter Nerlich", "CC-BY-SA-4.0",
+          reduce=4, split="test"),
+    Photo("ubuntu_picosdeeuropa", _L16, _LOMIRI.format("picosdeeuropa_by_Aitzol_Berasategi"), "Aitzol Berasategi",
+          "CC-BY-4.0", reduce=4, split="test"),
+    Photo("ubuntu_wine", _L16, _LOMIRI.format("Wine_by_Jakkub_Mede"), "Jakub Mede", "CC-BY-4.0", reduce=4,
+          split="test"),
 )
-
-REDUCE = 2  # Each photo is reduced by this factor (see the module docstring).
 
 
 class FetchError(RuntimeError):
@@ -150,7 +189,7 @@ def deb_members(deb_path: str, wanted: set) -> dict:
     raise FetchError(f"{deb_path} has no data.tar member")
 
 
-def reduce_photo(data: bytes, factor: int = REDUCE) -> np.ndarray:
+def reduce_photo(data: bytes, factor: int) -> np.ndarray:
     """Decodes a photo and shrinks it `factor`x with antialiased bicubic, as uint8 RGB."""
     from sr_keras import imageio
     from sr_keras.data import degradation
@@ -160,15 +199,15 @@ def reduce_photo(data: bytes, factor: int = REDUCE) -> np.ndarray:
 
 
 def fetch_photos(out_dir: str, cache_dir: Optional[str] = None, log: Callable[[str], None] = print) -> list:
-    """Writes every photo of PHOTOS to `out_dir`/images/NAME.png (reduced, see REDUCE) and the credits to
-    `out_dir`/CREDITS.md; photos already there are kept. Returns the image paths."""
+    """Writes every photo of PHOTOS, reduced, to `out_dir`/images/NAME.png (training) or `out_dir`/test/NAME.png
+    (held out), and the credits to `out_dir`/CREDITS.md; photos already there are kept. Returns the paths."""
     from PIL import Image
 
-    images_dir = os.path.join(out_dir, "images")
     cache_dir = cache_dir or os.path.join(out_dir, "debs")
-    os.makedirs(images_dir, exist_ok=True)
-    os.makedirs(cache_dir, exist_ok=True)
-    paths = {p.name: os.path.join(images_dir, p.name + ".png") for p in PHOTOS}
+    for folder in ("images", "test", cache_dir):
+        os.makedirs(os.path.join(out_dir, folder), exist_ok=True)
+    paths = {p.name: os.path.join(out_dir, "images" if p.split == "train" else "test", p.name + ".png")
+             for p in PHOTOS}
     todo = [p for p in PHOTOS if not os.path.exists(paths[p.name])]
     for pkg_name in sorted({p.package for p in todo}):
         photos = [p for p in todo if p.package == pkg_name]
@@ -176,7 +215,7 @@ def fetch_photos(out_dir: str, cache_dir: Optional[str] = None, log: Callable[[s
         members = deb_members(deb, {p.member for p in photos})
         for p in photos:
             tmp = paths[p.name] + ".tmp.png"
-            Image.fromarray(reduce_photo(members[p.member])).save(tmp)
+            Image.fromarray(reduce_photo(members[p.member], p.reduce)).save(tmp)
             os.replace(tmp, paths[p.name])  # A killed fetch leaves no half-written photo behind.
         log(f"{pkg_name}: {len(photos)} photos")
     with open(os.path.join(out_dir, "CREDITS.md"), "w", encoding="utf-8") as f:
@@ -185,10 +224,12 @@ def fetch_photos(out_dir: str, cache_dir: Optional[str] = None, log: Callable[[s
 
 
 def credits_markdown() -> str:
-    lines = ["# Photo credits", "", f"Each photo is reduced {REDUCE}x from the package's file.", "",
-             "| photo | author | licence | Debian package | file |", "|---|---|---|---|---|"]
+    lines = ["# Photo credits", "", "Each photo is the package's file reduced by the given factor (antialiased "
+             "bicubic). `test` photos are held out from training.", "",
+             "| photo | split | author | licence | Debian package | file | reduced |", "|---|---|---|---|---|---|---|"]
     for p in PHOTOS:
-        lines.append(f"| {p.name} | {p.author} | {p.license} | {p.package} | `{p.member[2:]}` |")
+        lines.append(f"| {p.name} | {p.split} | {p.author} | {p.license} | {p.package} | `{p.member[2:]}` | "
+                     f"{p.reduce}x |")
     lines += ["", "Packages (pinned by SHA-256):", ""]
     lines += [f"- {n}: {pkg.url} ({pkg.copyright_note})" for n, pkg in PACKAGES.items()]
     return "\n".join(lines) + "\n"
