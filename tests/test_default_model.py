@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import sr_keras
-from conftest import run_cli
+from conftest import run_cli, write_photo
 from sr_keras import evaluate_lib, export_lib, inference
 from sr_keras.data import sources
 
@@ -63,3 +63,32 @@ def test_card_numbers_are_what_sr_evaluate_reproduces(card, tmp_path):
     gain = results["methods"]["default"]["mean"]["psnr_y"] - results["methods"]["bicubic"]["mean"]["psnr_y"]
     assert abs(gain - card["validation"]["gain_db"]) < 0.02
     assert f"**{card['validation']['gain_db']:+.2f} dB**" in open(os.path.join(DEFAULT, "MODEL_CARD.md")).read()
+
+
+def test_make_default_model_ships_a_run_with_its_card(tiny_run, tmp_path):
+    """The shipping step on a finished (tiny) run: SavedModel only, card numbers from sr-evaluate's code, both
+    held-out sets reported, and the previous model kept until the new one is complete."""
+    test_dir = tmp_path / "test_photos"
+    test_dir.mkdir()
+    for i in range(2):
+        write_photo(str(test_dir / f"t{i}.png"), h=64, w=72, seed=i)
+    out = tmp_path / "default_model"
+    out.mkdir()
+    (out / "previous.txt").write_text("old model")
+    proc = run_cli("make_default_model", f"--workdir={tiny_run}", f"--out_dir={out}",
+                   f"--eval_out={tmp_path / 'eval'}", f"--test_images={test_dir}")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(out)) == ["1", "MODEL_CARD.md", "card.json"]
+    card = json.load(open(out / "card.json"))
+    results = json.load(open(tmp_path / "eval" / "results.json"))
+    for method in ("bicubic", "default"):
+        assert card["validation"]["mean"][method]["psnr_y"] == results["methods"][method]["mean"]["psnr_y"]
+    assert sorted(card["validation"]["per_image_psnr_y"]) == sorted(sources.SAMPLE_VAL)
+    assert sorted(card["test"]["per_image_psnr_y"]) == ["t0.png", "t1.png"]
+    text = (out / "MODEL_CARD.md").read_text()
+    assert f"**{card['validation']['gain_db']:+.2f} dB**" in text and f"**{card['test']['gain_db']:+.2f} dB**" in text
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".default_model-") or p.endswith(".old")]
+    # A run that cannot be shipped leaves the current model untouched.
+    proc = run_cli("make_default_model", f"--workdir={tmp_path / 'nothing'}", f"--out_dir={out}")
+    assert proc.returncode != 0 and "no config.json" in proc.stderr
+    assert sorted(os.listdir(out)) == ["1", "MODEL_CARD.md", "card.json"]
