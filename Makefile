@@ -28,7 +28,7 @@ bench: install
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 # The shipped default model (sr_keras/default_model/), reproducibly: data, flags and evaluation.
-# Data: the scikit-image sample photos plus free wallpaper photos from pinned Debian packages (~140 MB download).
+# Data: the scikit-image sample photos plus free wallpaper photos from pinned Debian packages (~156 MB download).
 DEFAULT_RUN := runs/photo_x4
 FREE_PHOTOS := tfrecords/free_photos
 default-model: install
