@@ -8,9 +8,9 @@
 __version__ = "0.1.0"
 
 
-def load(path=None, tile=None, tile_overlap=None, precision="float32"):
+def load(path=None, tile=None, tile_overlap=None, precision="float32", self_ensemble=False):
     """Loads a model for `enhance()`; see `sr_keras.inference.load`. Imported lazily (TensorFlow is heavy)."""
     from sr_keras import inference
 
     kwargs = {k: v for k, v in (("tile", tile), ("tile_overlap", tile_overlap)) if v is not None}
-    return inference.load(path, precision=precision, **kwargs)
+    return inference.load(path, precision=precision, self_ensemble=self_ensemble, **kwargs)

@@ -24,6 +24,8 @@ _OVERLAP = flags.DEFINE_integer("tile_overlap", None, "Context and cross-fade be
 _PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16", "float16"],
                                "Compute precision: bfloat16 is faster on CPUs with native bf16 and TPUs, float16 on "
                                "GPUs (weights stay float32).")
+_ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Average over the 8 flips/rotations of each input (8x "
+                              "slower; slightly higher PSNR).")
 _COMPARE = flags.DEFINE_bool("compare", False, "Also write a labelled bicubic | model picture.")
 flags.mark_flag_as_required("input")
 
@@ -38,7 +40,7 @@ def main(argv):
         fail(f"--input={_INPUT.value}: no such file, or no images in that folder/glob")
     try:
         enhancer = inference.load(_MODEL.value, tile=_TILE.value, tile_overlap=_OVERLAP.value,
-                                  precision=_PRECISION.value)
+                                  precision=_PRECISION.value, self_ensemble=_ENSEMBLE.value)
     except (inference.ModelNotFoundError, export_lib.ExportError) as e:
         fail(str(e))
     label = enhancer.metadata.get("model_name") or enhancer.metadata.get("model") or "model"

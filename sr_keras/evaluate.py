@@ -7,6 +7,7 @@
 Writes <out>/results.json, <out>/results.md and <out>/comparisons/<image>.png.
 """
 
+import copy
 import os
 import sys
 
@@ -21,6 +22,8 @@ _IMAGES = flags.DEFINE_string("images", "sample", "HR images: `sample` (held-bac
 _SCALE = flags.DEFINE_integer("scale", 4, "Upscaling factor.")
 _OUT = flags.DEFINE_string("out", "eval", "Output folder.")
 _TILE = flags.DEFINE_integer("tile", None, "Tile side for the models (default: the API's).")
+_ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Also score each model with the geometric self-ensemble "
+                              "(mean over 8 flips/rotations; 8x slower), as a row labelled `<model>+`.")
 
 
 def _label(enhancer, spec: str, taken: set) -> str:
@@ -56,7 +59,12 @@ def main(argv):
             enhancer = inference.load(None if spec == "default" else spec)
         except inference.ModelNotFoundError as e:
             fail(str(e))
-        models[_label(enhancer, spec, taken)] = enhancer
+        label = _label(enhancer, spec, taken)
+        models[label] = enhancer
+        if _ENSEMBLE.value:
+            ensemble = copy.copy(enhancer)  # Shares the loaded model.
+            ensemble.self_ensemble = True
+            models[label + "+"] = ensemble
     try:
         results = evaluate_lib.evaluate(models, images, _SCALE.value, _OUT.value, tile=_TILE.value)
     except ValueError as e:

@@ -67,12 +67,13 @@ class Enhancer:
     """A loaded super-resolution model with image-format handling and tiling."""
 
     def __init__(self, path: str, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP,
-                 precision: str = "float32"):
+                 precision: str = "float32", self_ensemble: bool = False):
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
         self.path = path
         self.tile, self.tile_overlap = tile, tile_overlap
         self.precision = precision
+        self.self_ensemble = self_ensemble
         self.metadata = {}
         if path.endswith(".keras") or precision != "float32":
             import keras
@@ -122,7 +123,19 @@ class Enhancer:
         """float32 [h, w, 3] in [0, 1] -> float32 [h*s, w*s, 3] in [0, 1]."""
         def run(x):
             return self._fn(tf.convert_to_tensor(x[None], tf.float32))[0].numpy()
-        return tiling.tiled_apply(run, rgb, self.scale, tile, overlap)
+        if not self.self_ensemble:
+            return tiling.tiled_apply(run, rgb, self.scale, tile, overlap)
+        # Geometric self-ensemble (Timofte et al. 2016, EDSR+): the mean over the 8 flips and 90-degree rotations,
+        # each undone on the output. 8x the time, for a PSNR gain of typically 0.05 to 0.2 dB.
+        total = None
+        for k in range(4):
+            for flip in (False, True):
+                x = np.rot90(rgb, k)
+                x = x[:, ::-1] if flip else x
+                y = tiling.tiled_apply(run, np.ascontiguousarray(x), self.scale, tile, overlap)
+                y = np.rot90(y[:, ::-1] if flip else y, -k)
+                total = y if total is None else total + y
+        return total / 8.0
 
     def enhance(self, image: Union[np.ndarray, Image.Image], tile: Optional[int] = None,
                 tile_overlap: Optional[int] = None) -> Union[np.ndarray, Image.Image]:
@@ -186,7 +199,7 @@ class Enhancer:
 
 
 def load(path: Optional[str] = None, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP,
-         precision: str = "float32") -> Enhancer:
+         precision: str = "float32", self_ensemble: bool = False) -> Enhancer:
     """Loads a model for `enhance()`.
 
     Args:
@@ -194,5 +207,7 @@ def load(path: Optional[str] = None, tile: int = DEFAULT_TILE, tile_overlap: Opt
         file, or None for the default model that ships with the package.
       precision: float32 (default), or bfloat16 / float16 for faster inference on hardware that has them
         (see PRECISIONS); a SavedModel needs the architecture sr-export records.
+      self_ensemble: average the outputs for the 8 flips/rotations of the input (8x slower, slightly better PSNR).
     """
-    return Enhancer(resolve_model_path(path), tile=tile, tile_overlap=tile_overlap, precision=precision)
+    return Enhancer(resolve_model_path(path), tile=tile, tile_overlap=tile_overlap, precision=precision,
+                    self_ensemble=self_ensemble)

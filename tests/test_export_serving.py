@@ -210,6 +210,23 @@ def test_reduced_precision_inference_runs_in_that_dtype_and_stays_close(tmp_path
         sr_keras.load(exported[2], precision="bfloat16")  # Exported from a bare Keras model.
 
 
+def test_self_ensemble_is_the_mean_of_the_eight_undone_transforms(exported):
+    _, _, path = exported
+    plain, ens = sr_keras.load(path, tile=0), sr_keras.load(path, tile=0, self_ensemble=True)
+    x = np.random.default_rng(8).random((9, 13, 3)).astype("float32")
+    want = np.mean([np.rot90(plain.enhance(np.rot90(x, k)[:, ::-1] if f else np.rot90(x, k))[:, ::-1] if f
+                             else plain.enhance(np.rot90(x, k)), -k) for k in range(4) for f in (False, True)], 0)
+    got = ens.enhance(x)
+    assert got.shape == (36, 52, 3)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    # The ensemble commutes with every flip and rotation of the input; the plain model does not.
+    np.testing.assert_allclose(ens.enhance(x[::-1]), got[::-1], atol=1e-5)
+    np.testing.assert_allclose(ens.enhance(np.rot90(x)), np.rot90(got), atol=1e-5)
+    assert np.abs(plain.enhance(x[::-1]) - plain.enhance(x)[::-1]).max() > 1e-3
+    # Tiled, it still matches the untiled ensemble.
+    np.testing.assert_allclose(sr_keras.load(path, tile=8, self_ensemble=True).enhance(x), got, atol=1 / 255)
+
+
 def test_load_without_argument_gives_a_clear_answer():
     default = inference._default_model_path()
     if os.path.exists(default):
