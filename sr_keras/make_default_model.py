@@ -158,7 +158,7 @@ def main(argv):
     quiet_tf_logs()
     import tensorflow as tf
 
-    from sr_keras import evaluate_lib, export_lib, inference
+    from sr_keras import curves, evaluate_lib, export_lib, inference
     from sr_keras.data import photos, sources
 
     try:
@@ -177,6 +177,7 @@ def main(argv):
         images, _ = evaluate_lib.load_images("sample", cfg["model"]["scale"])
         results = evaluate_lib.evaluate({"default": enhancer}, images, cfg["model"]["scale"], _EVAL_OUT.value)
         seconds, how = training_seconds(_WORKDIR.value)
+        curves.plot_training_curves(_WORKDIR.value, os.path.join(_EVAL_OUT.value, "training_curves.png"))
         test = None
         if _TEST_IMAGES.value and os.path.isdir(_TEST_IMAGES.value):
             test_images, _ = evaluate_lib.load_images(_TEST_IMAGES.value, cfg["model"]["scale"])

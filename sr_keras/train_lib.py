@@ -22,7 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from sr_keras import config as config_lib
-from sr_keras import losses, metrics, models
+from sr_keras import curves, losses, metrics, models
 from sr_keras.data import builder, pipeline
 from sr_keras.distribute import is_chief
 from sr_keras.trainer import EMA, AdversarialTrainer, make_optimizer, reduce_logs
@@ -171,7 +171,7 @@ class _Logger:
     """metrics.jsonl and TensorBoard, written by the chief only."""
 
     def __init__(self, workdir: str, chief: bool):
-        self.chief = chief
+        self.chief, self.workdir = chief, workdir
         self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a") if chief else None
         self.writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief else None
 
@@ -192,6 +192,11 @@ class _Logger:
             for i, p in enumerate(panels):
                 tf.summary.image(f"val/{i}_bicubic|sr|hr", p, max_outputs=1)
         self.writer.flush()
+
+    def curves(self) -> None:
+        """<workdir>/training_curves.png, redrawn after each evaluation (after its scalars are written)."""
+        if self.chief:
+            curves.plot_training_curves(self.workdir)
 
     def close(self) -> None:
         if self.chief:
@@ -272,6 +277,8 @@ def _loop(cfg, run: _Run, strategy, manager, workdir: str, chief: bool, verbose:
                 result.update(scores)
             if record:
                 logger.scalars(step, phase, record)
+            if "val/psnr_y" in record:
+                logger.curves()
             if step % cfg.ckpt_every == 0:
                 manager.save(checkpoint_number=step)
                 saved = step

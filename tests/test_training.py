@@ -12,6 +12,7 @@ import time
 
 import keras
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
@@ -96,6 +97,7 @@ def test_train_and_evaluate_writes_logs_and_resumes_in_process(sample_data, tmp_
         for raw in tf.data.TFRecordDataset(event_file):
             tags |= {v.tag for v in tf.compat.v1.Event.FromString(raw.numpy()).summary.value}
     assert {"g/total", "d/acc", "lr/generator", "val/psnr_y", "val/bicubic_psnr_y", "val/0_bicubic|sr|hr"} <= tags
+    assert Image.open(os.path.join(workdir, "training_curves.png")).size == (720, 520)
     # Resume: same workdir, more steps.
     saved = _build(cfg, tf.distribute.get_strategy(), seed=5)
     saved.checkpoint.restore(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))).expect_partial()
@@ -105,6 +107,28 @@ def test_train_and_evaluate_writes_logs_and_resumes_in_process(sample_data, tmp_
     lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5]
     assert int(saved.step.numpy()) == 3
+
+
+def test_training_curves_picture_shows_the_gain_rising_and_survives_a_cut_line(tmp_path):
+    from sr_keras import curves
+
+    with open(tmp_path / "metrics.jsonl", "w") as f:
+        for step in range(10, 1001, 10):
+            rec = {"step": step, "g/total": 1.0 / step}
+            if step % 250 == 0:
+                rec.update({"val/psnr_y": 30.0 + step / 1000, "val/bicubic_psnr_y": 30.0})
+            f.write(json.dumps(rec) + "\n")
+        f.write('{"step": 1010, "g/to')  # A write cut short by kill -9.
+    img = np.asarray(Image.open(curves.plot_training_curves(str(tmp_path))).convert("RGB")).astype(int)
+    red = np.argwhere((img[..., 0] > 150) & (img[..., 1] < 90) & (img[..., 2] < 90))
+    blue = np.argwhere((img[..., 2] > 150) & (img[..., 0] < 90))
+    assert red.size and blue.size
+    assert red[:, 0].max() < 260 <= blue[:, 0].min()  # Gain on top, loss below.
+    first, last = red[red[:, 1].argmin()], red[red[:, 1].argmax()]
+    assert last[0] < first[0]  # Rising gain: the later point is drawn higher.
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "metrics.jsonl").write_text("")
+    assert curves.plot_training_curves(str(tmp_path / "empty")) is None
 
 
 def test_bad_combinations_fail_before_training(sample_data, tmp_path):
