@@ -30,11 +30,14 @@ def test_sr_evaluate_writes_results_and_its_bicubic_row_is_right(tmp_path):
         Image.open(os.path.join(root, name)).save(imgs / name.replace(".jpg", ".png"))
     (imgs / "broken.png").write_bytes(b"nope")
     out = tmp_path / "eval"
-    proc = run_cli("evaluate", f"--model={model_dir}", f"--images={imgs}", "--scale=4", f"--out={out}")
+    proc = run_cli("evaluate", f"--model={model_dir}", f"--images={imgs}", "--scale=4", f"--out={out}",
+                   "--self_ensemble")
     assert proc.returncode == 0, proc.stderr
     assert "skipped" in proc.stderr and "broken.png" in proc.stderr
     results = json.load(open(out / "results.json"))
-    assert set(results["methods"]) == {"bicubic", "tiny v1"}
+    assert set(results["methods"]) == {"bicubic", "tiny v1", "tiny v1+"}
+    ens = results["methods"]["tiny v1+"]["images"]["chelsea.png"]
+    assert ens["psnr_y"] != results["methods"]["tiny v1"]["images"]["chelsea.png"]["psnr_y"]
     assert sorted(os.listdir(out / "comparisons")) == ["chelsea.png", "rocket.png"]
     assert "| bicubic |" in (out / "results.md").read_text()
     for name in ("chelsea.png", "rocket.png"):
