@@ -78,7 +78,9 @@ def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool
     for i, path in enumerate(paths):
         try:
             decoded = decode_image(path)
-            sr = enhancer.enhance(decoded.pixels, tile=tile, tile_overlap=tile_overlap)
+            # One file: a bar over its tiles instead (a large photo takes minutes on a CPU).
+            sr = enhancer.enhance(decoded.pixels, tile=tile, tile_overlap=tile_overlap,
+                                  progress=progress and len(paths) == 1)
             stem = os.path.splitext(os.path.basename(path))[0]
             name = f"{stem}_x{enhancer.scale}"
             while name in used:  # Same stem in two folders: keep both.

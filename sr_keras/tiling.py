@@ -11,7 +11,7 @@ float32. Only the output array itself grows with the image.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -42,8 +42,16 @@ def _spans(size: int, tile: int, overlap: int):
     return out
 
 
+def count_tiles(h: int, w: int, tile: int, overlap: int) -> int:
+    """How many times `tiled_apply` calls the model on an h x w image."""
+    if not tile or (h <= tile and w <= tile):
+        return 1
+    overlap = min(overlap, tile)
+    return len(_spans(h, tile, overlap)) * len(_spans(w, tile, overlap))
+
+
 def tiled_apply(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale: int, tile: int = 256,
-                overlap: int = 32) -> np.ndarray:
+                overlap: int = 32, on_tile: Optional[Callable[[], None]] = None) -> np.ndarray:
     """Applies an SR function to an image tile by tile.
 
     Args:
@@ -52,13 +60,17 @@ def tiled_apply(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale
       scale: the model's upscaling factor.
       tile: core tile side in LR pixels (0 or >= the image: one pass).
       overlap: context and cross-fade width in LR pixels.
+      on_tile: called after each model call (for progress bars).
 
     Returns:
       float32 [H * scale, W * scale, 3].
     """
     h, w = image.shape[:2]
     if not tile or (h <= tile and w <= tile):
-        return fn(image)
+        out = fn(image)
+        if on_tile:
+            on_tile()
+        return out
     overlap = min(overlap, tile)  # A ramp wider than the tile would reach past the neighbour.
     s = scale
     out = np.empty((h * s, w * s, image.shape[2]), np.float32)
@@ -68,6 +80,8 @@ def tiled_apply(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale
         band = np.zeros(((oy1 - oy0) * s, w * s, image.shape[2]), np.float32)
         for x0, x1, ox0, ox1, lead_x, trail_x in xs:
             sr = fn(image[y0:y1, x0:x1])
+            if on_tile:
+                on_tile()
             piece = sr[(oy0 - y0) * s:(oy1 - y0) * s, (ox0 - x0) * s:(ox1 - x0) * s]
             band[:, ox0 * s:ox1 * s] += piece * _ramp(piece.shape[1], lead_x * s, trail_x * s)[None, :, None]
         wy = _ramp(band.shape[0], lead_y * s, trail_y * s)[:, None, None]

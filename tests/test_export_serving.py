@@ -288,6 +288,22 @@ def test_tiled_output_equals_untiled_within_one_level(exported):
     assert np.abs(seams.astype(int) - whole.astype(int)).max() > 1
 
 
+@pytest.mark.parametrize("h,w,tile,overlap", [(90, 117, 32, 12), (90, 117, 0, 12), (64, 64, 64, 8), (70, 33, 32, 2)])
+def test_tile_count_is_the_number_of_model_calls(h, w, tile, overlap):
+    from sr_keras import tiling
+
+    calls, ticks = [], []
+    tiling.tiled_apply(lambda x: calls.append(x.shape) or np.zeros((x.shape[0] * 2, x.shape[1] * 2, 3), np.float32),
+                       np.zeros((h, w, 3), np.float32), 2, tile, overlap, on_tile=lambda: ticks.append(1))
+    assert len(calls) == len(ticks) == tiling.count_tiles(h, w, tile, overlap)
+
+
+def test_progress_bar_counts_every_tile_of_every_ensemble_pass(exported, capsys):
+    m = sr_keras.load(exported[2], self_ensemble=True)
+    m.enhance(np.zeros((40, 40, 3), np.uint8), tile=16, tile_overlap=4, progress=True)
+    assert "72/72" in capsys.readouterr().out  # 40 = 16 + 16 + 8: 3 x 3 tiles, for each of the 8 passes.
+
+
 # --- sr-enhance ---------------------------------------------------------------------------------------------
 
 def test_cli_enhances_odd_files_and_reports_bad_ones(exported, tmp_path):
