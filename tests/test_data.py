@@ -308,9 +308,11 @@ def _fake_wallpaper_package(tmp_path, monkeypatch):
 
 def test_fetch_photos_downloads_verifies_extracts_and_reduces(tmp_path, monkeypatch):
     photos, originals = _fake_wallpaper_package(tmp_path, monkeypatch)
+    monkeypatch.chdir(tmp_path)  # A relative --out_dir, as `make default-model` passes.
     out = tmp_path / "free"
-    paths = photos.fetch_photos(str(out), log=lambda msg: None)
-    assert [os.path.relpath(p, out) for p in paths] == ["images/fake_a.png", "test/fake_b.png"]
+    paths = photos.fetch_photos("free", log=lambda msg: None)
+    assert paths == ["free/images/fake_a.png", "free/test/fake_b.png"]
+    assert os.listdir(out / "debs") == ["fake.deb"]
     for path, name in zip(paths, originals):
         got = load_rgb8(path)
         jpeg = load_rgb8(str(tmp_path / "pkgroot" / "usr" / "share" / "wallpapers" / f"{name}.jpg"))
@@ -322,7 +324,7 @@ def test_fetch_photos_downloads_verifies_extracts_and_reduces(tmp_path, monkeypa
     # A second fetch keeps what is there and downloads nothing (the mirror is gone).
     shutil.rmtree(tmp_path / "mirror")
     os.remove(out / "debs" / "fake.deb")
-    assert photos.fetch_photos(str(out), log=lambda msg: None) == paths
+    assert photos.fetch_photos("free", log=lambda msg: None) == paths
 
 
 def test_fetch_photos_refuses_a_package_whose_checksum_changed(tmp_path, monkeypatch):
@@ -340,6 +342,7 @@ def test_fetch_photos_without_network_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(photos, "DEBIAN_MIRROR", (tmp_path / "nowhere").as_uri())
     with pytest.raises(photos.FetchError, match="apt-get download fake-wallpapers"):
         photos.fetch_photos(str(tmp_path / "free"), log=lambda msg: None)
+    assert not os.listdir(tmp_path / "free" / "debs")  # No partial download left behind.
 
 
 def test_tfds_celeb_a_under_mock_data(tmp_path, monkeypatch):

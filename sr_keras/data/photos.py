@@ -144,12 +144,19 @@ def _download(pkg_name: str, pkg: Package, cache_dir: str, log: Callable[[str], 
     tmp = path + ".part"
     log(f"Downloading {pkg.url} ({pkg.size / 1e6:.0f} MB)")
     try:
-        with urllib.request.urlopen(pkg.url, timeout=60) as r, open(tmp, "wb") as f:
-            while chunk := r.read(1 << 20):
-                f.write(chunk)
+        f = open(tmp, "wb")
     except OSError as e:
-        raise FetchError(f"cannot download {pkg.url} ({e}); check the network, or download it by hand "
-                         f"(apt-get download {pkg_name}) into {cache_dir}") from None
+        raise FetchError(f"cannot write {tmp} ({e.strerror}); choose a writable --out_dir") from None
+    with f:
+        try:
+            with urllib.request.urlopen(pkg.url, timeout=60) as r:
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+        except OSError as e:  # URLError, HTTPError, timeouts and resets are all OSErrors.
+            f.close()
+            os.remove(tmp)
+            raise FetchError(f"cannot download {pkg.url} ({e}); check the network, or download it by hand "
+                             f"(apt-get download {pkg_name}) into {cache_dir}") from None
     digest = _sha256(tmp)
     if digest != pkg.sha256:
         os.remove(tmp)
@@ -204,8 +211,8 @@ def fetch_photos(out_dir: str, cache_dir: Optional[str] = None, log: Callable[[s
     from PIL import Image
 
     cache_dir = cache_dir or os.path.join(out_dir, "debs")
-    for folder in ("images", "test", cache_dir):
-        os.makedirs(os.path.join(out_dir, folder), exist_ok=True)
+    for folder in (os.path.join(out_dir, "images"), os.path.join(out_dir, "test"), cache_dir):
+        os.makedirs(folder, exist_ok=True)
     paths = {p.name: os.path.join(out_dir, "images" if p.split == "train" else "test", p.name + ".png")
              for p in PHOTOS}
     todo = [p for p in PHOTOS if not os.path.exists(paths[p.name])]
