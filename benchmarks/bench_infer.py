@@ -158,7 +158,6 @@ def speed_variants(g, size, repeats):
 
 def quality_variants(repeats):
     """bf16 (and XLA) inference vs fp32 of the shipped default model on the held-back photos: PSNR-Y and time."""
-    import keras
     import numpy as np
     import tensorflow as tf
 

@@ -38,7 +38,9 @@ python -m sr_keras.make_default_model --workdir=runs/photo_x4"""
 def training_seconds(workdir: str) -> tuple:
     """(seconds, how): wall time between logged steps (gaps over 10 min, i.e. pauses, left out), or an
     estimate from the logged per-step rates."""
-    rows = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
+    from sr_keras import curves
+
+    rows = curves.read_metrics(workdir)  # Tolerates a last line cut short by a kill.
     times = [r["time"] for r in rows if "time" in r]
     if len(times) > 1:
         gaps = [b - a for a, b in zip(times, times[1:]) if 0 <= b - a < 600]
@@ -159,13 +161,14 @@ def main(argv):
     import tensorflow as tf
 
     from sr_keras import curves, evaluate_lib, export_lib, inference
-    from sr_keras.data import photos, sources
+    from sr_keras.data import sources
 
     try:
         generator, meta = export_lib.generator_from_workdir(_WORKDIR.value)
     except export_lib.ExportError as e:
         fail(str(e))
     cfg = json.load(open(os.path.join(_WORKDIR.value, "config.json")))
+    scale = cfg["model"]["scale"]
     meta["model_name"] = "default"
     target = os.path.abspath(_OUT_DIR.value or TARGET)
     os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -174,29 +177,30 @@ def main(argv):
         version_dir = export_lib.export(generator, meta, staging, "default_model", version=1)
         size_mb = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(version_dir) for f in fs) / 1e6
         enhancer = inference.Enhancer(version_dir)
-        images, _ = evaluate_lib.load_images("sample", cfg["model"]["scale"])
-        results = evaluate_lib.evaluate({"default": enhancer}, images, cfg["model"]["scale"], _EVAL_OUT.value)
+        images, _ = evaluate_lib.load_images("sample", scale)
+        results = evaluate_lib.evaluate({"default": enhancer}, images, scale, _EVAL_OUT.value)
         seconds, how = training_seconds(_WORKDIR.value)
         curves.plot_training_curves(_WORKDIR.value, os.path.join(_EVAL_OUT.value, "training_curves.png"))
         test = None
         if _TEST_IMAGES.value and os.path.isdir(_TEST_IMAGES.value):
-            test_images, _ = evaluate_lib.load_images(_TEST_IMAGES.value, cfg["model"]["scale"])
-            test_results = evaluate_lib.evaluate({"default": enhancer}, test_images, cfg["model"]["scale"],
+            test_images, _ = evaluate_lib.load_images(_TEST_IMAGES.value, scale)
+            test_results = evaluate_lib.evaluate({"default": enhancer}, test_images, scale,
                                                  os.path.join(_EVAL_OUT.value, "test"))
             test = {**_summary(test_results, f"{len(test_images)} held-out free photos ({_TEST_IMAGES.value})"),
                     "table": evaluate_lib.markdown_table(test_results)}
-        mp = sum(i.lr.shape[0] * i.lr.shape[1] * 16 for i in images) / 1e6
+        mp = sum(i.lr.shape[0] * i.lr.shape[1] * scale ** 2 for i in images) / 1e6
+        train_count = meta["training_data"].get("counts", {}).get("train")
         sec = sum(v["seconds"] for v in results["methods"]["default"]["images"].values())
         card = {
-            "scale": cfg["model"]["scale"], "architecture": cfg["model"], "parameters": generator.count_params(),
+            "scale": scale, "architecture": cfg["model"], "parameters": generator.count_params(),
             "size_mb": size_mb, "steps": meta["steps"], "config": cfg, "training_seconds": seconds,
             "training_time_how": how, "machine": f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}",
             "architecture_text": _architecture_text(cfg["model"]), "recipe": RECIPE,
-            "data": {"count": meta["training_data"].get("counts", {}).get("train"),
-                     "description": f"{meta['training_data'].get('counts', {}).get('train', '?')} photos: the "
+            "data": {"count": train_count,
+                     "description": f"{train_count or '?'} photos: the "
                                     "scikit-image sample photos (`--source=sample`) and free wallpaper photos "
                                     "from pinned Debian packages (`sr-fetch-photos`, each reduced "
-                                    f"2x or 4x); x{cfg['model']['scale']} antialiased bicubic "
+                                    f"2x or 4x); x{scale} antialiased bicubic "
                                     f"degradation, random {cfg['hr_crop']}x{cfg['hr_crop']} HR crops with flips "
                                     "and 90-degree rotations. Per-photo authors: tfrecords/free_photos/CREDITS.md "
                                     "after `sr-fetch-photos`, or sr_keras/data/photos.py.",

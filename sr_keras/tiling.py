@@ -42,12 +42,18 @@ def _spans(size: int, tile: int, overlap: int):
     return out
 
 
+def _plan(h: int, w: int, tile: int, overlap: int):
+    """(row spans, column spans) of the tiles, or None when the image runs in one pass."""
+    if not tile or (h <= tile and w <= tile):
+        return None
+    overlap = min(overlap, tile)  # A ramp wider than the tile would reach past the neighbour.
+    return _spans(h, tile, overlap), _spans(w, tile, overlap)
+
+
 def count_tiles(h: int, w: int, tile: int, overlap: int) -> int:
     """How many times `tiled_apply` calls the model on an h x w image."""
-    if not tile or (h <= tile and w <= tile):
-        return 1
-    overlap = min(overlap, tile)
-    return len(_spans(h, tile, overlap)) * len(_spans(w, tile, overlap))
+    plan = _plan(h, w, tile, overlap)
+    return 1 if plan is None else len(plan[0]) * len(plan[1])
 
 
 def tiled_apply(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale: int, tile: int = 256,
@@ -66,15 +72,15 @@ def tiled_apply(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale
       float32 [H * scale, W * scale, 3].
     """
     h, w = image.shape[:2]
-    if not tile or (h <= tile and w <= tile):
+    plan = _plan(h, w, tile, overlap)
+    if plan is None:
         out = fn(image)
         if on_tile:
             on_tile()
         return out
-    overlap = min(overlap, tile)  # A ramp wider than the tile would reach past the neighbour.
     s = scale
     out = np.empty((h * s, w * s, image.shape[2]), np.float32)
-    ys, xs = _spans(h, tile, overlap), _spans(w, tile, overlap)
+    ys, xs = plan
     carry = None  # (first HR row, rows, weights) of the previous band's trailing cross-fade.
     for y0, y1, oy0, oy1, lead_y, trail_y in ys:
         band = np.zeros(((oy1 - oy0) * s, w * s, image.shape[2]), np.float32)

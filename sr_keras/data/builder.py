@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
 import json
 import math
 import multiprocessing.pool
@@ -100,14 +99,6 @@ def _file_size(path: Optional[str]) -> int:
         return 0
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def resolve_config(cfg: BuildConfig, source: sources_lib.Source) -> BuildConfig:
     """Fills defaults that depend on the source and validates the combination."""
     if cfg.scale not in SCALES:
@@ -169,7 +160,7 @@ class _ShardSet:
                 os.remove(old)  # A rerun with another shard count must not leave stale shards behind.
         shards = []
         for tmp, final, n in zip(self.tmps, self.finals, self.records):
-            digest = _sha256(tmp)
+            digest = sources_lib.sha256_file(tmp)
             os.replace(tmp, os.path.join(self.out_dir, final))
             shards.append({"file": final, "split": self.split, "records": n, "sha256": digest})
         return shards

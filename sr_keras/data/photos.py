@@ -14,14 +14,16 @@ sample's chelsea, coffee and rocket) for `sr-evaluate --images=tfrecords/free_ph
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import os
+import shutil
 import tarfile
 import urllib.request
 from typing import Callable, Optional
 
 import numpy as np
+
+from sr_keras.data.sources import sha256_file
 
 DEBIAN_MIRROR = "https://deb.debian.org/debian"
 
@@ -139,7 +141,7 @@ class FetchError(RuntimeError):
 def _download(pkg_name: str, pkg: Package, cache_dir: str, log: Callable[[str], None]) -> str:
     """The verified .deb in `cache_dir`, downloaded once (to a temporary name, renamed when verified)."""
     path = os.path.join(cache_dir, os.path.basename(pkg.pool_path))
-    if os.path.exists(path) and _sha256(path) == pkg.sha256:
+    if os.path.exists(path) and sha256_file(path) == pkg.sha256:
         return path
     tmp = path + ".part"
     log(f"Downloading {pkg.url} ({pkg.size / 1e6:.0f} MB)")
@@ -147,31 +149,20 @@ def _download(pkg_name: str, pkg: Package, cache_dir: str, log: Callable[[str], 
         f = open(tmp, "wb")
     except OSError as e:
         raise FetchError(f"cannot write {tmp} ({e.strerror}); choose a writable --out_dir") from None
-    with f:
-        try:
-            with urllib.request.urlopen(pkg.url, timeout=60) as r:
-                while chunk := r.read(1 << 20):
-                    f.write(chunk)
-        except OSError as e:  # URLError, HTTPError, timeouts and resets are all OSErrors.
-            f.close()
-            os.remove(tmp)
-            raise FetchError(f"cannot download {pkg.url} ({e}); check the network, or download it by hand "
-                             f"(apt-get download {pkg_name}) into {cache_dir}") from None
-    digest = _sha256(tmp)
+    try:
+        with f, urllib.request.urlopen(pkg.url, timeout=60) as r:
+            shutil.copyfileobj(r, f, 1 << 20)
+    except OSError as e:  # URLError, HTTPError, timeouts and resets are all OSErrors.
+        os.remove(tmp)
+        raise FetchError(f"cannot download {pkg.url} ({e}); check the network, or download it by hand "
+                         f"(apt-get download {pkg_name}) into {cache_dir}") from None
+    digest = sha256_file(tmp)
     if digest != pkg.sha256:
         os.remove(tmp)
         raise FetchError(f"{pkg.url}: SHA-256 {digest} is not the pinned {pkg.sha256}; the mirror may serve a "
                          "newer revision. Update PACKAGES in sr_keras/data/photos.py and re-check the licences")
     os.replace(tmp, path)
     return path
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def deb_members(deb_path: str, wanted: set) -> dict:

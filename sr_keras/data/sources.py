@@ -93,6 +93,15 @@ def walk_files(root: str) -> list:
     return files
 
 
+def sha256_file(path: str) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def dir_source(root: str, val_fraction: float) -> Source:
     """Every (non-hidden) file under `root`. Files that turn out not to be images are skipped later,
     with a reason, by the builder."""
