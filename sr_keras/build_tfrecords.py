@@ -26,7 +26,16 @@ _WORKERS = flags.DEFINE_integer("workers", 0, "Worker processes (0: all cores)."
 _DEGRADATION = flags.DEFINE_enum("degradation", "bicubic", ["bicubic", "realistic"], "How LR is made.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the realistic degradation.")
 _MAX_IMAGES = flags.DEFINE_integer("max_images", 0, "Use at most this many images per split (0: all).")
+_RESCALES = flags.DEFINE_list("train_rescales", [], "Multi-scale augmentation: the train split also gets pairs "
+                              "from each image shrunk by these factors, e.g. 0.75,0.5 (val/test untouched).")
 _TFDS_DATA_DIR = flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets data_dir.")
+
+
+def _parse_factors(values: list) -> list:
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        fail(f"--train_rescales={','.join(values)}: give numbers between 0 and 1, e.g. 0.75,0.5")
 
 
 def main(argv):
@@ -39,7 +48,7 @@ def main(argv):
         val_fraction=_VAL_FRACTION.value, scale=_SCALE.value, hr_size=_HR_SIZE.value,
         min_side=_MIN_SIDE.value, num_shards=_NUM_SHARDS.value, workers=_WORKERS.value,
         degradation=_DEGRADATION.value, seed=_SEED.value, max_images=_MAX_IMAGES.value,
-        tfds_data_dir=_TFDS_DATA_DIR.value)
+        tfds_data_dir=_TFDS_DATA_DIR.value, train_rescales=tuple(_parse_factors(_RESCALES.value)))
     try:
         manifest = builder.build_tfrecords(cfg)
     except builder.BuildError as e:

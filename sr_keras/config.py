@@ -68,6 +68,10 @@ class TrainConfig:
     crops_per_image: int = 1
     seed: int = 0
     keep_checkpoints: int = 3
+    # Start the generator (and its EMA) from another run's EMA generator: a run folder or a checkpoint prefix.
+    # Only on a fresh workdir; optimizer, step and schedule start anew (a fine-tune, or a GAN phase on top of a
+    # PSNR model as in ESRGAN). Empty: random initialisation.
+    init_checkpoint: str = ""
 
     @property
     def total_steps(self) -> int:

@@ -47,13 +47,17 @@ _JIT = flags.DEFINE_bool("jit_compile", None, "XLA-compile the train step.")
 _CKPT_EVERY = flags.DEFINE_integer("ckpt_every", None, "Steps between checkpoints.")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", None, "Steps between validation runs.")
 _SEED = flags.DEFINE_integer("seed", None, "Seed of data order, crops and initialisation.")
+_INIT = flags.DEFINE_string("init_checkpoint", None, "Start the generator from another run's EMA generator (its "
+                            "workdir or a checkpoint prefix); a fresh schedule, optimizer and step count. Only "
+                            "for a new --workdir.")
 
 flags.mark_flag_as_required("workdir")
 
 _OVERRIDES = {"data": _DATA, "batch_size": _BATCH, "hr_crop": _HR_CROP, "pretrain_steps": _PRETRAIN,
-              "gan_steps": _GAN, "lr": _LR, "lr_schedule": _LR_SCHEDULE, "pretrain_loss": _PRETRAIN_LOSS, "content_loss": _CONTENT, "adv_weight": _ADV_WEIGHT,
-              "d_steps": _D_STEPS, "ema_decay": _EMA, "vgg_weights": _VGG,
-              "jit_compile": _JIT, "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY, "seed": _SEED}
+              "gan_steps": _GAN, "lr": _LR, "lr_schedule": _LR_SCHEDULE, "pretrain_loss": _PRETRAIN_LOSS,
+              "content_loss": _CONTENT, "adv_weight": _ADV_WEIGHT, "d_steps": _D_STEPS, "ema_decay": _EMA,
+              "vgg_weights": _VGG, "jit_compile": _JIT, "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY,
+              "seed": _SEED, "init_checkpoint": _INIT}
 _MODEL_OVERRIDES = {"num_blocks": _BLOCKS, "filters": _FILTERS, "bicubic_skip": _BICUBIC_SKIP,
                     "batch_norm": _BATCH_NORM, "upsampler": _UPSAMPLER}
 

@@ -48,6 +48,8 @@ def validate(cfg: config_lib.TrainConfig, strategy: tf.distribute.Strategy) -> d
         raise TrainError(f"lr_schedule={cfg.lr_schedule}: choose step or cosine")
     if cfg.content_loss not in config_lib.CONTENT_LOSSES:
         raise TrainError(f"content_loss={cfg.content_loss}: choose one of {config_lib.CONTENT_LOSSES}")
+    if cfg.init_checkpoint:
+        resolve_checkpoint(cfg.init_checkpoint)
     if not os.path.isdir(cfg.data):
         raise TrainError(f"--data={cfg.data}: no such folder; build it with "
                          f"sr-build-tfrecords --scale={scale} --out_dir={cfg.data}")
@@ -105,6 +107,37 @@ class _Run:
             self.checkpoint = tf.train.Checkpoint(
                 generator=self.generator, discriminator=self.discriminator, ema_generator=self.ema.model,
                 ema_updates=self.ema.updates, g_optimizer=g_opt, d_optimizer=d_opt, step=self.step)
+
+
+def resolve_checkpoint(path: str) -> str:
+    """A checkpoint prefix from a run folder, its checkpoints/ folder or a prefix; TrainError if there is none."""
+    for folder in (os.path.join(path, "checkpoints"), path):
+        if os.path.isdir(folder):
+            latest = tf.train.latest_checkpoint(folder)
+            if latest:
+                return latest
+    if tf.io.gfile.exists(path + ".index"):
+        return path
+    raise TrainError(f"--init_checkpoint={path}: no checkpoint there; give a run's --workdir or a checkpoint "
+                     "prefix such as runs/photo_x4/checkpoints/ckpt-14000")
+
+
+def init_from_checkpoint(run: "_Run", path: str) -> str:
+    """Loads another run's EMA generator into this run's generator and EMA; returns the checkpoint used.
+
+    Only the generator is read: the discriminator, optimizers and step start fresh. The architectures must
+    match (same ModelConfig), else TrainError.
+    """
+    prefix = resolve_checkpoint(path)
+    try:
+        status = tf.train.Checkpoint(ema_generator=run.generator).read(prefix)
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+        raise TrainError(f"--init_checkpoint={path}: its generator does not match this --model/--preset "
+                         f"architecture ({str(e).splitlines()[0][:200]})") from None
+    status.expect_partial()  # The rest of that checkpoint (D, optimizers, step) is deliberately not read.
+    run.ema.copy_from_source()
+    return prefix
 
 
 def _make_step_fn(run: _Run, strategy, step_method, jit_compile: bool):
@@ -229,6 +262,9 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str,
             phase = 1 if start < cfg.pretrain_steps else 2
             logging.info("resumed from step %d (phase %d) of %s", start, phase, manager.latest_checkpoint)
             print(f"Resumed from step {start} (phase {phase}) of {manager.latest_checkpoint}", flush=True)
+        elif cfg.init_checkpoint:
+            source = init_from_checkpoint(run, cfg.init_checkpoint)
+            print(f"Generator initialised from the EMA generator of {source}", flush=True)
         try:
             return _loop(cfg, run, strategy, manager, workdir, chief, verbose)
         finally:

@@ -275,6 +275,43 @@ def test_combined_source_adds_folder_photos_to_sample_training_split(tmp_path):
         sources.resolve_source("sample,nope", [], 0.0)
 
 
+def test_train_rescales_add_shrunk_copies_of_training_images_only(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    originals = {f"p{i}.png": write_photo(str(photos / f"p{i}.png"), h=256, w=200, seed=i) for i in range(6)}
+    out = str(tmp_path / "out")
+    manifest = builder.build_tfrecords(builder.BuildConfig(source=f"dir:{photos}", out_dir=out, val_fraction=0.5,
+                                                           train_rescales=(0.75, 0.5), verbose=False))
+    n_val = manifest["counts"]["val"]
+    assert n_val >= 1 and manifest["counts"]["train"] == 3 * (6 - n_val)
+    assert manifest["config"]["train_rescales"] == [0.75, 0.5]
+    records = {}
+    for shard in manifest["shards"]:
+        for raw in tf.data.TFRecordDataset(os.path.join(out, shard["file"])):
+            ex = schema.parse_example(raw)
+            records[(shard["split"], ex["key"].numpy().decode())] = (ex["hr"].numpy(), ex["lr"].numpy())
+    train_keys = sorted(k for s, k in records if s == "train")
+    bases = sorted({k.split("@")[0] for k in train_keys})
+    assert train_keys == sorted(b + sfx for b in bases for sfx in ("", "@0.75", "@0.5"))
+    assert all("@" not in k for s, k in records if s == "val")
+    for base in bases:
+        hr = originals[os.path.basename(base)]
+        full, _ = records[("train", base)]
+        np.testing.assert_array_equal(full, hr)  # 256x200 is already a multiple of 4.
+        half, half_lr = records[("train", base + "@0.5")]
+        want = degradation.crop_to_multiple(degradation.rescale(hr, 0.5), 4)
+        assert half.shape == (128, 100, 3)
+        np.testing.assert_array_equal(half, want)
+        np.testing.assert_array_equal(half_lr, degradation.bicubic_downscale(want, 4))
+        assert records[("train", base + "@0.75")][0].shape == (192, 148, 3)  # 192x150 cropped to x4.
+    with pytest.raises(builder.BuildError, match="between 0 and 1"):
+        builder.build_tfrecords(builder.BuildConfig(source=f"dir:{photos}", out_dir=out, train_rescales=(1.5,),
+                                                    verbose=False))
+    proc = run_cli("build_tfrecords", f"--source=dir:{photos}", f"--out_dir={out}", "--train_rescales=half")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "--train_rescales=half" in proc.stderr.strip().splitlines()[-1]
+
+
 # --- Free photos (Debian packages) ----------------------------------------------------------------------------
 
 def _fake_wallpaper_package(tmp_path, monkeypatch):

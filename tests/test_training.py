@@ -109,6 +109,38 @@ def test_train_and_evaluate_writes_logs_and_resumes_in_process(sample_data, tmp_
     assert int(saved.step.numpy()) == 3
 
 
+def test_init_checkpoint_starts_from_another_runs_ema_generator_with_a_fresh_schedule(sample_data, tmp_path):
+    base = str(tmp_path / "base")
+    cfg = tiny_cfg(sample_data, pretrain_steps=3, gan_steps=0, ckpt_every=3, eval_every=3)
+    train_lib.train_and_evaluate(cfg, base, verbose=False)
+    source = _build(cfg, tf.distribute.get_strategy(), seed=7)
+    source.checkpoint.restore(tf.train.latest_checkpoint(os.path.join(base, "checkpoints"))).expect_partial()
+    ema = [w.numpy() for w in source.ema.model.weights]
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(ema, source.generator.weights))
+
+    run = _build(cfg, tf.distribute.get_strategy(), seed=8)  # Different random init.
+    assert train_lib.init_from_checkpoint(run, base).endswith("ckpt-3")
+    for want, got, got_ema in zip(ema, run.generator.weights, run.ema.model.weights):
+        np.testing.assert_array_equal(got.numpy(), want)
+        np.testing.assert_array_equal(got_ema.numpy(), want)
+    assert int(run.step.numpy()) == 0 and int(run.trainer.g_optimizer.iterations.numpy()) == 0
+
+    # Through train_and_evaluate: a fresh step count and schedule in the new workdir.
+    fine = str(tmp_path / "fine")
+    r = train_lib.train_and_evaluate(dataclasses.replace(cfg, pretrain_steps=2, init_checkpoint=base), fine,
+                                     verbose=False)
+    lines = [json.loads(x) for x in open(os.path.join(fine, "metrics.jsonl"))]
+    assert r["step"] == 2 and [x["step"] for x in lines] == [1, 2]
+    assert lines[0]["lr/generator"] == pytest.approx(cfg.lr)
+
+    with pytest.raises(train_lib.TrainError, match="no checkpoint there"):
+        train_lib.validate(dataclasses.replace(cfg, init_checkpoint=str(tmp_path / "nope")),
+                           tf.distribute.get_strategy())
+    wider = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, filters=16))
+    with pytest.raises(train_lib.TrainError, match="does not match"):
+        train_lib.init_from_checkpoint(_build(wider, tf.distribute.get_strategy()), base)
+
+
 def test_training_curves_picture_shows_the_gain_rising_and_survives_a_cut_line(tmp_path):
     from sr_keras import curves
 

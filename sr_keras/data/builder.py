@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from sr_keras.data import schema
 from sr_keras.data import sources as sources_lib
-from sr_keras.data.degradation import DEGRADATIONS, crop_to_multiple, center_square_resize, degrade
+from sr_keras.data.degradation import DEGRADATIONS, crop_to_multiple, center_square_resize, degrade, rescale
 from sr_keras.imageio import ImageError, load_rgb8
 
 SCALES = (2, 3, 4, 8)
@@ -48,6 +48,10 @@ class BuildConfig:
     seed: int = 0
     max_images: int = 0  # 0: no limit (per split).
     tfds_data_dir: Optional[str] = None
+    # Multi-scale augmentation of the train split (as Real-ESRGAN's DF2K multiscale set): each training image
+    # also yields pairs from copies of its HR shrunk by these factors (antialiased bicubic), so few photos
+    # show their textures at several sizes. Empty: one pair per image. val/test are never rescaled.
+    train_rescales: tuple = ()
     verbose: bool = True
 
 
@@ -62,8 +66,11 @@ class _Job:
     seed: int
 
 
-def process_item(item: sources_lib.SourceItem, job: _Job) -> tuple:
-    """Returns ("ok", key, (serialized_example, hr_shorter_side)) or ("skip", key_or_path, reason). Never raises for bad input."""
+def process_item(item: sources_lib.SourceItem, job: _Job, factor: float = 1.0) -> tuple:
+    """Returns ("ok", key, (serialized_example, hr_shorter_side)) or ("skip", key_or_path, reason). Never raises for bad input.
+
+    factor < 1: the pair is made from the HR shrunk by `factor` first, under the key `<key>@<factor>`.
+    """
     where = item.path or item.key
     try:
         if item.pixels is not None:
@@ -77,6 +84,9 @@ def process_item(item: sources_lib.SourceItem, job: _Job) -> tuple:
         return ("skip", where, str(e))
     except OSError as e:
         return ("skip", where, f"unreadable: {e.strerror or e}")
+    key = item.key
+    if factor != 1:
+        hr, key, where = rescale(hr, factor), f"{item.key}@{factor:g}", f"{where}@{factor:g}"
     if job.hr_size > 0:
         hr = center_square_resize(hr, job.hr_size)
     else:
@@ -84,8 +94,8 @@ def process_item(item: sources_lib.SourceItem, job: _Job) -> tuple:
         if short < max(job.min_side, job.scale):
             return ("skip", where, f"too small: shorter side {short} px < --min_side={job.min_side}")
         hr = crop_to_multiple(hr, job.scale)
-    lr, params = degrade(hr, job.scale, job.degradation, key=item.key, seed=job.seed)
-    return ("ok", item.key, (schema.serialize_pair(hr, lr, job.scale, item.key, params), min(hr.shape[:2])))
+    lr, params = degrade(hr, job.scale, job.degradation, key=key, seed=job.seed)
+    return ("ok", key, (schema.serialize_pair(hr, lr, job.scale, key, params), min(hr.shape[:2])))
 
 
 def _process_star(args):
@@ -107,6 +117,10 @@ def resolve_config(cfg: BuildConfig, source: sources_lib.Source) -> BuildConfig:
         raise BuildError(f"--degradation={cfg.degradation}: choose one of {DEGRADATIONS}")
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise BuildError(f"--val_fraction={cfg.val_fraction}: must be in [0, 1)")
+    bad = [f for f in cfg.train_rescales if not 0 < f < 1]
+    if bad:
+        raise BuildError(f"--train_rescales={','.join(map(str, cfg.train_rescales))}: each factor must be between 0 "
+                         "and 1 (exclusive), e.g. 0.75,0.5")
     hr_size = source.default_hr_size if cfg.hr_size < 0 else cfg.hr_size
     if hr_size and hr_size % cfg.scale:
         raise BuildError(f"--hr_size={hr_size} is not a multiple of --scale={cfg.scale}")
@@ -205,7 +219,8 @@ def _previous_manifest(out_dir: str, cfg_dict: dict, splits: Iterable[str]) -> d
             old = json.load(f)
     except (OSError, ValueError):
         return {}
-    same = all(old.get("config", {}).get(k) == cfg_dict[k] for k in ("source", "scale", "hr_size", "degradation"))
+    same = all(old.get("config", {}).get(k) == cfg_dict[k] for k in ("source", "scale", "hr_size", "degradation",
+                                                                            "train_rescales"))
     keep = {s for s in old.get("counts", {}) if s not in splits} if same else set()
     return {
         "counts": {s: n for s, n in old.get("counts", {}).items() if s in keep},
@@ -215,10 +230,10 @@ def _previous_manifest(out_dir: str, cfg_dict: dict, splits: Iterable[str]) -> d
     }
 
 
-def _run_split(split, items, pool, job, shard_set, total, verbose, skipped) -> None:
-    bar = _progress(total, verbose, f"[{split}] -> {shard_set.out_dir}")
+def _run_split(split, items, pool, job, shard_set, total, verbose, skipped, factors=(1.0,)) -> None:
+    bar = _progress(total and total * len(factors), verbose, f"[{split}] -> {shard_set.out_dir}")
     start, done = time.time(), 0
-    args = ((item, job) for item in items)
+    args = ((item, job, f) for item in items for f in factors)
     results = pool.imap(_process_star, args, chunksize=1) if pool else map(_process_star, args)
     for status, where, payload in results:
         done += 1
@@ -251,6 +266,7 @@ def build_tfrecords(cfg: BuildConfig) -> dict:
     splits = list(source.splits)
     cfg_dict = dataclasses.asdict(cfg)
     cfg_dict["split"] = list(cfg.split)
+    cfg_dict["train_rescales"] = list(cfg.train_rescales)
     manifest = {"format": "sr_keras.tfrecords/1", "dataset": source.name, "config": cfg_dict,
                 "counts": {}, "shards": [], "skipped": [], "hr_min_side": {}}
     previous = _previous_manifest(cfg.out_dir, cfg_dict, splits)
@@ -272,10 +288,13 @@ def build_tfrecords(cfg: BuildConfig) -> dict:
             hint = source.counts_hint.get(split)
             if cfg.max_images and hint:
                 hint = min(hint, cfg.max_images)
-            count = _shards_for(split, cfg, hint, source.counts_hint.get("train"))
+            factors = (1.0,) + tuple(cfg.train_rescales) if split == "train" else (1.0,)
+            train_hint = source.counts_hint.get("train")
+            count = _shards_for(split, cfg, hint and hint * len(factors),
+                                train_hint and train_hint * (1 + len(cfg.train_rescales)))
             shard_set = _ShardSet(cfg.out_dir, split, count)
             try:
-                _run_split(split, items, pool, job, shard_set, hint, cfg.verbose, manifest["skipped"])
+                _run_split(split, items, pool, job, shard_set, hint, cfg.verbose, manifest["skipped"], factors)
             except BaseException:
                 shard_set.abort()
                 raise

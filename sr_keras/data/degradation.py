@@ -60,6 +60,17 @@ def center_square_resize(image: np.ndarray, size: int) -> np.ndarray:
     return _to_uint8(out).numpy()
 
 
+def rescale(image: np.ndarray, factor: float) -> np.ndarray:
+    """Shrinks a uint8 image by `factor` (0 < factor <= 1) with antialiased bicubic; sides are rounded."""
+    if not 0 < factor <= 1:
+        raise ValueError(f"rescale factor {factor} must be in (0, 1]")
+    if factor == 1:
+        return image
+    h, w = image.shape[:2]
+    size = (max(1, round(h * factor)), max(1, round(w * factor)))
+    return _to_uint8(tf.image.resize(tf.cast(image, tf.float32), size, "bicubic", antialias=True)).numpy()
+
+
 def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
     """The standard degradation. `hr` must already be a multiple of `scale` on both sides."""
     h, w = hr.shape[:2]
