@@ -1,4 +1,4 @@
-"""sr-fetch-photos: downloads the free training photos (Debian wallpaper packages, pinned by SHA-256).
+"""sr-fetch-photos: downloads the free training photos and two held-out test sets (Debian packages, pinned by SHA-256).
 
   sr-fetch-photos --out_dir=tfrecords/free_photos
   sr-build-tfrecords --source=sample,dir:tfrecords/free_photos/images --val_fraction=0 --out_dir=...
@@ -6,6 +6,8 @@
 See sr_keras/data/photos.py for the list, and OUT_DIR/CREDITS.md for each photo's author and licence.
 """
 
+import collections
+import os
 import sys
 
 from absl import app, flags
@@ -23,7 +25,9 @@ def main(argv):
         paths = photos.fetch_photos(_OUT_DIR.value)
     except photos.FetchError as e:
         fail(str(e))
-    print(f"{len(paths)} photos in {_OUT_DIR.value}/images; credits in {_OUT_DIR.value}/CREDITS.md")
+    folders = collections.Counter(os.path.dirname(p) for p in paths)
+    print(", ".join(f"{n} photos in {d}" for d, n in sorted(folders.items()))
+          + f"; credits in {_OUT_DIR.value}/CREDITS.md")
     return 0
 
 

@@ -328,6 +328,8 @@ def _fake_wallpaper_package(tmp_path, monkeypatch):
     pics.mkdir(parents=True)
     originals = {name: write_photo(str(pics / f"{name}.jpg"), h=96, w=130, seed=i)
                  for i, name in enumerate(("a", "b"))}
+    gray = write_photo(str(tmp_path / "gray.png"), h=40, w=56, seed=9)[..., 1]
+    np.savez(pics / "c.npz", gray)  # A grayscale image stored as PyWavelets stores its samples.
     mirror = tmp_path / "mirror"
     (mirror / "pool").mkdir(parents=True)
     deb = mirror / "pool" / "fake.deb"
@@ -339,8 +341,10 @@ def _fake_wallpaper_package(tmp_path, monkeypatch):
         "pool/fake.deb", digest, deb.stat().st_size, "test")})
     monkeypatch.setattr(photos, "PHOTOS", tuple(
         photos.Photo(f"fake_{n}", "fake-wallpapers", f"./usr/share/wallpapers/{n}.jpg", "T. Tester", "CC0-1.0",
-                     split=split) for n, split in zip(originals, ("train", "test"))))
-    return photos, originals
+                     split=split) for n, split in zip(originals, ("train", "test"))) + (
+        photos.Photo("fake_c", "fake-wallpapers", "./usr/share/wallpapers/c.npz", "T. Tester", "CC0-1.0", reduce=1,
+                     split="test_libs"),))
+    return photos, dict(originals, c=gray)
 
 
 def test_fetch_photos_downloads_verifies_extracts_and_reduces(tmp_path, monkeypatch):
@@ -348,16 +352,18 @@ def test_fetch_photos_downloads_verifies_extracts_and_reduces(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)  # A relative --out_dir, as `make default-model` passes.
     out = tmp_path / "free"
     paths = photos.fetch_photos("free", log=lambda msg: None)
-    assert paths == ["free/images/fake_a.png", "free/test/fake_b.png"]
+    assert paths == ["free/images/fake_a.png", "free/test/fake_b.png", "free/test_libs/fake_c.png"]
     assert os.listdir(out / "debs") == ["fake.deb"]
-    for path, name in zip(paths, originals):
+    # Unreduced (reduce=1) and still one channel: the .npz array exactly.
+    np.testing.assert_array_equal(np.asarray(Image.open(paths[2])), originals["c"])
+    for path, name in zip(paths[:2], ("a", "b")):
         got = load_rgb8(path)
         jpeg = load_rgb8(str(tmp_path / "pkgroot" / "usr" / "share" / "wallpapers" / f"{name}.jpg"))
         assert got.shape == (48, 65, 3)  # 96x130 reduced 2x.
         np.testing.assert_array_equal(got, degradation.bicubic_downscale(jpeg, 2))
     credits = (out / "CREDITS.md").read_text()
     assert "| fake_a | train | T. Tester | CC0-1.0 | fake-wallpapers |" in credits
-    assert "| fake_b | test |" in credits
+    assert "| fake_b | test |" in credits and "| fake_c | test_libs |" in credits
     # A second fetch keeps what is there and downloads nothing (the mirror is gone).
     shutil.rmtree(tmp_path / "mirror")
     os.remove(out / "debs" / "fake.deb")

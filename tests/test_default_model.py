@@ -68,15 +68,17 @@ def test_card_numbers_are_what_sr_evaluate_reproduces(card, tmp_path):
 def test_make_default_model_ships_a_run_with_its_card(tiny_run, tmp_path):
     """The shipping step on a finished (tiny) run: SavedModel only, card numbers from sr-evaluate's code, both
     held-out sets reported, and the previous model kept until the new one is complete."""
-    test_dir = tmp_path / "test_photos"
+    test_dir, other_dir = tmp_path / "test_photos", tmp_path / "other"
     test_dir.mkdir()
+    other_dir.mkdir()
     for i in range(2):
         write_photo(str(test_dir / f"t{i}.png"), h=64, w=72, seed=i)
+    write_photo(str(other_dir / "o.png"), h=64, w=64, seed=5)
     out = tmp_path / "default_model"
     out.mkdir()
     (out / "previous.txt").write_text("old model")
     proc = run_cli("make_default_model", f"--workdir={tiny_run}", f"--out_dir={out}",
-                   f"--eval_out={tmp_path / 'eval'}", f"--test_images={test_dir}")
+                   f"--eval_out={tmp_path / 'eval'}", f"--test_images={test_dir},{tmp_path / 'absent'},{other_dir}")
     assert proc.returncode == 0, proc.stderr
     assert sorted(os.listdir(out)) == ["1", "MODEL_CARD.md", "card.json"]
     card = json.load(open(out / "card.json"))
@@ -84,12 +86,35 @@ def test_make_default_model_ships_a_run_with_its_card(tiny_run, tmp_path):
     for method in ("bicubic", "default"):
         assert card["validation"]["mean"][method]["psnr_y"] == results["methods"][method]["mean"]["psnr_y"]
     assert sorted(card["validation"]["per_image_psnr_y"]) == sorted(sources.SAMPLE_VAL)
-    assert sorted(card["test"]["per_image_psnr_y"]) == ["t0.png", "t1.png"]
+    assert [sorted(t["per_image_psnr_y"]) for t in card["tests"]] == [["t0.png", "t1.png"], ["o.png"]]  # absent: skipped
+    gains = [v["model"] - v["bicubic"] for t in [card["validation"]] + card["tests"]
+             for v in t["per_image_psnr_y"].values()]
+    pooled = card["all_unseen"]
+    assert pooled["count"] == 6 and abs(pooled["gain_db"] - np.mean(gains)) < 1e-9
+    assert pooled["min_gain_db"] == min(gains)
+    assert len(card["stages"]) == 1 and card["stages"][0]["steps"] == card["steps"] == 3
     text = (out / "MODEL_CARD.md").read_text()
-    assert f"**{card['validation']['gain_db']:+.2f} dB**" in text and f"**{card['test']['gain_db']:+.2f} dB**" in text
+    for t in [card["validation"]] + card["tests"]:
+        assert f"**{t['gain_db']:+.2f} dB**" in text
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".default_model-") or p.endswith(".old")]
     assert os.path.exists(tmp_path / "eval" / "training_curves.png")
     # A run that cannot be shipped leaves the current model untouched.
     proc = run_cli("make_default_model", f"--workdir={tmp_path / 'nothing'}", f"--out_dir={out}")
     assert proc.returncode != 0 and "no config.json" in proc.stderr
     assert sorted(os.listdir(out)) == ["1", "MODEL_CARD.md", "card.json"]
+
+
+def test_training_stages_follow_init_checkpoint_back_to_the_first_run(tiny_run, sample_data, tmp_path):
+    import dataclasses
+
+    from sr_keras import config, make_default_model, train_lib
+
+    base = dataclasses.replace(config.get_preset("tiny", "srgan"), data=sample_data, pretrain_steps=2, gan_steps=0)
+    fine = str(tmp_path / "fine")
+    train_lib.train_and_evaluate(dataclasses.replace(base, init_checkpoint=os.path.join(tiny_run, "checkpoints")),
+                                 fine, verbose=False)
+    stages = make_default_model.training_stages(fine)
+    assert [s["workdir"] for s in stages] == [tiny_run, fine]
+    assert [s["steps"] for s in stages] == [3, 2]
+    assert all(s["seconds"] > 0 for s in stages)
+    assert make_default_model.training_stages(tiny_run) == stages[:1]

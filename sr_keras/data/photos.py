@@ -9,6 +9,11 @@ saved at 0.3 to 2 bits per pixel, so their block artefacts and ringing would tea
 each photo is therefore reduced 2x or 4x (antialiased bicubic, `Photo.reduce`) before use, as is usual for SR
 training sets. Photos marked `split="test"` are never trained on: they are a second held-out set (besides the
 sample's chelsea, coffee and rocket) for `sr-evaluate --images=tfrecords/free_photos/test`.
+
+A third held-out set, `split="test_libs"` (written to test_libs/), is unlike the training photos on purpose: the
+sample photos that Python libraries ship in Debian (scikit-learn's china and flower, matplotlib's Grace Hopper,
+PyWavelets' aerial photo and "ascent"), small camera JPEGs and two grayscale images, used as they are (not
+reduced), like the photos a user would bring.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ class Photo:
     author: str
     license: str
     reduce: int = 2  # Shrink factor (see the module docstring).
-    split: str = "train"  # train | test (held out: written to test/, never to images/).
+    split: str = "train"  # train (written to images/) | test | test_libs (held out: written to a folder so named).
 
 
 PACKAGES = {
@@ -64,12 +69,26 @@ PACKAGES = {
         "pool/main/m/mate-backgrounds/mate-backgrounds_1.26.0-1_all.deb",
         "7bf4c2209f34b4f61ba6d24c8b58c28b361e82e4b943aae6d42c030169af9e04", 46_638_500,
         "debian/copyright: GPL-2+, copyright holders per file"),
+    "python3-sklearn": Package(
+        "pool/main/s/scikit-learn/python3-sklearn_1.2.1+dfsg-1_all.deb",
+        "ca0c6be401d14871c7e93cfdd8d1f561595dc65e6e2ad2501d568aee7f7efc58", 2_102_964,
+        "sklearn/datasets/images/README.txt: CC-BY-2.0, Flickr photos"),
+    "python-matplotlib-data": Package(
+        "pool/main/m/matplotlib/python-matplotlib-data_3.6.3-1_all.deb",
+        "e4150fcebd35ea11e0f66268da97ce62f98a4cf530c944f755f241da1a9158f9", 2_743_688,
+        "debian/copyright: matplotlib licence (PSF-based); grace_hopper.jpg is a U.S. Navy photo (public domain)"),
+    "python3-pywt": Package(
+        "pool/main/p/pywavelets/python3-pywt_1.1.1-3+b2_amd64.deb",
+        "12b1adb8edee838f23c30ba243e8ae4bfb18159e5951feb017067b16eb7cd09d", 967_852,
+        "debian/copyright: Expat (PyWavelets); images stored as .npz arrays"),
 }
 
 _KDE = "./usr/share/wallpapers/{}/contents/images/2560x1600.jpg"
 _MATE = "./usr/share/backgrounds/mate/nature/{}.jpg"
 _LOMIRI = "./usr/share/backgrounds/{}.jpg"
 _L16 = "lomiri-wallpapers-16.04"
+_SKLEARN = "./usr/lib/python3/dist-packages/sklearn/datasets/images/{}"
+_PYWT = "./usr/lib/python3/dist-packages/pywt/data/{}.npz"
 
 PHOTOS = (
     Photo("kde_bythewater", "plasma-workspace-wallpapers", _KDE.format("BytheWater"), "Maciej Wiklo", "LGPL-3"),
@@ -131,6 +150,18 @@ PHOTOS = (
           "CC-BY-4.0", reduce=4, split="test"),
     Photo("ubuntu_wine", _L16, _LOMIRI.format("Wine_by_Jakkub_Mede"), "Jakub Mede", "CC-BY-4.0", reduce=4,
           split="test"),
+    # Held out (split="test_libs"), used as shipped (reduce=1): small camera JPEGs and grayscale images.
+    Photo("sklearn_china", "python3-sklearn", _SKLEARN.format("china.jpg"), "danielbuechele (Flickr)", "CC-BY-2.0",
+          reduce=1, split="test_libs"),
+    Photo("sklearn_flower", "python3-sklearn", _SKLEARN.format("flower.jpg"), "vultilion (Flickr)", "CC-BY-2.0",
+          reduce=1, split="test_libs"),
+    Photo("matplotlib_grace_hopper", "python-matplotlib-data",
+          "./usr/share/matplotlib/mpl-data/sample_data/grace_hopper.jpg", "U.S. Navy", "public domain", reduce=1,
+          split="test_libs"),
+    Photo("pywt_aero", "python3-pywt", _PYWT.format("aero"), "PyWavelets sample data", "MIT (Expat)", reduce=1,
+          split="test_libs"),
+    Photo("pywt_ascent", "python3-pywt", _PYWT.format("ascent"), "PyWavelets / SciPy sample data", "MIT (Expat)",
+          reduce=1, split="test_libs"),
 )
 
 
@@ -188,11 +219,21 @@ def deb_members(deb_path: str, wanted: set) -> dict:
 
 
 def reduce_photo(data: bytes, factor: int) -> np.ndarray:
-    """Decodes a photo and shrinks it `factor`x with antialiased bicubic, as uint8 RGB."""
+    """Decodes a photo (an image file, or a .npz holding one uint8 image array, as PyWavelets stores them) and
+    shrinks it `factor`x with antialiased bicubic (factor 1: as it is). Returns uint8, HxWx3 or HxW (gray .npz)."""
     from sr_keras import imageio
     from sr_keras.data import degradation
 
-    rgb = imageio.to_rgb8(imageio.decode_image(data))
+    if data[:4] == b"PK\x03\x04":  # A .npz is a zip archive.
+        with np.load(io.BytesIO(data)) as z:
+            pixels = z[z.files[0]]
+        if pixels.dtype != np.uint8 or pixels.ndim != 2 and not (pixels.ndim == 3 and pixels.shape[-1] == 3):
+            raise FetchError(f"unexpected image array {pixels.dtype} {pixels.shape} in a .npz")
+    else:
+        pixels = imageio.to_rgb8(imageio.decode_image(data))
+    if factor == 1:
+        return pixels
+    rgb = np.repeat(pixels[..., None], 3, -1) if pixels.ndim == 2 else pixels
     return degradation.bicubic_downscale(degradation.crop_to_multiple(rgb, factor), factor)
 
 
@@ -202,10 +243,10 @@ def fetch_photos(out_dir: str, cache_dir: Optional[str] = None, log: Callable[[s
     from PIL import Image
 
     cache_dir = cache_dir or os.path.join(out_dir, "debs")
-    for folder in (os.path.join(out_dir, "images"), os.path.join(out_dir, "test"), cache_dir):
-        os.makedirs(folder, exist_ok=True)
-    paths = {p.name: os.path.join(out_dir, "images" if p.split == "train" else "test", p.name + ".png")
+    paths = {p.name: os.path.join(out_dir, "images" if p.split == "train" else p.split, p.name + ".png")
              for p in PHOTOS}
+    for folder in {os.path.dirname(p) for p in paths.values()} | {cache_dir}:
+        os.makedirs(folder, exist_ok=True)
     todo = [p for p in PHOTOS if not os.path.exists(paths[p.name])]
     for pkg_name in sorted({p.package for p in todo}):
         photos = [p for p in todo if p.package == pkg_name]
@@ -223,7 +264,7 @@ def fetch_photos(out_dir: str, cache_dir: Optional[str] = None, log: Callable[[s
 
 def credits_markdown() -> str:
     lines = ["# Photo credits", "", "Each photo is the package's file reduced by the given factor (antialiased "
-             "bicubic). `test` photos are held out from training.", "",
+             "bicubic). `test` and `test_libs` photos are held out from training.", "",
              "| photo | split | author | licence | Debian package | file | reduced |", "|---|---|---|---|---|---|---|"]
     for p in PHOTOS:
         lines.append(f"| {p.name} | {p.split} | {p.author} | {p.license} | {p.package} | `{p.member[2:]}` | "
