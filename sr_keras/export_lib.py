@@ -159,7 +159,8 @@ def _training_data(data_dir: str) -> dict:
         with open(os.path.join(data_dir, "manifest.json")) as f:
             m = json.load(f)
         return {"path": data_dir, "dataset": m.get("dataset"), "counts": m.get("counts"),
-                "degradation": m["config"].get("degradation"), "hr_size": m["config"].get("hr_size")}
+                "degradation": m["config"].get("degradation"), "hr_size": m["config"].get("hr_size"),
+                "train_rescales": m["config"].get("train_rescales", [])}
     except (OSError, ValueError, KeyError):
         return {"path": data_dir}
 

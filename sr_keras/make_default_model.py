@@ -1,6 +1,6 @@
 """Ships a trained run as the package's default model (`make default-model` runs this last).
 
-  python -m sr_keras.make_default_model --workdir=runs/photo_x4
+  python -m sr_keras.make_default_model --workdir=runs/photo_x4_ms
 
 Exports the run's EMA generator into sr_keras/default_model/1/ (a TF Serving model base path, so `sr-serve`
 serves it too), evaluates it against bicubic on the held-back sample photos with sr-evaluate's code, and writes
@@ -19,7 +19,7 @@ from absl import app, flags
 
 from sr_keras.cli_utils import fail, quiet_tf_logs
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/photo_x4", "The finished training run to ship.")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/photo_x4_ms", "The finished training run to ship.")
 _EVAL_OUT = flags.DEFINE_string("eval_out", "eval/default_model", "Where the evaluation files go.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where the model folder goes (default: the package's "
                                "sr_keras/default_model). Replaced only when everything succeeded.")
@@ -32,8 +32,11 @@ TARGET = os.path.join(PACKAGE_DIR, "default_model")
 TARGET_GAIN_DB = 1.5  # Issue 6: mean PSNR-Y gain over bicubic on unseen photos.
 RECIPE = """sr-fetch-photos --out_dir=tfrecords/free_photos
 sr-build-tfrecords --source=sample,dir:tfrecords/free_photos/images --val_fraction=0 --out_dir=tfrecords/photos_x4
+sr-build-tfrecords --source=sample,dir:tfrecords/free_photos/images --val_fraction=0 --train_rescales=0.75,0.5 \\
+  --out_dir=tfrecords/photos_x4_ms
 sr-train --model=srgan --preset=photo_x4 --workdir=runs/photo_x4 --mixed_precision=mixed_bfloat16 --seed=0
-python -m sr_keras.make_default_model --workdir=runs/photo_x4"""
+sr-train --model=srgan --preset=photo_x4_ms --workdir=runs/photo_x4_ms --mixed_precision=mixed_bfloat16 --seed=1
+python -m sr_keras.make_default_model --workdir=runs/photo_x4_ms"""
 
 
 def training_seconds(workdir: str) -> tuple:
@@ -253,7 +256,11 @@ def main(argv):
                       for name, v in t["per_image_psnr_y"].items()})
         worst = min(gains, key=gains.get)
         mp = sum(i.lr.shape[0] * i.lr.shape[1] * scale ** 2 for i in images) / 1e6
-        train_count = meta["training_data"].get("counts", {}).get("train")
+        rescales = meta["training_data"].get("train_rescales") or []
+        records = meta["training_data"].get("counts", {}).get("train")
+        train_count = records // (1 + len(rescales)) if records else None  # Photos, not their rescaled copies.
+        sizes = (f", each also at {' and '.join(f'{f:g}' for f in rescales)}x size (`--train_rescales`, "
+                 f"{records} training pairs in all)" if rescales else "")
         sec = sum(v["seconds"] for v in results["methods"]["default"]["images"].values())
         card = {
             "scale": scale, "architecture": cfg["model"], "parameters": generator.count_params(),
@@ -265,7 +272,7 @@ def main(argv):
                      "description": f"{train_count or '?'} photos: the "
                                     "scikit-image sample photos (`--source=sample`) and free wallpaper photos "
                                     "from pinned Debian packages (`sr-fetch-photos`, each reduced "
-                                    f"2x or 4x); x{scale} antialiased bicubic "
+                                    f"2x or 4x){sizes}; x{scale} antialiased bicubic "
                                     f"degradation, random {cfg['hr_crop']}x{cfg['hr_crop']} HR crops with flips "
                                     "and 90-degree rotations. Per-photo authors: tfrecords/free_photos/CREDITS.md "
                                     "after `sr-fetch-photos`, or sr_keras/data/photos.py.",

@@ -11,10 +11,11 @@ import sys
 
 from absl import app, flags
 
+from sr_keras import config as config_presets  # No TensorFlow import: --help stays fast.
 from sr_keras.cli_utils import fail, quiet_tf_logs
 
 _MODEL = flags.DEFINE_enum("model", "srgan", ["srgan", "dcgan"], "Which GAN.")
-_PRESET = flags.DEFINE_enum("preset", "sample_x4", ["tiny", "sample_x4", "celeba_x4", "photo_x4"],
+_PRESET = flags.DEFINE_enum("preset", "sample_x4", list(config_presets.PRESETS),
                             "Config preset.")
 _DATA = flags.DEFINE_string("data", None, "A folder built by sr-build-tfrecords (default: the preset's).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, config.json, metrics.jsonl, TensorBoard logs.")
