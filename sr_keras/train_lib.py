@@ -137,7 +137,24 @@ def init_from_checkpoint(run: "_Run", path: str) -> str:
                          f"architecture ({str(e).splitlines()[0][:200]})") from None
     status.expect_partial()  # The rest of that checkpoint (D, optimizers, step) is deliberately not read.
     run.ema.copy_from_source()
+    unfinished = _unfinished_note(prefix)
+    if unfinished:
+        logging.warning(unfinished)
+        print(f"warning: {unfinished}", flush=True)
     return prefix
+
+
+def _unfinished_note(prefix: str) -> str:
+    """A warning when the checkpoint is from before the end of its run (e.g. stage 1 was stopped early)."""
+    try:
+        step = int(tf.train.load_variable(prefix, "step/.ATTRIBUTES/VARIABLE_VALUE"))
+        with open(os.path.join(os.path.dirname(os.path.dirname(prefix)), "config.json")) as f:
+            src = json.load(f)
+        total = int(src["pretrain_steps"]) + int(src["gan_steps"])
+    except (OSError, ValueError, KeyError, tf.errors.OpError):
+        return ""
+    return (f"{prefix} is step {step} of the {total} its run was set to; that run has not finished"
+            if step < total else "")
 
 
 def _make_step_fn(run: _Run, strategy, step_method, jit_compile: bool):

@@ -124,6 +124,14 @@ def test_init_checkpoint_starts_from_another_runs_ema_generator_with_a_fresh_sch
         np.testing.assert_array_equal(got.numpy(), want)
         np.testing.assert_array_equal(got_ema.numpy(), want)
     assert int(run.step.numpy()) == 0 and int(run.trainer.g_optimizer.iterations.numpy()) == 0
+    assert train_lib._unfinished_note(train_lib.resolve_checkpoint(base)) == ""
+    with open(os.path.join(base, "config.json")) as f:
+        src = json.load(f)
+    with open(os.path.join(base, "config.json"), "w") as f:
+        json.dump(dict(src, pretrain_steps=10), f)  # As if the source run had been stopped at step 3 of 10.
+    assert "step 3 of the 10" in train_lib._unfinished_note(train_lib.resolve_checkpoint(base))
+    with open(os.path.join(base, "config.json"), "w") as f:
+        json.dump(src, f)
 
     # Through train_and_evaluate: a fresh step count and schedule in the new workdir.
     fine = str(tmp_path / "fine")
