@@ -124,8 +124,9 @@ class Enhancer:
         def run(x):
             return self._fn(tf.convert_to_tensor(x[None], tf.float32))[0].numpy()
         on_tile = None
-        calls = tiling.count_tiles(rgb.shape[0], rgb.shape[1], tile, overlap) * (8 if self.self_ensemble else 1)
-        if progress and calls > 1:
+        calls = progress and tiling.count_tiles(rgb.shape[0], rgb.shape[1], tile, overlap) * (
+            8 if self.self_ensemble else 1)
+        if calls > 1:
             from keras.utils import Progbar
 
             bar = Progbar(calls, unit_name="tile")

@@ -55,18 +55,11 @@ def training_seconds(workdir: str) -> tuple:
     return step * rows[-1]["step"], "estimated: median logged step time x steps"
 
 
-def _init_workdir(init_checkpoint: str) -> str:
-    """The run folder behind an --init_checkpoint value (a run folder, its checkpoints/ or a checkpoint prefix)."""
-    path = os.path.normpath(init_checkpoint)
-    for candidate in (path, os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
-        if os.path.exists(os.path.join(candidate, "config.json")):
-            return candidate
-    return ""
-
-
 def training_stages(workdir: str) -> list:
     """[{workdir, steps, seconds, how, data}] of the run and, first, the runs it was initialised from
     (--init_checkpoint), so the card's time covers the whole recipe."""
+    from sr_keras import train_lib
+
     stages = []
     seen = set()
     while workdir and workdir not in seen:
@@ -75,7 +68,7 @@ def training_stages(workdir: str) -> list:
         seconds, how = training_seconds(workdir)
         stages.insert(0, {"workdir": workdir, "steps": cfg["pretrain_steps"] + cfg["gan_steps"], "seconds": seconds,
                           "how": how, "data": cfg["data"], "lr": cfg["lr"]})
-        workdir = _init_workdir(cfg["init_checkpoint"]) if cfg.get("init_checkpoint") else ""
+        workdir = train_lib.checkpoint_run_dir(cfg["init_checkpoint"]) if cfg.get("init_checkpoint") else ""
     return stages
 
 
@@ -171,8 +164,7 @@ enlarged, not removed (train with `sr-build-tfrecords --degradation=realistic` f
 
 
 def _stages_text(c: dict) -> str:
-    stages = c.get("stages") or [{"workdir": "", "steps": c["steps"], "seconds": c["training_seconds"],
-                                  "how": c["training_time_how"], "data": "", "lr": None}]
+    stages = c["stages"]
     if len(stages) == 1:
         return (f"Steps: {stages[0]['steps']}. Training time: {c['training_seconds'] / 60:.1f} min on {c['machine']} "
                 f"({c['training_time_how']}).")

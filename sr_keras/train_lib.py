@@ -122,6 +122,16 @@ def resolve_checkpoint(path: str) -> str:
                      "prefix such as runs/photo_x4/checkpoints/ckpt-14000")
 
 
+def checkpoint_run_dir(path: str) -> str:
+    """The run folder (the one holding config.json) behind an --init_checkpoint value: a run folder, its
+    checkpoints/ or a checkpoint prefix. Empty when there is none."""
+    path = os.path.normpath(path)
+    for candidate in (path, os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
+        if os.path.exists(os.path.join(candidate, "config.json")):
+            return candidate
+    return ""
+
+
 def init_from_checkpoint(run: "_Run", path: str) -> str:
     """Loads another run's EMA generator into this run's generator and EMA; returns the checkpoint used.
 
@@ -146,9 +156,12 @@ def init_from_checkpoint(run: "_Run", path: str) -> str:
 
 def _unfinished_note(prefix: str) -> str:
     """A warning when the checkpoint is from before the end of its run (e.g. stage 1 was stopped early)."""
+    run_dir = checkpoint_run_dir(prefix)
+    if not run_dir:
+        return ""
     try:
         step = int(tf.train.load_variable(prefix, "step/.ATTRIBUTES/VARIABLE_VALUE"))
-        with open(os.path.join(os.path.dirname(os.path.dirname(prefix)), "config.json")) as f:
+        with open(os.path.join(run_dir, "config.json")) as f:
             src = json.load(f)
         total = int(src["pretrain_steps"]) + int(src["gan_steps"])
     except (OSError, ValueError, KeyError, tf.errors.OpError):

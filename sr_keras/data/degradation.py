@@ -42,6 +42,11 @@ def _to_uint8(x: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
 
 
+def _resize_aa(image: np.ndarray, size: tuple) -> np.ndarray:
+    """uint8 image -> uint8 image of `size` (h, w): antialiased bicubic, rounded and clipped."""
+    return _to_uint8(tf.image.resize(tf.cast(image, tf.float32), size, "bicubic", antialias=True)).numpy()
+
+
 def crop_to_multiple(hr: np.ndarray, scale: int) -> np.ndarray:
     """Crops the bottom/right edge so both sides are multiples of `scale` (BasicSR's `mod_crop`)."""
     h, w = hr.shape[0] - hr.shape[0] % scale, hr.shape[1] - hr.shape[1] % scale
@@ -56,8 +61,7 @@ def center_square_resize(image: np.ndarray, size: int) -> np.ndarray:
     square = image[top:top + side, left:left + side]
     if side == size:
         return np.ascontiguousarray(square)
-    out = tf.image.resize(tf.cast(square, tf.float32), (size, size), "bicubic", antialias=True)
-    return _to_uint8(out).numpy()
+    return _resize_aa(square, (size, size))
 
 
 def rescale(image: np.ndarray, factor: float) -> np.ndarray:
@@ -68,7 +72,7 @@ def rescale(image: np.ndarray, factor: float) -> np.ndarray:
         return image
     h, w = image.shape[:2]
     size = (max(1, round(h * factor)), max(1, round(w * factor)))
-    return _to_uint8(tf.image.resize(tf.cast(image, tf.float32), size, "bicubic", antialias=True)).numpy()
+    return _resize_aa(image, size)
 
 
 def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
@@ -76,8 +80,7 @@ def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
     h, w = hr.shape[:2]
     if h % scale or w % scale:
         raise ValueError(f"HR size {h}x{w} is not a multiple of scale {scale}; crop_to_multiple first")
-    lr = tf.image.resize(tf.cast(hr, tf.float32), (h // scale, w // scale), "bicubic", antialias=True)
-    return _to_uint8(lr).numpy()
+    return _resize_aa(hr, (h // scale, w // scale))
 
 
 def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
