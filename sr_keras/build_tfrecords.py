@@ -28,6 +28,10 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the realistic degradation.")
 _MAX_IMAGES = flags.DEFINE_integer("max_images", 0, "Use at most this many images per split (0: all).")
 _RESCALES = flags.DEFINE_list("train_rescales", [], "Multi-scale augmentation: the train split also gets pairs "
                               "from each image shrunk by these factors, e.g. 0.75,0.5 (val/test untouched).")
+_MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 0, "Skip (with a reason) inputs with more pixels than this, "
+                                   "read from the file header before decoding (0: the default, 100 MP).")
+_VERIFY = flags.DEFINE_bool("verify", False, "Do not build: check the dataset at --out_dir against its manifest "
+                            "(every shard's size, record count and SHA-256).")
 _TFDS_DATA_DIR = flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets data_dir.")
 
 
@@ -43,17 +47,35 @@ def main(argv):
     quiet_tf_logs()
     from sr_keras.data import builder
 
+    if _VERIFY.value:
+        return _verify(builder, _OUT_DIR.value)
     cfg = builder.BuildConfig(
         source=_SOURCE.value, out_dir=_OUT_DIR.value, split=tuple(_SPLIT.value),
         val_fraction=_VAL_FRACTION.value, scale=_SCALE.value, hr_size=_HR_SIZE.value,
         min_side=_MIN_SIDE.value, num_shards=_NUM_SHARDS.value, workers=_WORKERS.value,
         degradation=_DEGRADATION.value, seed=_SEED.value, max_images=_MAX_IMAGES.value,
-        tfds_data_dir=_TFDS_DATA_DIR.value, train_rescales=tuple(_parse_factors(_RESCALES.value)))
+        tfds_data_dir=_TFDS_DATA_DIR.value, train_rescales=tuple(_parse_factors(_RESCALES.value)),
+        max_input_pixels=_MAX_PIXELS.value or builder.BuildConfig.max_input_pixels)
     try:
         manifest = builder.build_tfrecords(cfg)
     except builder.BuildError as e:
         fail(str(e))
     print(builder.summarize(manifest))
+    return 0
+
+
+def _verify(builder, out_dir: str) -> int:
+    from sr_keras.data import pipeline
+
+    if not out_dir:
+        fail("--verify needs --out_dir=<dataset folder>")
+    try:
+        manifest = builder.load_manifest(out_dir)
+        for split in manifest["counts"]:
+            pipeline.shard_files(out_dir, split, manifest, verify=True)
+    except (builder.BuildError, pipeline.DataError) as e:
+        fail(str(e))
+    print(f"{out_dir}: {len(manifest['shards'])} shards match the manifest (sizes, record counts, SHA-256)")
     return 0
 
 

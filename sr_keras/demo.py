@@ -75,7 +75,7 @@ def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, v
     _banner("5/6 Enhancing one photo with --compare")
     photo = os.path.join(sources.sample_dir(), sources.SAMPLE_VAL[0])
     enhanced = enhance_lib.enhance_files(models["demo_srgan"], [photo], os.path.join(out, "enhanced"), compare=True,
-                                         model_label="demo_srgan x4", progress=False)
+                                         model_label="demo_srgan x4", progress=False, overwrite=True)
     return {"results": results, "eval_dir": eval_dir, "enhanced": enhanced["written"], "exported": exported}
 
 

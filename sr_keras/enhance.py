@@ -4,8 +4,10 @@
   sr-enhance --model=export/srgan --input=photos/ --output_dir=out --compare
   sr-enhance --model=g.keras --input='shots/**/*.png' --output_dir=out --tile=128
 
-Writes <stem>_x<scale>.png per input (and <stem>_x<scale>_compare.png with --compare). Bad files are reported and
-skipped; the exit status is 1 when any input failed, 2 when nothing could run.
+Writes <stem>_x<scale>.png per input (and <stem>_x<scale>_compare.png with --compare), keeping the inputs'
+sub-folders. Existing outputs are skipped (--overwrite replaces them) and sr-enhance's own outputs are never enhanced
+again. Bad or too-large files are reported and skipped; the exit status is 1 when any input failed, 2 when nothing
+could run.
 """
 
 import sys
@@ -26,6 +28,9 @@ _PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16", "
                                "GPUs (weights stay float32).")
 _ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Average over the 8 flips/rotations of each input (8x "
                               "slower; slightly higher PSNR).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace outputs that already exist (default: skip them).")
+_MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 36_000_000, "Skip inputs with more pixels (read from the "
+                                   "header, before decoding); memory stays bounded for any size, time does not.")
 _COMPARE = flags.DEFINE_bool("compare", False, "Also write a labelled bicubic | model picture.")
 flags.mark_flag_as_required("input")
 
@@ -40,14 +45,20 @@ def main(argv):
         fail(f"--input={_INPUT.value}: no such file, or no images in that folder/glob")
     try:
         enhancer = inference.load(_MODEL.value, tile=_TILE.value, tile_overlap=_OVERLAP.value,
-                                  precision=_PRECISION.value, self_ensemble=_ENSEMBLE.value)
+                                  precision=_PRECISION.value, self_ensemble=_ENSEMBLE.value,
+                                  max_input_pixels=_MAX_PIXELS.value or None)
     except (inference.ModelNotFoundError, export_lib.ExportError) as e:
         fail(str(e))
     label = enhancer.metadata.get("model_name") or enhancer.metadata.get("model") or "model"
-    result = enhance_lib.enhance_files(enhancer, paths, _OUTPUT_DIR.value, compare=_COMPARE.value,
-                                       model_label=f"{label} x{enhancer.scale}")
+    try:
+        result = enhance_lib.enhance_files(enhancer, paths, _OUTPUT_DIR.value, compare=_COMPARE.value,
+                                           model_label=f"{label} x{enhancer.scale}", overwrite=_OVERWRITE.value)
+    except enhance_lib.EnhanceError as e:
+        fail(str(e))
     for p in result["written"]:
         print(p)
+    if result["skipped"]:
+        print(f"{len(result['skipped'])} of {len(paths)} inputs skipped (see above)", file=sys.stderr)
     if result["failed"]:
         print(f"{len(result['failed'])} of {len(paths)} inputs failed", file=sys.stderr)
         return 1

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 import sr_keras
 from sr_keras import config as config_lib
-from sr_keras import models
+from sr_keras import models, safe_files
 
 METADATA_FILE = os.path.join("assets.extra", "model.json")
 
@@ -233,10 +233,8 @@ def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
         os.makedirs(model_dir, exist_ok=True)
     except OSError as e:
         raise ExportError(f"cannot write to {model_dir}: {e.strerror or e}") from None
-    for stale in os.listdir(model_dir):
-        if stale.startswith(".tmp-"):
-            shutil.rmtree(os.path.join(model_dir, stale), ignore_errors=True)  # Left by a killed export.
-    tmp = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")
+    safe_files.remove_stale_temps(model_dir)  # Left by a killed export.
+    tmp = safe_files.make_temp_dir(model_dir, f"v{version}-")
     module = SRModule(float32_copy(generator), int(meta["scale"]))
     signatures = {"serving_default": module.serving_default, "enhance": module.enhance,
                   "enhance_float": module.enhance_float}
@@ -253,9 +251,9 @@ def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
                     "enhance_float": {"inputs": {"lr_image": "float32 [N,H,W,3] in [0,1]"},
                                       "outputs": {"sr_image": "float32 [N,sH,sW,3] in [0,1]"}}}}
         os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
-        with open(os.path.join(tmp, METADATA_FILE), "w") as f:
-            json.dump(meta, f, indent=2)
-        os.rename(tmp, final)
+        safe_files.write_text(os.path.join(tmp, METADATA_FILE), json.dumps(meta, indent=2))
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; TF Serving may run as another user.
+        os.rename(tmp, final)  # Fails if `final` appeared meanwhile (a non-empty folder is never replaced).
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -11,6 +11,8 @@ import dataclasses
 import io
 import os
 import struct
+import warnings
+import zlib
 from typing import Optional, Union
 
 import numpy as np
@@ -23,6 +25,42 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 class ImageError(ValueError):
     """A file that is not a usable image. The message is the reason, in one line."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image over the pixel limit, found from its header before any decoding."""
+
+    def __init__(self, width: int, height: int, max_pixels: int, flag: str = "--max_input_pixels"):
+        super().__init__(f"{width}x{height} = {width * height / 1e6:.1f} MP is over the limit of "
+                         f"{max_pixels / 1e6:g} MP ({flag} raises it)")
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+
+
+def probe_size(data: bytes) -> tuple:
+    """(width, height) from the header alone: nothing is decoded (a 97 KB PNG can claim 10000 x 10000).
+
+    Raises:
+      ImageError: not an image, or a header too broken to read.
+    """
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # Our own limit is checked next.
+            with Image.open(io.BytesIO(data)) as img:  # Reads the header only.
+                return img.size
+    except Image.DecompressionBombError as e:  # Over twice Pillow's own limit (about 179 MP).
+        raise ImageError(f"image too large: {e}") from None
+    except UnidentifiedImageError:
+        raise ImageError("not an image (no decoder recognises its contents)") from None
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, TypeError, IndexError) as e:
+        raise ImageError(f"truncated or corrupt image: {e}") from None
+
+
+def check_pixels(width: int, height: int, max_pixels: Optional[int], flag: str = "--max_input_pixels") -> None:
+    """Raises ImageTooLargeError when width * height is over `max_pixels` (None or 0: no limit)."""
+    if max_pixels and width * height > max_pixels:
+        raise ImageTooLargeError(width, height, max_pixels, flag)
 
 
 @dataclasses.dataclass
@@ -92,33 +130,39 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def decode_image(source: Union[bytes, str, os.PathLike]) -> DecodedImage:
+def decode_image(source: Union[bytes, str, os.PathLike], max_pixels: Optional[int] = None,
+                 flag: str = "--max_input_pixels") -> DecodedImage:
     """Decodes a file path or encoded bytes into oriented pixels.
 
     Args:
       source: a path, or the encoded bytes of a JPEG/PNG/WebP/BMP/TIFF/GIF (first frame).
+      max_pixels: refuse larger images (checked from the header, before decoding); None or 0: no limit.
+      flag: what raises the limit, named in the error.
 
     Returns:
       A `DecodedImage`.
 
     Raises:
       ImageError: the file is empty, truncated, corrupt or not an image.
+      ImageTooLargeError: over `max_pixels`.
     """
     if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as f:
             data = f.read()
     else:
         data = bytes(source)
-    if not data:
-        raise ImageError("empty file (0 bytes)")
+    check_pixels(*probe_size(data), max_pixels, flag)
     try:
         img = Image.open(io.BytesIO(data))
         img.load()  # Forces a full decode so truncation surfaces here, not later.
     except UnidentifiedImageError:
         raise ImageError("not an image (no decoder recognises its contents)") from None
     except Image.DecompressionBombError as e:
-        raise ImageError(f"image too large to decode safely: {e}") from None
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
+        raise ImageError(f"image too large for Pillow to decode safely ({e}); raise PIL.Image.MAX_IMAGE_PIXELS "
+                         "as well as --max_input_pixels") from None
+    except MemoryError:
+        raise ImageError("not enough memory to decode this image") from None
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, TypeError, IndexError) as e:
         raise ImageError(f"truncated or corrupt image: {e}") from None
     try:
         orientation = img.getexif().get(0x0112, 1)
@@ -164,7 +208,80 @@ def to_rgb8(decoded: DecodedImage, background: int = 255) -> np.ndarray:
     return np.ascontiguousarray(px)
 
 
-def load_rgb8(path: Union[str, os.PathLike]) -> np.ndarray:
+def load_rgb8(path: Union[str, os.PathLike], max_pixels: Optional[int] = None) -> np.ndarray:
     """Reads a file as oriented 8-bit RGB. Raises `ImageError` with the reason when it cannot."""
-    return to_rgb8(decode_image(path))
+    return to_rgb8(decode_image(path, max_pixels))
 
+
+
+class PngWriter:
+    """Writes a PNG row band by row band, so an image never needs to be in memory whole.
+
+    8- or 16-bit gray, gray+alpha, RGB or RGBA; an ICC profile (iCCP) and text (tEXt) chunks are kept. Rows use
+    the Paeth filter, computed on whole bands with numpy, and zlib streams them into IDAT chunks.
+
+        with open(path, "wb") as f:
+            w = PngWriter(f, width, height, channels=3, bit_depth=8)
+            for band in bands:
+                w.write_rows(band)
+            w.close()
+    """
+
+    _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
+    _CHUNK = 1 << 18  # IDAT payload per chunk.
+
+    def __init__(self, f, width: int, height: int, channels: int, bit_depth: int = 8,
+                 icc_profile: Optional[bytes] = None, text: Optional[dict] = None, level: int = 6):
+        if channels not in self._COLOR_TYPES or bit_depth not in (8, 16):
+            raise ValueError(f"PNG needs 1 to 4 channels at 8 or 16 bits, got {channels} at {bit_depth}")
+        self.f, self.width, self.height, self.channels, self.bit_depth = f, width, height, channels, bit_depth
+        self.rows = 0
+        self._prev = None
+        self._z = zlib.compressobj(level)
+        self._pending = bytearray()
+        f.write(_PNG_SIGNATURE)
+        self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, self._COLOR_TYPES[channels], 0, 0, 0))
+        if icc_profile:
+            self._chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile))
+        for key, value in (text or {}).items():
+            self._chunk(b"tEXt", key.encode("latin-1")[:79] + b"\0" + str(value).encode("latin-1", "replace"))
+
+    def _chunk(self, kind: bytes, data: bytes) -> None:
+        self.f.write(struct.pack(">I", len(data)) + kind + data
+                     + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    def write_rows(self, rows: np.ndarray) -> None:
+        """Appends rows: uint8 (8-bit) or uint16 (16-bit) [n, width, channels] (or [n, width] for gray)."""
+        rows = rows.reshape(rows.shape[0], self.width, self.channels)
+        if self.rows + rows.shape[0] > self.height:
+            raise ValueError(f"more rows than the {self.height} declared")
+        dtype = ">u2" if self.bit_depth == 16 else np.uint8
+        raw = np.ascontiguousarray(rows, dtype=dtype).view(np.uint8).reshape(rows.shape[0], -1)
+        bpp = self.channels * self.bit_depth // 8
+        up = np.vstack([self._prev if self._prev is not None else np.zeros_like(raw[:1]), raw[:-1]])
+        left = np.zeros_like(raw)
+        left[:, bpp:] = raw[:, :-bpp]
+        upleft = np.zeros_like(raw)
+        upleft[:, bpp:] = up[:, :-bpp]
+        a, b, c = left.astype(np.int16), up.astype(np.int16), upleft.astype(np.int16)
+        p = a + b - c
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+        pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+        filtered = ((raw.astype(np.int16) - pred) & 0xFF).astype(np.uint8)
+        lines = np.hstack([np.full((raw.shape[0], 1), 4, np.uint8), filtered])  # Filter type 4: Paeth.
+        self._pending += self._z.compress(lines.tobytes())
+        self._flush(False)
+        self._prev = raw[-1:].copy()
+        self.rows += rows.shape[0]
+
+    def _flush(self, final: bool) -> None:
+        while len(self._pending) >= self._CHUNK or (final and self._pending):
+            self._chunk(b"IDAT", bytes(self._pending[:self._CHUNK]))
+            del self._pending[:self._CHUNK]
+
+    def close(self) -> None:
+        if self.rows != self.height:
+            raise ValueError(f"{self.rows} rows written, {self.height} declared")
+        self._pending += self._z.flush()
+        self._flush(True)
+        self._chunk(b"IEND", b"")

@@ -14,16 +14,19 @@ from __future__ import annotations
 import functools
 import json
 import os
-from typing import Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
 from sr_keras import tiling
-from sr_keras.imageio import pil_to_array
+from sr_keras.imageio import check_pixels, decode_image, pil_to_array
 
 DEFAULT_TILE = 256
+# Inputs above this many pixels are refused from their header, before decoding. 36 MP (a 7360x4912 camera photo)
+# becomes 576 MP at x4: 1.7 GB of uint8 in memory, several minutes on a CPU. `max_input_pixels` raises it.
+DEFAULT_MAX_INPUT_PIXELS = 36_000_000
 DEFAULT_OVERLAP = None  # None: the model's measured receptive field (at least 16), so tiles never show seams.
 # Compute precision of the generator: float32 runs the exported graph as is; the others rebuild the Keras generator
 # under a mixed policy (weights stay float32). bfloat16 suits CPUs with native bf16 (AVX512_BF16, AMX) and TPUs,
@@ -33,6 +36,10 @@ PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_f
 
 class ModelNotFoundError(FileNotFoundError):
     """No model at the given place. The message names the fix."""
+
+
+class Cancelled(RuntimeError):
+    """`should_stop()` asked to stop (a deadline passed, or the client went away)."""
 
 
 def _default_model_path() -> str:
@@ -67,13 +74,15 @@ class Enhancer:
     """A loaded super-resolution model with image-format handling and tiling."""
 
     def __init__(self, path: str, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP,
-                 precision: str = "float32", self_ensemble: bool = False):
+                 precision: str = "float32", self_ensemble: bool = False,
+                 max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS, size_flag: str = "max_input_pixels"):
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
         self.path = path
         self.tile, self.tile_overlap = tile, tile_overlap
         self.precision = precision
         self.self_ensemble = self_ensemble
+        self.max_input_pixels, self.size_flag = max_input_pixels, size_flag
         self.metadata = {}
         if path.endswith(".keras") or precision != "float32":
             import keras
@@ -119,96 +128,179 @@ class Enhancer:
     def default_overlap(self) -> int:
         return max(16, self.receptive_field)
 
-    def _sr_rgb(self, rgb: np.ndarray, tile: int, overlap: int, progress: bool = False) -> np.ndarray:
-        """float32 [h, w, 3] in [0, 1] -> float32 [h*s, w*s, 3] in [0, 1]."""
+    def _tile_fn(self, on_call: Optional[Callable[[], None]]) -> Callable[[np.ndarray], np.ndarray]:
+        """float32 [h, w, 3] in [0, 1] -> float32 [h*s, w*s, 3] in [0, 1], for one tile."""
         def run(x):
-            return self._fn(tf.convert_to_tensor(x[None], tf.float32))[0].numpy()
-        on_tile = None
-        calls = progress and tiling.count_tiles(rgb.shape[0], rgb.shape[1], tile, overlap) * (
-            8 if self.self_ensemble else 1)
-        if calls > 1:
+            out = self._fn(tf.convert_to_tensor(x[None], tf.float32))[0].numpy()
+            if on_call:
+                on_call()
+            return out
+        if not self.self_ensemble:
+            return run
+
+        def ensemble(x):
+            # Geometric self-ensemble (Timofte et al. 2016, EDSR+): the mean over the 8 flips and 90-degree
+            # rotations, each undone on the output. Done per tile, which equals the whole-image ensemble where the
+            # tile has its full context, and keeps memory bounded. 8x the time, typically +0.05 to 0.2 dB.
+            acc = None
+            for k in range(4):
+                for flip in (False, True):
+                    t = np.rot90(x, k)
+                    y = run(np.ascontiguousarray(t[:, ::-1] if flip else t))
+                    y = np.rot90(y[:, ::-1] if flip else y, -k)
+                    acc = y if acc is None else acc + y
+            return acc / 8.0
+        return ensemble
+
+    def _on_call(self, calls: int, progress: bool, should_stop: Optional[Callable[[], bool]]):
+        bar = None
+        if progress and calls > 1:
             from keras.utils import Progbar
 
             bar = Progbar(calls, unit_name="tile")
-            on_tile = lambda: bar.add(1)  # noqa: E731
-        if not self.self_ensemble:
-            return tiling.tiled_apply(run, rgb, self.scale, tile, overlap, on_tile)
-        # Geometric self-ensemble (Timofte et al. 2016, EDSR+): the mean over the 8 flips and 90-degree rotations,
-        # each undone on the output. 8x the time, for a PSNR gain of typically 0.05 to 0.2 dB.
-        acc = None
-        for k in range(4):
-            for flip in (False, True):
-                x = np.rot90(rgb, k)
-                x = x[:, ::-1] if flip else x
-                y = tiling.tiled_apply(run, np.ascontiguousarray(x), self.scale, tile, overlap, on_tile)
-                y = np.rot90(y[:, ::-1] if flip else y, -k)
-                acc = y if acc is None else acc + y
-        return acc / 8.0
+        if bar is None and should_stop is None:
+            return None
 
-    def enhance(self, image: Union[np.ndarray, Image.Image], tile: Optional[int] = None,
-                tile_overlap: Optional[int] = None, progress: bool = False) -> Union[np.ndarray, Image.Image]:
-        """Upscales an image by the model's scale.
+        def on_call():
+            if bar is not None:
+                bar.add(1)
+            if should_stop is not None and should_stop():
+                raise Cancelled("stopped between tiles")
+        return on_call
 
-        Args:
-          image: numpy uint8/uint16/float (H x W, H x W x 1, H x W x 3 or H x W x 4; floats in [0, 1]) or a PIL image
-            (EXIF orientation applied, ICC profile kept).
-          tile, tile_overlap: override the tiling (LR pixels; tile=0 runs the whole image at once). The default
-            overlap is the model's receptive field, the least that leaves no seam.
-          progress: show a progress bar over the tiles (for large images, which take minutes on a CPU).
+    def check_size(self, height: int, width: int) -> None:
+        """Raises ImageTooLargeError when an input is over this model's `max_input_pixels`."""
+        check_pixels(width, height, self.max_input_pixels, self.size_flag)
 
-        Returns:
-          The same kind as the input: same dtype, channel layout, and PIL-ness.
+    def enhance_bands(self, image: np.ndarray, tile: Optional[int] = None, tile_overlap: Optional[int] = None,
+                      progress: bool = False, should_stop: Optional[Callable[[], bool]] = None) -> Iterator:
+        """Like `enhance` for an array, but yields the output in horizontal bands, top to bottom.
+
+        Memory stays one band of tiles (plus the input), whatever the image size, so a caller that writes each band
+        out (see `imageio.PngWriter`) never holds the whole result. Bands have the input's dtype and channels
+        ([rows, W * scale] for a 2-D input).
+
+        Raises:
+          ValueError: an unsupported shape or dtype, or floats outside [0, 1] or not finite.
+          ImageTooLargeError: over `max_input_pixels`.
+          Cancelled: `should_stop()` answered True (it is asked after every model call).
         """
-        tile = self.tile if tile is None else tile
-        overlap = self.tile_overlap if tile_overlap is None else tile_overlap
-        if overlap is None and tile and max(np.shape(image)[:2]) > tile:
-            overlap = self.default_overlap()
-        if isinstance(image, Image.Image):
-            return self._enhance_pil(image, tile, overlap, progress)
-        return self._enhance_array(np.asarray(image), tile, overlap, progress)
-
-    def _enhance_array(self, arr: np.ndarray, tile: int, overlap: int, progress: bool = False) -> np.ndarray:
+        arr = np.asarray(image)
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
             raise ValueError(f"expected H x W, H x W x 1, H x W x 3 or H x W x 4, got shape {arr.shape}")
         if arr.shape[0] == 0 or arr.shape[1] == 0:
             raise ValueError(f"empty image of shape {arr.shape}")
-        squeeze = arr.ndim == 2
-        x = arr[..., None] if squeeze else arr
-        if arr.dtype == np.uint8:
-            top = 255.0
-        elif arr.dtype == np.uint16:
-            top = 65535.0
-        elif np.issubdtype(arr.dtype, np.floating):
-            top = 1.0
-        else:
-            raise ValueError(f"unsupported dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
-        f = x.astype(np.float32) / top
+        self.check_size(arr.shape[0], arr.shape[1])
+        tile = self.tile if tile is None else tile
+        overlap = self.tile_overlap if tile_overlap is None else tile_overlap
+        if overlap is None:
+            overlap = self.default_overlap() if tile and max(arr.shape[:2]) > tile else 0
+        x = arr[..., None] if arr.ndim == 2 else arr
+        top = _value_range(x)
+        f = x.astype(np.float32)
+        if top != 1.0:
+            f /= top
         channels = f.shape[2]
         color = f[..., :3] if channels >= 3 else np.repeat(f[..., :1], 3, axis=2)
-        sr = self._sr_rgb(np.clip(color, 0.0, 1.0), tile, overlap, progress)
-        if channels in (1, 2):
-            sr = (tf.image.rgb_to_grayscale(sr).numpy())
-        if channels in (2, 4):
-            size = (f.shape[0] * self.scale, f.shape[1] * self.scale)
-            alpha = tf.image.resize(f[..., -1:], size, "bicubic").numpy()
-            sr = np.concatenate([sr, np.clip(alpha, 0.0, 1.0)], axis=2)
-        if squeeze:
-            sr = sr[..., 0]
-        if top == 1.0:
-            return sr.astype(arr.dtype)
-        return np.clip(np.round(sr * top), 0, top).astype(arr.dtype)
+        calls = tiling.count_tiles(arr.shape[0], arr.shape[1], tile, overlap) * (8 if self.self_ensemble else 1)
+        fn = self._tile_fn(self._on_call(calls, progress, should_stop))
+        bands = tiling.tiled_bands(fn, np.clip(color, 0.0, 1.0), self.scale, tile, overlap)
+        alphas = None
+        if channels in (2, 4):  # Alpha is upscaled with bicubic, in the same bands (a tile's context is ample).
+            def bicubic(a):
+                return tf.image.resize(a, (a.shape[0] * self.scale, a.shape[1] * self.scale), "bicubic").numpy()
+            alphas = tiling.tiled_bands(bicubic, f[..., -1:], self.scale, tile, overlap)  # Same bands.
+        for band in bands:
+            if channels in (1, 2):
+                band = tf.image.rgb_to_grayscale(band).numpy()
+            if alphas is not None:
+                band = np.concatenate([band, np.clip(next(alphas), 0.0, 1.0)], axis=2)
+            if arr.ndim == 2:
+                band = band[..., 0]
+            yield band.astype(arr.dtype) if top == 1.0 else np.clip(np.round(band * top), 0, top).astype(arr.dtype)
 
-    def _enhance_pil(self, img: Image.Image, tile: int, overlap: int, progress: bool = False) -> Image.Image:
+    def enhance(self, image: Union[np.ndarray, Image.Image], tile: Optional[int] = None,
+                tile_overlap: Optional[int] = None, progress: bool = False,
+                should_stop: Optional[Callable[[], bool]] = None) -> Union[np.ndarray, Image.Image]:
+        """Upscales an image by the model's scale.
+
+        Args:
+          image: numpy uint8/uint16/float (H x W, H x W x 1, H x W x 3 or H x W x 4; floats in [0, 1]), a PIL image
+            (EXIF orientation applied, ICC profile kept), or a file path (gives an array of the file's kind).
+          tile, tile_overlap: override the tiling (LR pixels; tile=0 runs the whole image at once). The default
+            overlap is the model's receptive field, the least that leaves no seam.
+          progress: show a progress bar over the tiles (for large images, which take minutes on a CPU).
+          should_stop: asked after every model call; True stops the work with `Cancelled` (deadlines, clients
+            that went away).
+
+        Returns:
+          The same kind as the input: same dtype, channel layout, and PIL-ness. Memory beyond the input is the
+          output itself plus one band of tiles.
+
+        Raises:
+          ValueError: an unsupported image (shape, dtype, floats outside [0, 1]).
+          ImageTooLargeError: more pixels than `max_input_pixels` (load(..., max_input_pixels=) raises it).
+        """
+        if isinstance(image, (str, os.PathLike)):  # A file: decoded as sr-enhance does (EXIF, 16-bit, alpha).
+            image = decode_image(image, self.max_input_pixels, self.size_flag).pixels
+        if isinstance(image, Image.Image):
+            return self._enhance_pil(image, tile, tile_overlap, progress, should_stop)
+        arr = np.asarray(image)
+        out, row = None, 0
+        for band in self.enhance_bands(arr, tile, tile_overlap, progress, should_stop):
+            if out is None:  # Allocated in the output dtype: uint8 output costs 3 bytes per pixel, not 12.
+                out = np.empty((arr.shape[0] * self.scale, arr.shape[1] * self.scale) + band.shape[2:], band.dtype)
+            out[row:row + band.shape[0]] = band
+            row += band.shape[0]
+        return out
+
+    def _enhance_pil(self, img: Image.Image, tile, overlap, progress, should_stop) -> Image.Image:
+        self.check_size(img.size[1], img.size[0])  # Before a lazily opened file is decoded.
         icc = img.info.get("icc_profile")
-        out = self._enhance_array(pil_to_array(ImageOps.exif_transpose(img)), tile, overlap, progress)
-        result = Image.fromarray(out[..., 0] if out.shape[-1] == 1 else out)  # 16-bit gray stays I;16.
+        img = ImageOps.exif_transpose(img)
+        if img.mode == "F":  # 32-bit float: kept as float, in its own range (0..1, 0..255 or 0..65535).
+            arr = np.asarray(img, np.float32)
+            top = _float_top(arr)
+            out = Image.fromarray(self.enhance(arr / top, tile, overlap, progress, should_stop) * top, mode="F")
+        else:
+            out = self.enhance(pil_to_array(img), tile, overlap, progress, should_stop)
+            out = Image.fromarray(out[..., 0] if out.shape[-1] == 1 else out)  # 16-bit gray stays I;16.
         if icc:
-            result.info["icc_profile"] = icc
-        return result
+            out.info["icc_profile"] = icc
+        return out
+
+
+def _float_top(arr: np.ndarray) -> float:
+    """The range a PIL float image is stored in: 1, 255 or 65535 (the smallest that holds its maximum)."""
+    if not np.isfinite(arr).all():
+        raise ValueError("the image holds NaN or infinite values")
+    peak = float(arr.max(initial=0.0))
+    for top in (1.0, 255.0, 65535.0):
+        if peak <= top:
+            return top
+    raise ValueError(f"float image with values up to {peak:g}: expected 0..1, 0..255 or 0..65535")
+
+
+def _value_range(x: np.ndarray) -> float:
+    """The value that means full white for an input array; floats must already be in [0, 1]."""
+    if x.dtype == np.uint8:
+        return 255.0
+    if x.dtype == np.uint16:
+        return 65535.0
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"unsupported dtype {x.dtype}; use uint8, uint16 or float in [0, 1]")
+    if not np.isfinite(x).all():
+        raise ValueError("the image holds NaN or infinite values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:  # A little rounding past the ends is clipped; a 0..255 float is an error.
+        hint = " (it looks like 0..255: divide by 255, or pass uint8)" if hi <= 255 else ""
+        raise ValueError(f"float images must be in [0, 1]; this one spans {lo:g}..{hi:g}{hint}")
+    return 1.0
 
 
 def load(path: Optional[str] = None, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP,
-         precision: str = "float32", self_ensemble: bool = False) -> Enhancer:
+         precision: str = "float32", self_ensemble: bool = False,
+         max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> Enhancer:
     """Loads a model for `enhance()`.
 
     Args:
@@ -217,6 +309,7 @@ def load(path: Optional[str] = None, tile: int = DEFAULT_TILE, tile_overlap: Opt
       precision: float32 (default), or bfloat16 / float16 for faster inference on hardware that has them
         (see PRECISIONS); a SavedModel needs the architecture sr-export records.
       self_ensemble: average the outputs for the 8 flips/rotations of the input (8x slower, slightly better PSNR).
+      max_input_pixels: larger inputs raise `ImageTooLargeError` before any work (None: no limit).
     """
     return Enhancer(resolve_model_path(path), tile=tile, tile_overlap=tile_overlap, precision=precision,
-                    self_ensemble=self_ensemble)
+                    self_ensemble=self_ensemble, max_input_pixels=max_input_pixels)

@@ -6,12 +6,12 @@ over `overlap` pixels centred on the core border. The ramps of two neighbours su
 matter are at least overlap/2 pixels from the edge of the context each tile saw, so no seam shows.
 
 Memory: the model only ever sees one (tile + 2 * overlap)^2 input; blending keeps one band of tile rows in
-float32. Only the output array itself grows with the image.
+float32. `tiled_bands` hands the output over band by band, so a writer that streams (PNG) never holds all of it.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -56,20 +56,23 @@ def count_tiles(h: int, w: int, tile: int, overlap: int) -> int:
     return 1 if plan is None else len(plan[0]) * len(plan[1])
 
 
-def tiled_apply(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale: int, tile: int = 256,
-                overlap: int = 32, on_tile: Optional[Callable[[], None]] = None) -> np.ndarray:
-    """Applies an SR function to an image tile by tile.
+def tiled_bands(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale: int, tile: int = 256,
+                overlap: int = 32, on_tile: Optional[Callable[[], None]] = None) -> Iterator[np.ndarray]:
+    """Applies an SR function tile by tile and yields the output in horizontal bands, top to bottom.
+
+    The bands are final (all cross-fades done) and together cover the output exactly once, so a caller can
+    write each to a file and drop it: memory then holds one band of tile rows, never the whole output.
 
     Args:
-      fn: float32 [h, w, 3] in [0, 1] -> float32 [h * scale, w * scale, 3].
-      image: float32 [H, W, 3].
+      fn: float32 [h, w, C] -> float32 [h * scale, w * scale, C].
+      image: float32 [H, W, C].
       scale: the model's upscaling factor.
       tile: core tile side in LR pixels (0 or >= the image: one pass).
       overlap: context and cross-fade width in LR pixels.
-      on_tile: called after each model call (for progress bars).
+      on_tile: called after each model call (progress bars, cancellation).
 
-    Returns:
-      float32 [H * scale, W * scale, 3].
+    Yields:
+      float32 [rows, W * scale, C] bands.
     """
     h, w = image.shape[:2]
     plan = _plan(h, w, tile, overlap)
@@ -77,11 +80,11 @@ def tiled_apply(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale
         out = fn(image)
         if on_tile:
             on_tile()
-        return out
+        yield out
+        return
     s = scale
-    out = np.empty((h * s, w * s, image.shape[2]), np.float32)
     ys, xs = plan
-    carry = None  # (first HR row, rows, weights) of the previous band's trailing cross-fade.
+    carry = None  # The previous band's trailing cross-fade rows, shared with this band's head.
     for y0, y1, oy0, oy1, lead_y, trail_y in ys:
         band = np.zeros(((oy1 - oy0) * s, w * s, image.shape[2]), np.float32)
         for x0, x1, ox0, ox1, lead_x, trail_x in xs:
@@ -90,14 +93,23 @@ def tiled_apply(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale
                 on_tile()
             piece = sr[(oy0 - y0) * s:(oy1 - y0) * s, (ox0 - x0) * s:(ox1 - x0) * s]
             band[:, ox0 * s:ox1 * s] += piece * _ramp(piece.shape[1], lead_x * s, trail_x * s)[None, :, None]
-        wy = _ramp(band.shape[0], lead_y * s, trail_y * s)[:, None, None]
-        band *= wy
-        top = oy0 * s
-        if carry is not None:  # The previous band's tail and this band's head share these rows.
-            c_top, c_rows = carry
-            band[:c_rows.shape[0]] += c_rows
-            assert c_top == top
+        band *= _ramp(band.shape[0], lead_y * s, trail_y * s)[:, None, None]
+        if carry is not None:
+            band[:carry.shape[0]] += carry
         keep = band.shape[0] - trail_y * s
-        out[top:top + keep] = band[:keep]
-        carry = (top + keep, band[keep:].copy()) if trail_y else None
+        carry = band[keep:].copy() if trail_y else None
+        yield band[:keep]
+
+
+def tiled_apply(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale: int, tile: int = 256,
+                overlap: int = 32, on_tile: Optional[Callable[[], None]] = None) -> np.ndarray:
+    """`tiled_bands` assembled into one float32 [H * scale, W * scale, C] array."""
+    h, w = image.shape[:2]
+    out = None
+    top = 0
+    for band in tiled_bands(fn, image, scale, tile, overlap, on_tile):
+        if out is None:
+            out = np.empty((h * scale, w * scale, band.shape[2]), np.float32)
+        out[top:top + band.shape[0]] = band
+        top += band.shape[0]
     return out

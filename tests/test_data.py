@@ -1,5 +1,6 @@
 """The LR/HR TFRecord pipeline: image decoding, the builder, the manifest and the reader."""
 
+import glob
 import hashlib
 import json
 import os
@@ -217,38 +218,90 @@ def test_rerun_with_other_shard_count_overwrites_cleanly(tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_build_leaves_no_finished_looking_shard_and_rerun_is_correct(tmp_path):
+def test_killed_rebuild_leaves_the_previous_dataset_intact_and_rerun_is_correct(tmp_path):
     src = tmp_path / "many"
     src.mkdir()
     for i in range(60):
         write_photo(str(src / f"{i:03d}.png"), 384, 384, seed=i)
     out = tmp_path / "out"
+    first = builder.build_tfrecords(builder.BuildConfig(source=f"dir:{src}", out_dir=str(out), val_fraction=0.0,
+                                                        num_shards=3, max_images=10, verbose=False))
+    before = {f: (out / f).read_bytes() for f in os.listdir(out)}
+    (out / "my_notes.txt").write_text("the user's own file")
     args = [sys.executable, "-m", "sr_keras.build_tfrecords", f"--source=dir:{src}", f"--out_dir={out}",
             "--workers=1", "--val_fraction=0", "--num_shards=2"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 120
-    while time.time() < deadline:  # Kill once temporary shards hold some records.
-        tmps = [f for f in os.listdir(out)] if out.exists() else []
-        if any(f.startswith(".train-") and os.path.getsize(out / f) > 200_000 for f in tmps):
-            break
+
+    def staged_bytes():
+        return sum(os.path.getsize(os.path.join(d, f)) for d in glob.glob(str(tmp_path / ".sr_keras-tmp-build-*"))
+                   for f in os.listdir(d) if f.endswith(".tfrecord"))
+    while time.time() < deadline and staged_bytes() < 400_000:  # Kill once the new shards hold some records.
         time.sleep(0.05)
     assert proc.poll() is None, "the build finished before it could be interrupted"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    left = os.listdir(out)
-    assert not any(f.endswith(".tfrecord") and not f.startswith(".") for f in left), left
-    assert "manifest.json" not in left
-    with pytest.raises(builder.BuildError, match="not a dataset built"):
-        pipeline.make_dataset(str(out), "train", 96, 4)
+    # The previous build is untouched and still reads in full.
+    assert {f: (out / f).read_bytes() for f in os.listdir(out) if f != "my_notes.txt"} == before
+    n = sum(1 for _ in tf.data.TFRecordDataset(pipeline.shard_files(str(out), "train", verify=True)))
+    assert n == first["counts"]["train"] == 10
     m = builder.build_tfrecords(builder.BuildConfig(source=f"dir:{src}", out_dir=str(out), val_fraction=0.0,
                                                     num_shards=2, verbose=False))
     assert m["counts"]["train"] == 60
-    assert sorted(os.listdir(out)) == ["manifest.json", "train-00000-of-00002.tfrecord",
+    assert sorted(os.listdir(out)) == ["manifest.json", "my_notes.txt", "train-00000-of-00002.tfrecord",
                                        "train-00001-of-00002.tfrecord", "val-00000-of-00001.tfrecord"]
+    assert (out / "my_notes.txt").read_text() == "the user's own file"
+    assert not glob.glob(str(tmp_path / ".sr_keras-tmp-*"))  # The killed build's staging folder was cleaned up.
     keys = sorted(schema.parse_example(r)["key"].numpy().decode()
                   for r in tf.data.TFRecordDataset(pipeline.shard_files(str(out), "train")))
     assert keys == sorted(f"{i:03d}.png" for i in range(60))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "append", "delete", "flip"])
+def test_reader_refuses_a_shard_that_does_not_match_the_manifest(sample_data, tmp_path, damage):
+    out = tmp_path / "d"
+    shutil.copytree(sample_data, out)
+    shard = out / "train-00001-of-00002.tfrecord"
+    data = shard.read_bytes()
+    if damage == "truncate":
+        shard.write_bytes(data[:len(data) // 2])
+    elif damage == "append":
+        shard.write_bytes(data + data[:len(data) // 3])
+    elif damage == "delete":
+        shard.unlink()
+    else:  # Same size, same record count: only the hash can tell.
+        shard.write_bytes(data[:-20] + bytes(b ^ 1 for b in data[-20:]))
+        assert len(pipeline.shard_files(str(out), "train")) == 2
+        with pytest.raises(pipeline.DataError, match="SHA-256"):
+            pipeline.shard_files(str(out), "train", verify=True)
+        proc = run_cli("build_tfrecords", "--verify", f"--out_dir={out}")
+        last = proc.stderr.strip().splitlines()[-1]
+        assert proc.returncode == 2 and last.startswith("error: ") and "train-00001-of-00002.tfrecord" in last
+        return
+    with pytest.raises(pipeline.DataError, match="train-00001-of-00002.tfrecord.*rebuild"):
+        pipeline.make_dataset(str(out), "train", 96, 4)
+    assert run_cli("build_tfrecords", "--verify", f"--out_dir={sample_data}").returncode == 0
+
+
+def test_count_records_reads_headers_only(sample_data):
+    for shard in json.load(open(os.path.join(sample_data, "manifest.json")))["shards"]:
+        path = os.path.join(sample_data, shard["file"])
+        assert schema.count_records(path) == shard["records"] == sum(1 for _ in tf.data.TFRecordDataset(path))
+
+
+def test_builder_skips_an_image_over_the_pixel_limit_from_its_header(tmp_path):
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(3):
+        write_photo(str(src / f"ok{i}.png"), 128, 128, seed=i)
+    Image.new("L", (12000, 9000)).save(src / "bomb.png", optimize=True)  # ~100 KB on disk, 108 MP.
+    assert (src / "bomb.png").stat().st_size < 300_000
+    m = builder.build_tfrecords(builder.BuildConfig(source=f"dir:{src}", out_dir=str(tmp_path / "o"),
+                                                    val_fraction=0.0, verbose=False))
+    assert m["counts"]["train"] == 3
+    (skip,) = m["skipped"]
+    assert skip["path"].endswith("bomb.png") and "108.0 MP is over the limit of 100 MP" in skip["reason"]
 
 
 # --- Sources ------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from PIL import Image
 
 import sr_keras
 from conftest import REPO, run_cli, write_photo
-from sr_keras import client, config, export_lib, inference, models
+from sr_keras import client, config, export_lib, inference, models, safe_files
 from sr_keras.serving import registry as registry_lib
 from sr_keras.serving.server import BackgroundServer
 
@@ -152,7 +152,7 @@ def test_killed_export_leaves_no_numbered_folder(tmp_path):
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 120
     while time.time() < deadline:
-        if (out / "big").exists() and any(d.startswith(".tmp-") for d in os.listdir(out / "big")):
+        if (out / "big").exists() and any(d.startswith(safe_files.TEMP_PREFIX) for d in os.listdir(out / "big")):
             break
         time.sleep(0.005)
     assert proc.poll() is None, "the export finished before it could be interrupted"

@@ -6,17 +6,18 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import math
 import multiprocessing.pool
 import os
+import shutil
 import time
 from typing import Iterable, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from sr_keras import safe_files
 from sr_keras.data import schema
 from sr_keras.data import sources as sources_lib
 from sr_keras.data.degradation import DEGRADATIONS, crop_to_multiple, center_square_resize, degrade, rescale
@@ -52,6 +53,9 @@ class BuildConfig:
     # also yields pairs from copies of its HR shrunk by these factors (antialiased bicubic), so few photos
     # show their textures at several sizes. Empty: one pair per image. val/test are never rescaled.
     train_rescales: tuple = ()
+    # Inputs with more pixels are skipped, judged from the file header before decoding (a 97 KB PNG can hold
+    # 100 million pixels). 100 MP covers any camera's photos.
+    max_input_pixels: int = 100_000_000
     verbose: bool = True
 
 
@@ -64,6 +68,7 @@ class _Job:
     min_side: int
     degradation: str
     seed: int
+    max_pixels: int = 0
 
 
 def process_item(item: sources_lib.SourceItem, job: _Job, factor: float = 1.0) -> tuple:
@@ -79,7 +84,7 @@ def process_item(item: sources_lib.SourceItem, job: _Job, factor: float = 1.0) -
                 return ("skip", where, f"unsupported in-memory image {px.dtype} {px.shape}")
             hr = px
         else:
-            hr = load_rgb8(item.path)
+            hr = load_rgb8(item.path, max_pixels=job.max_pixels)
     except ImageError as e:
         return ("skip", where, str(e))
     except OSError as e:
@@ -139,13 +144,12 @@ def _shards_for(split: str, cfg: BuildConfig, hint: Optional[int], train_hint: O
 
 
 class _ShardSet:
-    """Writes one split's shards under temporary names; `commit()` renames them into place."""
+    """Writes one split's shards into the (private) staging folder of a build."""
 
     def __init__(self, out_dir: str, split: str, count: int):
         self.out_dir, self.split = out_dir, split
         self.finals = [schema.SHARD_PATTERN.format(split=split, index=i, count=count) for i in range(count)]
-        self.tmps = [os.path.join(out_dir, f".{f}.tmp-{os.getpid()}") for f in self.finals]
-        self.writers = [tf.io.TFRecordWriter(p) for p in self.tmps]
+        self.writers = [tf.io.TFRecordWriter(os.path.join(out_dir, f)) for f in self.finals]
         self.records = [0] * count
         self.n = 0
         self.sides = []
@@ -157,26 +161,15 @@ class _ShardSet:
         self.records[i] += 1
         self.n += 1
 
-    def close(self) -> None:
+    def close(self) -> list:
+        """Closes the shards and returns their manifest entries (file, split, records, bytes, sha256)."""
         for w in self.writers:
             w.close()
-
-    def abort(self) -> None:
-        self.close()
-        for p in self.tmps:
-            if os.path.exists(p):
-                os.remove(p)
-
-    def commit(self) -> list:
-        self.close()
-        for old in glob.glob(os.path.join(self.out_dir, f"{self.split}-*-of-*.tfrecord")):
-            if os.path.basename(old) not in self.finals:
-                os.remove(old)  # A rerun with another shard count must not leave stale shards behind.
         shards = []
-        for tmp, final, n in zip(self.tmps, self.finals, self.records):
-            digest = sources_lib.sha256_file(tmp)
-            os.replace(tmp, os.path.join(self.out_dir, final))
-            shards.append({"file": final, "split": self.split, "records": n, "sha256": digest})
+        for final, n in zip(self.finals, self.records):
+            path = os.path.join(self.out_dir, final)
+            shards.append({"file": final, "split": self.split, "records": n, "bytes": os.path.getsize(path),
+                           "sha256": sources_lib.sha256_file(path)})
         return shards
 
 
@@ -190,23 +183,52 @@ def _progress(total: Optional[int], verbose: bool, label: str):
 
 
 def _write_manifest(out_dir: str, manifest: dict) -> None:
-    tmp = os.path.join(out_dir, f".{MANIFEST}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(tmp, os.path.join(out_dir, MANIFEST))
+    safe_files.write_text(os.path.join(out_dir, MANIFEST), json.dumps(manifest, indent=2))
 
 
-def _prepare_out_dir(out_dir: str) -> None:
+def _staging_dir(out_dir: str) -> str:
+    """A fresh private folder beside `out_dir` that becomes `out_dir` only when the build is complete."""
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    label = f"build-{os.path.basename(os.path.abspath(out_dir))}-"
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        probe = os.path.join(out_dir, f".write-probe-{os.getpid()}")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
+        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+            raise NotADirectoryError(20, "it is a file")
+        os.makedirs(parent, exist_ok=True)
+        for name in os.listdir(parent):  # Left by a killed build of this dataset; never a finished one.
+            if name.startswith(safe_files.TEMP_PREFIX + label):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        return safe_files.make_temp_dir(parent, label)
     except OSError as e:
         raise BuildError(f"cannot write to --out_dir={out_dir}: {e.strerror or e}") from None
-    for stale in glob.glob(os.path.join(out_dir, ".*.tmp-*")):
-        os.remove(stale)  # Left by a killed build; never looks like a finished shard.
+
+
+def _carry_over(out_dir: str, staging: str, rebuilt: Iterable[str]) -> None:
+    """Links every file of the previous `out_dir` that this build does not replace into the staging folder.
+
+    Shards of the splits being rebuilt and the manifest are replaced; anything else (other splits, the user's
+    own files) is kept. Hard links cost no space and no copy; a filesystem without them gets a copy.
+    """
+    if not os.path.isdir(out_dir):
+        return
+    rebuilt = tuple(f"{s}-" for s in rebuilt)
+    for name in os.listdir(out_dir):
+        src = os.path.join(out_dir, name)
+        if name == MANIFEST or (name.startswith(rebuilt) and name.endswith(".tfrecord")):
+            continue
+        if os.path.isdir(src) and not os.path.islink(src):
+            shutil.copytree(src, os.path.join(staging, name), symlinks=True, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(src, os.path.join(staging, name))
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    if os.path.islink(src):
+        os.symlink(os.readlink(src), dst)
+        return
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _previous_manifest(out_dir: str, cfg_dict: dict, splits: Iterable[str]) -> dict:
@@ -230,8 +252,8 @@ def _previous_manifest(out_dir: str, cfg_dict: dict, splits: Iterable[str]) -> d
     }
 
 
-def _run_split(split, items, pool, job, shard_set, total, verbose, skipped, factors=(1.0,)) -> None:
-    bar = _progress(total and total * len(factors), verbose, f"[{split}] -> {shard_set.out_dir}")
+def _run_split(split, items, pool, job, shard_set, total, verbose, skipped, factors=(1.0,), label="") -> None:
+    bar = _progress(total and total * len(factors), verbose, f"[{split}] -> {label}")
     start, done = time.time(), 0
     args = ((item, job, f) for item in items for f in factors)
     results = pool.imap(_process_star, args, chunksize=1) if pool else map(_process_star, args)
@@ -261,8 +283,20 @@ def build_tfrecords(cfg: BuildConfig) -> dict:
     except sources_lib.SourceError as e:
         raise BuildError(str(e)) from None
     cfg = resolve_config(cfg, source)
-    _prepare_out_dir(cfg.out_dir)
-    job = _Job(cfg.scale, cfg.hr_size, cfg.min_side, cfg.degradation, cfg.seed)
+    staging = _staging_dir(cfg.out_dir)
+    try:
+        manifest = _build_into(staging, cfg, source)
+        _carry_over(cfg.out_dir, staging, list(source.splits))
+        _write_manifest(staging, manifest)
+        safe_files.replace_dir(staging, cfg.out_dir)  # The commit point: all or nothing.
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _build_into(staging: str, cfg: BuildConfig, source) -> dict:
+    job = _Job(cfg.scale, cfg.hr_size, cfg.min_side, cfg.degradation, cfg.seed, cfg.max_input_pixels)
     splits = list(source.splits)
     cfg_dict = dataclasses.asdict(cfg)
     cfg_dict["split"] = list(cfg.split)
@@ -292,16 +326,13 @@ def build_tfrecords(cfg: BuildConfig) -> dict:
             train_hint = source.counts_hint.get("train")
             count = _shards_for(split, cfg, hint and hint * len(factors),
                                 train_hint and train_hint * (1 + len(cfg.train_rescales)))
-            shard_set = _ShardSet(cfg.out_dir, split, count)
-            try:
-                _run_split(split, items, pool, job, shard_set, hint, cfg.verbose, manifest["skipped"], factors)
-            except BaseException:
-                shard_set.abort()
-                raise
+            shard_set = _ShardSet(staging, split, count)
+            _run_split(split, items, pool, job, shard_set, hint, cfg.verbose, manifest["skipped"], factors,
+                       cfg.out_dir)
             manifest["counts"][split] = shard_set.n
             if shard_set.sides:  # Lets the reader reject crops larger than every image, up front.
                 manifest["hr_min_side"][split] = {"min": min(shard_set.sides), "max": max(shard_set.sides)}
-            manifest["shards"].extend(shard_set.commit())
+            manifest["shards"].extend(shard_set.close())
     finally:
         if pool is not None:
             pool.terminate()
@@ -314,7 +345,6 @@ def build_tfrecords(cfg: BuildConfig) -> dict:
     manifest["shards"] = previous.get("shards", []) + manifest["shards"]
     manifest["skipped"] = previous.get("skipped", []) + manifest["skipped"]
     manifest["seconds"] = round(time.time() - start, 3)
-    _write_manifest(cfg.out_dir, manifest)
     return manifest
 
 

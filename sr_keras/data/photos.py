@@ -19,15 +19,16 @@ reduced), like the photos a user would bring.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import os
-import shutil
 import tarfile
 import urllib.request
 from typing import Callable, Optional
 
 import numpy as np
 
+from sr_keras import safe_files
 from sr_keras.data.sources import sha256_file
 
 DEBIAN_MIRROR = "https://deb.debian.org/debian"
@@ -174,26 +175,32 @@ def _download(pkg_name: str, pkg: Package, cache_dir: str, log: Callable[[str], 
     path = os.path.join(cache_dir, os.path.basename(pkg.pool_path))
     if os.path.exists(path) and sha256_file(path) == pkg.sha256:
         return path
-    tmp = path + ".part"
     log(f"Downloading {pkg.url} ({pkg.size / 1e6:.0f} MB)")
-    try:
-        f = open(tmp, "wb")
+    try:  # The download lands under an exclusive temporary name and is renamed only once verified.
+        os.makedirs(cache_dir, exist_ok=True)
+        with safe_files.atomic_open(path) as f:
+            digest = _fetch_into(pkg_name, pkg, cache_dir, f)
+            if digest != pkg.sha256:
+                raise FetchError(f"{pkg.url}: SHA-256 {digest} is not the pinned {pkg.sha256}; the mirror may serve "
+                                 "a newer revision. Update PACKAGES in sr_keras/data/photos.py and re-check the "
+                                 "licences")
     except OSError as e:
-        raise FetchError(f"cannot write {tmp} ({e.strerror}); choose a writable --out_dir") from None
+        raise FetchError(f"cannot write in {cache_dir} ({e.strerror or e}); choose a writable --out_dir") from None
+    return path
+
+
+def _fetch_into(pkg_name: str, pkg: Package, cache_dir: str, f) -> str:
+    """Streams the package into `f`; returns its SHA-256."""
+    digest = hashlib.sha256()
     try:
-        with f, urllib.request.urlopen(pkg.url, timeout=60) as r:
-            shutil.copyfileobj(r, f, 1 << 20)
+        with urllib.request.urlopen(pkg.url, timeout=60) as r:
+            while chunk := r.read(1 << 20):
+                digest.update(chunk)
+                f.write(chunk)
     except OSError as e:  # URLError, HTTPError, timeouts and resets are all OSErrors.
-        os.remove(tmp)
         raise FetchError(f"cannot download {pkg.url} ({e}); check the network, or download it by hand "
                          f"(apt-get download {pkg_name}) into {cache_dir}") from None
-    digest = sha256_file(tmp)
-    if digest != pkg.sha256:
-        os.remove(tmp)
-        raise FetchError(f"{pkg.url}: SHA-256 {digest} is not the pinned {pkg.sha256}; the mirror may serve a "
-                         "newer revision. Update PACKAGES in sr_keras/data/photos.py and re-check the licences")
-    os.replace(tmp, path)
-    return path
+    return digest.hexdigest()
 
 
 def deb_members(deb_path: str, wanted: set) -> dict:
@@ -253,12 +260,10 @@ def fetch_photos(out_dir: str, cache_dir: Optional[str] = None, log: Callable[[s
         deb = _download(pkg_name, PACKAGES[pkg_name], cache_dir, log)
         members = deb_members(deb, {p.member for p in photos})
         for p in photos:
-            tmp = paths[p.name] + ".tmp.png"
-            Image.fromarray(reduce_photo(members[p.member], p.reduce)).save(tmp)
-            os.replace(tmp, paths[p.name])  # A killed fetch leaves no half-written photo behind.
+            with safe_files.atomic_open(paths[p.name]) as f:  # A killed fetch leaves no half-written photo.
+                Image.fromarray(reduce_photo(members[p.member], p.reduce)).save(f, format="PNG")
         log(f"{pkg_name}: {len(photos)} photos")
-    with open(os.path.join(out_dir, "CREDITS.md"), "w", encoding="utf-8") as f:
-        f.write(credits_markdown())
+    safe_files.write_text(os.path.join(out_dir, "CREDITS.md"), credits_markdown())
     return [paths[p.name] for p in PHOTOS]
 
 

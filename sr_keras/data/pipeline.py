@@ -16,7 +16,7 @@ from typing import Optional
 import tensorflow as tf
 from absl import logging
 
-from sr_keras.data import builder, schema
+from sr_keras.data import builder, schema, sources
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -25,17 +25,43 @@ class DataError(ValueError):
     """The data folder cannot serve the request. The message names the fix."""
 
 
-def shard_files(data_dir: str, split: str, manifest: Optional[dict] = None) -> list:
-    """The shard paths of one split, as listed in the manifest; checks that they exist."""
+def shard_files(data_dir: str, split: str, manifest: Optional[dict] = None, verify: bool = False) -> list:
+    """The shard paths of one split, as listed in the manifest, each checked against it.
+
+    Every shard must exist with the manifest's size and record count (read from the record headers, which is
+    fast); `verify=True` also compares SHA-256 hashes (reads every byte).
+
+    Raises:
+      DataError: a missing split, or a shard that is missing or does not match (one line naming the fix).
+    """
     manifest = manifest or builder.load_manifest(data_dir)
-    files = [os.path.join(data_dir, s["file"]) for s in manifest["shards"] if s["split"] == split]
-    if not files:
+    shards = [s for s in manifest["shards"] if s["split"] == split]
+    if not shards:
         raise DataError(f"{data_dir} has no {split!r} split (it has: {', '.join(manifest['counts'])})")
-    missing = [f for f in files if not os.path.exists(f)]
-    if missing:
-        raise DataError(f"{data_dir} is incomplete ({os.path.basename(missing[0])} is missing); "
-                        "rebuild it with sr-build-tfrecords")
-    return files
+    for s in shards:
+        why = _shard_mismatch(os.path.join(data_dir, s["file"]), s, verify)
+        if why:
+            raise DataError(f"{data_dir} does not match its manifest ({s['file']}: {why}); rebuild it with "
+                            "sr-build-tfrecords")
+    return [os.path.join(data_dir, s["file"]) for s in shards]
+
+
+def _shard_mismatch(path: str, entry: dict, verify: bool) -> str:
+    """Why a shard file differs from its manifest entry, or "" when it matches."""
+    if not os.path.isfile(path):
+        return "missing"
+    size = os.path.getsize(path)
+    if "bytes" in entry and size != entry["bytes"]:  # Manifests from before 0.2 record no size.
+        return f"{size} bytes, the manifest says {entry['bytes']}"
+    try:
+        n = schema.count_records(path)
+    except ValueError as e:
+        return str(e)
+    if n != entry["records"]:
+        return f"{n} records, the manifest says {entry['records']}"
+    if verify and sources.sha256_file(path) != entry["sha256"]:
+        return "SHA-256 differs from the manifest"
+    return ""
 
 
 def random_aligned_crop(lr: tf.Tensor, hr: tf.Tensor, hr_crop: int, scale: int, seed: tf.Tensor):

@@ -10,6 +10,9 @@ Features:
 
 from __future__ import annotations
 
+import os
+import struct
+
 import numpy as np
 import tensorflow as tf
 
@@ -77,3 +80,27 @@ def parse_example(serialized: tf.Tensor) -> dict:
     hr = tf.ensure_shape(hr, [None, None, 3])
     lr = tf.ensure_shape(lr, [None, None, 3])
     return dict(ex, hr=hr, lr=lr)
+
+
+def count_records(path: str) -> int:
+    """Records in a TFRecord file, from the length headers alone (no payload is read).
+
+    Each record is: uint64 length, uint32 length-CRC, `length` bytes, uint32 data-CRC.
+
+    Raises:
+      ValueError: the file ends inside a record (truncated), so it cannot be what the manifest lists.
+    """
+    size = os.path.getsize(path)
+    n, pos = 0, 0
+    with open(path, "rb") as f:
+        while pos < size:
+            header = f.read(12)
+            if len(header) < 12:
+                raise ValueError(f"truncated record header at byte {pos}")
+            (length,) = struct.unpack("<Q", header[:8])
+            pos += 12 + length + 4
+            if pos > size:
+                raise ValueError(f"record {n} runs past the end of the file")
+            f.seek(pos)
+            n += 1
+    return n
