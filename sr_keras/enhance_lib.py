@@ -13,9 +13,8 @@ never taken as inputs again; every file is written under an exclusive temporary 
 from __future__ import annotations
 
 import glob
-import io
 import os
-from typing import Iterable, Optional
+from typing import Iterable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -24,6 +23,7 @@ from sr_keras import safe_files
 from sr_keras.data.degradation import bicubic_upscale
 from sr_keras.data.sources import walk_files
 from sr_keras.imageio import IMAGE_EXTENSIONS, DecodedImage, ImageError, PngWriter, decode_image, to_rgb8
+from sr_keras.imageio import encode_png  # noqa: F401 - part of this module's API since 0.1.
 
 SOFTWARE_TAG = "sr_keras"  # PNG tEXt "Software" of every output: how sr-enhance knows its own files.
 
@@ -39,17 +39,6 @@ def expand_inputs(spec: str) -> list:
     if os.path.isfile(spec):
         return [spec]
     return sorted(p for p in glob.glob(os.path.expanduser(spec), recursive=True) if os.path.isfile(p))
-
-
-def encode_png(pixels: np.ndarray, icc_profile=None, text: Optional[dict] = None) -> bytes:
-    """PNG bytes for uint8/uint16 H x W x C (C in 1..4) or H x W; the ICC profile is kept."""
-    buf = io.BytesIO()
-    channels = 1 if pixels.ndim == 2 else pixels.shape[-1]
-    w = PngWriter(buf, pixels.shape[1], pixels.shape[0], channels, 16 if pixels.dtype == np.uint16 else 8,
-                  icc_profile, text)
-    w.write_rows(pixels)
-    w.close()
-    return buf.getvalue()
 
 
 def is_own_output(path: str) -> bool:

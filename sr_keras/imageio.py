@@ -285,3 +285,14 @@ class PngWriter:
         self._pending += self._z.flush()
         self._flush(True)
         self._chunk(b"IEND", b"")
+
+
+def encode_png(pixels: np.ndarray, icc_profile: Optional[bytes] = None, text: Optional[dict] = None) -> bytes:
+    """PNG bytes for uint8/uint16 H x W x C (C in 1..4) or H x W; the ICC profile and text chunks are kept."""
+    buf = io.BytesIO()
+    channels = 1 if pixels.ndim == 2 else pixels.shape[-1]
+    w = PngWriter(buf, pixels.shape[1], pixels.shape[0], channels, 16 if pixels.dtype == np.uint16 else 8,
+                  icc_profile, text)
+    w.write_rows(pixels)
+    w.close()
+    return buf.getvalue()

@@ -84,6 +84,7 @@ class Enhancer:
         self.self_ensemble = self_ensemble
         self.max_input_pixels, self.size_flag = max_input_pixels, size_flag
         self.metadata = {}
+        self.signatures = {}  # The SavedModel's signatures, when it is run as exported.
         if path.endswith(".keras") or precision != "float32":
             import keras
 
@@ -104,7 +105,8 @@ class Enhancer:
             self.scale = int(self._fn(tf.zeros([1, 4, 4, 3])).shape[1]) // 4
         else:
             self._saved = tf.saved_model.load(path)
-            sig = self._saved.signatures["enhance_float"]
+            self.signatures = self._saved.signatures
+            sig = self.signatures["enhance_float"]
             self._fn = lambda x: sig(lr_image=x)["sr_image"]
             self.scale = int(self._saved.scale.numpy())
             meta_path = os.path.join(path, "assets.extra", "model.json")

@@ -1,6 +1,9 @@
 """sr-serve: serves exported models over TF Serving's REST API (see sr_keras/serving/server.py).
 
   sr-serve --model_base_path=export/srgan --model_name=srgan --port=8501
+
+A SavedModel is code: whoever can write into --model_base_path can run code as this server's user. Serve only
+models you trust, from a folder only you can write to (sr-serve warns at start-up when others can).
 """
 
 import os
@@ -16,6 +19,11 @@ _NAME = flags.DEFINE_string("model_name", None, "Model name in URLs (default: th
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0 for all).")
 _PORT = flags.DEFINE_integer("port", 8501, "REST port (TF Serving's default is 8501).")
 _MAX_MB = flags.DEFINE_float("max_request_mb", 32.0, "Largest request body accepted (413 above).")
+_MAX_INSTANCES = flags.DEFINE_integer("max_instances", 16, "Most instances in one request (413 above).")
+_MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 4_000_000, "Most input pixels per request, all instances "
+                                   "together, read from the image headers before decoding (413 above).")
+_BODY_TIMEOUT = flags.DEFINE_float("body_timeout_seconds", 30.0, "A request body must arrive within this (408).")
+_TIMEOUT = flags.DEFINE_float("request_timeout_seconds", 120.0, "Work on one request stops after this (413).")
 _CONCURRENCY = flags.DEFINE_integer("max_concurrent", 2, "Inferences run at once (the rest wait).")
 _QUEUE = flags.DEFINE_integer("max_queue", 64, "Requests allowed to wait; beyond that answer 503.")
 _POLL = flags.DEFINE_float("poll_seconds", 2.0, "How often to look for new version folders.")
@@ -36,8 +44,11 @@ def main(argv):
             fail("no default model ships with this install; pass --model_base_path=export/<model_name>")
     name = name or os.path.basename(os.path.normpath(base))
     try:
-        server.serve(base, name, _HOST.value, _PORT.value, _MAX_MB.value, _CONCURRENCY.value, _QUEUE.value,
-                     _POLL.value)
+        limits = server.Limits(max_request_bytes=int(_MAX_MB.value * 1024 * 1024), max_instances=_MAX_INSTANCES.value,
+                               max_input_pixels=_MAX_PIXELS.value, body_timeout_seconds=_BODY_TIMEOUT.value,
+                               request_timeout_seconds=_TIMEOUT.value, max_concurrent=_CONCURRENCY.value,
+                               max_queue=_QUEUE.value)
+        server.serve(base, name, _HOST.value, _PORT.value, limits, _POLL.value)
     except (ValueError, OSError) as e:
         fail(str(e))
     return 0

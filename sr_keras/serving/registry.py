@@ -1,18 +1,20 @@
 """Model versions under a TF Serving model base path: discovery by polling, loading, and the serving policy.
 
-Like TF Serving's default ("latest") policy, the newest complete version is served; a new version folder is picked
-up without a restart, and the previous one keeps serving until the new one has loaded. A version that fails to
-load is reported in the status and does not replace the one being served.
+Like TF Serving's default ("latest") policy, the newest version that loads is served; a new version folder is picked
+up without a restart, and the previous one keeps serving until the new one has loaded. A version that fails to load
+is reported in the status (without server paths) and does not replace the one being served; it is tried again
+when its folder changes (a repaired or completed copy). When the newest version is broken, the newest older one
+that loads is served, at start-up too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
-import tensorflow as tf
 from absl import logging
 
 
@@ -20,17 +22,64 @@ from absl import logging
 class Version:
     number: int
     state: str  # LOADING | AVAILABLE | END
-    model: Optional[object] = None
+    model: Optional[object] = None  # An `inference.Enhancer` while AVAILABLE.
     error: str = ""
+    fingerprint: tuple = ()  # What the folder looked like when it was loaded or failed.
+
+
+_PATH_LIKE = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][^\s'\"/\\:;,)]+)+[/\\]?")
+
+
+def public_error(e: BaseException) -> str:
+    """An error message fit for clients: the exception type and message, with file paths removed."""
+    text = " ".join(f"{type(e).__name__}: {e}".split())
+    return _PATH_LIKE.sub("<path>", text)[:300]
+
+
+def folder_fingerprint(path: str) -> tuple:
+    """(relative path, size, mtime) of every file under `path`: changes when anything in the folder does."""
+    out = []
+    for root, _, files in os.walk(path):
+        for name in files:
+            p = os.path.join(root, name)
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            out.append((os.path.relpath(p, path), st.st_size, st.st_mtime_ns))
+    return tuple(sorted(out))
+
+
+def writable_by_others(base_path: str) -> list:
+    """The model base path and the folders in it that users other than the owner may write to."""
+    import stat
+
+    found = []
+    for root, dirs, _ in os.walk(base_path):
+        try:
+            mode = os.stat(root).st_mode
+        except OSError:
+            continue
+        if mode & (stat.S_IWOTH | stat.S_IWGRP) and not mode & stat.S_ISVTX:
+            found.append(root)
+        if root != base_path:
+            dirs[:] = []  # The base path and the version folders are what matter.
+    return found
 
 
 class ModelRegistry:
-    """The versions of one model name."""
+    """The versions of one model name.
 
-    def __init__(self, name: str, base_path: str, keep_versions: int = 1):
+    Args:
+      loader: version folder -> a servable model (default: `inference.Enhancer` with the given options).
+    """
+
+    def __init__(self, name: str, base_path: str, keep_versions: int = 1,
+                 loader: Optional[Callable[[str], object]] = None):
         self.name = name
         self.base_path = base_path
         self.keep_versions = keep_versions
+        self.loader = loader or _load_enhancer
         self._versions: dict = {}
         self._lock = threading.Lock()
 
@@ -41,30 +90,40 @@ class ModelRegistry:
         return complete_versions(self.base_path)
 
     def poll(self) -> None:
-        """Loads the newest version on disk if it is new; retires versions beyond `keep_versions`."""
-        disk = self.on_disk()
-        if not disk:
-            return
-        newest = disk[-1]
+        """Serves the newest version on disk that loads; retires versions beyond `keep_versions`.
+
+        Versions newer than the one being served are tried, newest first, each once per change of its folder.
+        """
         with self._lock:
-            if newest in self._versions:
+            serving = max((n for n, v in self._versions.items() if v.state == "AVAILABLE"), default=-1)
+        for number in reversed(self.on_disk()):
+            if number <= serving:
                 return
-            self._versions[newest] = Version(newest, "LOADING")
-        try:
-            model = tf.saved_model.load(os.path.join(self.base_path, str(newest)))
-            for sig in ("serving_default", "enhance"):
-                model.signatures[sig]  # noqa: B018 - a version without our signatures is not servable.
-        except Exception as e:  # Any load failure: keep serving what we had.
-            logging.error("version %d of %s failed to load: %s", newest, self.name, e)
-            with self._lock:
-                self._versions[newest] = Version(newest, "END", error=f"{type(e).__name__}: {e}"[:500])
-            return
+            if self._try_load(number):
+                return
+
+    def _try_load(self, number: int) -> bool:
+        path = os.path.join(self.base_path, str(number))
+        fingerprint = folder_fingerprint(path)
         with self._lock:
-            self._versions[newest] = Version(newest, "AVAILABLE", model)
+            known = self._versions.get(number)
+            if known is not None and known.error and known.fingerprint == fingerprint:
+                return False  # Failed before and nothing changed since: not worth another load.
+            self._versions[number] = Version(number, "LOADING", fingerprint=fingerprint)
+        try:
+            model = self.loader(path)
+        except Exception as e:  # Any load failure: keep serving what we had.
+            logging.error("version %d of %s failed to load: %s", number, self.name, e)
+            with self._lock:
+                self._versions[number] = Version(number, "END", error=public_error(e), fingerprint=fingerprint)
+            return False
+        with self._lock:
+            self._versions[number] = Version(number, "AVAILABLE", model, fingerprint=fingerprint)
             available = sorted(n for n, v in self._versions.items() if v.state == "AVAILABLE")
             for n in available[:-self.keep_versions]:
                 self._versions[n] = Version(n, "END")  # Dropping the reference unloads it.
-        logging.info("serving %s version %d", self.name, newest)
+        logging.info("serving %s version %d", self.name, number)
+        return True
 
     def get(self, version: Optional[int] = None) -> Optional[Version]:
         """The requested (or latest) AVAILABLE version, or None."""
@@ -84,3 +143,14 @@ class ModelRegistry:
         return [{"version": str(v.number), "state": v.state,
                  "status": {"error_code": "UNKNOWN" if v.error else "OK", "error_message": v.error}}
                 for v in items]
+
+
+def _load_enhancer(path: str):
+    from sr_keras import inference
+    from sr_keras.serving.predict import SIGNATURES
+
+    enhancer = inference.Enhancer(path, max_input_pixels=None)  # The server checks its own per-request limit.
+    missing = [s for s in SIGNATURES if s not in enhancer.signatures]
+    if missing:
+        raise ValueError(f"not an sr-export SavedModel: no {', '.join(missing)} signature")
+    return enhancer

@@ -39,41 +39,66 @@ def _decode_value(value, dtype: tf.DType):
                 raise RestError(400, 'a string input object must be {"b64": "<base64>"}')
             try:
                 return base64.b64decode(value["b64"], validate=True)
-            except (binascii.Error, ValueError):
+            except (binascii.Error, ValueError, UnicodeEncodeError):
                 raise RestError(400, "invalid base64 in a b64 input") from None
         if isinstance(value, str):
-            return value.encode("utf-8")
+            try:
+                return value.encode("utf-8")
+            except UnicodeEncodeError:  # A lone surrogate such as "\ud800" is valid JSON but not text.
+                raise RestError(400, "a string input is not valid Unicode (lone surrogate)") from None
         if isinstance(value, list):
             return [_decode_value(v, dtype) for v in value]
         raise RestError(400, f"expected a string or {{\"b64\": ...}}, got {type(value).__name__}")
     return value
 
 
-def _to_tensor(name: str, value, spec: tf.TensorSpec) -> tf.Tensor:
+def _to_array(name: str, value, spec: tf.TensorSpec) -> np.ndarray:
+    """A request value as a numpy array of the signature's dtype and shape; RestError(400) when it cannot be."""
     try:
         if spec.dtype == tf.string:
             arr = np.array(value, dtype=object)
-            return tf.constant(arr, tf.string)
-        arr = np.array(value)
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise ValueError("not a rectangular numeric array")
-        if spec.dtype.is_integer:
-            info = np.iinfo(spec.dtype.as_numpy_dtype)
-            if arr.size and (arr.min() < info.min or arr.max() > info.max or not np.all(np.equal(np.mod(arr, 1), 0))):
-                raise ValueError(f"values outside {spec.dtype.name}")
-        tensor = tf.constant(arr.astype(spec.dtype.as_numpy_dtype))
-    except (ValueError, TypeError) as e:
+            if not all(isinstance(v, bytes) for v in arr.reshape(-1)):
+                raise ValueError("expected strings")
+        else:
+            arr = np.array(value)
+            if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+                raise ValueError("not a rectangular numeric array")
+            if arr.size and not np.isfinite(arr).all():
+                raise ValueError("NaN or infinite values")
+            if spec.dtype.is_integer:
+                info = np.iinfo(spec.dtype.as_numpy_dtype)
+                if arr.size and (arr.min() < info.min or arr.max() > info.max
+                                 or not np.all(np.equal(np.mod(arr, 1), 0))):
+                    raise ValueError(f"values outside {spec.dtype.name}")
+            elif arr.size and (arr.min() < 0 or arr.max() > 1):  # Float images are in [0, 1].
+                raise ValueError(f"float values must be in [0, 1], got {arr.min():g}..{arr.max():g}")
+            arr = arr.astype(spec.dtype.as_numpy_dtype)
+    except (ValueError, TypeError, OverflowError, RecursionError) as e:
         raise RestError(400, f"input {name!r}: {e}") from None
-    if not spec.shape.is_compatible_with(tensor.shape):
-        raise RestError(400, f"input {name!r} has shape {tensor.shape.as_list()}, the signature expects "
+    if not spec.shape.is_compatible_with(arr.shape):
+        raise RestError(400, f"input {name!r} has shape {list(arr.shape)}, the signature expects "
                              f"{spec.shape.as_list()}")
-    return tensor
+    return arr
 
 
-def parse_predict(body: bytes, signatures) -> tuple:
-    """Returns (signature_name, {input name: tensor}, row_format). Raises RestError(400) for bad requests."""
+def parse_predict(body: bytes, signatures, max_instances: int = 0) -> tuple:
+    try:
+        return _parse_predict(body, signatures, max_instances)
+    except RecursionError:  # Nested lists deep enough to pass json but not numpy or our own walk.
+        raise RestError(400, "malformed request: nested too deeply") from None
+
+
+def _parse_predict(body: bytes, signatures, max_instances: int = 0) -> tuple:
+    """Returns (signature_name, {input name: numpy array}, row_format).
+
+    Raises:
+      RestError: 400 for a malformed request (bad JSON, nesting too deep, wrong shapes or values), 413 for more
+        than `max_instances` instances (0: no limit).
+    """
     try:
         request = json.loads(body)
+    except RecursionError:
+        raise RestError(400, "malformed JSON: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise RestError(400, f"malformed JSON: {e}") from None
     if not isinstance(request, dict):
@@ -89,6 +114,9 @@ def parse_predict(body: bytes, signatures) -> tuple:
         instances = request["instances"]
         if not isinstance(instances, list) or not instances:
             raise RestError(400, '"instances" must be a non-empty list')
+        if max_instances and len(instances) > max_instances:
+            raise RestError(413, f"{len(instances)} instances in one request; this server takes at most "
+                                 f"{max_instances} (--max_instances)")
         columns = {name: [] for name in specs}
         for inst in instances:
             if isinstance(inst, dict) and set(inst) <= set(specs) and set(inst) and not (
@@ -111,7 +139,12 @@ def parse_predict(body: bytes, signatures) -> tuple:
             columns = {name: _decode_value(inputs, specs[name].dtype)}
         else:
             raise RestError(400, f'"inputs" must be an object with the inputs {sorted(specs)}')
-    return sig_name, {n: _to_tensor(n, v, specs[n]) for n, v in columns.items()}, row
+    arrays = {n: _to_array(n, v, specs[n]) for n, v in columns.items()}
+    count = len(next(iter(arrays.values()))) if arrays and next(iter(arrays.values())).ndim else 0
+    if max_instances and count > max_instances:
+        raise RestError(413, f"{count} instances in one request; this server takes at most {max_instances} "
+                             "(--max_instances)")
+    return sig_name, arrays, row
 
 
 def _encode_output(name: str, value):

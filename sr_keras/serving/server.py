@@ -4,40 +4,62 @@ Endpoints (as TF Serving):
   GET  /v1/models/{name}[/versions/{v}]            version status
   GET  /v1/models/{name}[/versions/{v}]/metadata   signature defs
   POST /v1/models/{name}[/versions/{v}]:predict    row ("instances") or columnar ("inputs") format
-Errors are {"error": "..."} with 400 (bad request), 404 (unknown model/version), 413 (body too large),
-503 (queue full) and 500 (internal faults only). Inference runs in a bounded thread pool; new version folders are
-picked up by polling.
+Errors are {"error": "..."} with 400 (bad request), 404 (unknown model/version), 405, 408 (body too slow),
+413 (body, instances or pixels over a limit, or work past the deadline), 503 (queue full) and 500 (internal faults
+only). Bodies are read with a timeout and parsed off the event loop; inference runs in a bounded thread pool, tile
+by tile, and stops at the next tile when the client disconnects or the request's deadline passes. New version
+folders are picked up by polling.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import json
 import re
+import socket
+import threading
+import time
 from typing import Optional
 
 from absl import logging
 
-_PATH = re.compile(r"^/v1/models/(?P<name>[^/:]*)(?:/versions/(?P<version>[^/:]*))?(?P<rest>/metadata|:predict)?$")
+_PATH = re.compile(r"/v1/models(?:/(?P<name>[^/:]*)(?:/versions/(?P<version>[^/:]*))?(?P<rest>/metadata|:predict)?)?",
+                   re.ASCII)
+_VERSION = re.compile(r"[0-9]{1,18}", re.ASCII)
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one request may ask of the server. Each is a flag of sr-serve, named in the error it causes."""
+
+    max_request_bytes: int = 32 * 1024 * 1024  # --max_request_mb
+    max_instances: int = 16  # --max_instances
+    # Input pixels per request, all instances together, read from the headers. At x4 on 2 CPU cores a 1 MP input
+    # takes about 15 s; 4 MP about a minute.
+    max_input_pixels: int = 4_000_000  # --max_input_pixels
+    body_timeout_seconds: float = 30.0  # --body_timeout_seconds
+    request_timeout_seconds: float = 120.0  # --request_timeout_seconds
+    max_concurrent: int = 2  # --max_concurrent
+    max_queue: int = 64  # --max_queue
 
 
 class Server:
     """The aiohttp application around a `ModelRegistry`."""
 
-    def __init__(self, registry, max_request_bytes: int, max_concurrent: int = 2, max_queue: int = 64):
+    def __init__(self, registry, limits: Limits = Limits()):
         self.registry = registry
-        self.max_request_bytes = max_request_bytes
-        self.executor = concurrent.futures.ThreadPoolExecutor(max_concurrent, thread_name_prefix="infer")
+        self.limits = limits
+        self.executor = concurrent.futures.ThreadPoolExecutor(limits.max_concurrent, thread_name_prefix="infer")
+        self.parser = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="parse")
         self.semaphore: Optional[asyncio.Semaphore] = None
-        self.max_concurrent = max_concurrent
-        self.max_queue = max_queue
         self.waiting = 0
 
     def app(self):
         from aiohttp import web
 
-        application = web.Application(client_max_size=self.max_request_bytes + 1)
+        application = web.Application(client_max_size=self.limits.max_request_bytes + 1)
         application.router.add_route("*", "/{tail:.*}", self.handle)
         return application
 
@@ -45,7 +67,7 @@ class Server:
     def _json(status: int, payload: dict):
         from aiohttp import web
 
-        return web.Response(status=status, text=json.dumps(payload), content_type="application/json")
+        return web.Response(status=status, text=json.dumps(payload, allow_nan=False), content_type="application/json")
 
     def _error(self, status: int, message: str):
         return self._json(status, {"error": message})
@@ -53,13 +75,16 @@ class Server:
     def _route(self, path: str):
         from sr_keras.serving.rest import RestError
 
-        m = _PATH.match(path)
+        m = _PATH.fullmatch(path)
         if not m:
+            if path.startswith("/v1/"):  # TF Serving answers 400 for a malformed request path.
+                raise RestError(400, f"malformed request path {path!r}; expected /v1/models/<name>[/versions/<n>]"
+                                     "[:predict|/metadata]")
             raise RestError(404, f"no such endpoint: {path}")
         name, version, rest = m.group("name"), m.group("version"), m.group("rest") or ""
         if not name:
             raise RestError(400, "missing model name in the URL (/v1/models/<name>)")
-        if version is not None and not version.isdigit():
+        if version is not None and not _VERSION.fullmatch(version):
             raise RestError(400, f"version must be a non-negative integer, got {version!r}")
         if name != self.registry.name:
             raise RestError(404, f"unknown model {name!r}; this server serves {self.registry.name!r}")
@@ -101,52 +126,88 @@ class Server:
             return self._error(e.status, e.message)
         except web.HTTPException:
             raise
-        except Exception as e:  # A real internal fault: report it, keep serving.
-            logging.exception("internal error")
-            return self._error(500, f"internal error: {type(e).__name__}: {e}")
+        except Exception as e:  # A real internal fault: log it in full, tell the client without server paths.
+            from sr_keras.serving.registry import public_error
 
-    async def _predict(self, request, version):
+            logging.exception("internal error")
+            return self._error(500, f"internal error: {public_error(e)}")
+
+    async def _read_body(self, request) -> bytes:
         from aiohttp import web
 
-        from sr_keras.serving import rest
+        from sr_keras.serving.rest import RestError
 
-        if request.content_length is not None and request.content_length > self.max_request_bytes:
-            raise rest.RestError(413, f"request body of {request.content_length} bytes is over the limit of "
-                                      f"{self.max_request_bytes} (--max_request_mb)")
+        limit = self.limits.max_request_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise RestError(413, f"request body of {request.content_length} bytes is over the limit of {limit} "
+                                 "(--max_request_mb)")
         try:
-            body = await request.read()
+            return await asyncio.wait_for(request.read(), self.limits.body_timeout_seconds)
+        except asyncio.TimeoutError:
+            raise RestError(408, f"the request body did not arrive within {self.limits.body_timeout_seconds:g} s "
+                                 "(--body_timeout_seconds)") from None
         except web.HTTPRequestEntityTooLarge:
-            raise rest.RestError(413, f"request body is over the limit of {self.max_request_bytes} bytes "
-                                      "(--max_request_mb)") from None
+            raise RestError(413, f"request body is over the limit of {limit} bytes (--max_request_mb)") from None
+        except (web.HTTPException, ConnectionError):
+            raise
+        except Exception as e:  # aiohttp's errors for a body it cannot read: bad gzip, broken chunking.
+            raise RestError(400, f"cannot read the request body ({type(e).__name__}: {str(e)[:200]})") from None
+
+    async def _predict(self, request, version):
+        from sr_keras import inference
+        from sr_keras.serving import predict, rest
+
+        body = await self._read_body(request)
         v = self._serving(version)
-        sig_name, inputs, row = rest.parse_predict(body, v.model.signatures)
+        loop = asyncio.get_running_loop()
+        # Parsing and header checks off the event loop: a large body must not stall other requests.
+        sig_name, inputs, row = await loop.run_in_executor(self.parser, self._parse, body, v.model)
         if self.semaphore is None:
-            self.semaphore = asyncio.Semaphore(self.max_concurrent)
-        if self.waiting >= self.max_queue:
+            self.semaphore = asyncio.Semaphore(self.limits.max_concurrent)
+        if self.waiting >= self.limits.max_queue:
             raise rest.RestError(503, f"server busy: {self.waiting} requests waiting (--max_queue)")
+        stop = threading.Event()
+        deadline = time.monotonic() + self.limits.request_timeout_seconds
         self.waiting += 1
         try:
             async with self.semaphore:
-                loop = asyncio.get_running_loop()
-                outputs = await loop.run_in_executor(self.executor, _run_signature, v.model, sig_name, inputs)
+                if _gone(request):
+                    return self._error(400, "client disconnected")
+                job = loop.run_in_executor(
+                    self.executor, predict.run, v.model, sig_name, inputs,
+                    lambda: stop.is_set() or time.monotonic() > deadline)
+                while not job.done():  # Watch the client while the tiles run; a hang-up stops the work.
+                    await asyncio.wait({job}, timeout=0.2)
+                    if _gone(request):
+                        stop.set()
+                try:
+                    outputs = job.result()
+                except inference.Cancelled:
+                    if stop.is_set():
+                        return self._error(400, "client disconnected")
+                    raise rest.RestError(413, f"the request needs more than the {self.limits.request_timeout_seconds:g}"
+                                              " s this server allows (--request_timeout_seconds); send a smaller "
+                                              "image") from None
+                except ValueError as e:  # The image itself is unusable (shape, values).
+                    raise rest.RestError(400, f"invalid input: {str(e)[:300]}") from None
+                except MemoryError:
+                    raise rest.RestError(413, "not enough memory for this request now; send a smaller image "
+                                              "or retry later") from None
         finally:
             self.waiting -= 1
         return self._json(200, rest.format_outputs(outputs, row))
 
+    def _parse(self, body: bytes, model) -> tuple:
+        from sr_keras.serving import predict, rest
 
-def _run_signature(model, sig_name: str, inputs: dict) -> dict:
-    import tensorflow as tf
+        sig_name, inputs, row = rest.parse_predict(body, model.signatures, self.limits.max_instances)
+        predict.check_request_size(sig_name, inputs, self.limits.max_input_pixels)
+        return sig_name, inputs, row
 
-    from sr_keras.serving.rest import RestError
 
-    try:
-        out = model.signatures[sig_name](**inputs)
-    except tf.errors.InvalidArgumentError as e:
-        if sig_name == "serving_default":  # Its only input is encoded image bytes: decoding is what failed.
-            raise RestError(400, "image_bytes: not a decodable image (JPEG, PNG, WebP, BMP or GIF expected)") from None
-        lines = [x for x in (e.message or str(e)).splitlines() if x.strip() and "Graph execution" not in x]
-        raise RestError(400, f"invalid input: {(lines[0] if lines else type(e).__name__)[:300]}") from None
-    return {k: v.numpy() for k, v in out.items()}
+def _gone(request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 async def _poll_forever(registry, seconds: float):
@@ -159,30 +220,49 @@ async def _poll_forever(registry, seconds: float):
         await asyncio.sleep(seconds)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, bound before anything slow happens, so a taken port fails at once, in one line."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise OSError(f"--host={host}: {e.strerror}") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        why = "is already in use" if e.errno == 98 else f"cannot be used ({e.strerror})"
+        raise OSError(f"port {port} on {host} {why}; pick another with --port") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
 class BackgroundServer:
     """Runs a `Server` on its own event loop in a thread (tests, benchmarks, notebooks)."""
 
-    def __init__(self, registry, host: str = "127.0.0.1", port: int = 0, max_request_mb: float = 32.0,
-                 max_concurrent: int = 2, max_queue: int = 64, poll_seconds: float = 0.5):
-        import threading
-
-        self.server = Server(registry, int(max_request_mb * 1024 * 1024), max_concurrent, max_queue)
+    def __init__(self, registry, host: str = "127.0.0.1", port: int = 0, poll_seconds: float = 0.5,
+                 limits: Limits = Limits(), **limit_overrides):
+        if "max_request_mb" in limit_overrides:
+            limit_overrides["max_request_bytes"] = int(limit_overrides.pop("max_request_mb") * 1024 * 1024)
+        self.server = Server(registry, dataclasses.replace(limits, **limit_overrides))
         self._ready = threading.Event()
-        self._args = (registry, host, port, poll_seconds)
+        self._sock = bind(host, port)
+        self.port = self._sock.getsockname()[1]
+        self._args = (registry, poll_seconds)
         self._thread = threading.Thread(target=self._main, daemon=True)
-        self.port = None
 
     def _main(self):
         from aiohttp import web
 
-        registry, host, port, poll_seconds = self._args
+        registry, poll_seconds = self._args
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         runner = web.AppRunner(self.server.app(), access_log=None)
         self.loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, host, port)
-        self.loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.loop.run_until_complete(web.SockSite(runner, self._sock).start())
         poller = self.loop.create_task(_poll_forever(registry, poll_seconds))
         self._stop = asyncio.Event()
         self._ready.set()
@@ -205,20 +285,27 @@ class BackgroundServer:
         return f"http://127.0.0.1:{self.port}"
 
 
-def serve(base_path: str, name: str, host: str, port: int, max_request_mb: float = 32.0, max_concurrent: int = 2,
-          max_queue: int = 64, poll_seconds: float = 2.0) -> None:
-    """Runs the server until interrupted. Loads the newest version before accepting requests."""
+def serve(base_path: str, name: str, host: str, port: int, limits: Limits = Limits(),
+          poll_seconds: float = 2.0) -> None:
+    """Runs the server until interrupted. Binds the port first, then loads the newest version that loads."""
     from aiohttp import web
 
-    from sr_keras.serving.registry import ModelRegistry
+    from sr_keras.serving.registry import ModelRegistry, writable_by_others
 
+    sock = bind(host, port)
+    for path in writable_by_others(base_path):
+        logging.warning("%s is writable by other users: a SavedModel is code, and anyone who can write there "
+                        "can run code as this server's user", path)
     registry = ModelRegistry(name, base_path)
     registry.poll()
     if registry.get() is None:
-        raise ValueError(f"--model_base_path={base_path} holds no loadable version folder "
-                         f"(export one with: sr-export --export_dir={base_path.rstrip('/').rsplit('/', 1)[0]} "
+        sock.close()
+        errors = "; ".join(f"version {s['version']}: {s['status']['error_message']}" for s in registry.status())
+        raise ValueError(f"--model_base_path={base_path} holds no loadable version folder"
+                         + (f" ({errors})" if errors else "")
+                         + f" (export one with: sr-export --export_dir={base_path.rstrip('/').rsplit('/', 1)[0]} "
                          f"--model_name={name})")
-    server = Server(registry, int(max_request_mb * 1024 * 1024), max_concurrent, max_queue)
+    server = Server(registry, limits)
     application = server.app()
 
     async def start_polling(app_):
@@ -231,4 +318,4 @@ def serve(base_path: str, name: str, host: str, port: int, max_request_mb: float
     application.on_cleanup.append(stop_polling)
     print(f"serving {name} version {registry.get().number} from {base_path} on http://{host}:{port}/v1/models/"
           f"{name}", flush=True)
-    web.run_app(application, host=host, port=port, print=None, access_log=None)
+    web.run_app(application, sock=sock, print=None, access_log=None)

@@ -1,0 +1,74 @@
+"""Running a predict request on a served model: the three sr-export signatures, tile by tile, with limits.
+
+The REST server does not call a signature's graph in one go: it runs the model through `Enhancer` (the same
+seamless tiles as `sr_keras.load`), so that memory is bounded, and it can stop between tiles when the client
+hangs up or the request's deadline passes. The answers are those of the signatures (see `export_lib`):
+
+  serving_default  image bytes -> PNG bytes (8-bit; gray stays gray, alpha is kept; EXIF orientation applied)
+  enhance          uint8 [N, H, W, 3] -> uint8 [N, sH, sW, 3]
+  enhance_float    float32 [N, H, W, 3] in [0, 1] -> float32 [N, sH, sW, 3]
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from sr_keras import imageio
+from sr_keras.serving.rest import RestError
+
+SIGNATURES = ("serving_default", "enhance", "enhance_float")
+_IMAGE_INPUTS = {"serving_default": "image_bytes", "enhance": "lr_image", "enhance_float": "lr_image"}
+_OUTPUTS = {"serving_default": "sr_png_bytes", "enhance": "sr_image", "enhance_float": "sr_image"}
+
+
+def request_pixels(sig_name: str, inputs: dict) -> int:
+    """Input pixels of a request, all instances together, read from the image headers (nothing is decoded).
+
+    Raises:
+      RestError(400): an instance that is not an image.
+    """
+    value = inputs[_IMAGE_INPUTS[sig_name]]
+    if sig_name != "serving_default":
+        return int(value.shape[0] * value.shape[1] * value.shape[2]) if value.ndim == 4 else 0
+    total = 0
+    for data in value.reshape(-1):
+        try:
+            w, h = imageio.probe_size(data)
+        except imageio.ImageError as e:
+            raise RestError(400, f"image_bytes: not a decodable image ({e})") from None
+        total += w * h
+    return total
+
+
+def check_request_size(sig_name: str, inputs: dict, max_pixels: int) -> None:
+    """RestError(413) naming --max_input_pixels when a request holds too many pixels."""
+    pixels = request_pixels(sig_name, inputs)
+    if max_pixels and pixels > max_pixels:
+        raise RestError(413, f"the request holds {pixels / 1e6:.2f} MP of input; this server takes at most "
+                             f"{max_pixels / 1e6:g} MP per request (--max_input_pixels)")
+
+
+def run(enhancer, sig_name: str, inputs: dict, should_stop: Optional[Callable[[], bool]] = None) -> dict:
+    """Runs one request. Raises RestError(400) for an image that cannot be decoded; `Cancelled` goes up."""
+    if sig_name not in SIGNATURES:
+        raise RestError(400, f"signature {sig_name!r} cannot be served here; use one of {list(SIGNATURES)}")
+    value = inputs[_IMAGE_INPUTS[sig_name]]
+    if sig_name == "serving_default":
+        out = np.array([_one_png(enhancer, data, should_stop) for data in value.reshape(-1)], dtype=object)
+        return {_OUTPUTS[sig_name]: out.reshape(value.shape)}
+    outs = [enhancer.enhance(img, tile_overlap=None, should_stop=should_stop) for img in value]
+    if not outs:
+        s = enhancer.scale
+        return {_OUTPUTS[sig_name]: np.zeros((0, value.shape[1] * s, value.shape[2] * s, 3), value.dtype)}
+    return {_OUTPUTS[sig_name]: np.stack(outs)}
+
+
+def _one_png(enhancer, data: bytes, should_stop) -> bytes:
+    try:
+        decoded = imageio.decode_image(data)
+    except imageio.ImageError as e:
+        raise RestError(400, f"image_bytes: not a decodable image ({e})") from None
+    pixels = imageio.to_uint8(decoded.pixels)  # As the exported graph: 8-bit in, 8-bit out.
+    return imageio.encode_png(enhancer.enhance(pixels, should_stop=should_stop))
