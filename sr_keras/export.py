@@ -15,6 +15,10 @@ _KERAS = flags.DEFINE_string("keras_model", None, "A .keras generator file inste
 _EXPORT_DIR = flags.DEFINE_string("export_dir", "export", "TF Serving model base path root.")
 _NAME = flags.DEFINE_string("model_name", None, "Model name (default: the model kind, e.g. srgan).")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: the next integer, from 1).")
+_TILE = flags.DEFINE_integer("tile", 256, "The signatures run tiles of this side (input pixels; 0: whole images), "
+                             "so memory stays bounded for any allowed input.")
+_MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 4_000_000, "The signatures refuse requests with more input "
+                                   "pixels (all instances together; 0: no limit).")
 
 
 def main(argv):
@@ -30,7 +34,8 @@ def main(argv):
         else:
             generator, meta = export_lib.generator_from_keras(_KERAS.value)
         name = _NAME.value or str(meta["model"])
-        path = export_lib.export(generator, meta, _EXPORT_DIR.value, name, _VERSION.value)
+        path = export_lib.export(generator, meta, _EXPORT_DIR.value, name, _VERSION.value, _TILE.value,
+                                 _MAX_PIXELS.value)
     except export_lib.ExportError as e:
         fail(str(e))
     print(f"exported {name} version {path.rsplit('/', 1)[-1]} (x{meta['scale']}) to {path}")

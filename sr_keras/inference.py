@@ -106,8 +106,12 @@ class Enhancer:
         else:
             self._saved = tf.saved_model.load(path)
             self.signatures = self._saved.signatures
-            sig = self.signatures["enhance_float"]
-            self._fn = lambda x: sig(lr_image=x)["sr_image"]
+            if hasattr(self._saved, "sr_tile"):  # One untiled model call (exports since 0.2).
+                saved = self._saved  # The closure keeps the loaded object (and its variables) alive.
+                self._fn = lambda x: saved.sr_tile(x)
+            else:  # Older exports: their enhance_float signature runs the whole input at once.
+                sig = self.signatures["enhance_float"]
+                self._fn = lambda x: sig(lr_image=x)["sr_image"]
             self.scale = int(self._saved.scale.numpy())
             meta_path = os.path.join(path, "assets.extra", "model.json")
             if os.path.exists(meta_path):
@@ -117,18 +121,10 @@ class Enhancer:
     @functools.cached_property
     def receptive_field(self) -> int:
         """How far (in input pixels) one input pixel can change the output: measured once, by perturbation."""
-        half = 64
-        base = np.full((1, 2 * half + 1, 2 * half + 1, 3), 0.5, np.float32)
-        bumped = base.copy()
-        bumped[0, half, half] += 0.25
-        diff = np.abs(self._fn(tf.constant(bumped)).numpy() - self._fn(tf.constant(base)).numpy())[0].max(-1)
-        ys, xs = np.nonzero(diff > 1e-5)
-        centre = (half + 0.5) * self.scale
-        reach = max(np.abs(ys + 0.5 - centre).max(initial=0), np.abs(xs + 0.5 - centre).max(initial=0))
-        return int(np.ceil(reach / self.scale))
+        return tiling.measure_receptive_field(lambda x: self._fn(tf.constant(x)).numpy(), self.scale)
 
     def default_overlap(self) -> int:
-        return max(16, self.receptive_field)
+        return tiling.default_overlap(self.receptive_field)
 
     def _tile_fn(self, on_call: Optional[Callable[[], None]]) -> Callable[[np.ndarray], np.ndarray]:
         """float32 [h, w, 3] in [0, 1] -> float32 [h*s, w*s, 3] in [0, 1], for one tile."""

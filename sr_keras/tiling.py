@@ -113,3 +113,26 @@ def tiled_apply(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale
         out[top:top + band.shape[0]] = band
         top += band.shape[0]
     return out
+
+
+def measure_receptive_field(fn: Callable[[np.ndarray], np.ndarray], scale: int, half: int = 64) -> int:
+    """How far (in input pixels) one input pixel can change the output of `fn`, measured by perturbation.
+
+    Args:
+      fn: float32 [1, h, w, 3] -> [1, h * scale, w * scale, 3] (numpy in, numpy or tensor out).
+      scale: the upscaling factor.
+      half: half the probe's side; the measurement cannot exceed it.
+    """
+    base = np.full((1, 2 * half + 1, 2 * half + 1, 3), 0.5, np.float32)
+    bumped = base.copy()
+    bumped[0, half, half] += 0.25
+    diff = np.abs(np.asarray(fn(bumped)) - np.asarray(fn(base)))[0].max(-1)
+    ys, xs = np.nonzero(diff > 1e-5)
+    centre = (half + 0.5) * scale
+    reach = max(np.abs(ys + 0.5 - centre).max(initial=0), np.abs(xs + 0.5 - centre).max(initial=0))
+    return int(np.ceil(reach / scale))
+
+
+def default_overlap(receptive_field: int) -> int:
+    """Tile context that shows no seam: the receptive field, and at least 16 pixels."""
+    return max(16, receptive_field)

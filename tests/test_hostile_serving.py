@@ -307,3 +307,54 @@ def test_fuzzed_bodies_and_images_never_get_5xx_nor_hang(server):
     assert len(set(statuses)) > 1  # Some mutations were rejected and some still passed.
     assert _predict(bg, {"instances": [_b64(good_png)]})[0] == 200
     del hypothesis
+
+
+# --- The exported signatures themselves (what TF Serving runs) ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiled_export(tmp_path_factory):
+    g = _tiny_generator(1)
+    root = tmp_path_factory.mktemp("tiled")
+    path = export_lib.export(g, {"model": "srgan", "scale": 4}, str(root), "t", tile=32, max_input_pixels=200_000)
+    import tensorflow as tf
+
+    return g, tf.saved_model.load(path), path
+
+
+def test_exported_signatures_tile_and_equal_the_whole_image(tiled_export):
+    import tensorflow as tf
+
+    g, m, path = tiled_export
+    meta = json.load(open(os.path.join(path, "assets.extra", "model.json")))
+    assert meta["tiling"]["tile"] == 32 and meta["tiling"]["overlap"] >= 9 and meta["max_input_pixels"] == 200_000
+    x = np.random.default_rng(0).integers(0, 256, (2, 70, 101, 3), dtype=np.uint8)  # 3 x 4 tiles of 32.
+    whole = np.clip(g(x.astype("float32") / 255, training=False).numpy(), 0, 1)
+    f = m.signatures["enhance_float"](lr_image=tf.constant(x.astype("float32") / 255))["sr_image"].numpy()
+    assert f.shape == (2, 280, 404, 3)
+    np.testing.assert_allclose(f, whole, atol=1e-5)  # Context >= receptive field: no seam at all.
+    u = m.signatures["enhance"](lr_image=tf.constant(x))["sr_image"].numpy()
+    assert np.abs(u.astype(int) - np.round(whole * 255)).max() <= 1
+    png = m.signatures["serving_default"](image_bytes=tf.constant([_png(x[0])]))["sr_png_bytes"].numpy()[0]
+    assert np.abs(tf.io.decode_png(png).numpy().astype(int) - u[0]).max() <= 1  # Batch of 1 vs 2: float rounding.
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP", "WEBP-lossless"])
+def test_exported_serving_default_refuses_large_images_from_the_header(tiled_export, fmt):
+    import tensorflow as tf
+
+    from sr_keras.imageio import probe_size
+
+    _, m, _ = tiled_export
+    for size, ok in [((50, 30), True), ((600, 400), False), ((5000, 4000), False)]:
+        buf = io.BytesIO()
+        Image.new("RGB", size).save(buf, fmt.split("-")[0], **({"lossless": True} if "lossless" in fmt else {}))
+        data = buf.getvalue()
+        assert export_lib.header_pixels(tf.constant(data)).numpy() == size[0] * size[1] == np.prod(probe_size(data))
+        if ok:
+            out = m.signatures["serving_default"](image_bytes=tf.constant([data]))["sr_png_bytes"].numpy()[0]
+            assert tf.io.decode_png(out).shape == (size[1] * 4, size[0] * 4, 3)
+        else:
+            with pytest.raises(tf.errors.InvalidArgumentError, match="sr-export --max_input_pixels"):
+                m.signatures["serving_default"](image_bytes=tf.constant([data]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="sr-export --max_input_pixels"):
+        m.signatures["enhance"](lr_image=tf.zeros([1, 500, 500, 3], tf.uint8))
