@@ -219,12 +219,17 @@ def generator_from_workdir(workdir: str) -> tuple:
         raise ExportError(f"--workdir={workdir} is not a training run (no config.json); train with sr-train first")
     with open(cfg_path) as f:
         cfg = config_lib.from_dict(json.load(f))
-    ckpt = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    if ckpt is None:
-        raise ExportError(f"--workdir={workdir} has no checkpoint yet; let sr-train run until --ckpt_every steps")
+    from sr_keras import train_lib
+
     generator = models.build_generator(cfg.model)
     step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(ema_generator=generator, step=step).restore(ckpt).expect_partial()
+    try:  # The newest checkpoint that restores: a damaged latest one falls back to the one before.
+        ckpt = train_lib.restore_newest_good(tf.train.Checkpoint(ema_generator=generator, step=step),
+                                             os.path.join(workdir, "checkpoints"))
+    except train_lib.TrainError as e:
+        raise ExportError(str(e)) from None
+    if not ckpt:
+        raise ExportError(f"--workdir={workdir} has no checkpoint yet; let sr-train run until --ckpt_every steps")
     meta = {"model": cfg.model.kind, "scale": cfg.model.scale, "steps": int(step.numpy()), "checkpoint": ckpt,
             "architecture": config_lib.to_dict(cfg)["model"], "training_data": _training_data(cfg.data),
             "validation": _last_validation(workdir)}

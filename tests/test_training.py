@@ -4,6 +4,7 @@ import dataclasses
 import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, run_cli
-from sr_keras import config, distribute, train_lib
+from sr_keras import config, distribute, export_lib, train_lib
 from sr_keras.trainer import TRACKERS
 
 
@@ -107,6 +108,50 @@ def test_train_and_evaluate_writes_logs_and_resumes_in_process(sample_data, tmp_
     lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5]
     assert int(saved.step.numpy()) == 3
+
+
+@pytest.fixture(scope="module")
+def four_step_run(sample_data, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("four") / "run")
+    cfg = tiny_cfg(sample_data, pretrain_steps=2, gan_steps=2, ckpt_every=2, eval_every=100, log_every=1)
+    train_lib.train_and_evaluate(cfg, workdir, verbose=False)
+    return cfg, workdir
+
+
+@pytest.mark.parametrize("damage", ["truncate_data", "zero_index", "delete_data", "delete_index"])
+def test_resume_falls_back_to_the_newest_checkpoint_that_restores(four_step_run, tmp_path, capsys, damage):
+    cfg, original = four_step_run
+    workdir = str(tmp_path / "run")
+    shutil.copytree(original, workdir)
+    ckpts = os.path.join(workdir, "checkpoints")
+    data, index = os.path.join(ckpts, "ckpt-4.data-00000-of-00001"), os.path.join(ckpts, "ckpt-4.index")
+    if damage == "truncate_data":
+        open(data, "r+b").truncate(os.path.getsize(data) // 2)
+    elif damage == "zero_index":
+        open(index, "wb").write(b"\0" * os.path.getsize(index))
+    else:
+        os.remove(data if damage == "delete_data" else index)
+    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+        f.write('{"step": 5, "phase"')  # A line torn by a kill.
+    capsys.readouterr()
+    result = train_lib.train_and_evaluate(dataclasses.replace(cfg, gan_steps=3), workdir, verbose=False)
+    out = capsys.readouterr().out
+    assert "ckpt-4 does not restore" in out and "Resumed from step 2 (phase 2)" in out
+    assert result["step"] == 5
+    steps = [json.loads(x)["step"] for x in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert steps == [1, 2, 3, 4, 5]  # 3 and 4 were logged again after the fallback, once each.
+
+
+def test_resume_fails_in_one_line_when_no_checkpoint_restores(four_step_run, tmp_path):
+    cfg, original = four_step_run
+    workdir = str(tmp_path / "run")
+    shutil.copytree(original, workdir)
+    for path in glob.glob(os.path.join(workdir, "checkpoints", "ckpt-*.data-*")):
+        open(path, "wb").close()
+    with pytest.raises(train_lib.TrainError, match=r"no checkpoint in .* restores \(ckpt-4 .*; ckpt-2 .*\); move"):
+        train_lib.train_and_evaluate(cfg, workdir, verbose=False)
+    with pytest.raises(export_lib.ExportError, match="no checkpoint in"):
+        export_lib.generator_from_workdir(workdir)
 
 
 def test_init_checkpoint_starts_from_another_runs_ema_generator_with_a_fresh_schedule(sample_data, tmp_path):
@@ -231,7 +276,8 @@ def test_killed_training_resumes_at_the_saved_step(sample_data, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"Resumed from step {saved} (phase {1 if saved < 30 else 2})" in done.stdout
     steps = [json.loads(x)["step"] for x in open(workdir / "metrics.jsonl")]
-    assert steps[-1] == 60 and steps.count(saved + 1) >= 1
+    assert steps[-1] == 60 and steps.count(saved + 1) == 1
+    assert steps == sorted(set(steps))  # Each step once: records after the checkpoint were dropped on resume.
     assert tf.train.latest_checkpoint(str(ckpts)).endswith("ckpt-60")
 
 
