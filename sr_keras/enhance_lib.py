@@ -110,6 +110,7 @@ def _write_streamed(enhancer, decoded: DecodedImage, out: str, overwrite: bool, 
         writer = PngWriter(f, w, h, c, 16 if px.dtype == np.uint16 else 8, decoded.icc_profile, text)
         for band in enhancer.enhance_bands(px, **kw):
             writer.write_rows(band)
+            del band  # Not held while the next band is computed.
         writer.close()
 
 

@@ -255,15 +255,20 @@ class PngWriter:
         rows = rows.reshape(rows.shape[0], self.width, self.channels)
         if self.rows + rows.shape[0] > self.height:
             raise ValueError(f"more rows than the {self.height} declared")
+        step = max(1, (1 << 21) // max(1, rows[0].nbytes))  # ~2 MB of rows at a time: small filter temporaries.
+        for i in range(0, rows.shape[0], step):
+            self._filter_and_compress(rows[i:i + step])
+
+    def _filter_and_compress(self, rows: np.ndarray) -> None:
         dtype = ">u2" if self.bit_depth == 16 else np.uint8
         raw = np.ascontiguousarray(rows, dtype=dtype).view(np.uint8).reshape(rows.shape[0], -1)
         bpp = self.channels * self.bit_depth // 8
         up = np.vstack([self._prev if self._prev is not None else np.zeros_like(raw[:1]), raw[:-1]])
-        left = np.zeros_like(raw)
-        left[:, bpp:] = raw[:, :-bpp]
-        upleft = np.zeros_like(raw)
-        upleft[:, bpp:] = up[:, :-bpp]
-        a, b, c = left.astype(np.int16), up.astype(np.int16), upleft.astype(np.int16)
+        a = np.zeros(raw.shape, np.int16)
+        a[:, bpp:] = raw[:, :-bpp]
+        b = up.astype(np.int16)
+        c = np.zeros(raw.shape, np.int16)
+        c[:, bpp:] = up[:, :-bpp]
         p = a + b - c
         pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
         pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))

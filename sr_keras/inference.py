@@ -195,19 +195,26 @@ class Enhancer:
             overlap = self.default_overlap() if tile and max(arr.shape[:2]) > tile else 0
         x = arr[..., None] if arr.ndim == 2 else arr
         top = _value_range(x)
-        f = x.astype(np.float32)
-        if top != 1.0:
-            f /= top
-        channels = f.shape[2]
-        color = f[..., :3] if channels >= 3 else np.repeat(f[..., :1], 3, axis=2)
+        channels = x.shape[2]
+
+        def unit(t):  # A tile in float32 [0, 1]; done per tile, so the whole image is never copied to float.
+            t = t.astype(np.float32)
+            if top != 1.0:
+                t /= top
+            return np.clip(t, 0.0, 1.0, out=t)
         calls = tiling.count_tiles(arr.shape[0], arr.shape[1], tile, overlap) * (8 if self.self_ensemble else 1)
-        fn = self._tile_fn(self._on_call(calls, progress, should_stop))
-        bands = tiling.tiled_bands(fn, np.clip(color, 0.0, 1.0), self.scale, tile, overlap)
+        model = self._tile_fn(self._on_call(calls, progress, should_stop))
+        if channels >= 3:
+            bands = tiling.tiled_bands(lambda t: model(unit(t)), x[..., :3], self.scale, tile, overlap)
+        else:  # Gray runs as RGB, one tile at a time.
+            bands = tiling.tiled_bands(lambda t: model(np.repeat(unit(t), 3, axis=2)), x[..., :1], self.scale, tile,
+                                       overlap)
         alphas = None
         if channels in (2, 4):  # Alpha is upscaled with bicubic, in the same bands (a tile's context is ample).
-            def bicubic(a):
-                return tf.image.resize(a, (a.shape[0] * self.scale, a.shape[1] * self.scale), "bicubic").numpy()
-            alphas = tiling.tiled_bands(bicubic, f[..., -1:], self.scale, tile, overlap)  # Same bands.
+            def bicubic(t):
+                size = (t.shape[0] * self.scale, t.shape[1] * self.scale)
+                return tf.image.resize(unit(t), size, "bicubic").numpy()
+            alphas = tiling.tiled_bands(bicubic, x[..., -1:], self.scale, tile, overlap)  # Same bands.
         for band in bands:
             if channels in (1, 2):
                 band = tf.image.rgb_to_grayscale(band).numpy()
@@ -215,7 +222,13 @@ class Enhancer:
                 band = np.concatenate([band, np.clip(next(alphas), 0.0, 1.0)], axis=2)
             if arr.ndim == 2:
                 band = band[..., 0]
-            yield band.astype(arr.dtype) if top == 1.0 else np.clip(np.round(band * top), 0, top).astype(arr.dtype)
+            if top == 1.0:
+                yield band.astype(arr.dtype, copy=False)
+            else:  # In place: a band of a wide image is tens of MB.
+                np.multiply(band, top, out=band)
+                np.clip(np.round(band, out=band), 0, top, out=band)
+                yield band.astype(arr.dtype)
+            del band  # Released before the next band is computed.
 
     def enhance(self, image: Union[np.ndarray, Image.Image], tile: Optional[int] = None,
                 tile_overlap: Optional[int] = None, progress: bool = False,

@@ -64,8 +64,8 @@ def tiled_bands(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale
     write each to a file and drop it: memory then holds one band of tile rows, never the whole output.
 
     Args:
-      fn: float32 [h, w, C] -> float32 [h * scale, w * scale, C].
-      image: float32 [H, W, C].
+      fn: an [h, w, C] tile of `image` -> float32 [h * scale, w * scale, C'] (C' may differ from C).
+      image: [H, W, C], any dtype `fn` takes (tiles are views: the image is never copied whole).
       scale: the model's upscaling factor.
       tile: core tile side in LR pixels (0 or >= the image: one pass).
       overlap: context and cross-fade width in LR pixels.
@@ -86,11 +86,13 @@ def tiled_bands(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale
     ys, xs = plan
     carry = None  # The previous band's trailing cross-fade rows, shared with this band's head.
     for y0, y1, oy0, oy1, lead_y, trail_y in ys:
-        band = np.zeros(((oy1 - oy0) * s, w * s, image.shape[2]), np.float32)
+        band = None  # Allocated at the first tile: `fn` may change the channel count (gray in, RGB out).
         for x0, x1, ox0, ox1, lead_x, trail_x in xs:
             sr = fn(image[y0:y1, x0:x1])
             if on_tile:
                 on_tile()
+            if band is None:
+                band = np.zeros(((oy1 - oy0) * s, w * s, sr.shape[2]), np.float32)
             piece = sr[(oy0 - y0) * s:(oy1 - y0) * s, (ox0 - x0) * s:(ox1 - x0) * s]
             band[:, ox0 * s:ox1 * s] += piece * _ramp(piece.shape[1], lead_x * s, trail_x * s)[None, :, None]
         band *= _ramp(band.shape[0], lead_y * s, trail_y * s)[:, None, None]
@@ -99,6 +101,7 @@ def tiled_bands(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale
         keep = band.shape[0] - trail_y * s
         carry = band[keep:].copy() if trail_y else None
         yield band[:keep]
+        del band  # Before the next band is allocated: one band in memory at a time.
 
 
 def tiled_apply(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale: int, tile: int = 256,
