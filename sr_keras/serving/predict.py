@@ -11,6 +11,7 @@ hangs up or the request's deadline passes. The answers are those of the signatur
 
 from __future__ import annotations
 
+import io
 from typing import Callable, Optional
 
 import numpy as np
@@ -71,4 +72,11 @@ def _one_png(enhancer, data: bytes, should_stop) -> bytes:
     except imageio.ImageError as e:
         raise RestError(400, f"image_bytes: not a decodable image ({e})") from None
     pixels = imageio.to_uint8(decoded.pixels)  # As the exported graph: 8-bit in, 8-bit out.
-    return imageio.encode_png(enhancer.enhance(pixels, should_stop=should_stop))
+    buf = io.BytesIO()  # Streamed band by band: memory holds the compressed PNG, not the decoded output.
+    writer = imageio.PngWriter(buf, pixels.shape[1] * enhancer.scale, pixels.shape[0] * enhancer.scale,
+                               pixels.shape[2])
+    for band in enhancer.enhance_bands(pixels, should_stop=should_stop):
+        writer.write_rows(band)
+        del band
+    writer.close()
+    return buf.getvalue()
