@@ -24,6 +24,8 @@ _MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 4_000_000, "Most input pi
                                    "together, read from the image headers before decoding (413 above).")
 _BODY_TIMEOUT = flags.DEFINE_float("body_timeout_seconds", 30.0, "A request body must arrive within this (408).")
 _TIMEOUT = flags.DEFINE_float("request_timeout_seconds", 120.0, "Work on one request stops after this (413).")
+_PARSE_MB = flags.DEFINE_integer("max_parse_mb", 3072, "Memory cap of the process that parses request JSON (413 "
+                                 "when a body needs more).")
 _CONCURRENCY = flags.DEFINE_integer("max_concurrent", 2, "Inferences run at once (the rest wait).")
 _QUEUE = flags.DEFINE_integer("max_queue", 64, "Requests allowed to wait; beyond that answer 503.")
 _POLL = flags.DEFINE_float("poll_seconds", 2.0, "How often to look for new version folders.")
@@ -47,7 +49,7 @@ def main(argv):
         limits = server.Limits(max_request_bytes=int(_MAX_MB.value * 1024 * 1024), max_instances=_MAX_INSTANCES.value,
                                max_input_pixels=_MAX_PIXELS.value, body_timeout_seconds=_BODY_TIMEOUT.value,
                                request_timeout_seconds=_TIMEOUT.value, max_concurrent=_CONCURRENCY.value,
-                               max_queue=_QUEUE.value)
+                               max_queue=_QUEUE.value, max_parse_mb=_PARSE_MB.value)
         server.serve(base, name, _HOST.value, _PORT.value, limits, _POLL.value)
     except (ValueError, OSError) as e:
         fail(str(e))

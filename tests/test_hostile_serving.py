@@ -140,6 +140,33 @@ def test_malformed_paths_answer_400_as_tf_serving(server):
     assert _request(bg.url + "/v2/anything")[0] == 404
 
 
+def test_a_large_body_is_parsed_off_the_event_loop(server):
+    """While a 3.5 MB body of numbers parses (in a parser process), a status request is answered first."""
+    import threading
+
+    bg, _ = server
+    body = b'{"instances": [' + b"1," * 1_800_000 + b"x]}"
+    order = []
+
+    def big():
+        order.append(("big", _predict(bg, body)[0]))
+    t = threading.Thread(target=big)
+    t.start()
+    time.sleep(0.05)
+    order.append(("status", _request(bg.url + "/v1/models/sr")[0]))
+    t.join()
+    assert order == [("status", 200), ("big", 400)], order
+
+
+def test_large_tensor_answers_are_streamed_and_exact(server):
+    bg, reg = server
+    img = np.random.default_rng(5).integers(0, 256, (150, 160, 3), dtype=np.uint8)
+    status, body = _predict(bg, {"signature_name": "enhance", "instances": [img.tolist()]})
+    assert status == 200
+    got = np.array(body["predictions"], np.uint8)
+    np.testing.assert_array_equal(got[0], reg.get().model.enhance(img))  # 600 x 640 x 3 values, row by row.
+
+
 def test_valid_gzip_body_is_accepted(server):
     bg, _ = server
     raw = json.dumps({"instances": [_b64(_png(np.zeros((4, 4, 3), np.uint8)))]}).encode()

@@ -17,6 +17,8 @@ from typing import Callable, Optional
 
 from absl import logging
 
+from sr_keras.serving import rest
+
 
 @dataclasses.dataclass
 class Version:
@@ -24,6 +26,7 @@ class Version:
     state: str  # LOADING | AVAILABLE | END
     model: Optional[object] = None  # An `inference.Enhancer` while AVAILABLE.
     error: str = ""
+    signatures: dict = dataclasses.field(default_factory=dict)  # `rest.describe_signatures` of the model.
     fingerprint: tuple = ()  # What the folder looked like when it was loaded or failed.
 
 
@@ -112,13 +115,15 @@ class ModelRegistry:
             self._versions[number] = Version(number, "LOADING", fingerprint=fingerprint)
         try:
             model = self.loader(path)
+            signatures = rest.describe_signatures(model.signatures)
         except Exception as e:  # Any load failure: keep serving what we had.
             logging.error("version %d of %s failed to load: %s", number, self.name, e)
             with self._lock:
                 self._versions[number] = Version(number, "END", error=public_error(e), fingerprint=fingerprint)
             return False
         with self._lock:
-            self._versions[number] = Version(number, "AVAILABLE", model, fingerprint=fingerprint)
+            self._versions[number] = Version(number, "AVAILABLE", model, fingerprint=fingerprint,
+                                             signatures=signatures)
             available = sorted(n for n, v in self._versions.items() if v.state == "AVAILABLE")
             for n in available[:-self.keep_versions]:
                 self._versions[n] = Version(n, "END")  # Dropping the reference unloads it.

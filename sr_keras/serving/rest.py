@@ -1,8 +1,11 @@
-"""TF Serving's REST predict API, as pure functions: request JSON -> tensors, outputs -> response JSON.
+"""TF Serving's REST predict API, as pure functions: request JSON -> arrays, outputs -> response JSON.
 
 Row format:      {"signature_name": ..., "instances": [...]}  ->  {"predictions": [...]}
 Columnar format: {"signature_name": ..., "inputs": ...}       ->  {"outputs": ...}
 String inputs may be {"b64": "..."}; outputs whose name ends in `_bytes` come back as {"b64": "..."}.
+
+This module does not import TensorFlow: signatures are described by plain `Spec`s (`describe_signatures`), so a
+request can be parsed in a separate, light process (a large JSON body holds the GIL for seconds while it parses).
 """
 
 from __future__ import annotations
@@ -10,30 +13,45 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from typing import Iterator, NamedTuple
 
 import numpy as np
-import tensorflow as tf
 
 
 class RestError(Exception):
     """An error answered as {"error": message} with an HTTP status."""
 
     def __init__(self, status: int, message: str):
-        super().__init__(message)
+        super().__init__(status, message)
         self.status = status
         self.message = message
 
-
-_DTYPE_NAMES = {tf.string: "DT_STRING", tf.uint8: "DT_UINT8", tf.float32: "DT_FLOAT", tf.int32: "DT_INT32",
-                tf.uint16: "DT_UINT16", tf.int64: "DT_INT64"}
-
-
-def _input_specs(fn) -> dict:
-    return dict(fn.structured_input_signature[1])
+    def __str__(self) -> str:
+        return self.message
 
 
-def _decode_value(value, dtype: tf.DType):
-    if dtype == tf.string:
+class Spec(NamedTuple):
+    """One signature input or output: dtype name ("string", "uint8", "float32", ...) and shape (None: any)."""
+
+    dtype: str
+    shape: tuple
+
+
+_DTYPE_NAMES = {"string": "DT_STRING", "uint8": "DT_UINT8", "float32": "DT_FLOAT", "int32": "DT_INT32",
+                "uint16": "DT_UINT16", "int64": "DT_INT64"}
+
+
+def describe_signatures(signatures) -> dict:
+    """{signature: {"inputs": {name: Spec}, "outputs": {name: Spec}}} from loaded TF signatures."""
+    def spec(s):
+        return Spec(s.dtype.name, tuple(s.shape.as_list()))
+    return {name: {"inputs": {n: spec(s) for n, s in dict(fn.structured_input_signature[1]).items()},
+                   "outputs": {n: spec(s) for n, s in sorted(fn.structured_outputs.items())}}
+            for name, fn in signatures.items()}
+
+
+def _decode_value(value, dtype: str):
+    if dtype == "string":
         if isinstance(value, dict):
             if set(value) != {"b64"} or not isinstance(value["b64"], str):
                 raise RestError(400, 'a string input object must be {"b64": "<base64>"}')
@@ -52,10 +70,10 @@ def _decode_value(value, dtype: tf.DType):
     return value
 
 
-def _to_array(name: str, value, spec: tf.TensorSpec) -> np.ndarray:
+def _to_array(name: str, value, spec: Spec) -> np.ndarray:
     """A request value as a numpy array of the signature's dtype and shape; RestError(400) when it cannot be."""
     try:
-        if spec.dtype == tf.string:
+        if spec.dtype == "string":
             arr = np.array(value, dtype=object)
             if not all(isinstance(v, bytes) for v in arr.reshape(-1)):
                 raise ValueError("expected strings")
@@ -65,36 +83,42 @@ def _to_array(name: str, value, spec: tf.TensorSpec) -> np.ndarray:
                 raise ValueError("not a rectangular numeric array")
             if arr.size and not np.isfinite(arr).all():
                 raise ValueError("NaN or infinite values")
-            if spec.dtype.is_integer:
-                info = np.iinfo(spec.dtype.as_numpy_dtype)
+            dtype = np.dtype(spec.dtype)
+            if np.issubdtype(dtype, np.integer):
+                info = np.iinfo(dtype)
                 if arr.size and (arr.min() < info.min or arr.max() > info.max
                                  or not np.all(np.equal(np.mod(arr, 1), 0))):
-                    raise ValueError(f"values outside {spec.dtype.name}")
+                    raise ValueError(f"values outside {spec.dtype}")
             elif arr.size and (arr.min() < 0 or arr.max() > 1):  # Float images are in [0, 1].
                 raise ValueError(f"float values must be in [0, 1], got {arr.min():g}..{arr.max():g}")
-            arr = arr.astype(spec.dtype.as_numpy_dtype)
+            arr = arr.astype(dtype)
     except (ValueError, TypeError, OverflowError, RecursionError) as e:
         raise RestError(400, f"input {name!r}: {e}") from None
-    if not spec.shape.is_compatible_with(arr.shape):
+    if len(spec.shape) != arr.ndim or any(d is not None and d != a for d, a in zip(spec.shape, arr.shape)):
         raise RestError(400, f"input {name!r} has shape {list(arr.shape)}, the signature expects "
-                             f"{spec.shape.as_list()}")
+                             f"{[d for d in spec.shape]}")
     return arr
 
 
-def parse_predict(body: bytes, signatures, max_instances: int = 0) -> tuple:
+def parse_predict(body: bytes, signatures: dict, max_instances: int = 0) -> tuple:
+    """Returns (signature_name, {input name: numpy array}, row_format).
+
+    Args:
+      body: the request body.
+      signatures: `describe_signatures(...)` of the served model.
+      max_instances: the most instances a request may hold (0: no limit).
+
+    Raises:
+      RestError: 400 for a malformed request (bad JSON, nesting too deep, wrong shapes or values), 413 for more
+        than `max_instances` instances.
+    """
     try:
         return _parse_predict(body, signatures, max_instances)
     except RecursionError:  # Nested lists deep enough to pass json but not numpy or our own walk.
         raise RestError(400, "malformed request: nested too deeply") from None
 
 
-def _parse_predict(body: bytes, signatures, max_instances: int = 0) -> tuple:
-    """Returns (signature_name, {input name: numpy array}, row_format).
-
-    Raises:
-      RestError: 400 for a malformed request (bad JSON, nesting too deep, wrong shapes or values), 413 for more
-        than `max_instances` instances (0: no limit).
-    """
+def _parse_predict(body: bytes, signatures: dict, max_instances: int) -> tuple:
     try:
         request = json.loads(body)
     except RecursionError:
@@ -108,7 +132,7 @@ def _parse_predict(body: bytes, signatures, max_instances: int = 0) -> tuple:
     sig_name = request.get("signature_name", "serving_default")
     if not isinstance(sig_name, str) or sig_name not in signatures:
         raise RestError(400, f"unknown signature_name {sig_name!r}; this model has {sorted(signatures)}")
-    specs = _input_specs(signatures[sig_name])
+    specs = signatures[sig_name]["inputs"]
     row = "instances" in request
     if row:
         instances = request["instances"]
@@ -157,36 +181,90 @@ def _encode_output(name: str, value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def format_outputs(outputs: dict, row: bool) -> dict:
-    """Signature outputs -> {"predictions": [...]} (row) or {"outputs": ...} (columnar)."""
+def _json_value(name: str, value) -> Iterator[bytes]:
+    """JSON of one output value, in pieces: a large array is written row by row, never as one Python list."""
+    if isinstance(value, np.ndarray) and value.dtype != object and value.ndim > 1 and value.size > 65536:
+        yield b"["
+        for i, sub in enumerate(value):
+            if i:
+                yield b","
+            yield from _json_value(name, sub)
+        yield b"]"
+    else:
+        yield json.dumps(_encode_output(name, value), allow_nan=False).encode()
+
+
+def encode_outputs(outputs: dict, row: bool, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """Signature outputs -> the JSON response {"predictions": [...]} (row) or {"outputs": ...} (columnar), as
+    chunks of about `chunk_bytes`, so a large answer never exists as Python lists nor as one string.
+
+    Raises:
+      RestError(500): a float16 output (TF Serving cannot write it either) or NaN/infinite values (before any
+        chunk is produced).
+    """
     arrays = {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in outputs.items()}
     for k, v in arrays.items():
         if getattr(v, "dtype", None) == np.float16:
             raise RestError(500, f"output {k!r} is float16, which cannot be written to JSON")
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise RestError(500, f"the model produced NaN or infinite values in {k!r}")
+    return _chunked(_response_pieces(arrays, row), chunk_bytes)
+
+
+def _response_pieces(arrays: dict, row: bool) -> Iterator[bytes]:
+    single = len(arrays) == 1
+
+    def item(values: dict) -> Iterator[bytes]:
+        if single:
+            (k, v), = values.items()
+            yield from _json_value(k, v)
+            return
+        yield b"{"
+        for i, (k, v) in enumerate(values.items()):
+            yield (b"," if i else b"") + json.dumps(k).encode() + b":"
+            yield from _json_value(k, v)
+        yield b"}"
     if not row:
-        encoded = {k: _encode_output(k, v) for k, v in arrays.items()}
-        return {"outputs": next(iter(encoded.values())) if len(encoded) == 1 else encoded}
-    n = len(next(iter(arrays.values())))
-    preds = []
-    for i in range(n):
-        item = {k: _encode_output(k, v[i]) for k, v in arrays.items()}
-        preds.append(next(iter(item.values())) if len(item) == 1 else item)
-    return {"predictions": preds}
+        yield b'{"outputs":'
+        yield from item(arrays)
+        yield b"}"
+        return
+    yield b'{"predictions":['
+    for i in range(len(next(iter(arrays.values())))):
+        if i:
+            yield b","
+        yield from item({k: v[i] for k, v in arrays.items()})
+    yield b"]}"
 
 
-def _tensor_info(spec: tf.TensorSpec, name: str) -> dict:
-    dims = [{"size": str(-1 if d is None else d), "name": ""} for d in spec.shape.as_list()]
-    return {"dtype": _DTYPE_NAMES.get(spec.dtype, spec.dtype.name), "tensor_shape": {"dim": dims,
+def _chunked(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
+    buf = bytearray()
+    for p in pieces:
+        buf += p
+        if len(buf) >= size:
+            yield bytes(buf)
+            buf.clear()
+    if buf:
+        yield bytes(buf)
+
+
+def format_outputs(outputs: dict, row: bool) -> dict:
+    """Signature outputs -> the response as a Python object (small answers, tests)."""
+    return json.loads(b"".join(encode_outputs(outputs, row)))
+
+
+def _tensor_info(spec: Spec, name: str) -> dict:
+    dims = [{"size": str(-1 if d is None else d), "name": ""} for d in spec.shape]
+    return {"dtype": _DTYPE_NAMES.get(spec.dtype, spec.dtype), "tensor_shape": {"dim": dims,
             "unknown_rank": False}, "name": name}
 
 
-def signature_defs(signatures) -> dict:
-    """TF Serving's metadata `signature_def` map for the loaded signatures."""
+def signature_defs(signatures: dict) -> dict:
+    """TF Serving's metadata `signature_def` map, from `describe_signatures(...)`."""
     out = {}
-    for sig_name, fn in signatures.items():
-        inputs = {n: _tensor_info(s, f"{sig_name}_{n}:0") for n, s in _input_specs(fn).items()}
-        outputs = {n: _tensor_info(s, f"StatefulPartitionedCall:{i}")
-                   for i, (n, s) in enumerate(sorted(fn.structured_outputs.items()))}
+    for sig_name, sig in signatures.items():
+        inputs = {n: _tensor_info(s, f"{sig_name}_{n}:0") for n, s in sig["inputs"].items()}
+        outputs = {n: _tensor_info(s, f"StatefulPartitionedCall:{i}") for i, (n, s) in enumerate(sig["outputs"].items())}
         out[sig_name] = {"inputs": inputs, "outputs": outputs, "method_name": "tensorflow/serving/predict",
                          "defaults": {}}
     return out

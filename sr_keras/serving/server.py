@@ -43,6 +43,8 @@ class Limits:
     request_timeout_seconds: float = 120.0  # --request_timeout_seconds
     max_concurrent: int = 2  # --max_concurrent
     max_queue: int = 64  # --max_queue
+    parse_workers: int = 1  # Processes that parse request JSON.
+    max_parse_mb: int = 3072  # --max_parse_mb: address space of each parser process.
 
 
 class Server:
@@ -53,6 +55,9 @@ class Server:
         self.limits = limits
         self.executor = concurrent.futures.ThreadPoolExecutor(limits.max_concurrent, thread_name_prefix="infer")
         self.parser = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="parse")
+        self.parse_pool = None  # Processes, started at the first request (see `_parse`).
+        self.parse_in_thread = False
+        self._pool_lock = threading.Lock()
         self.semaphore: Optional[asyncio.Semaphore] = None
         self.waiting = 0
 
@@ -61,6 +66,10 @@ class Server:
 
         application = web.Application(client_max_size=self.limits.max_request_bytes + 1)
         application.router.add_route("*", "/{tail:.*}", self.handle)
+
+        async def start_parsers(app_):  # In the background: the first request need not wait for them.
+            self._warming = asyncio.get_running_loop().run_in_executor(self.parser, self._parse_pool)
+        application.on_startup.append(start_parsers)
         return application
 
     @staticmethod
@@ -116,7 +125,7 @@ class Server:
                 v = self._serving(version)
                 return self._json(200, {
                     "model_spec": {"name": self.registry.name, "signature_name": "", "version": str(v.number)},
-                    "metadata": {"signature_def": {"signature_def": rest.signature_defs(v.model.signatures)}}})
+                    "metadata": {"signature_def": {"signature_def": rest.signature_defs(v.signatures)}}})
             status = self.registry.status(version)
             if not status:
                 raise rest.RestError(404, f"model {self.registry.name!r} has no version "
@@ -160,8 +169,10 @@ class Server:
         body = await self._read_body(request)
         v = self._serving(version)
         loop = asyncio.get_running_loop()
-        # Parsing and header checks off the event loop: a large body must not stall other requests.
-        sig_name, inputs, row = await loop.run_in_executor(self.parser, self._parse, body, v.model)
+        sig_name, inputs, row = await self._parse(body, v.signatures)
+        # Image headers are read in a thread: decoding starts only within the limits.
+        await loop.run_in_executor(self.parser, predict.check_request_size, sig_name, inputs,
+                                   self.limits.max_input_pixels)
         if self.semaphore is None:
             self.semaphore = asyncio.Semaphore(self.limits.max_concurrent)
         if self.waiting >= self.limits.max_queue:
@@ -195,14 +206,79 @@ class Server:
                                               "or retry later") from None
         finally:
             self.waiting -= 1
-        return self._json(200, rest.format_outputs(outputs, row))
+        return await self._stream_json(request, rest.encode_outputs(outputs, row))
 
-    def _parse(self, body: bytes, model) -> tuple:
-        from sr_keras.serving import predict, rest
+    async def _parse(self, body: bytes, signatures: dict) -> tuple:
+        """`rest.parse_predict` in a separate process: parsing a large JSON body holds the GIL for seconds, which
+        in a thread would still stall every other request. The process has a memory cap, so a body built to
+        explode while parsing costs a 413, not the server."""
+        from concurrent.futures.process import BrokenProcessPool
 
-        sig_name, inputs, row = rest.parse_predict(body, model.signatures, self.limits.max_instances)
-        predict.check_request_size(sig_name, inputs, self.limits.max_input_pixels)
-        return sig_name, inputs, row
+        from sr_keras.serving import rest
+
+        loop = asyncio.get_running_loop()
+        args = (rest.parse_predict, body, signatures, self.limits.max_instances)
+        pool = await loop.run_in_executor(self.parser, self._parse_pool)
+        try:
+            if pool is None:
+                return await loop.run_in_executor(self.parser, *args)
+            return await loop.run_in_executor(pool, *args)
+        except (BrokenProcessPool, MemoryError):
+            if pool is self.parse_pool:
+                self.parse_pool = None  # Replaced on the next request.
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise rest.RestError(413, "the request body is too large to parse within the parser's memory "
+                                      "(--max_parse_mb)") from None
+
+    def _parse_pool(self):
+        """The parser processes, or None where they cannot start (then a thread parses)."""
+        with self._pool_lock:
+            return self._start_parse_pool()
+
+    def _start_parse_pool(self):
+        if self.parse_pool is None and not self.parse_in_thread:
+            import multiprocessing
+
+            try:
+                pool = concurrent.futures.ProcessPoolExecutor(
+                    self.limits.parse_workers, mp_context=multiprocessing.get_context("forkserver"),
+                    initializer=_cap_memory, initargs=(self.limits.max_parse_mb,))
+                pool.submit(int).result(timeout=60)  # Started and working.
+                self.parse_pool = pool
+            except Exception as e:  # noqa: BLE001 - e.g. a main module without `if __name__ == "__main__"`.
+                logging.warning("request JSON is parsed in a thread (parser processes cannot start: %s)", e)
+                self.parse_in_thread = True
+        return self.parse_pool
+
+    async def _stream_json(self, request, chunks):
+        """Writes a JSON answer chunk by chunk; each chunk is encoded in a thread, so the loop stays free."""
+        from aiohttp import web
+
+        loop = asyncio.get_running_loop()
+        first = await loop.run_in_executor(self.parser, next, chunks, b"")
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        chunk = first
+        while chunk:
+            await response.write(chunk)
+            chunk = await loop.run_in_executor(self.parser, next, chunks, b"")
+        await response.write_eof()
+        return response
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.parser.shutdown(wait=False, cancel_futures=True)
+        if self.parse_pool is not None:
+            self.parse_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _cap_memory(max_mb: int) -> None:
+    """Parser processes: an address-space cap turns a runaway parse into MemoryError there, not an OOM kill here."""
+    import resource
+
+    if max_mb:
+        limit = max_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
 def _gone(request) -> bool:
@@ -270,6 +346,7 @@ class BackgroundServer:
         poller.cancel()
         self.loop.run_until_complete(runner.cleanup())
         self.loop.close()
+        self.server.close()
 
     def __enter__(self):
         self._thread.start()
