@@ -34,8 +34,9 @@ def main():
     data = run(out_dir, "bench_data.py", *(["--repeats=1", "--batches=10"] if quick else []))
     train = run(out_dir, "bench_train.py", *(["--steps=1"] if quick else []))
     infer = run(out_dir, "bench_infer.py", *(["--sizes=64,128", "--big=300,400", "--repeats=1"] if quick else []))
+    memory = run(out_dir, "bench_memory.py", *(["--sizes=64x64,500x400"] if quick else []))
     matmul = infer["matmul_fp32_gflops"]
-    results = {"data": data, "train": train, "infer": infer, "matmul_fp32_gflops": matmul}
+    results = {"data": data, "train": train, "infer": infer, "memory": memory, "matmul_fp32_gflops": matmul}
     with open(os.path.join(HERE, f"results{suffix}.json"), "w") as f:
         json.dump(results, f, indent=2, default=float)
     b = data["build"]
@@ -61,6 +62,10 @@ def main():
     for key in [k for k in infer if k.startswith("tiled_")]:
         t = infer[key]
         rows.append((f"peak RSS, {key.replace('_', ' ')} input, x4", f"{t['peak_rss_mb']:.0f} MB ({t['seconds']:.0f} s)"))
+    for path_kind, per_size in memory.items():
+        rows.append((f"bytes per output pixel above the loaded model, {path_kind} ("
+                     + ", ".join(f"{v['input_mp']:.2g} MP" for v in per_size.values()) + " in)",
+                     " / ".join(f"{v['bytes_per_output_pixel']:.2f}" for v in per_size.values())))
     table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
     with open(os.path.join(HERE, f"results{suffix}.md"), "w") as f:
         f.write(f"# Benchmarks ({os.cpu_count()} CPU cores)\n\n{table}\n")

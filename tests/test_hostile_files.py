@@ -270,3 +270,39 @@ def test_peak_memory_does_not_grow_with_the_image(model_path, tmp_path):
     assert Image.open(tmp_path / "out" / "in6400_x4.png").size == (1600, 25600)
     per_pixel = (growth[6400] - growth[400]) / ((6400 - 400) * 400 * 16)
     assert per_pixel < 1.0, (growth, per_pixel)
+
+
+def test_fuzzed_image_bytes_only_ever_raise_image_error():
+    """Seeded and bounded: mutated PNG/JPEG/GIF/BMP/WebP/TIFF bytes decode or raise ImageError, nothing else."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    rng = np.random.default_rng(0)
+    seeds = []
+    for fmt in ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)).save(buf, fmt)
+        seeds.append(buf.getvalue())
+    outcomes = set()
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(i=st.integers(0, len(seeds) - 1),
+           edits=st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255), st.booleans()), max_size=6))
+    def check(i, edits):
+        data = bytearray(seeds[i])
+        for pos, value, cut in edits:
+            if cut:
+                del data[pos % len(data):]
+                if not data:
+                    break
+            else:
+                data[pos % len(data)] = value
+        try:
+            px = imageio.decode_image(bytes(data), max_pixels=1_000_000).pixels
+            assert px.ndim == 3 and px.dtype in (np.uint8, np.uint16)
+            outcomes.add("ok")
+        except imageio.ImageError:
+            outcomes.add("refused")
+    check()
+    assert outcomes == {"ok", "refused"}
