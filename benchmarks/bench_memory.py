@@ -57,7 +57,6 @@ def photo(w: int, h: int):
 
 
 def _child(kind: str, image: str) -> None:
-    import numpy as np
 
     import sr_keras
     from sr_keras import enhance_lib

@@ -20,10 +20,10 @@ _HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0 
 _PORT = flags.DEFINE_integer("port", 8501, "REST port (TF Serving's default is 8501).")
 _MAX_MB = flags.DEFINE_float("max_request_mb", 32.0, "Largest request body accepted (413 above).")
 _MAX_INSTANCES = flags.DEFINE_integer("max_instances", 16, "Most instances in one request (413 above).")
-_MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 4_000_000, "Most input pixels per request, all instances "
+_MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 2_000_000, "Most input pixels per request, all instances "
                                    "together, read from the image headers before decoding (413 above).")
 _BODY_TIMEOUT = flags.DEFINE_float("body_timeout_seconds", 30.0, "A request body must arrive within this (408).")
-_TIMEOUT = flags.DEFINE_float("request_timeout_seconds", 120.0, "Work on one request stops after this (413).")
+_TIMEOUT = flags.DEFINE_float("request_timeout_seconds", 90.0, "Work on one request stops after this (413).")
 _PARSE_MB = flags.DEFINE_integer("max_parse_mb", 3072, "Memory cap of the process that parses request JSON (413 "
                                  "when a body needs more).")
 _CONCURRENCY = flags.DEFINE_integer("max_concurrent", 2, "Inferences run at once (the rest wait).")

@@ -101,6 +101,19 @@ def test_large_image_is_refused_from_its_header_with_413(server):
     assert reg.get().model.calls == calls  # Nothing was run.
 
 
+def test_default_limits_refuse_a_2000_square_png_at_once(model_dir):
+    from sr_keras.serving.server import Limits
+
+    reg = registry_lib.ModelRegistry("sr", str(model_dir))
+    reg.poll()
+    buf = io.BytesIO()
+    Image.new("L", (2000, 2000)).save(buf, format="PNG", optimize=True)  # 12 KB, 4 MP.
+    with BackgroundServer(reg) as bg:
+        assert bg.server.limits == Limits()
+        status, body = _predict(bg, {"instances": [_b64(buf.getvalue())]})
+    assert status == 413 and "at most 2 MP per request (--max_input_pixels)" in body["error"]
+
+
 def test_instances_per_request_are_capped(server):
     bg, _ = server
     one = _b64(_png(np.zeros((4, 4, 3), np.uint8)))
@@ -165,6 +178,14 @@ def test_large_tensor_answers_are_streamed_and_exact(server):
     assert status == 200
     got = np.array(body["predictions"], np.uint8)
     np.testing.assert_array_equal(got[0], reg.get().model.enhance(img))  # 600 x 640 x 3 values, row by row.
+
+
+def test_gzip_bomb_is_refused_by_its_decompressed_size(server):
+    bg, _ = server
+    bomb = gzip.compress(b'{"instances": ["' + b"a" * 100_000_000 + b'"]}', 9)  # ~100 KB on the wire.
+    assert len(bomb) < 200_000
+    status, body = _request(bg.url + "/v1/models/sr:predict", bomb, headers={"Content-Encoding": "gzip"})
+    assert status == 413 and "--max_request_mb" in body["error"]
 
 
 def test_valid_gzip_body_is_accepted(server):
