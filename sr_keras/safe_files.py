@@ -51,6 +51,11 @@ def atomic_open(path: Union[str, os.PathLike], overwrite: bool = True) -> Iterat
                 os.link(tmp, path)  # Fails if the name exists, even if it appeared a moment ago.
             except FileExistsError:
                 raise OutputExistsError(f"{path} already exists") from None
+            except OSError:  # A filesystem without hard links: check, then rename (a narrow race remains).
+                if os.path.lexists(path):
+                    raise OutputExistsError(f"{path} already exists") from None
+                os.rename(tmp, path)
+                return
             os.remove(tmp)
     except BaseException:
         with contextlib.suppress(OSError):
