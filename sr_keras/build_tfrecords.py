@@ -7,8 +7,9 @@
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from sr_keras import cli_utils
 from sr_keras.cli_utils import fail, quiet_tf_logs
 
 _SOURCE = flags.DEFINE_string("source", "sample", "sample | dir:PATH | tfds:NAME (e.g. tfds:celeb_a), or several "
@@ -80,7 +81,7 @@ def _verify(builder, out_dir: str) -> int:
 
 
 def run():
-    app.run(main)
+    cli_utils.run(main)
 
 
 if __name__ == "__main__":

@@ -17,3 +17,17 @@ def fail(message: str, code: int = 2) -> None:
     """Exits with one clear line on stderr, no stack trace."""
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
+
+
+def run(main) -> None:
+    """`absl.app.run(main)` for a console-script entry point, with `--help` listing the command's own flags.
+
+    absl's --help shows the key flags registered for `sys.argv[0]`; behind a console script that is the generated
+    wrapper, which defines none, so the defining module's flags are registered for it first.
+    """
+    from absl import app, flags
+
+    fv = flags.FLAGS
+    for flag in fv.get_key_flags_for_module(sys.modules[main.__module__]):
+        fv.register_key_flag_for_module(sys.argv[0], flag)
+    app.run(main)

@@ -15,7 +15,9 @@ import urllib.error
 import urllib.request
 from typing import Optional
 
-from absl import app, flags
+from absl import flags
+
+from sr_keras import cli_utils
 
 
 class ServingError(RuntimeError):
@@ -80,7 +82,7 @@ def main(argv):
 
 def run():
     _define_flags()
-    app.run(main)
+    cli_utils.run(main)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ could run.
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from sr_keras import cli_utils
 from sr_keras.cli_utils import fail, quiet_tf_logs
 
 _MODEL = flags.DEFINE_string("model", None, "Model folder, version folder or .keras file (default: the shipped "
@@ -66,7 +67,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli_utils.run(main)
 
 
 if __name__ == "__main__":

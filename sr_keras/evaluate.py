@@ -11,8 +11,9 @@ import copy
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from sr_keras import cli_utils
 from sr_keras.cli_utils import fail, quiet_tf_logs
 
 _MODELS = flags.DEFINE_multi_string("model", [], "Model folder, version folder, .keras file or `default`; "
@@ -76,7 +77,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli_utils.run(main)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ import collections
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from sr_keras import cli_utils
 from sr_keras.cli_utils import fail
 
 _OUT_DIR = flags.DEFINE_string("out_dir", "tfrecords/free_photos", "Where images/ and CREDITS.md go.")
@@ -32,7 +33,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli_utils.run(main)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ models you trust, from a folder only you can write to (sr-serve warns at start-u
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from sr_keras import cli_utils
 from sr_keras.cli_utils import fail, quiet_tf_logs
 
 _BASE = flags.DEFINE_string("model_base_path", None, "Folder of numbered SavedModel versions (export/<name>); "
@@ -57,7 +58,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli_utils.run(main)
 
 
 if __name__ == "__main__":

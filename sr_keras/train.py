@@ -9,9 +9,10 @@ Rerunning the same command resumes from the latest checkpoint in --workdir.
 import dataclasses
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from sr_keras import config as config_presets  # No TensorFlow import: --help stays fast.
+from sr_keras import cli_utils
 from sr_keras.cli_utils import fail, quiet_tf_logs
 
 _MODEL = flags.DEFINE_enum("model", "srgan", ["srgan", "dcgan"], "Which GAN.")
@@ -99,7 +100,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli_utils.run(main)
 
 
 if __name__ == "__main__":
