@@ -24,6 +24,8 @@ _MAX_INSTANCES = flags.DEFINE_integer("max_instances", 16, "Most instances in on
 _MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 2_000_000, "Most input pixels per request, all instances "
                                    "together, read from the image headers before decoding (413 above).")
 _BODY_TIMEOUT = flags.DEFINE_float("body_timeout_seconds", 30.0, "A request body must arrive within this (408).")
+_IDLE = flags.DEFINE_float("idle_timeout_seconds", 15.0, "Close connections that send no complete headers (or stay "
+                           "idle) this long.")
 _TIMEOUT = flags.DEFINE_float("request_timeout_seconds", 90.0, "Work on one request stops after this (413).")
 _PARSE_MB = flags.DEFINE_integer("max_parse_mb", 3072, "Memory cap of the process that parses request JSON (413 "
                                  "when a body needs more).")
@@ -49,8 +51,8 @@ def main(argv):
     try:
         limits = server.Limits(max_request_bytes=int(_MAX_MB.value * 1024 * 1024), max_instances=_MAX_INSTANCES.value,
                                max_input_pixels=_MAX_PIXELS.value, body_timeout_seconds=_BODY_TIMEOUT.value,
-                               request_timeout_seconds=_TIMEOUT.value, max_concurrent=_CONCURRENCY.value,
-                               max_queue=_QUEUE.value, max_parse_mb=_PARSE_MB.value)
+                               request_timeout_seconds=_TIMEOUT.value, idle_timeout_seconds=_IDLE.value,
+                               max_concurrent=_CONCURRENCY.value, max_queue=_QUEUE.value, max_parse_mb=_PARSE_MB.value)
         server.serve(base, name, _HOST.value, _PORT.value, limits, _POLL.value)
     except (ValueError, OSError) as e:
         fail(str(e))

@@ -230,6 +230,21 @@ def test_slow_body_times_out_with_408_and_others_are_served_meanwhile(server):
     assert answer.startswith(b"HTTP/1.1 408") and b"--body_timeout_seconds" in answer, answer[:300]
 
 
+def test_slow_headers_are_cut_off_but_long_requests_are_not(model_dir):
+    reg = registry_lib.ModelRegistry("sr", str(model_dir), loader=CountingEnhancer)
+    reg.poll()
+    img = np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)
+    with BackgroundServer(reg, idle_timeout_seconds=1.0) as bg:
+        s = socket.create_connection(("127.0.0.1", bg.port))
+        s.sendall(b"POST /v1/models/sr:predict HTTP/1.1\r\nHost: x\r\n")  # ...and the rest never comes.
+        s.settimeout(30)
+        assert s.recv(100) == b""  # Closed by the server.
+        s.close()
+        calls = reg.get().model.calls
+        status, body = _predict(bg, {"instances": [_b64(_png(img))]})  # 625 tiles: longer than the idle timeout.
+        assert status == 200 and reg.get().model.calls - calls == 625
+
+
 def test_client_disconnect_stops_the_work_at_the_next_tile(server):
     bg, reg = server
     enhancer = reg.get().model

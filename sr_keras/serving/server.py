@@ -41,6 +41,9 @@ class Limits:
     # raise both on a GPU.
     max_input_pixels: int = 2_000_000  # --max_input_pixels
     body_timeout_seconds: float = 30.0  # --body_timeout_seconds
+    # A connection that sends no complete request line and headers within this is closed (slow-header clients),
+    # as is an idle keep-alive connection. A request being read or run is not affected.
+    idle_timeout_seconds: float = 15.0  # --idle_timeout_seconds
     request_timeout_seconds: float = 90.0  # --request_timeout_seconds
     max_concurrent: int = 2  # --max_concurrent
     max_queue: int = 64  # --max_queue
@@ -337,7 +340,8 @@ class BackgroundServer:
         registry, poll_seconds = self._args
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
-        runner = web.AppRunner(self.server.app(), access_log=None)
+        runner = web.AppRunner(self.server.app(), access_log=None,
+                               keepalive_timeout=self.server.limits.idle_timeout_seconds)
         self.loop.run_until_complete(runner.setup())
         self.loop.run_until_complete(web.SockSite(runner, self._sock).start())
         poller = self.loop.create_task(_poll_forever(registry, poll_seconds))
@@ -396,4 +400,4 @@ def serve(base_path: str, name: str, host: str, port: int, limits: Limits = Limi
     application.on_cleanup.append(stop_polling)
     print(f"serving {name} version {registry.get().number} from {base_path} on http://{host}:{port}/v1/models/"
           f"{name}", flush=True)
-    web.run_app(application, sock=sock, print=None, access_log=None)
+    web.run_app(application, sock=sock, print=None, access_log=None, keepalive_timeout=limits.idle_timeout_seconds)
