@@ -22,10 +22,10 @@ from PIL import Image, ImageDraw
 from sr_keras import safe_files
 from sr_keras.data.degradation import bicubic_upscale
 from sr_keras.data.sources import walk_files
-from sr_keras.imageio import IMAGE_EXTENSIONS, DecodedImage, ImageError, PngWriter, decode_image, to_rgb8
-from sr_keras.imageio import encode_png  # noqa: F401 - part of this module's API since 0.1.
+from sr_keras.imageio import IMAGE_EXTENSIONS, DecodedImage, ImageError, decode_image, to_rgb8
 
 SOFTWARE_TAG = "sr_keras"  # PNG tEXt "Software" of every output: how sr-enhance knows its own files.
+_EXISTS = "exists (pass --overwrite to replace it)"
 
 
 class EnhanceError(RuntimeError):
@@ -103,17 +103,6 @@ def output_names(paths: list, scale: int) -> dict:
     return names
 
 
-def _write_streamed(enhancer, decoded: DecodedImage, out: str, overwrite: bool, text: dict, **kw) -> None:
-    px = decoded.pixels
-    h, w, c = px.shape[0] * enhancer.scale, px.shape[1] * enhancer.scale, px.shape[2]
-    with safe_files.atomic_open(out, overwrite=overwrite) as f:
-        writer = PngWriter(f, w, h, c, 16 if px.dtype == np.uint16 else 8, decoded.icc_profile, text)
-        for band in enhancer.enhance_bands(px, **kw):
-            writer.write_rows(band)
-            del band  # Not held while the next band is computed.
-        writer.close()
-
-
 def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool = False, tile=None,
                   tile_overlap=None, progress: bool = True, model_label: str = "model",
                   overwrite: bool = False) -> dict:
@@ -143,7 +132,7 @@ def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool
             out = os.path.join(output_dir, names[path] + ".png")
             why = _enhance_one(enhancer, path, out, compare, overwrite, model_label, written,
                                dict(tile=tile, tile_overlap=tile_overlap, progress=progress and len(paths) == 1))
-            if why and why.startswith("exists"):
+            if why == _EXISTS:
                 skipped[path] = f"{out} {why}"
             elif why:
                 failed[path] = why
@@ -156,13 +145,14 @@ def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool
 
 def _enhance_one(enhancer, path, out, compare, overwrite, model_label, written, kw) -> str:
     """Writes one output (and its comparison); returns why it did not, or ""."""
-    if not overwrite and os.path.lexists(out):
-        return "exists (pass --overwrite to replace it)"
+    if not overwrite and os.path.lexists(out):  # Checked first, so no work is done for nothing.
+        return _EXISTS
     text = {"Software": f"{SOFTWARE_TAG} {model_label}", "Source": os.path.basename(path)}
     try:
         os.makedirs(os.path.dirname(out), exist_ok=True)
         decoded = decode_image(path, enhancer.max_input_pixels, "--max_input_pixels")
-        _write_streamed(enhancer, decoded, out, overwrite, text, **kw)
+        with safe_files.atomic_open(out, overwrite=overwrite) as f:
+            enhancer.write_png(decoded.pixels, f, decoded.icc_profile, text, **kw)
         written.append(out)
         if compare:  # The picture needs the whole output: read back what was just written.
             sr = decode_image(out, None).pixels
@@ -171,8 +161,8 @@ def _enhance_one(enhancer, path, out, compare, overwrite, model_label, written, 
             with safe_files.atomic_open(cmp_path, overwrite=overwrite) as f:
                 pic.save(f, format="PNG", pnginfo=_pnginfo(text))
             written.append(cmp_path)
-    except safe_files.OutputExistsError:
-        return "exists (pass --overwrite to replace it)"
+    except safe_files.OutputExistsError:  # It appeared while this one was computed.
+        return _EXISTS
     except ImageError as e:
         return str(e)
     except MemoryError:

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 import sr_keras
 from sr_keras import config as config_lib
-from sr_keras import models, safe_files, tiling
+from sr_keras import checkpoints, models, safe_files, tiling
 
 METADATA_FILE = os.path.join("assets.extra", "model.json")
 
@@ -219,14 +219,12 @@ def generator_from_workdir(workdir: str) -> tuple:
         raise ExportError(f"--workdir={workdir} is not a training run (no config.json); train with sr-train first")
     with open(cfg_path) as f:
         cfg = config_lib.from_dict(json.load(f))
-    from sr_keras import train_lib
-
     generator = models.build_generator(cfg.model)
     step = tf.Variable(0, dtype=tf.int64)
     try:  # The newest checkpoint that restores: a damaged latest one falls back to the one before.
-        ckpt = train_lib.restore_newest_good(tf.train.Checkpoint(ema_generator=generator, step=step),
-                                             os.path.join(workdir, "checkpoints"))
-    except train_lib.TrainError as e:
+        ckpt = checkpoints.restore_newest_good(tf.train.Checkpoint(ema_generator=generator, step=step),
+                                               os.path.join(workdir, "checkpoints"))
+    except checkpoints.CheckpointError as e:
         raise ExportError(str(e)) from None
     if not ckpt:
         raise ExportError(f"--workdir={workdir} has no checkpoint yet; let sr-train run until --ckpt_every steps")

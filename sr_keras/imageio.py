@@ -36,8 +36,11 @@ class ImageTooLargeError(ImageError):
         self.width, self.height, self.max_pixels = width, height, max_pixels
 
 
-def probe_size(data: bytes) -> tuple:
-    """(width, height) from the header alone: nothing is decoded (a 97 KB PNG can claim 10000 x 10000).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, struct.error, EOFError, TypeError, IndexError)
+
+
+def _open(data: bytes) -> Image.Image:
+    """Opens encoded bytes, reading the header only (nothing is decoded yet).
 
     Raises:
       ImageError: not an image, or a header too broken to read.
@@ -47,14 +50,23 @@ def probe_size(data: bytes) -> tuple:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # Our own limit is checked next.
-            with Image.open(io.BytesIO(data)) as img:  # Reads the header only.
-                return img.size
+            return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as e:  # Over twice Pillow's own limit (about 179 MP).
         raise ImageError(f"image too large: {e}") from None
     except UnidentifiedImageError:
         raise ImageError("not an image (no decoder recognises its contents)") from None
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError, TypeError, IndexError) as e:
+    except _DECODE_ERRORS as e:
         raise ImageError(f"truncated or corrupt image: {e}") from None
+
+
+def probe_size(data: bytes) -> tuple:
+    """(width, height) from the header alone: nothing is decoded (a 97 KB PNG can claim 10000 x 10000).
+
+    Raises:
+      ImageError: not an image, or a header too broken to read.
+    """
+    with _open(data) as img:
+        return img.size
 
 
 def check_pixels(width: int, height: int, max_pixels: Optional[int], flag: str = "--max_input_pixels") -> None:
@@ -151,18 +163,13 @@ def decode_image(source: Union[bytes, str, os.PathLike], max_pixels: Optional[in
             data = f.read()
     else:
         data = bytes(source)
-    check_pixels(*probe_size(data), max_pixels, flag)
+    img = _open(data)
+    check_pixels(*img.size, max_pixels, flag)  # From the header, before anything is decoded.
     try:
-        img = Image.open(io.BytesIO(data))
         img.load()  # Forces a full decode so truncation surfaces here, not later.
-    except UnidentifiedImageError:
-        raise ImageError("not an image (no decoder recognises its contents)") from None
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"image too large for Pillow to decode safely ({e}); raise PIL.Image.MAX_IMAGE_PIXELS "
-                         "as well as --max_input_pixels") from None
     except MemoryError:
         raise ImageError("not enough memory to decode this image") from None
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError, TypeError, IndexError) as e:
+    except _DECODE_ERRORS as e:
         raise ImageError(f"truncated or corrupt image: {e}") from None
     try:
         orientation = img.getexif().get(0x0112, 1)

@@ -21,12 +21,13 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 
 from sr_keras import tiling
-from sr_keras.imageio import check_pixels, decode_image, pil_to_array
+from sr_keras.imageio import PngWriter, check_pixels, decode_image, pil_to_array
 
 DEFAULT_TILE = 256
 # Inputs above this many pixels are refused from their header, before decoding. 36 MP (a 7360x4912 camera photo)
 # becomes 576 MP at x4: 1.7 GB of uint8 in memory, several minutes on a CPU. `max_input_pixels` raises it.
 DEFAULT_MAX_INPUT_PIXELS = 36_000_000
+_SIZE_FLAG = "max_input_pixels"  # Named in ImageTooLargeError: the argument of `load` that raises the limit.
 DEFAULT_OVERLAP = None  # None: the model's measured receptive field (at least 16), so tiles never show seams.
 # Compute precision of the generator: float32 runs the exported graph as is; the others rebuild the Keras generator
 # under a mixed policy (weights stay float32). bfloat16 suits CPUs with native bf16 (AVX512_BF16, AMX) and TPUs,
@@ -75,14 +76,14 @@ class Enhancer:
 
     def __init__(self, path: str, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP,
                  precision: str = "float32", self_ensemble: bool = False,
-                 max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS, size_flag: str = "max_input_pixels"):
+                 max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS):
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
         self.path = path
         self.tile, self.tile_overlap = tile, tile_overlap
         self.precision = precision
         self.self_ensemble = self_ensemble
-        self.max_input_pixels, self.size_flag = max_input_pixels, size_flag
+        self.max_input_pixels = max_input_pixels
         self.metadata = {}
         self.signatures = {}  # The SavedModel's signatures, when it is run as exported.
         if path.endswith(".keras") or precision != "float32":
@@ -168,7 +169,7 @@ class Enhancer:
 
     def check_size(self, height: int, width: int) -> None:
         """Raises ImageTooLargeError when an input is over this model's `max_input_pixels`."""
-        check_pixels(width, height, self.max_input_pixels, self.size_flag)
+        check_pixels(width, height, self.max_input_pixels, _SIZE_FLAG)
 
     def enhance_bands(self, image: np.ndarray, tile: Optional[int] = None, tile_overlap: Optional[int] = None,
                       progress: bool = False, should_stop: Optional[Callable[[], bool]] = None) -> Iterator:
@@ -230,6 +231,21 @@ class Enhancer:
                 yield band.astype(arr.dtype)
             del band  # Released before the next band is computed.
 
+    def write_png(self, image: np.ndarray, f, icc_profile: Optional[bytes] = None, text: Optional[dict] = None,
+                  **kw) -> None:
+        """Enhances a uint8/uint16 array into a PNG written to the binary file `f`, band by band as the tiles finish,
+        so memory never holds the decoded output. Keyword arguments go to `enhance_bands`."""
+        arr = np.asarray(image)
+        if arr.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"a PNG holds uint8 or uint16 pixels, got {arr.dtype}")
+        channels = 1 if arr.ndim == 2 else arr.shape[2]
+        writer = PngWriter(f, arr.shape[1] * self.scale, arr.shape[0] * self.scale, channels,
+                           16 if arr.dtype == np.uint16 else 8, icc_profile, text)
+        for band in self.enhance_bands(arr, **kw):
+            writer.write_rows(band)
+            del band  # Not held while the next band is computed.
+        writer.close()
+
     def enhance(self, image: Union[np.ndarray, Image.Image], tile: Optional[int] = None,
                 tile_overlap: Optional[int] = None, progress: bool = False,
                 should_stop: Optional[Callable[[], bool]] = None) -> Union[np.ndarray, Image.Image]:
@@ -253,7 +269,7 @@ class Enhancer:
           ImageTooLargeError: more pixels than `max_input_pixels` (load(..., max_input_pixels=) raises it).
         """
         if isinstance(image, (str, os.PathLike)):  # A file: decoded as sr-enhance does (EXIF, 16-bit, alpha).
-            image = decode_image(image, self.max_input_pixels, self.size_flag).pixels
+            image = decode_image(image, self.max_input_pixels, _SIZE_FLAG).pixels
         if isinstance(image, Image.Image):
             return self._enhance_pil(image, tile, tile_overlap, progress, should_stop)
         arr = np.asarray(image)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import shutil
 import tempfile
@@ -96,13 +97,16 @@ def remove_stale_temps(folder: str) -> None:
 _RENAME_EXCHANGE = 2  # linux/fs.h
 
 
+@functools.lru_cache(maxsize=1)
+def _renameat2():
+    """libc's renameat2, or None (looked up once: find_library may run a subprocess)."""
+    libc_name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(libc_name, use_errno=True), "renameat2", None) if libc_name else None
+
+
 def exchange(a: str, b: str) -> bool:
     """Atomically swaps two paths (Linux renameat2 RENAME_EXCHANGE). Returns False where unsupported."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    fn = getattr(libc, "renameat2", None)
+    fn = _renameat2()
     if fn is None:
         return False
     at_fdcwd = -100

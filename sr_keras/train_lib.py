@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from sr_keras import config as config_lib
-from sr_keras import curves, losses, metrics, models, safe_files
+from sr_keras import checkpoints, curves, losses, metrics, models, safe_files
 from sr_keras.data import builder, pipeline
 from sr_keras.distribute import is_chief
 from sr_keras.trainer import EMA, AdversarialTrainer, make_optimizer, reduce_logs
@@ -171,57 +170,6 @@ def _unfinished_note(prefix: str) -> str:
             if step < total else "")
 
 
-def _checkpoint_prefixes(ckpt_dir: str) -> list:
-    """Every checkpoint prefix in `ckpt_dir` (from the index files, so a damaged state file hides none), newest
-    first."""
-    found = {}
-    for index in glob.glob(os.path.join(ckpt_dir, "ckpt-*.index")):
-        prefix = index[:-len(".index")]
-        number = prefix.rsplit("-", 1)[-1]
-        if number.isdigit():
-            found[int(number)] = prefix
-    try:
-        state = tf.train.get_checkpoint_state(ckpt_dir)
-        listed = list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path] if state else []
-    except Exception:  # noqa: BLE001 - a damaged `checkpoint` state file hides nothing: the index files count.
-        listed = []
-    for prefix in listed:  # Listed, even with its index file gone, so its loss is reported.
-        prefix = prefix if os.path.isabs(prefix) else os.path.join(ckpt_dir, prefix)
-        if prefix.rsplit("-", 1)[-1].isdigit():
-            found.setdefault(int(prefix.rsplit("-", 1)[-1]), prefix)
-    return [found[n] for n in sorted(found, reverse=True)]
-
-
-def restore_newest_good(checkpoint: tf.train.Checkpoint, ckpt_dir: str) -> str:
-    """Restores the newest checkpoint in `ckpt_dir` that restores completely; returns its prefix ("" if none).
-
-    A damaged newest checkpoint (truncated, zeroed or missing data or index file) is reported in one line and the
-    one before it is tried, and so on.
-
-    Raises:
-      TrainError: there are checkpoints, and none of them restores.
-    """
-    failures = []
-    for prefix in _checkpoint_prefixes(ckpt_dir):
-        try:
-            status = checkpoint.restore(prefix)
-            status.assert_existing_objects_matched()
-            status.expect_partial()  # Callers may restore a part (sr-export reads only the EMA generator).
-        except Exception as e:  # noqa: BLE001 - TF raises OpError, IndexError, ValueError... for damaged files.
-            first = (getattr(e, "message", None) or str(e)).strip().splitlines()
-            reason = f"{type(e).__name__}: {(first[0] if first else '')[:160]}"
-            failures.append(f"{os.path.basename(prefix)} ({reason})")
-            print(f"Checkpoint {prefix} does not restore ({reason}); trying the one before it", flush=True)
-            continue
-        if failures:
-            logging.warning("skipped damaged checkpoints: %s", "; ".join(failures))
-        return prefix
-    if failures:
-        raise TrainError(f"no checkpoint in {ckpt_dir} restores ({'; '.join(failures)}); move that folder away to "
-                         "start the run over")
-    return ""
-
-
 def _make_step_fn(run: _Run, strategy, step_method, jit_compile: bool):
     replica_fn = tf.function(step_method, jit_compile=True) if jit_compile else step_method
 
@@ -357,7 +305,10 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str,
         run = _Run(cfg, strategy)
         ckpt_dir = os.path.join(workdir, "checkpoints") if chief else tempfile.mkdtemp(prefix="srk_ckpt_")
         manager = tf.train.CheckpointManager(run.checkpoint, ckpt_dir, max_to_keep=cfg.keep_checkpoints)
-        restored = restore_newest_good(run.checkpoint, ckpt_dir)
+        try:
+            restored = checkpoints.restore_newest_good(run.checkpoint, ckpt_dir)
+        except checkpoints.CheckpointError as e:
+            raise TrainError(str(e)) from None
         if restored:
             start = int(run.step.numpy())
             phase = 1 if start < cfg.pretrain_steps else 2

@@ -31,8 +31,8 @@ def request_pixels(sig_name: str, inputs: dict) -> int:
       RestError(400): an instance that is not an image.
     """
     value = inputs[_IMAGE_INPUTS[sig_name]]
-    if sig_name != "serving_default":
-        return int(value.shape[0] * value.shape[1] * value.shape[2]) if value.ndim == 4 else 0
+    if sig_name != "serving_default":  # [N, H, W, 3], as parsing checked.
+        return int(np.prod(value.shape[:3]))
     total = 0
     for data in value.reshape(-1):
         try:
@@ -59,11 +59,7 @@ def run(enhancer, sig_name: str, inputs: dict, should_stop: Optional[Callable[[]
     if sig_name == "serving_default":
         out = np.array([_one_png(enhancer, data, should_stop) for data in value.reshape(-1)], dtype=object)
         return {_OUTPUTS[sig_name]: out.reshape(value.shape)}
-    outs = [enhancer.enhance(img, tile_overlap=None, should_stop=should_stop) for img in value]
-    if not outs:
-        s = enhancer.scale
-        return {_OUTPUTS[sig_name]: np.zeros((0, value.shape[1] * s, value.shape[2] * s, 3), value.dtype)}
-    return {_OUTPUTS[sig_name]: np.stack(outs)}
+    return {_OUTPUTS[sig_name]: np.stack([enhancer.enhance(img, should_stop=should_stop) for img in value])}
 
 
 def _one_png(enhancer, data: bytes, should_stop) -> bytes:
@@ -71,12 +67,6 @@ def _one_png(enhancer, data: bytes, should_stop) -> bytes:
         decoded = imageio.decode_image(data)
     except imageio.ImageError as e:
         raise RestError(400, f"image_bytes: not a decodable image ({e})") from None
-    pixels = imageio.to_uint8(decoded.pixels)  # As the exported graph: 8-bit in, 8-bit out.
     buf = io.BytesIO()  # Streamed band by band: memory holds the compressed PNG, not the decoded output.
-    writer = imageio.PngWriter(buf, pixels.shape[1] * enhancer.scale, pixels.shape[0] * enhancer.scale,
-                               pixels.shape[2])
-    for band in enhancer.enhance_bands(pixels, should_stop=should_stop):
-        writer.write_rows(band)
-        del band
-    writer.close()
+    enhancer.write_png(imageio.to_uint8(decoded.pixels), buf, should_stop=should_stop)  # 8-bit, as the graph.
     return buf.getvalue()

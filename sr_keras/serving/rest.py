@@ -248,11 +248,6 @@ def _chunked(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
         yield bytes(buf)
 
 
-def format_outputs(outputs: dict, row: bool) -> dict:
-    """Signature outputs -> the response as a Python object (small answers, tests)."""
-    return json.loads(b"".join(encode_outputs(outputs, row)))
-
-
 def _tensor_info(spec: Spec, name: str) -> dict:
     dims = [{"size": str(-1 if d is None else d), "name": ""} for d in spec.shape]
     return {"dtype": _DTYPE_NAMES.get(spec.dtype, spec.dtype), "tensor_shape": {"dim": dims,
@@ -264,7 +259,8 @@ def signature_defs(signatures: dict) -> dict:
     out = {}
     for sig_name, sig in signatures.items():
         inputs = {n: _tensor_info(s, f"{sig_name}_{n}:0") for n, s in sig["inputs"].items()}
-        outputs = {n: _tensor_info(s, f"StatefulPartitionedCall:{i}") for i, (n, s) in enumerate(sig["outputs"].items())}
+        outputs = {n: _tensor_info(s, f"StatefulPartitionedCall:{i}")
+                   for i, (n, s) in enumerate(sig["outputs"].items())}
         out[sig_name] = {"inputs": inputs, "outputs": outputs, "method_name": "tensorflow/serving/predict",
                          "defaults": {}}
     return out
