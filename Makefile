@@ -22,7 +22,7 @@ test-fast: install
 	$(PY) -m pytest tests -m "not slow"
 
 demo: install
-	$(PY) -m sr_keras.demo
+	$(PY) -m sr_keras.cli.demo
 
 bench: install
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
@@ -33,16 +33,16 @@ FREE_PHOTOS := tfrecords/free_photos
 # Stage 1 (photo_x4, ~95 min on 2 CPU cores), then stage 2 (photo_x4_ms: fine-tuned from stage 1 on the same
 # photos at 1, 0.75 and 0.5x size, ~30 min), then export, evaluate on three held-out sets and write the card.
 default-model: install
-	$(PY) -m sr_keras.fetch_photos --out_dir=$(FREE_PHOTOS)
-	$(PY) -m sr_keras.build_tfrecords --source=sample,dir:$(FREE_PHOTOS)/images --val_fraction=0 \
+	$(PY) -m sr_keras.cli.fetch_photos --out_dir=$(FREE_PHOTOS)
+	$(PY) -m sr_keras.cli.build_tfrecords --source=sample,dir:$(FREE_PHOTOS)/images --val_fraction=0 \
 	  --out_dir=tfrecords/photos_x4
-	$(PY) -m sr_keras.build_tfrecords --source=sample,dir:$(FREE_PHOTOS)/images --val_fraction=0 \
+	$(PY) -m sr_keras.cli.build_tfrecords --source=sample,dir:$(FREE_PHOTOS)/images --val_fraction=0 \
 	  --train_rescales=0.75,0.5 --out_dir=tfrecords/photos_x4_ms
-	$(PY) -m sr_keras.train --model=srgan --preset=photo_x4 --workdir=runs/photo_x4 \
+	$(PY) -m sr_keras.cli.train --model=srgan --preset=photo_x4 --workdir=runs/photo_x4 \
 	  --mixed_precision=mixed_bfloat16 --seed=0
-	$(PY) -m sr_keras.train --model=srgan --preset=photo_x4_ms --workdir=runs/photo_x4_ms \
+	$(PY) -m sr_keras.cli.train --model=srgan --preset=photo_x4_ms --workdir=runs/photo_x4_ms \
 	  --mixed_precision=mixed_bfloat16 --seed=1
-	$(PY) -m sr_keras.make_default_model --workdir=runs/photo_x4_ms
+	$(PY) -m sr_keras.cli.make_default_model --workdir=runs/photo_x4_ms
 
 clean:
 	rm -rf $(VENV) build *.egg-info

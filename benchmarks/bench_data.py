@@ -51,7 +51,7 @@ def bench_reader(batches: int) -> dict:
         builder.build_tfrecords(builder.BuildConfig(source="sample", out_dir=tmp, verbose=False))
         for label, kwargs in (("decode_every_crop", {}), ("cache", {"cache": True}),
                               ("4_crops_per_decode", {"crops_per_image": 4})):
-            ds = pipeline.make_dataset(tmp, "train", hr_crop=96, batch_size=16, **kwargs)
+            ds = pipeline.train_dataset(tmp, hr_crop=96, batch_size=16, **kwargs)
             it = iter(ds)
             for _ in range(5):  # Warm-up: fills caches, shuffle buffers and autotuning.
                 next(it)

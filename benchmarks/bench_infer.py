@@ -88,7 +88,7 @@ def time_breakdown(g, size, repeats):
 
 
 def rest_seconds(model_dir, png_bytes, repeats):
-    from sr_keras import client
+    from sr_keras.serving import client
     from sr_keras.serving.registry import ModelRegistry
     from sr_keras.serving.server import BackgroundServer
 

@@ -90,7 +90,7 @@ def rest(images: dict) -> dict:
     port = sock.getsockname()[1]
     sock.close()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.path.dirname(HERE))
-    server = subprocess.Popen([sys.executable, "-m", "sr_keras.serve", f"--port={port}", "--max_input_pixels=0",
+    server = subprocess.Popen([sys.executable, "-m", "sr_keras.cli.serve", f"--port={port}", "--max_input_pixels=0",
                                "--max_request_mb=200", "--request_timeout_seconds=3600"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

@@ -42,8 +42,10 @@ def time_steps(cfg, dataset_fn, steps: int) -> float:
     strategy = tf.distribute.get_strategy()
     with train_lib._precision_policy(cfg.mixed_precision):
         keras.utils.set_random_seed(0)
-        run = train_lib._Run(cfg, strategy)
-        fn = train_lib._make_step_fn(run, strategy, run.trainer.train_step, cfg.jit_compile)
+        state = train_lib.TrainState(cfg, strategy)
+
+        def fn(iterator):
+            return state.trainer.train_step(iterator, phase=2)
         it = iter(strategy.distribute_datasets_from_function(dataset_fn))
         for _ in range(2):
             fn(it)
@@ -72,7 +74,7 @@ def main(argv):
                 return tf.data.Dataset.from_tensors(batch).repeat()
 
             def reader(ctx, cfg=cfg):
-                return pipeline.make_dataset(data, "train", 96, 16, input_context=ctx, cache=True,
+                return pipeline.train_dataset(data, 96, 16, input_context=ctx, cache=True,
                                              crops_per_image=4)
 
             out = {}

@@ -3,23 +3,26 @@
     cfg = get_preset("sample_x4", model="srgan")
     cfg = dataclasses.replace(cfg, batch_size=32)   # flags override presets this way
 
-Presets:
-  tiny       seconds on a CPU; for tests (8 filters, 1-2 blocks, 32 px crops).
-  sample_x4  minutes on a 2-core CPU, on the bundled sample photos; a demonstration, not a trained model.
-  celeba_x4  paper-like set-up for GPUs on CelebA faces (SRGAN: B=16, VGG54, 96 px crops, batch 16).
-  photo_x4   the shipped default model, stage 1: PSNR-oriented, on the sample and free wallpaper photos (~95 CPU
-             minutes).
+Presets (`PRESETS`, a registry filled by `@preset`):
+  tiny         seconds on a CPU; for tests (8 filters, 1-2 blocks, 32 px crops). Any scale (`--scale`).
+  sample_x4    minutes on a 2-core CPU, on the bundled sample photos; a demonstration, not a trained model.
+  celeba_x4    paper-like set-up for GPUs on CelebA faces (SRGAN: B=16, VGG54, 96 px crops, batch 16).
+  celeba_x8    CelebA at x8, 16 -> 128 px faces: the standard face super-resolution setting.
+  photo_x4     the shipped default model, stage 1: PSNR-oriented, on the sample and free wallpaper photos (~95 CPU
+               minutes).
   photo_x4_ms  stage 2: photo_x4 fine-tuned on those photos at 1, 0.75 and 0.5x size (~30 CPU minutes).
+  photo_x2     photo_x4's recipe at x2, on the same photos built with --scale=2.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Callable, Optional
 
 MODELS = ("srgan", "dcgan")
-PRESETS = ("tiny", "sample_x4", "celeba_x4", "photo_x4", "photo_x4_ms")
 CONTENT_LOSSES = ("vgg54", "vgg22", "l1", "mse")
+SCHEDULES = ("step", "cosine")
+SCALES = (2, 4, 8)  # Both generators upsample in log2(scale) x2 stages (or one x`scale` pixel shuffle).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +43,7 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything one training run needs; written to <workdir>/config.json."""
+    """Everything one training run needs; written to the run folder (`run_dir.RunDir.config_path`)."""
 
     model: ModelConfig = ModelConfig()
     data: str = "tfrecords/sample_x4"
@@ -48,9 +51,11 @@ class TrainConfig:
     hr_crop: int = 96
     pretrain_steps: int = 1000  # Phase 1: generator alone, pixel loss (SRResNet).
     gan_steps: int = 1000  # Phase 2: adversarial.
-    lr: float = 1e-4  # Generator and discriminator Adam learning rate (SRGAN paper).
-    lr_schedule: str = "step"  # step: x0.1 at lr_decay_at of phase 2 (paper); cosine: to lr/100 over all steps.
-    lr_decay_at: float = 0.5  # Fraction of gan_steps after which lr drops x0.1 (paper: 1e-4 then 1e-5).
+    learning_rate: float = 1e-4  # Generator and discriminator Adam learning rate (SRGAN paper).
+    schedule: str = "step"  # step: x decay_factor at decay_at of phase 2 (paper); cosine: over all steps.
+    decay_at: float = 0.5  # step: fraction of gan_steps after which the rate drops (paper: 1e-4 then 1e-5).
+    decay_factor: float = 0.1  # step: the drop (SRGAN paper: x0.1).
+    cosine_floor: float = 0.01  # cosine: the final rate as a fraction of learning_rate.
     adam_beta1: float = 0.9
     pretrain_loss: str = "mse"  # Phase-1 pixel loss: mse (SRResNet) or l1.
     content_loss: str = "vgg54"  # Phase-2 content loss: vgg54 | vgg22 | l1 | mse.
@@ -69,6 +74,7 @@ class TrainConfig:
     eval_crop: int = 0  # HR centre crop for validation (0: whole images).
     cache_data: bool = False  # Keep decoded training images in memory (small datasets).
     crops_per_image: int = 1
+    shuffle_buffer: int = 256  # Training examples in the shuffle buffer.
     seed: int = 0
     keep_checkpoints: int = 3
     # Start the generator (and its EMA) from another run's EMA generator: a run folder or a checkpoint prefix.
@@ -81,52 +87,119 @@ class TrainConfig:
         return self.pretrain_steps + self.gan_steps
 
 
-def _dcgan(model: ModelConfig) -> ModelConfig:
-    return dataclasses.replace(model, kind="dcgan", num_blocks=5)
+PRESETS: dict = {}  # name -> function(model kind, scale) -> TrainConfig
 
 
-def get_preset(name: str, model: str = "srgan") -> TrainConfig:
-    """Returns a named preset for `model` ("srgan" or "dcgan")."""
+def preset(name: str, scales: tuple = (4,)):
+    """Registers a preset function under `name`; `scales` are the scales it is defined for."""
+    def register(fn: Callable[[], TrainConfig]):
+        PRESETS[name] = (fn, scales)
+        return fn
+    return register
+
+
+def data_dir_for(dataset: str, scale: int) -> str:
+    """The default TFRecord folder of a dataset at a scale (what sr-build-tfrecords writes by default)."""
+    return f"tfrecords/{dataset}_x{scale}"
+
+
+@preset("tiny", scales=SCALES)
+def _tiny() -> TrainConfig:
+    return TrainConfig(model=ModelConfig(filters=8, num_blocks=2, upsample_filters=32, d_filters=8, d_dense=16),
+                       batch_size=4, hr_crop=32, pretrain_steps=2, gan_steps=2, ckpt_every=2, eval_every=2,
+                       eval_images=2, eval_crop=64, vgg_weights="none", content_loss="vgg22", cache_data=True)
+
+
+@preset("sample_x4")
+def _sample_x4() -> TrainConfig:
+    # bicubic_skip: a few CPU minutes then start from, and stay near, bicubic quality instead of far below.
+    return TrainConfig(model=ModelConfig(filters=32, num_blocks=4, upsample_filters=128, d_filters=16, d_dense=128,
+                                         bicubic_skip=True),
+                       data="tfrecords/sample_x4", batch_size=8, hr_crop=64, pretrain_steps=600, gan_steps=300,
+                       ckpt_every=150, eval_every=150, eval_images=3, cache_data=True, crops_per_image=4,
+                       vgg_weights="imagenet", learning_rate=4e-4, schedule="cosine")
+
+
+@preset("celeba_x4")
+def _celeba_x4() -> TrainConfig:
+    return TrainConfig(data="tfrecords/celeb_a_x4", batch_size=16, hr_crop=96, pretrain_steps=100_000,
+                       gan_steps=100_000, ckpt_every=2000, eval_every=2000, log_every=10, eval_images=16,
+                       eval_crop=128)
+
+
+@preset("celeba_x8", scales=(8,))
+def _celeba_x8() -> TrainConfig:
+    # 16 -> 128 px faces (sr-build-tfrecords --source=tfds:celeb_a --scale=8 --hr_size=128): whole faces as
+    # crops, the setting of the face super-resolution literature (e.g. FSRNet, Chen et al. 2018).
+    cfg = _celeba_x4()
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, scale=8), data="tfrecords/celeb_a_x8",
+                               hr_crop=128)
+
+
+@preset("photo_x4")
+def _photo_x4() -> TrainConfig:
+    # The shipped default model (see `make default-model`): PSNR-oriented, EDSR-baseline-sized SRResNet without
+    # BatchNorm, every conv at LR (espcn tail), the VDSR-style bicubic residual, L1, no GAN phase. Data: the sample
+    # photos plus the free wallpaper photos (sr-fetch-photos). About 95 minutes on a 2-core CPU with bf16.
+    return TrainConfig(model=ModelConfig(filters=64, num_blocks=16, bicubic_skip=True, batch_norm=False,
+                                         upsampler="espcn"),
+                       data="tfrecords/photos_x4", batch_size=16, hr_crop=128, pretrain_steps=14000, gan_steps=0,
+                       learning_rate=3e-4, schedule="cosine", pretrain_loss="l1", content_loss="l1", ckpt_every=250,
+                       eval_every=1000, log_every=10, eval_images=3, cache_data=True, crops_per_image=8,
+                       vgg_weights="none", ema_decay=0.999)
+
+
+@preset("photo_x4_ms")
+def _photo_x4_ms() -> TrainConfig:
+    # Stage 2 of the default model: photo_x4's EMA generator, fine-tuned for 4,000 steps (fresh cosine from 1e-4) on
+    # the same photos plus copies shrunk 0.75x and 0.5x (sr-build-tfrecords --train_rescales).
+    return dataclasses.replace(_photo_x4(), data="tfrecords/photos_x4_ms", pretrain_steps=4000, learning_rate=1e-4,
+                               eval_every=500, init_checkpoint="runs/photo_x4")
+
+
+@preset("photo_x2", scales=(2,))
+def _photo_x2() -> TrainConfig:
+    # photo_x4's recipe at x2: sr-build-tfrecords --source=sample,dir:tfrecords/free_photos/images --scale=2
+    # --val_fraction=0 --out_dir=tfrecords/photos_x2. A 128 px HR crop is 64 px of LR context at x2.
+    cfg = _photo_x4()
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, scale=2), data="tfrecords/photos_x2")
+
+
+def _dcgan(cfg: TrainConfig, name: str) -> TrainConfig:
+    """The DCGAN variant of a preset: 5 residual blocks, L1 content, DCGAN's Adam (2e-4, beta1 0.5)."""
+    model = dataclasses.replace(cfg.model, kind="dcgan", num_blocks=5)
+    return dataclasses.replace(cfg, model=model, content_loss="l1", pretrain_loss="l1", adam_beta1=0.5,
+                               learning_rate=cfg.learning_rate if name == "tiny" else 2e-4)
+
+
+def get_preset(name: str, model: str = "srgan", scale: Optional[int] = None) -> TrainConfig:
+    """Returns the named preset for `model` ("srgan" or "dcgan").
+
+    Args:
+      scale: the upscaling factor, for presets defined at several scales (`tiny`); None: the preset's own. The
+        default data folder follows the scale.
+
+    Raises:
+      ValueError: an unknown preset, model or scale, naming the choices.
+    """
     if model not in MODELS:
         raise ValueError(f"--model={model}: choose one of {MODELS}")
-    if name == "celeba_x4":
-        cfg = TrainConfig(data="tfrecords/celeb_a_x4", batch_size=16, hr_crop=96, pretrain_steps=100_000,
-                          gan_steps=100_000, ckpt_every=2000, eval_every=2000, log_every=10, eval_images=16,
-                          eval_crop=128)
-    elif name == "sample_x4":
-        # bicubic_skip: a few CPU minutes then start from, and stay near, bicubic quality instead of far below.
-        cfg = TrainConfig(model=ModelConfig(filters=32, num_blocks=4, upsample_filters=128, d_filters=16,
-                                            d_dense=128, bicubic_skip=True),
-                          data="tfrecords/sample_x4", batch_size=8, hr_crop=64, pretrain_steps=600,
-                          gan_steps=300, ckpt_every=150, eval_every=150, eval_images=3, cache_data=True,
-                          crops_per_image=4, vgg_weights="imagenet", lr=4e-4, lr_schedule="cosine")
-    elif name == "tiny":
-        cfg = TrainConfig(model=ModelConfig(filters=8, num_blocks=2, upsample_filters=32, d_filters=8, d_dense=16),
-                          batch_size=4, hr_crop=32, pretrain_steps=2, gan_steps=2, ckpt_every=2, eval_every=2,
-                          eval_images=2, eval_crop=64, vgg_weights="none", content_loss="vgg22", cache_data=True)
-    elif name == "photo_x4":
-        # The shipped default model (see `make default-model`): PSNR-oriented, EDSR-baseline-sized SRResNet
-        # without BatchNorm, every conv at LR (espcn tail), the VDSR-style bicubic residual, L1, no GAN phase.
-        # Data: the sample photos plus the free wallpaper photos (sr-fetch-photos). About 95 minutes on a
-        # 2-core CPU with bf16.
-        cfg = TrainConfig(model=ModelConfig(filters=64, num_blocks=16, bicubic_skip=True, batch_norm=False,
-                                            upsampler="espcn"),
-                          data="tfrecords/photos_x4", batch_size=16, hr_crop=128, pretrain_steps=14000,
-                          gan_steps=0, lr=3e-4, lr_schedule="cosine", pretrain_loss="l1", content_loss="l1",
-                          ckpt_every=250, eval_every=1000, log_every=10, eval_images=3, cache_data=True,
-                          crops_per_image=8, vgg_weights="none", ema_decay=0.999)
-    elif name == "photo_x4_ms":
-        # Stage 2 of the default model: photo_x4's EMA generator, fine-tuned for 4,000 steps (fresh cosine from
-        # 1e-4) on the same photos plus copies shrunk 0.75x and 0.5x (sr-build-tfrecords --train_rescales).
-        cfg = dataclasses.replace(get_preset("photo_x4"), data="tfrecords/photos_x4_ms", pretrain_steps=4000,
-                                  lr=1e-4, eval_every=500, init_checkpoint="runs/photo_x4")
-    else:
+    if name not in PRESETS:
         raise ValueError(f"--preset={name}: choose one of {', '.join(PRESETS)}")
-    if model == "dcgan":
-        tiny = name == "tiny"
-        cfg = dataclasses.replace(cfg, model=_dcgan(cfg.model), content_loss="l1",
-                                  lr=2e-4 if not tiny else cfg.lr, adam_beta1=0.5, pretrain_loss="l1")
-    return cfg
+    fn, scales = PRESETS[name]
+    cfg = fn()
+    if scale is not None and scale != cfg.model.scale:
+        if scale not in scales:
+            others = [n for n, (_, s) in PRESETS.items() if scale in s]
+            raise ValueError(f"--preset={name} is x{'/x'.join(map(str, scales))} only; for x{scale} use "
+                             f"{' or '.join(others) or 'another scale'}")
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, scale=scale),
+                                  data=cfg.data.rsplit("_x", 1)[0] + f"_x{scale}")
+    return _dcgan(cfg, name) if model == "dcgan" else cfg
+
+
+# Keys renamed since 0.1 (config.json files of older runs still load).
+_RENAMED = {"lr": "learning_rate", "lr_schedule": "schedule", "lr_decay_at": "decay_at"}
 
 
 def to_dict(cfg: TrainConfig) -> dict:
@@ -134,6 +207,6 @@ def to_dict(cfg: TrainConfig) -> dict:
 
 
 def from_dict(d: dict) -> TrainConfig:
-    d = dict(d)
+    d = {_RENAMED.get(k, k): v for k, v in d.items()}
     d["model"] = ModelConfig(**d["model"])
     return TrainConfig(**d)

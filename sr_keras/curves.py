@@ -3,24 +3,13 @@ from a run's metrics.jsonl and drawn with Pillow (TensorBoard has the same scala
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Optional
 
 from PIL import Image, ImageDraw
 
+from sr_keras.run_dir import RunDir
+
 W, H, PAD = 720, 260, 52
-
-
-def read_metrics(workdir: str) -> list:
-    rows = []
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except ValueError:  # A line cut short by a kill.
-                pass
-    return rows
 
 
 def _panel(draw: ImageDraw.ImageDraw, top: int, xs: list, ys: list, x_max: float, title: str, color: str,
@@ -60,7 +49,8 @@ def plot_training_curves(workdir: str, out_png: Optional[str] = None, smooth: in
     """Writes <workdir>/training_curves.png (or `out_png`): the validation PSNR-Y gain over bicubic, and the
     generator's training loss (moving average over `smooth` logged points). Returns the path, or None when the
     run has logged nothing yet."""
-    rows = read_metrics(workdir)
+    run = RunDir(workdir)
+    rows = run.read_metrics()
     val = [r for r in rows if "val/psnr_y" in r and "val/bicubic_psnr_y" in r]
     loss = [r for r in rows if "g/total" in r]
     if not val and not loss:
@@ -79,6 +69,6 @@ def plot_training_curves(workdir: str, out_png: Optional[str] = None, smooth: in
                     for i in range(len(values))]
         _panel(draw, H, [r["step"] for r in loss], averaged, x_max,
                f"generator training loss (moving average of {smooth} logged points) vs step", "#3050c0")
-    out_png = out_png or os.path.join(workdir, "training_curves.png")
+    out_png = out_png or run.curves_path
     img.save(out_png)
     return out_png

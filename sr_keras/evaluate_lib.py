@@ -1,8 +1,9 @@
 """Evaluating models against bicubic on HR photos: numbers (JSON, Markdown) and comparison pictures.
 
 Each HR image is degraded exactly as the training data was (crop to a multiple of the scale, antialiased bicubic
-down, rounded to uint8; `sr_keras.data.degradation`). Every method's output is scored with PSNR-Y and SSIM-Y
-(`scale` border pixels shaved) and RGB PSNR (`sr_keras.metrics`).
+down, rounded to uint8; `sr_keras.data.degradation`). Every method's uint8 output is scored with the project's one
+protocol, `metrics.score` (PSNR-Y and SSIM-Y with `scale` border pixels shaved, and RGB PSNR), the same one the
+validation logged during training uses.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from sr_keras import metrics
-from sr_keras.data import degradation, sources
+from sr_keras.data import degradation, pipeline, schema, sources
 from sr_keras.data.degradation import bicubic_upscale
 from sr_keras.imageio import ImageError, load_rgb8
 
@@ -49,14 +50,12 @@ def load_images(spec: str, scale: int) -> tuple:
     if spec == "sample":
         root = sources.sample_dir()
         return [_from_hr(n, load_rgb8(os.path.join(root, n)), scale) for n in sources.SAMPLE_VAL], skipped
-    if os.path.isdir(spec) and os.path.exists(os.path.join(spec, "manifest.json")):
-        from sr_keras.data import builder, pipeline, schema
-
-        manifest = builder.load_manifest(spec)
-        if int(manifest["config"]["scale"]) != scale:
-            raise ValueError(f"--images={spec} was built for x{manifest['config']['scale']}, not x{scale}")
+    if os.path.isdir(spec) and os.path.exists(schema.manifest_path(spec)):
+        manifest = schema.read_manifest(spec)
+        if manifest.scale != scale:
+            raise ValueError(f"--images={spec} was built for x{manifest.scale}, not x{scale}")
         images = []
-        for raw in tf.data.TFRecordDataset(pipeline.shard_files(spec, "val", manifest)):
+        for raw in tf.data.TFRecordDataset(pipeline.shard_files(manifest, "val")):
             ex = schema.parse_example(raw)
             images.append(EvalImage(ex["key"].numpy().decode(), ex["hr"].numpy(), ex["lr"].numpy()))
         return images, skipped
@@ -75,11 +74,6 @@ def load_images(spec: str, scale: int) -> tuple:
             continue
         images.append(_from_hr(os.path.relpath(p, spec) if os.path.isdir(spec) else os.path.basename(p), hr, scale))
     return images, skipped
-
-
-def score(hr: np.ndarray, sr: np.ndarray, scale: int) -> dict:
-    return {"psnr_y": float(metrics.psnr(hr, sr, scale)[0]), "ssim_y": float(metrics.ssim(hr, sr, scale)[0]),
-            "psnr_rgb": float(metrics.psnr(hr, sr, scale, y_channel=False)[0])}
 
 
 def _detail_box(hr: np.ndarray, size: int) -> tuple:
@@ -143,7 +137,7 @@ def evaluate(models: dict, images: list, scale: int, out_dir: Optional[str] = No
                 sr = models[label].enhance(img.lr, tile=tile)
             seconds = time.perf_counter() - start
             outputs[label] = sr
-            per[label] = {**score(img.hr, sr, scale), "seconds": seconds}
+            per[label] = {**metrics.score(img.hr, sr, scale), "seconds": seconds}
             methods[label][img.name] = per[label]
         if out_dir:
             safe = img.name.replace("/", "_").rsplit(".", 1)[0]

@@ -6,10 +6,13 @@
 - SSIM: 11x11 Gaussian window, sigma 1.5, C1 = (0.01 * 255)^2, C2 = (0.03 * 255)^2, valid filtering
   (`tf.image.ssim` computes exactly this).
 Inputs are float images in [0, 1] or uint8 in [0, 255], [h, w, 3] or [b, h, w, 3].
+
+`score` is the protocol every reported number follows (training validation and sr-evaluate alike).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -49,3 +52,26 @@ def ssim(a, b, crop_border: int = 0, y_channel: bool = True) -> tf.Tensor:
     """SSIM per image ([b]), on 0..255 values, with the standard constants (see the module docstring)."""
     a, b = _prepare(a, b, crop_border, y_channel)
     return tf.image.ssim(a, b, max_val=255.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03)
+
+
+def to_uint8(x) -> np.ndarray:
+    """A float image in [0, 1] as the uint8 image a user would save: clipped, x255, rounded half to even."""
+    x = np.asarray(x, np.float32)
+    return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def score(hr: np.ndarray, sr: np.ndarray, scale: int) -> dict:
+    """The project's one evaluation protocol, used for the validation logged during training and by sr-evaluate.
+
+    Both images are uint8 (a model's float output is first saved as uint8 with `to_uint8`, as it would be written
+    to a file); PSNR-Y and SSIM-Y with `scale` border pixels shaved, and RGB PSNR.
+
+    Raises:
+      TypeError: an input that is not uint8 (a float output must be quantized first, or the numbers differ from
+        what a user measures on saved files).
+    """
+    for name, img in (("hr", hr), ("sr", sr)):
+        if np.asarray(img).dtype != np.uint8:
+            raise TypeError(f"{name} must be uint8 (the protocol scores saved images); use metrics.to_uint8")
+    return {"psnr_y": float(psnr(hr, sr, scale)[0]), "ssim_y": float(ssim(hr, sr, scale)[0]),
+            "psnr_rgb": float(psnr(hr, sr, scale, y_channel=False)[0])}

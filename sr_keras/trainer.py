@@ -1,11 +1,14 @@
-"""One adversarial trainer for both GANs.
+"""One adversarial trainer for both GANs, owning the whole training step.
 
 SRGAN and the DCGAN variant differ only in what is injected here: the generator, the discriminator, the content
-loss (VGG54 vs L1) and the loss weights. The step logic is written once.
+loss (VGG54 vs L1) and the loss weights. The step is written once, and all of it lives here: the replica step,
+`strategy.run`, the reduction of its values over replicas, the EMA update and the step counter.
 
-Steps run in replica context (`strategy.run(trainer.train_step, ...)`). Every loss is per example and averaged
-over the global batch, and every returned value is a per-replica share: summing it over replicas (what
-`reduce_logs` does) gives the global batch mean, the same on 1 or N replicas.
+    trainer = AdversarialTrainer(generator, discriminator, content_loss, pixel_loss, g_opt, d_opt, strategy)
+    logs = trainer.train_step(iterator, phase=2)   # global batch means, the same on 1 or N replicas
+
+It is deliberately not a `keras.Model`: Keras's `fit()` would average what each replica returns, and a step that
+updates two networks with their own optimizers and an EMA copy does not fit that contract.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import tensorflow as tf
 
 from sr_keras import losses
 
-TRACKERS = ("g/total", "g/content", "g/adv", "d/real", "d/fake", "d/acc")
+LOG_KEYS = {1: ("g/total", "g/content"), 2: ("g/total", "g/content", "g/adv", "d/real", "d/fake", "d/acc")}
+# EMA warm-up: the decay used at update n is min(decay, (1 + n) / (EMA_WARMUP + n)), so that short runs are not
+# dominated by the random initialisation (as in TF's ExponentialMovingAverage with num_updates).
+EMA_WARMUP = 10.0
 
 
 def _average(per_example: tf.Tensor) -> tf.Tensor:
@@ -25,9 +31,33 @@ def _average(per_example: tf.Tensor) -> tf.Tensor:
     return tf.nn.compute_average_loss(tf.cast(per_example, tf.float32))
 
 
-class AdversarialTrainer(keras.Model):
+class EMA:
+    """An exponential moving average copy of the generator (what is evaluated and exported).
+
+    Moving statistics of BatchNorm are averaged too. See `EMA_WARMUP`.
+    """
+
+    def __init__(self, generator: keras.Model, decay: float = 0.999):
+        self.model = keras.models.clone_model(generator)
+        self.model.set_weights(generator.get_weights())
+        self.decay = decay
+        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates")
+        self._source = generator
+
+    def update(self) -> None:
+        n = tf.cast(self.updates, tf.float32)
+        decay = tf.minimum(self.decay, (1.0 + n) / (EMA_WARMUP + n))
+        for ema_w, w in zip(self.model.weights, self._source.weights):
+            ema_w.assign(decay * ema_w + (1.0 - decay) * tf.cast(w, ema_w.dtype))
+        self.updates.assign_add(1)
+
+    def copy_from_source(self) -> None:
+        self.model.set_weights(self._source.get_weights())
+
+
+class AdversarialTrainer:
     """Trains a super-resolution GAN: Ledig et al. 2017 (SRGAN) and the DCGAN variant (Radford et al. 2016 with
-    the LR image in place of the noise vector).
+    the LR image in place of the noise vector). Build it inside `strategy.scope()`.
 
     Args:
       generator: lr [b, h, w, 3] in [0, 1] -> sr [b, s*h, s*w, 3].
@@ -35,14 +65,18 @@ class AdversarialTrainer(keras.Model):
       content_loss: per-example (hr, sr) -> [b] loss of the adversarial phase (VGG54 for SRGAN, L1 for DCGAN).
       pixel_loss: per-example loss of the pretraining phase (MSE for SRResNet).
       g_optimizer, d_optimizer: Keras optimizers (LossScaleOptimizer under mixed_float16).
+      strategy: the tf.distribute strategy the trainer was built under (default: the current one).
       content_weight, adv_weight: the generator loss is content_weight * content + adv_weight * adversarial.
       d_steps: discriminator updates per generator update.
+      ema_decay: decay of the EMA generator (`self.ema.model`).
+      jit_compile: XLA-compile the replica step.
     """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, content_loss, pixel_loss,
                  g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer,
-                 content_weight: float = 1.0, adv_weight: float = 1e-3, d_steps: int = 1, **kwargs):
-        super().__init__(**kwargs)
+                 strategy: Optional[tf.distribute.Strategy] = None, content_weight: float = 1.0,
+                 adv_weight: float = 1e-3, d_steps: int = 1, ema_decay: float = 0.999, jit_compile: bool = False):
+        self.strategy = strategy or tf.distribute.get_strategy()
         self.generator = generator
         self.discriminator = discriminator
         self.content_loss = content_loss
@@ -52,20 +86,46 @@ class AdversarialTrainer(keras.Model):
         self.content_weight = content_weight
         self.adv_weight = adv_weight
         self.d_steps = d_steps
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKERS}
+        self.jit_compile = jit_compile
+        with self.strategy.scope():
+            # Optimizer slots are created now, inside the scope (keras-team/keras#23085: "You must feed a value for
+            # placeholder tensor cond/..." under tf.distribute otherwise).
+            g_optimizer.build(generator.trainable_variables)
+            d_optimizer.build(discriminator.trainable_variables)
+            self.ema = EMA(generator, ema_decay)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        self._step_fns = {}
 
-    def build_optimizers(self) -> None:
-        """Creates optimizer slots now, inside the strategy scope (works around keras-team/keras#23085:
-        'You must feed a value for placeholder tensor cond/...' under tf.distribute otherwise)."""
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
+    def checkpoint_objects(self) -> dict:
+        """What a checkpoint of this trainer holds (names are part of the checkpoint format)."""
+        return {"generator": self.generator, "discriminator": self.discriminator,
+                "ema_generator": self.ema.model, "ema_updates": self.ema.updates, "g_optimizer": self.g_optimizer,
+                "d_optimizer": self.d_optimizer, "step": self.step}
 
-    def call(self, lr, training=False):
-        return self.generator(lr, training=training)
+    def train_step(self, iterator, phase: int) -> dict:
+        """One global step of `phase` (1: pixel pretraining, 2: GAN) on the next batch of `iterator` (a distributed
+        iterator of (lr, hr) batches). Updates the networks and the EMA, counts the step, and returns the global
+        batch means of the losses as scalar tensors (keys: `LOG_KEYS[phase]`)."""
+        if phase not in self._step_fns:
+            self._step_fns[phase] = self._make_step_fn({1: self._pretrain_replica, 2: self._gan_replica}[phase])
+        return self._step_fns[phase](iterator)
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
+    def start_gan_phase(self) -> None:
+        """Phase 2 starts from the phase-1 generator, EMA included."""
+        self.ema.copy_from_source()
+
+    def _make_step_fn(self, replica_step):
+        replica_fn = tf.function(replica_step, jit_compile=True) if self.jit_compile else replica_step
+
+        @tf.function
+        def step_fn(iterator):
+            shares = self.strategy.run(replica_fn, args=(next(iterator),))
+            # Each replica returns its share of the global mean (`_average`); the sum is the global mean.
+            logs = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in shares.items()}
+            self.ema.update()
+            self.step.assign_add(1)
+            return logs
+        return step_fn
 
     @staticmethod
     def _apply(optimizer, tape, scaled_loss, variables) -> None:
@@ -74,7 +134,7 @@ class AdversarialTrainer(keras.Model):
         grads = tape.gradient(scaled_loss, variables)
         optimizer.apply_gradients(zip(grads, variables))
 
-    def pretrain_step(self, data) -> dict:
+    def _pretrain_replica(self, data) -> dict:
         """Phase 1 (SRResNet): the generator alone, with the pixel loss."""
         lr, hr = data
         with tf.GradientTape() as tape:
@@ -84,7 +144,7 @@ class AdversarialTrainer(keras.Model):
         self._apply(self.g_optimizer, tape, scaled, self.generator.trainable_variables)
         return {"g/total": loss, "g/content": loss}
 
-    def train_step(self, data) -> dict:
+    def _gan_replica(self, data) -> dict:
         """Phase 2: one generator update and `d_steps` discriminator updates on the same batch."""
         lr, hr = data
         with tf.GradientTape() as g_tape:
@@ -108,45 +168,10 @@ class AdversarialTrainer(keras.Model):
         return {"g/total": g_total, "g/content": content, "g/adv": adv, "d/real": d_real, "d/fake": d_fake,
                 "d/acc": acc}
 
-    def update_trackers(self, logs: dict) -> None:
-        """Feeds globally reduced step values into the Mean trackers (cross-replica context)."""
-        for name, value in logs.items():
-            self.trackers[name].update_state(value)
 
-
-def reduce_logs(strategy: tf.distribute.Strategy, per_replica: dict) -> dict:
-    """Sums per-replica shares into global batch means."""
-    return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
-
-
-class EMA:
-    """An exponential moving average copy of the generator (what is evaluated and exported).
-
-    The decay warms up as min(decay, (1 + n) / (10 + n)) so that short runs are not dominated by the random
-    initialisation. Moving statistics of BatchNorm are averaged too.
-    """
-
-    def __init__(self, generator: keras.Model, decay: float = 0.999):
-        self.model = keras.models.clone_model(generator)
-        self.model.set_weights(generator.get_weights())
-        self.decay = decay
-        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates")
-        self._source = generator
-
-    def update(self) -> None:
-        n = tf.cast(self.updates, tf.float32)
-        decay = tf.minimum(self.decay, (1.0 + n) / (10.0 + n))
-        for ema_w, w in zip(self.model.weights, self._source.weights):
-            ema_w.assign(decay * ema_w + (1.0 - decay) * tf.cast(w, ema_w.dtype))
-        self.updates.assign_add(1)
-
-    def copy_from_source(self) -> None:
-        self.model.set_weights(self._source.get_weights())
-
-
-def make_optimizer(lr, beta1: float, mixed_precision: Optional[str]) -> keras.optimizers.Optimizer:
+def make_optimizer(learning_rate, beta1: float, mixed_precision: Optional[str]) -> keras.optimizers.Optimizer:
     """Adam; wrapped in a dynamic LossScaleOptimizer under mixed_float16 (bf16 needs no loss scaling)."""
-    opt = keras.optimizers.Adam(learning_rate=lr, beta_1=beta1)
+    opt = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta1)
     if mixed_precision == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt

@@ -19,9 +19,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_cli(module: str, *args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
-    """Runs `python -m sr_keras.<module> args...` in a fresh process, as a user would."""
+    """Runs `python -m sr_keras.cli.<module> args...` in a fresh process, as a user would."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
-    proc = subprocess.run([sys.executable, "-m", f"sr_keras.{module}", *args], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", f"sr_keras.cli.{module}", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=REPO)
     if check and proc.returncode != 0:
         raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

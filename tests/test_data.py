@@ -1,5 +1,6 @@
 """The LR/HR TFRecord pipeline: image decoding, the builder, the manifest and the reader."""
 
+import dataclasses
 import glob
 import hashlib
 import json
@@ -139,8 +140,8 @@ def test_mixed_folder_keeps_every_good_image_and_lists_every_skip(tmp_path):
     manifest = builder.build_tfrecords(builder.BuildConfig(
         source=f"dir:{src}", out_dir=str(out), val_fraction=0.0, scale=4, hr_size=0, min_side=32, workers=2,
         verbose=False))
-    assert manifest["counts"] == {"train": len(good), "val": 0}
-    got = {os.path.relpath(s["path"], src): s["reason"] for s in manifest["skipped"]}
+    assert manifest.counts == {"train": len(good), "val": 0}
+    got = {os.path.relpath(s["path"], src): s["reason"] for s in manifest.skipped}
     assert set(got) == set(skipped)
     for name, reason in skipped.items():
         assert got[name].startswith(reason), (name, got[name])
@@ -206,6 +207,12 @@ def test_manifest_counts_and_sha256_match_the_shards(sample_data):
         path = os.path.join(sample_data, shard["file"])
         assert hashlib.sha256(open(path, "rb").read()).hexdigest() == shard["sha256"]
         assert sum(1 for _ in tf.data.TFRecordDataset(path)) == shard["records"]
+    typed = schema.read_manifest(sample_data)  # What every reader uses.
+    assert typed.scale == 4 and typed.counts == manifest["counts"]
+    assert [dataclasses.asdict(s) for s in typed.shards] == [
+        {k: s.get(k) for k in ("file", "split", "records", "sha256", "bytes")} for s in manifest["shards"]]
+    assert typed.shard_paths("val") == [os.path.join(sample_data, s["file"]) for s in manifest["shards"]
+                                        if s["split"] == "val"]
 
 
 def test_rerun_with_other_shard_count_overwrites_cleanly(tmp_path):
@@ -228,7 +235,7 @@ def test_killed_rebuild_leaves_the_previous_dataset_intact_and_rerun_is_correct(
                                                         num_shards=3, max_images=10, verbose=False))
     before = {f: (out / f).read_bytes() for f in os.listdir(out)}
     (out / "my_notes.txt").write_text("the user's own file")
-    args = [sys.executable, "-m", "sr_keras.build_tfrecords", f"--source=dir:{src}", f"--out_dir={out}",
+    args = [sys.executable, "-m", "sr_keras.cli.build_tfrecords", f"--source=dir:{src}", f"--out_dir={out}",
             "--workers=1", "--val_fraction=0", "--num_shards=2"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -245,10 +252,10 @@ def test_killed_rebuild_leaves_the_previous_dataset_intact_and_rerun_is_correct(
     # The previous build is untouched and still reads in full.
     assert {f: (out / f).read_bytes() for f in os.listdir(out) if f != "my_notes.txt"} == before
     n = sum(1 for _ in tf.data.TFRecordDataset(pipeline.shard_files(str(out), "train", verify=True)))
-    assert n == first["counts"]["train"] == 10
+    assert n == first.counts["train"] == 10
     m = builder.build_tfrecords(builder.BuildConfig(source=f"dir:{src}", out_dir=str(out), val_fraction=0.0,
                                                     num_shards=2, verbose=False))
-    assert m["counts"]["train"] == 60
+    assert m.counts["train"] == 60
     assert sorted(os.listdir(out)) == ["manifest.json", "my_notes.txt", "train-00000-of-00002.tfrecord",
                                        "train-00001-of-00002.tfrecord", "val-00000-of-00001.tfrecord"]
     assert (out / "my_notes.txt").read_text() == "the user's own file"
@@ -280,7 +287,7 @@ def test_reader_refuses_a_shard_that_does_not_match_the_manifest(sample_data, tm
         assert proc.returncode == 2 and last.startswith("error: ") and "train-00001-of-00002.tfrecord" in last
         return
     with pytest.raises(pipeline.DataError, match="train-00001-of-00002.tfrecord.*rebuild"):
-        pipeline.make_dataset(str(out), "train", 96, 4)
+        pipeline.train_dataset(str(out), 96, 4)
     assert run_cli("build_tfrecords", "--verify", f"--out_dir={sample_data}").returncode == 0
 
 
@@ -335,14 +342,14 @@ def test_train_rescales_add_shrunk_copies_of_training_images_only(tmp_path):
     out = str(tmp_path / "out")
     manifest = builder.build_tfrecords(builder.BuildConfig(source=f"dir:{photos}", out_dir=out, val_fraction=0.5,
                                                            train_rescales=(0.75, 0.5), verbose=False))
-    n_val = manifest["counts"]["val"]
-    assert n_val >= 1 and manifest["counts"]["train"] == 3 * (6 - n_val)
-    assert manifest["config"]["train_rescales"] == [0.75, 0.5]
+    n_val = manifest.counts["val"]
+    assert n_val >= 1 and manifest.counts["train"] == 3 * (6 - n_val)
+    assert manifest.config["train_rescales"] == [0.75, 0.5]
     records = {}
-    for shard in manifest["shards"]:
-        for raw in tf.data.TFRecordDataset(os.path.join(out, shard["file"])):
+    for shard in manifest.shards:
+        for raw in tf.data.TFRecordDataset(os.path.join(out, shard.file)):
             ex = schema.parse_example(raw)
-            records[(shard["split"], ex["key"].numpy().decode())] = (ex["hr"].numpy(), ex["lr"].numpy())
+            records[(shard.split, ex["key"].numpy().decode())] = (ex["hr"].numpy(), ex["lr"].numpy())
     train_keys = sorted(k for s, k in records if s == "train")
     bases = sorted({k.split("@")[0] for k in train_keys})
     assert train_keys == sorted(b + sfx for b in bases for sfx in ("", "@0.75", "@0.5"))
@@ -468,7 +475,7 @@ def test_tfds_celeb_a_offline_fails_fast_with_the_fix(tmp_path):
 # --- The reader ---------------------------------------------------------------------------------------------
 
 def test_training_crops_are_aligned(sample_data):
-    ds = pipeline.make_dataset(sample_data, "train", hr_crop=64, batch_size=8, seed=3)
+    ds = pipeline.train_dataset(sample_data, hr_crop=64, batch_size=8, seed=3)
     lr, hr = next(iter(ds))
     assert lr.shape == (8, 16, 16, 3) and hr.shape == (8, 64, 64, 3) and lr.dtype == tf.float32
     assert 0.0 <= float(tf.reduce_min(hr)) and float(tf.reduce_max(hr)) <= 1.0
@@ -483,29 +490,29 @@ def test_training_crops_are_aligned(sample_data):
 
 
 def test_reader_is_reproducible_and_validation_is_deterministic(sample_data):
-    a = next(iter(pipeline.make_dataset(sample_data, "train", 32, 4, seed=7)))[1].numpy()
-    b = next(iter(pipeline.make_dataset(sample_data, "train", 32, 4, seed=7)))[1].numpy()
+    a = next(iter(pipeline.train_dataset(sample_data, 32, 4, seed=7)))[1].numpy()
+    b = next(iter(pipeline.train_dataset(sample_data, 32, 4, seed=7)))[1].numpy()
     np.testing.assert_array_equal(a, b)
-    val = list(pipeline.make_dataset(sample_data, "val", 0, 1, training=False))
+    val = list(pipeline.eval_dataset(sample_data, "val", 0, 1))
     assert len(val) == len(sources.SAMPLE_VAL)
     assert all(lr.shape[1] * 4 == hr.shape[1] and lr.shape[2] * 4 == hr.shape[2] for lr, hr in val)
-    crops = list(pipeline.make_dataset(sample_data, "val", 64, 2, training=False))
+    crops = list(pipeline.eval_dataset(sample_data, "val", 64, 2))
     assert [c[1].shape[0] for c in crops] == [2, 1]
 
 
 def test_reader_rejects_wrong_scale_and_oversized_crops(sample_data):
     with pytest.raises(pipeline.DataError, match="built for x4"):
-        pipeline.make_dataset(sample_data, "train", 96, 4, scale=2)
+        pipeline.train_dataset(sample_data, 96, 4, scale=2)
     with pytest.raises(pipeline.DataError, match="not divisible"):
-        pipeline.make_dataset(sample_data, "train", 90, 4)
+        pipeline.train_dataset(sample_data, 90, 4)
     with pytest.raises(pipeline.DataError, match="larger than every"):
-        pipeline.make_dataset(sample_data, "train", 4096, 4)
+        pipeline.train_dataset(sample_data, 4096, 4)
 
 
 def test_reader_under_mirrored_strategy_splits_the_global_batch(sample_data):
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     dist = strategy.distribute_datasets_from_function(
-        lambda ctx: pipeline.make_dataset(sample_data, "train", 32, 6, input_context=ctx))
+        lambda ctx: pipeline.train_dataset(sample_data, 32, 6, input_context=ctx))
     lr, hr = next(iter(dist))
     per_replica = strategy.experimental_local_results(hr)
     assert [t.shape for t in per_replica] == [(3, 32, 32, 3), (3, 32, 32, 3)]
@@ -515,7 +522,7 @@ def test_input_pipelines_read_disjoint_shards(sample_data):
     seen = []
     for pid in range(2):
         ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pid, num_replicas_in_sync=2)
-        ds = pipeline.make_dataset(sample_data, "train", 0, 2, training=False, input_context=ctx)
+        ds = pipeline.eval_dataset(sample_data, "train", 0, 2, input_context=ctx)
         seen.append(sorted((tuple(hr.shape), float(tf.reduce_sum(hr))) for _, hr in ds))
     n_train = len(sources.SAMPLE_PHOTOS) - len(sources.SAMPLE_VAL)
     assert len(seen[0]) + len(seen[1]) == n_train

@@ -19,7 +19,8 @@ from PIL import Image
 
 import sr_keras
 from conftest import REPO, run_cli, write_photo
-from sr_keras import client, config, export_lib, inference, models, safe_files
+from sr_keras import config, export_lib, inference, models, safe_files
+from sr_keras.serving import client
 from sr_keras.serving import registry as registry_lib
 from sr_keras.serving.server import BackgroundServer
 
@@ -146,7 +147,7 @@ def test_killed_export_leaves_no_numbered_folder(tmp_path):
     keras_path = str(tmp_path / "g.keras")
     g.save(keras_path)
     out = tmp_path / "export"
-    args = [sys.executable, "-m", "sr_keras.export", f"--keras_model={keras_path}", f"--export_dir={out}",
+    args = [sys.executable, "-m", "sr_keras.cli.export", f"--keras_model={keras_path}", f"--export_dir={out}",
             "--model_name=big"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)

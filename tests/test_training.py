@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from conftest import REPO, run_cli
 from sr_keras import config, distribute, export_lib, train_lib
-from sr_keras.trainer import TRACKERS
+from sr_keras.trainer import LOG_KEYS, AdversarialTrainer
 
 
 def tiny_cfg(data, kind="srgan", **overrides):
@@ -36,14 +36,12 @@ def _batch(seed=0, n=4, hr=32, scale=4):
 
 def _build(cfg, strategy, seed=0):
     keras.utils.set_random_seed(seed)  # Same seed, same G, D and (random) VGG on either strategy.
-    return train_lib._Run(cfg, strategy)
+    return train_lib.TrainState(cfg, strategy)
 
 
-def _one_step(run, strategy, method, batch, steps=1):
-    dist = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat())
-    fn = train_lib._make_step_fn(run, strategy, getattr(run.trainer, method), jit_compile=False)
-    it = iter(dist)
-    return [{k: float(v) for k, v in fn(it).items()} for _ in range(steps)][-1]
+def _one_step(state, strategy, phase, batch, steps=1):
+    it = iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(batch).repeat()))
+    return [{k: float(v) for k, v in state.trainer.train_step(it, phase).items()} for _ in range(steps)][-1]
 
 
 @pytest.mark.parametrize("kind", ["srgan", "dcgan"])
@@ -59,26 +57,42 @@ def test_one_step_on_two_replicas_matches_one_replica(sample_data, kind):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     g0 = [w.numpy().copy() for w in run2.generator.trainable_weights]
     d0 = [w.numpy().copy() for w in run2.discriminator.trainable_weights]
-    logs1 = _one_step(run1, one, "train_step", batch)
-    logs2 = _one_step(run2, two, "train_step", batch)
-    assert set(logs1) == set(TRACKERS)
+    logs1 = _one_step(run1, one, 2, batch)
+    logs2 = _one_step(run2, two, 2, batch)
+    assert set(logs1) == set(LOG_KEYS[2])
     for k in logs1:
         assert logs2[k] == pytest.approx(logs1[k], rel=1e-4, abs=1e-5), k
     assert any(np.abs(w.numpy() - w0).max() > 0 for w, w0 in zip(run2.generator.trainable_weights, g0))
     assert any(np.abs(w.numpy() - w0).max() > 0 for w, w0 in zip(run2.discriminator.trainable_weights, d0))
     for a, b in zip(run1.generator.trainable_weights, run2.generator.trainable_weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
-    # The trackers hold the global means, not one replica's share.
-    assert float(run2.trainer.trackers["g/total"].result()) == pytest.approx(logs1["g/total"], rel=1e-4)
+    # The step owns its bookkeeping: one step counted and one EMA update, on either strategy.
+    for run in (run1, run2):
+        assert run.step == 1 and int(run.trainer.ema.updates.numpy()) == 1
+
+
+def test_the_step_returns_the_global_mean_not_a_replica_share(sample_data):
+    """The logged loss on 2 replicas is the loss of the whole batch, computed here directly (not 1/2 of it, which
+    is what Keras's fit() would log for per-replica shares)."""
+    cfg = tiny_cfg(sample_data, "dcgan")
+    lr, hr = _batch(seed=3)
+    two = distribute.make_strategy("mirrored", cpu_replicas=2)
+    state = _build(cfg, two)
+    sr = state.generator(lr, training=True)
+    want = float(tf.reduce_mean(tf.abs(hr - sr)))  # Phase 1 of the DCGAN variant: L1 over the global batch.
+    got = _one_step(state, two, 1, (lr, hr))["g/total"]
+    assert got == pytest.approx(want, rel=1e-4)
+    assert not isinstance(state.trainer, keras.Model)  # No fit() that would average shares.
+    assert isinstance(state.trainer, AdversarialTrainer)
 
 
 def test_overfitting_one_batch_lowers_the_pixel_loss(sample_data):
-    cfg = tiny_cfg(sample_data, lr=2e-3)
+    cfg = tiny_cfg(sample_data, learning_rate=2e-3)
     strategy = tf.distribute.get_strategy()
     run = _build(cfg, strategy)
     batch = _batch(seed=1)
-    first = _one_step(run, strategy, "pretrain_step", batch)["g/total"]
-    last = _one_step(run, strategy, "pretrain_step", batch, steps=40)["g/total"]
+    first = _one_step(run, strategy, 1, batch)["g/total"]
+    last = _one_step(run, strategy, 1, batch, steps=40)["g/total"]
     assert last < 0.5 * first, (first, last)
 
 
@@ -91,13 +105,13 @@ def test_train_and_evaluate_writes_logs_and_resumes_in_process(sample_data, tmp_
     assert [x["step"] for x in lines] == [1, 2, 3]
     assert [x["phase"] for x in lines] == [1, 1, 2]
     assert "val/psnr_y" in lines[1] and "val/bicubic_ssim_y" in lines[1] and "g/adv" in lines[2]
-    assert lines[0]["lr/generator"] == pytest.approx(1e-4)
+    assert lines[0]["learning_rate/generator"] == pytest.approx(1e-4)
     assert json.load(open(os.path.join(workdir, "config.json")))["model"]["kind"] == "srgan"
     tags = set()
     for event_file in glob.glob(os.path.join(workdir, "tensorboard", "events.*")):
         for raw in tf.data.TFRecordDataset(event_file):
             tags |= {v.tag for v in tf.compat.v1.Event.FromString(raw.numpy()).summary.value}
-    assert {"g/total", "d/acc", "lr/generator", "val/psnr_y", "val/bicubic_psnr_y", "val/0_bicubic|sr|hr"} <= tags
+    assert {"g/total", "d/acc", "learning_rate/generator", "val/psnr_y", "val/bicubic_psnr_y", "val/0_bicubic|sr|hr"} <= tags
     assert Image.open(os.path.join(workdir, "training_curves.png")).size == (720, 520)
     # Resume: same workdir, more steps.
     saved = _build(cfg, tf.distribute.get_strategy(), seed=5)
@@ -107,7 +121,7 @@ def test_train_and_evaluate_writes_logs_and_resumes_in_process(sample_data, tmp_
     assert r2["step"] == 5
     lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5]
-    assert int(saved.step.numpy()) == 3
+    assert saved.step == 3
 
 
 @pytest.fixture(scope="module")
@@ -160,15 +174,15 @@ def test_init_checkpoint_starts_from_another_runs_ema_generator_with_a_fresh_sch
     train_lib.train_and_evaluate(cfg, base, verbose=False)
     source = _build(cfg, tf.distribute.get_strategy(), seed=7)
     source.checkpoint.restore(tf.train.latest_checkpoint(os.path.join(base, "checkpoints"))).expect_partial()
-    ema = [w.numpy() for w in source.ema.model.weights]
+    ema = [w.numpy() for w in source.trainer.ema.model.weights]
     assert any(not np.array_equal(a, w.numpy()) for a, w in zip(ema, source.generator.weights))
 
     run = _build(cfg, tf.distribute.get_strategy(), seed=8)  # Different random init.
     assert train_lib.init_from_checkpoint(run, base).endswith("ckpt-3")
-    for want, got, got_ema in zip(ema, run.generator.weights, run.ema.model.weights):
+    for want, got, got_ema in zip(ema, run.generator.weights, run.trainer.ema.model.weights):
         np.testing.assert_array_equal(got.numpy(), want)
         np.testing.assert_array_equal(got_ema.numpy(), want)
-    assert int(run.step.numpy()) == 0 and int(run.trainer.g_optimizer.iterations.numpy()) == 0
+    assert run.step == 0 and int(run.trainer.g_optimizer.iterations.numpy()) == 0
     assert train_lib._unfinished_note(train_lib.resolve_checkpoint(base)) == ""
     with open(os.path.join(base, "config.json")) as f:
         src = json.load(f)
@@ -184,7 +198,7 @@ def test_init_checkpoint_starts_from_another_runs_ema_generator_with_a_fresh_sch
                                      verbose=False)
     lines = [json.loads(x) for x in open(os.path.join(fine, "metrics.jsonl"))]
     assert r["step"] == 2 and [x["step"] for x in lines] == [1, 2]
-    assert lines[0]["lr/generator"] == pytest.approx(cfg.lr)
+    assert lines[0]["learning_rate/generator"] == pytest.approx(cfg.learning_rate)
 
     with pytest.raises(train_lib.TrainError, match="no checkpoint there"):
         train_lib.validate(dataclasses.replace(cfg, init_checkpoint=str(tmp_path / "nope")),
@@ -247,7 +261,7 @@ def test_mixed_precision_step_keeps_float32_outputs(sample_data, policy):
     strategy = tf.distribute.get_strategy()
     with train_lib._precision_policy(policy):
         run = _build(cfg, strategy)
-        logs = _one_step(run, strategy, "train_step", _batch())
+        logs = _one_step(run, strategy, 2, _batch())
         assert run.generator.output.dtype == "float32"
         assert run.generator.get_layer("stem_conv").compute_dtype == policy.split("_")[1]
     assert all(np.isfinite(v) for v in logs.values())
@@ -259,7 +273,7 @@ def test_mixed_precision_step_keeps_float32_outputs(sample_data, policy):
 @pytest.mark.slow
 def test_killed_training_resumes_at_the_saved_step(sample_data, tmp_path):
     workdir = tmp_path / "run"
-    args = [sys.executable, "-m", "sr_keras.train", "--model=dcgan", "--preset=tiny", f"--data={sample_data}",
+    args = [sys.executable, "-m", "sr_keras.cli.train", "--model=dcgan", "--preset=tiny", f"--data={sample_data}",
             f"--workdir={workdir}", "--pretrain_steps=30", "--gan_steps=30", "--ckpt_every=5", "--eval_every=100"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -310,7 +324,7 @@ def test_multi_worker_mirrored_two_local_workers(sample_data, tmp_path):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO,
                    TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "sr_keras.train", "--preset=tiny", f"--data={sample_data}",
+            [sys.executable, "-m", "sr_keras.cli.train", "--preset=tiny", f"--data={sample_data}",
              f"--workdir={workdir}", "--strategy=multi_worker", "--pretrain_steps=1", "--gan_steps=1"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
     outs = [p.communicate(timeout=600) for p in procs]

@@ -25,7 +25,6 @@ from sr_keras.imageio import ImageError, load_rgb8
 
 SCALES = (2, 3, 4, 8)
 RECORDS_PER_SHARD = 2000  # ~80 MB of 128x128 faces per shard; large enough for sequential reads.
-MANIFEST = "manifest.json"
 
 
 class BuildError(RuntimeError):
@@ -183,7 +182,7 @@ def _progress(total: Optional[int], verbose: bool, label: str):
 
 
 def _write_manifest(out_dir: str, manifest: dict) -> None:
-    safe_files.write_text(os.path.join(out_dir, MANIFEST), json.dumps(manifest, indent=2))
+    safe_files.write_text(schema.manifest_path(out_dir), json.dumps(manifest, indent=2))
 
 
 def _staging_dir(out_dir: str) -> str:
@@ -213,7 +212,7 @@ def _carry_over(out_dir: str, staging: str, rebuilt: Iterable[str]) -> None:
     rebuilt = tuple(f"{s}-" for s in rebuilt)
     for name in os.listdir(out_dir):
         src = os.path.join(out_dir, name)
-        if name == MANIFEST or (name.startswith(rebuilt) and name.endswith(".tfrecord")):
+        if name == schema.MANIFEST or (name.startswith(rebuilt) and name.endswith(".tfrecord")):
             continue
         if os.path.isdir(src) and not os.path.islink(src):
             shutil.copytree(src, os.path.join(staging, name), symlinks=True, copy_function=_link_or_copy)
@@ -233,7 +232,7 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 def _previous_manifest(out_dir: str, cfg_dict: dict, splits: Iterable[str]) -> dict:
     """Entries of splits this build does not touch, kept when the previous build was compatible."""
-    path = os.path.join(out_dir, MANIFEST)
+    path = schema.manifest_path(out_dir)
     if not os.path.exists(path):
         return {}
     try:
@@ -268,11 +267,11 @@ def _run_split(split, items, pool, job, shard_set, total, verbose, skipped, fact
             bar.update(done, values=[("img/s", rate)])
 
 
-def build_tfrecords(cfg: BuildConfig) -> dict:
+def build_tfrecords(cfg: BuildConfig) -> schema.Manifest:
     """Builds `<out_dir>/<split>-NNNNN-of-NNNNN.tfrecord` shards plus `manifest.json`.
 
     Bad inputs are skipped with a reason and listed in the manifest; shards appear under their final
-    names only once complete. Returns the manifest.
+    names only once complete. Returns the manifest (as every reader sees it).
 
     Raises:
       BuildError / sources.SourceError: no valid image at all, a bad option, or an unwritable output.
@@ -292,7 +291,7 @@ def build_tfrecords(cfg: BuildConfig) -> dict:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return manifest
+    return schema.Manifest.from_dict(cfg.out_dir, manifest)
 
 
 def _build_into(staging: str, cfg: BuildConfig, source) -> dict:
@@ -301,7 +300,7 @@ def _build_into(staging: str, cfg: BuildConfig, source) -> dict:
     cfg_dict = dataclasses.asdict(cfg)
     cfg_dict["split"] = list(cfg.split)
     cfg_dict["train_rescales"] = list(cfg.train_rescales)
-    manifest = {"format": "sr_keras.tfrecords/1", "dataset": source.name, "config": cfg_dict,
+    manifest = {"format": schema.FORMAT, "dataset": source.name, "config": cfg_dict,
                 "counts": {}, "shards": [], "skipped": [], "hr_min_side": {}}
     previous = _previous_manifest(cfg.out_dir, cfg_dict, splits)
     start = time.time()
@@ -346,29 +345,3 @@ def _build_into(staging: str, cfg: BuildConfig, source) -> dict:
     manifest["skipped"] = previous.get("skipped", []) + manifest["skipped"]
     manifest["seconds"] = round(time.time() - start, 3)
     return manifest
-
-
-def load_manifest(data_dir: str) -> dict:
-    """Reads `<data_dir>/manifest.json`, with a clear error when the folder is not a built dataset."""
-    path = os.path.join(data_dir, MANIFEST)
-    if not os.path.exists(path):
-        raise BuildError(f"{data_dir} is not a dataset built by sr-build-tfrecords (no {MANIFEST}); "
-                         f"build one with: sr-build-tfrecords --source=sample --out_dir={data_dir}")
-    with open(path) as f:
-        return json.load(f)
-
-
-def summarize(manifest: dict) -> str:
-    """A short human-readable summary of a manifest."""
-    cfg = manifest["config"]
-    lines = [f"dataset {manifest['dataset']!r} at {cfg['out_dir']}: x{cfg['scale']}, "
-             f"hr_size={cfg['hr_size'] or 'whole images'}, degradation={cfg['degradation']}"]
-    for split, n in manifest["counts"].items():
-        shards = [s for s in manifest["shards"] if s["split"] == split]
-        lines.append(f"  {split}: {n} examples in {len(shards)} shard(s)")
-    lines.append(f"  skipped: {len(manifest['skipped'])}")
-    for s in manifest["skipped"][:20]:
-        lines.append(f"    {s['path']}: {s['reason']}")
-    if len(manifest["skipped"]) > 20:
-        lines.append(f"    ... and {len(manifest['skipped']) - 20} more (see manifest.json)")
-    return "\n".join(lines)

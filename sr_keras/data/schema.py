@@ -1,4 +1,6 @@
-"""The LR/HR TFRecord schema: one `tf.train.Example` per image pair.
+"""The on-disk format of a built dataset: the LR/HR TFRecord schema (one `tf.train.Example` per image pair) and
+the typed manifest (`Manifest`, `read_manifest`) that lists its shards. Readers (the input pipeline, training,
+evaluation) use this module only; `builder` writes through it.
 
 Features:
   hr, lr          PNG bytes (lossless, 8-bit RGB)
@@ -10,8 +12,11 @@ Features:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import struct
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -19,6 +24,8 @@ import tensorflow as tf
 from sr_keras.data.degradation import RealisticParams
 
 SHARD_PATTERN = "{split}-{index:05d}-of-{count:05d}.tfrecord"
+MANIFEST = "manifest.json"
+FORMAT = "sr_keras.tfrecords/1"
 
 FEATURES = {
     "hr": tf.io.FixedLenFeature([], tf.string),
@@ -104,3 +111,84 @@ def count_records(path: str) -> int:
             f.seek(pos)
             n += 1
     return n
+
+
+class ManifestError(ValueError):
+    """A folder is not a dataset built by sr-build-tfrecords, or its manifest is unreadable. Names the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One TFRecord file as the manifest lists it."""
+
+    file: str  # Relative to the dataset folder.
+    split: str
+    records: int
+    sha256: str = ""
+    bytes: Optional[int] = None  # None in manifests from before 0.2.
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """A built dataset's `manifest.json`, typed. `config` holds the build options as recorded (`BuildConfig`)."""
+
+    data_dir: str
+    dataset: str
+    scale: int
+    counts: dict  # split -> examples
+    shards: tuple  # of Shard
+    config: dict
+    hr_min_side: dict = dataclasses.field(default_factory=dict)  # split -> {"min": px, "max": px}
+    skipped: tuple = ()  # of {"path", "reason", "split"}
+    seconds: float = 0.0
+
+    def split_shards(self, split: str) -> list:
+        return [s for s in self.shards if s.split == split]
+
+    def shard_paths(self, split: str) -> list:
+        return [os.path.join(self.data_dir, s.file) for s in self.split_shards(split)]
+
+    @classmethod
+    def from_dict(cls, data_dir: str, d: dict) -> "Manifest":
+        fields = {f.name for f in dataclasses.fields(Shard)}
+        return cls(data_dir=data_dir, dataset=d.get("dataset", ""), scale=int(d["config"]["scale"]),
+                   counts=dict(d.get("counts", {})),
+                   shards=tuple(Shard(**{k: v for k, v in s.items() if k in fields}) for s in d.get("shards", [])),
+                   config=dict(d["config"]), hr_min_side=dict(d.get("hr_min_side", {})),
+                   skipped=tuple(d.get("skipped", [])), seconds=float(d.get("seconds", 0.0)))
+
+    def summary(self) -> str:
+        """A short human-readable summary."""
+        cfg = self.config
+        lines = [f"dataset {self.dataset!r} at {self.data_dir}: x{self.scale}, "
+                 f"hr_size={cfg.get('hr_size') or 'whole images'}, degradation={cfg.get('degradation')}"]
+        for split, n in self.counts.items():
+            lines.append(f"  {split}: {n} examples in {len(self.split_shards(split))} shard(s)")
+        lines.append(f"  skipped: {len(self.skipped)}")
+        for s in self.skipped[:20]:
+            lines.append(f"    {s['path']}: {s['reason']}")
+        if len(self.skipped) > 20:
+            lines.append(f"    ... and {len(self.skipped) - 20} more (see {MANIFEST})")
+        return "\n".join(lines)
+
+
+def manifest_path(data_dir: str) -> str:
+    return os.path.join(data_dir, MANIFEST)
+
+
+def read_manifest(data_dir: str) -> Manifest:
+    """Reads `<data_dir>/manifest.json`.
+
+    Raises:
+      ManifestError: the folder is not a built dataset, or its manifest is damaged (one line naming the fix).
+    """
+    path = manifest_path(data_dir)
+    if not os.path.exists(path):
+        raise ManifestError(f"{data_dir} is not a dataset built by sr-build-tfrecords (no {MANIFEST}); "
+                            f"build one with: sr-build-tfrecords --source=sample --out_dir={data_dir}")
+    try:
+        with open(path) as f:
+            return Manifest.from_dict(data_dir, json.load(f))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ManifestError(f"{path} is damaged ({type(e).__name__}: {str(e)[:100]}); rebuild the dataset with "
+                            "sr-build-tfrecords") from None

@@ -14,8 +14,8 @@ import sys
 
 from absl import flags
 
-from sr_keras import cli_utils
-from sr_keras.cli_utils import fail, quiet_tf_logs
+from sr_keras.cli import utils as cli_utils
+from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _MODEL = flags.DEFINE_string("model", None, "Model folder, version folder or .keras file (default: the shipped "
                              "default model).")

@@ -8,8 +8,8 @@ import sys
 
 from absl import flags
 
-from sr_keras import cli_utils
-from sr_keras.cli_utils import fail, quiet_tf_logs
+from sr_keras.cli import utils as cli_utils
+from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run: its latest checkpoint's EMA generator is used.")
 _KERAS = flags.DEFINE_string("keras_model", None, "A .keras generator file instead of --workdir.")

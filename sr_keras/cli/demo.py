@@ -13,7 +13,7 @@ import sys
 
 from absl import app, flags
 
-from sr_keras.cli_utils import fail, quiet_tf_logs
+from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _PRESET = flags.DEFINE_string("preset", "sample_x4", "Training preset (tiny for a smoke run).")
 _DATA = flags.DEFINE_string("data_dir", "tfrecords/sample_x4", "Where the sample TFRecords go.")
@@ -44,7 +44,7 @@ def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, v
 
     _banner("1/6 Building LR/HR TFRecords from the sample photos")
     manifest = builder.build_tfrecords(builder.BuildConfig(source="sample", out_dir=data_dir, verbose=verbose))
-    print(builder.summarize(manifest))
+    print(manifest.summary())
 
     vgg = vgg_weights_for_demo()
     exported = {}

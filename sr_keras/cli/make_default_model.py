@@ -17,7 +17,7 @@ import tempfile
 
 from absl import app, flags
 
-from sr_keras.cli_utils import fail, quiet_tf_logs
+from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/photo_x4_ms", "The finished training run to ship.")
 _EVAL_OUT = flags.DEFINE_string("eval_out", "eval/default_model", "Where the evaluation files go.")

@@ -2,6 +2,8 @@
 
   sr-train --model=srgan --preset=sample_x4 --data=tfrecords/sample_x4 --workdir=runs/srgan
   sr-train --model=dcgan --preset=celeba_x4 --data=tfrecords/celeb_a_x4 --workdir=runs/dcgan --strategy=mirrored
+  sr-train --preset=celeba_x8 --workdir=runs/faces_x8        # 16 -> 128 px faces
+  sr-train --preset=tiny --scale=2 --data=tfrecords/sample_x2 --workdir=runs/tiny_x2
 
 Rerunning the same command resumes from the latest checkpoint in --workdir.
 """
@@ -12,21 +14,23 @@ import sys
 from absl import flags
 
 from sr_keras import config as config_presets  # No TensorFlow import: --help stays fast.
-from sr_keras import cli_utils
-from sr_keras.cli_utils import fail, quiet_tf_logs
+from sr_keras.cli import utils as cli_utils
+from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _MODEL = flags.DEFINE_enum("model", "srgan", ["srgan", "dcgan"], "Which GAN.")
 _PRESET = flags.DEFINE_enum("preset", "sample_x4", list(config_presets.PRESETS),
                             "Config preset.")
-_DATA = flags.DEFINE_string("data", None, "A folder built by sr-build-tfrecords (default: the preset's).")
+_SCALE = flags.DEFINE_enum("scale", None, [str(s) for s in config_presets.SCALES], "Upscaling factor (default: "
+                           "the preset's). The data must be built at the same scale (sr-build-tfrecords --scale).")
+_DATA = flags.DEFINE_string("data", None, "A folder built by sr-build-tfrecords (default: the preset's, at --scale).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, config.json, metrics.jsonl, TensorBoard logs.")
 _BATCH = flags.DEFINE_integer("batch_size", None, "Global batch size.")
 _HR_CROP = flags.DEFINE_integer("hr_crop", None, "HR training crop (a multiple of the scale).")
 _PRETRAIN = flags.DEFINE_integer("pretrain_steps", None, "Phase 1 steps (generator alone, pixel loss).")
 _GAN = flags.DEFINE_integer("gan_steps", None, "Phase 2 steps (adversarial).")
-_LR = flags.DEFINE_float("lr", None, "Adam learning rate of G and D.")
-_LR_SCHEDULE = flags.DEFINE_enum("lr_schedule", None, ["step", "cosine"], "step: x0.1 halfway through the GAN "
-                                 "phase (paper); cosine: to lr/100 over all steps.")
+_LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Adam learning rate of G and D.")
+_SCHEDULE = flags.DEFINE_enum("schedule", None, list(config_presets.SCHEDULES), "Learning-rate schedule. step: "
+                              "x0.1 halfway through the GAN phase (paper); cosine: to 1/100 over all steps.")
 _PRETRAIN_LOSS = flags.DEFINE_enum("pretrain_loss", None, ["mse", "l1"], "Phase-1 pixel loss.")
 _BLOCKS = flags.DEFINE_integer("num_blocks", None, "Generator residual blocks.")
 _FILTERS = flags.DEFINE_integer("filters", None, "Generator width.")
@@ -56,7 +60,7 @@ _INIT = flags.DEFINE_string("init_checkpoint", None, "Start the generator from a
 flags.mark_flag_as_required("workdir")
 
 _OVERRIDES = {"data": _DATA, "batch_size": _BATCH, "hr_crop": _HR_CROP, "pretrain_steps": _PRETRAIN,
-              "gan_steps": _GAN, "lr": _LR, "lr_schedule": _LR_SCHEDULE, "pretrain_loss": _PRETRAIN_LOSS,
+              "gan_steps": _GAN, "learning_rate": _LEARNING_RATE, "schedule": _SCHEDULE, "pretrain_loss": _PRETRAIN_LOSS,
               "content_loss": _CONTENT, "adv_weight": _ADV_WEIGHT, "d_steps": _D_STEPS, "ema_decay": _EMA,
               "vgg_weights": _VGG, "jit_compile": _JIT, "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY,
               "seed": _SEED, "init_checkpoint": _INIT}
@@ -68,7 +72,7 @@ def resolve_config():
     """The preset, with every flag the user set applied on top."""
     from sr_keras import config
 
-    cfg = config.get_preset(_PRESET.value, _MODEL.value)
+    cfg = config.get_preset(_PRESET.value, _MODEL.value, int(_SCALE.value) if _SCALE.value else None)
     model = dataclasses.replace(cfg.model, **{k: f.value for k, f in _MODEL_OVERRIDES.items() if f.value is not None})
     return dataclasses.replace(cfg, model=model,
                                **{k: f.value for k, f in _OVERRIDES.items() if f.value is not None})
@@ -80,11 +84,12 @@ def main(argv):
     import keras
 
     from sr_keras import distribute, train_lib
+    from sr_keras.run_dir import RunDir
     from sr_keras.models.vgg import VGGWeightsError
 
-    cfg = resolve_config()
-    keras.utils.set_random_seed(cfg.seed)
     try:
+        cfg = resolve_config()
+        keras.utils.set_random_seed(cfg.seed)
         strategy = distribute.make_strategy(_STRATEGY.value, _CPU_REPLICAS.value, _TPU.value)
         policy = {"auto": distribute.auto_mixed_precision(strategy), "none": None}.get(_MIXED.value, _MIXED.value)
         cfg = dataclasses.replace(cfg, mixed_precision=policy)
@@ -93,7 +98,7 @@ def main(argv):
     except (train_lib.TrainError, VGGWeightsError, ValueError) as e:
         fail(str(e))
     except KeyboardInterrupt:
-        fail(f"interrupted; checkpoint saved in {_WORKDIR.value}/checkpoints, rerun the same command to resume",
+        fail(f"interrupted; checkpoint saved in {RunDir(_WORKDIR.value).checkpoints}, rerun the same command to resume",
              code=130)
     print("done:", {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
     return 0

@@ -11,8 +11,8 @@ import sys
 
 from absl import flags
 
-from sr_keras import cli_utils
-from sr_keras.cli_utils import fail, quiet_tf_logs
+from sr_keras.cli import utils as cli_utils
+from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _BASE = flags.DEFINE_string("model_base_path", None, "Folder of numbered SavedModel versions (export/<name>); "
                             "default: the model that ships with the package, served as `default`.")

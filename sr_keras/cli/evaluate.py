@@ -13,8 +13,8 @@ import sys
 
 from absl import flags
 
-from sr_keras import cli_utils
-from sr_keras.cli_utils import fail, quiet_tf_logs
+from sr_keras.cli import utils as cli_utils
+from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _MODELS = flags.DEFINE_multi_string("model", [], "Model folder, version folder, .keras file or `default`; "
                                     "repeat for several.")

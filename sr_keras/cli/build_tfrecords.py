@@ -9,8 +9,8 @@ import sys
 
 from absl import flags
 
-from sr_keras import cli_utils
-from sr_keras.cli_utils import fail, quiet_tf_logs
+from sr_keras.cli import utils as cli_utils
+from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _SOURCE = flags.DEFINE_string("source", "sample", "sample | dir:PATH | tfds:NAME (e.g. tfds:celeb_a), or several "
                                 "joined by commas, whose splits are merged (sample,dir:PATH).")
@@ -49,7 +49,7 @@ def main(argv):
     from sr_keras.data import builder
 
     if _VERIFY.value:
-        return _verify(builder, _OUT_DIR.value)
+        return _verify(_OUT_DIR.value)
     cfg = builder.BuildConfig(
         source=_SOURCE.value, out_dir=_OUT_DIR.value, split=tuple(_SPLIT.value),
         val_fraction=_VAL_FRACTION.value, scale=_SCALE.value, hr_size=_HR_SIZE.value,
@@ -61,22 +61,22 @@ def main(argv):
         manifest = builder.build_tfrecords(cfg)
     except builder.BuildError as e:
         fail(str(e))
-    print(builder.summarize(manifest))
+    print(manifest.summary())
     return 0
 
 
-def _verify(builder, out_dir: str) -> int:
-    from sr_keras.data import pipeline
+def _verify(out_dir: str) -> int:
+    from sr_keras.data import pipeline, schema
 
     if not out_dir:
         fail("--verify needs --out_dir=<dataset folder>")
     try:
-        manifest = builder.load_manifest(out_dir)
-        for split in manifest["counts"]:
-            pipeline.shard_files(out_dir, split, manifest, verify=True)
-    except (builder.BuildError, pipeline.DataError) as e:
+        manifest = schema.read_manifest(out_dir)
+        for split in manifest.counts:
+            pipeline.shard_files(manifest, split, verify=True)
+    except (schema.ManifestError, pipeline.DataError) as e:
         fail(str(e))
-    print(f"{out_dir}: {len(manifest['shards'])} shards match the manifest (sizes, record counts, SHA-256)")
+    print(f"{out_dir}: {len(manifest.shards)} shards match the manifest (sizes, record counts, SHA-256)")
     return 0
 
 

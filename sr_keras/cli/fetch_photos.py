@@ -12,8 +12,8 @@ import sys
 
 from absl import flags
 
-from sr_keras import cli_utils
-from sr_keras.cli_utils import fail
+from sr_keras.cli import utils as cli_utils
+from sr_keras.cli.utils import fail
 
 _OUT_DIR = flags.DEFINE_string("out_dir", "tfrecords/free_photos", "Where images/ and CREDITS.md go.")
 
