@@ -129,7 +129,7 @@ def _rss_child(model_dir):
 def _variants(g):
     import tensorflow as tf
 
-    from sr_keras.export_lib import with_policy
+    from sr_keras.models.precision import with_policy
 
     g16 = with_policy(g, "mixed_bfloat16")
     assert g16.get_layer("stem_conv").compute_dtype == "bfloat16"
@@ -161,13 +161,13 @@ def quality_variants(repeats):
     import numpy as np
     import tensorflow as tf
 
-    from sr_keras import evaluate_lib, export_lib, inference
+    from sr_keras import evaluate_lib, inference, metrics, saved_models
 
     try:
         path = inference.resolve_model_path(None)
     except inference.ModelNotFoundError:
         return {"skipped": "no default model shipped; quality comparison needs a trained model"}
-    g, _ = export_lib.generator_from_saved_model(path)
+    g, _ = saved_models.generator_from_saved_model(path)
     images, _ = evaluate_lib.load_images("sample", 4)
     out = {}
     for label, fn in _variants(g).items():
@@ -177,7 +177,7 @@ def quality_variants(repeats):
                 x = tf.constant(img.lr[None].astype("float32") / 255.0)
                 secs += best_seconds(lambda: fn(x).numpy(), repeats)
                 sr = np.clip(np.round(fn(x).numpy()[0] * 255), 0, 255).astype(np.uint8)
-                psnrs.append(evaluate_lib.score(img.hr, sr, 4)["psnr_y"])
+                psnrs.append(metrics.score(img.hr, sr, 4)["psnr_y"])
             out[label] = {"seconds": secs, "psnr_y": float(np.mean(psnrs))}
         except Exception as e:
             out[label] = {"failed": f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"}

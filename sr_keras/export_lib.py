@@ -1,19 +1,15 @@
-"""Exports a generator as a versioned SavedModel that TF Serving serves as it is.
+"""Writing a generator as a versioned SavedModel that TF Serving serves as it is (`sr-export`).
 
-Layout: `<export_dir>/<model_name>/<version>/` (TF Serving's model base path), with `assets.extra/model.json`
-beside the model. A version is written under a hidden temporary name and renamed when complete, so a server never
-sees half a version and an interrupted export leaves no numbered folder behind.
+Layout (read back by `saved_models`): `<export_dir>/<model_name>/<version>/`, TF Serving's model base path, with
+the metadata in `saved_models.METADATA_FILE`. A version is written under a hidden temporary name and renamed when
+complete, so a server never sees half a version and an interrupted export leaves no numbered folder behind.
 
-Signatures:
-  serving_default  image_bytes: string [N] (JPEG/PNG/WebP/BMP/GIF first frame) -> sr_png_bytes: string [N] (PNG).
-                   Gray stays gray; RGBA keeps its alpha (upscaled separately with bicubic).
-  enhance          lr_image: uint8 [N, H, W, 3] -> sr_image: uint8 [N, sH, sW, 3].
-  enhance_float    lr_image: float32 [N, H, W, 3] in [0, 1] -> sr_image: float32 [N, sH, sW, 3] (for 16-bit use).
-No output is float16: TF Serving cannot write half-precision values to JSON.
+The signatures and their input/output names are defined in `sr_keras.signatures`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -24,10 +20,11 @@ import keras
 import tensorflow as tf
 
 import sr_keras
-from sr_keras import config as config_lib
-from sr_keras import checkpoints, models, safe_files, tiling
-
-METADATA_FILE = os.path.join("assets.extra", "model.json")
+from sr_keras import checkpoints, models, safe_files, saved_models, signatures, tiling
+from sr_keras.data import schema
+from sr_keras.models.precision import float32_copy
+from sr_keras.run_dir import RunDir
+from sr_keras.signatures import ENHANCE, ENHANCE_FLOAT, SERVING_DEFAULT
 
 
 class ExportError(RuntimeError):
@@ -36,7 +33,7 @@ class ExportError(RuntimeError):
 
 # Exported signatures tile their input (as `sr_keras.load` does), so a TF Serving user gets the same bounded memory,
 # and refuse inputs over a pixel limit, checked for encoded images from the file header before decoding.
-DEFAULT_TILE = 256
+DEFAULT_TILE = tiling.DEFAULT_TILE
 DEFAULT_MAX_INPUT_PIXELS = 4_000_000  # Per request, all instances together (sr-export --max_input_pixels).
 
 
@@ -110,15 +107,15 @@ class SRModule(tf.Module):
         out = tf.transpose(rows.concat(), [1, 0, 2, 3])
         return tf.ensure_shape(out, [None, None, None, 3])
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="lr_image")])
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=ENHANCE_FLOAT.input)])
     def enhance_float(self, lr_image):
         with tf.control_dependencies(self._check_pixels(tf.reduce_prod(tf.shape(lr_image)[:3]))):
-            return {"sr_image": self._tiled(tf.identity(lr_image), quantize=False)}
+            return {ENHANCE_FLOAT.output: self._tiled(tf.identity(lr_image), quantize=False)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="lr_image")])
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=ENHANCE.input)])
     def enhance(self, lr_image):
         with tf.control_dependencies(self._check_pixels(tf.reduce_prod(tf.shape(lr_image)[:3]))):
-            return {"sr_image": self._tiled(tf.cast(lr_image, tf.float32) / 255.0, quantize=True)}
+            return {ENHANCE.output: self._tiled(tf.cast(lr_image, tf.float32) / 255.0, quantize=True)}
 
     def _one_image(self, data: tf.Tensor) -> tf.Tensor:
         img = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
@@ -138,12 +135,12 @@ class SRModule(tf.Module):
 
         return tf.switch_case(channels - 1, [gray, with_alpha, lambda: tf.io.encode_png(sr8), with_alpha])
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_DEFAULT.input)])
     def serving_default(self, image_bytes):
         pixels = tf.reduce_sum(tf.map_fn(header_pixels, image_bytes, fn_output_signature=tf.int64))
         with tf.control_dependencies(self._check_pixels(pixels)):
             png = tf.map_fn(self._one_image, tf.identity(image_bytes), fn_output_signature=tf.TensorSpec([], tf.string))
-        return {"sr_png_bytes": png}
+        return {SERVING_DEFAULT.output: png}
 
 
 def header_pixels(data: tf.Tensor) -> tf.Tensor:
@@ -186,142 +183,39 @@ def header_pixels(data: tf.Tensor) -> tf.Tensor:
         default=lambda: tf.constant(0, tf.int64))
 
 
-def next_version(model_dir: str) -> int:
-    """1 + the largest numeric version folder (1 when there is none)."""
-    if not os.path.isdir(model_dir):
-        return 1
-    versions = [int(d) for d in os.listdir(model_dir) if d.isdigit()]
-    return max(versions, default=0) + 1
-
-
-def complete_versions(model_dir: str) -> list:
-    """Version numbers of complete version folders (numeric name holding saved_model.pb), ascending."""
-    if not os.path.isdir(model_dir):
-        return []
-    return sorted(int(d) for d in os.listdir(model_dir)
-                  if d.isdigit() and os.path.exists(os.path.join(model_dir, d, "saved_model.pb")))
-
-
-def latest_version_dir(model_dir: str) -> Optional[str]:
-    """The complete version folder with the largest number, or None."""
-    versions = complete_versions(model_dir)
-    return os.path.join(model_dir, str(versions[-1])) if versions else None
-
-
 def generator_from_workdir(workdir: str) -> tuple:
     """Rebuilds the run's generator and restores its EMA weights from the latest checkpoint.
 
     Returns:
       (generator, metadata dict with kind, scale, step, data, and the last validation PSNR/SSIM).
     """
-    cfg_path = os.path.join(workdir, "config.json")
-    if not os.path.exists(cfg_path):
-        raise ExportError(f"--workdir={workdir} is not a training run (no config.json); train with sr-train first")
-    with open(cfg_path) as f:
-        cfg = config_lib.from_dict(json.load(f))
+    run = RunDir(workdir)
+    if not run.is_run():
+        raise ExportError(f"--workdir={workdir} is not a training run (no {os.path.basename(run.config_path)}); "
+                          "train with sr-train first")
+    cfg = run.read_config()
     generator = models.build_generator(cfg.model)
     step = tf.Variable(0, dtype=tf.int64)
     try:  # The newest checkpoint that restores: a damaged latest one falls back to the one before.
         ckpt = checkpoints.restore_newest_good(tf.train.Checkpoint(ema_generator=generator, step=step),
-                                               os.path.join(workdir, "checkpoints"))
+                                               run.checkpoints)
     except checkpoints.CheckpointError as e:
         raise ExportError(str(e)) from None
     if not ckpt:
         raise ExportError(f"--workdir={workdir} has no checkpoint yet; let sr-train run until --ckpt_every steps")
     meta = {"model": cfg.model.kind, "scale": cfg.model.scale, "steps": int(step.numpy()), "checkpoint": ckpt,
-            "architecture": config_lib.to_dict(cfg)["model"], "training_data": _training_data(cfg.data),
-            "validation": _last_validation(workdir)}
-    return generator, meta
-
-
-def generator_from_saved_model(version_dir: str) -> tuple:
-    """Rebuilds the Keras generator of an exported version from its recorded architecture, with the weights the
-    SavedModel holds (restored by object structure, so every layer must match). A SavedModel is therefore all
-    that needs shipping: the Keras model, for bf16 inference, fine-tuning or inspection, comes back from it.
-
-    Returns:
-      (generator, the version's metadata from assets.extra/model.json).
-    """
-    meta_path = os.path.join(version_dir, "assets.extra", "model.json")
-    if not os.path.exists(meta_path):
-        raise ExportError(f"{version_dir} has no assets.extra/model.json: it was not exported by sr-export")
-    with open(meta_path) as f:
-        meta = json.load(f)
-    if "architecture" not in meta:
-        raise ExportError(f"{version_dir} records no architecture (it was exported from a .keras file); "
-                          "load that .keras file instead")
-    generator = models.build_generator(config_lib.ModelConfig(**meta["architecture"]))
-    try:
-        status = tf.train.Checkpoint(generator=generator).read(os.path.join(version_dir, "variables", "variables"))
-        status.expect_partial()  # The module's own `scale` variable has no place in a Keras model.
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError) as e:  # Missing layers, or layers of another shape.
-        reason = str(e).strip().splitlines()[0][:200]
-        raise ExportError(f"{version_dir}: its weights do not fit the recorded architecture ({reason})") from None
+            "architecture": dataclasses.asdict(cfg.model), "training_data": _training_data(cfg.data),
+            "validation": run.last_validation()}
     return generator, meta
 
 
 def _training_data(data_dir: str) -> dict:
     try:
-        with open(os.path.join(data_dir, "manifest.json")) as f:
-            m = json.load(f)
-        return {"path": data_dir, "dataset": m.get("dataset"), "counts": m.get("counts"),
-                "degradation": m["config"].get("degradation"), "hr_size": m["config"].get("hr_size"),
-                "train_rescales": m["config"].get("train_rescales", [])}
-    except (OSError, ValueError, KeyError):
+        m = schema.read_manifest(data_dir)
+    except schema.ManifestError:  # The data may have moved since; the export does not need it.
         return {"path": data_dir}
-
-
-def _last_validation(workdir: str) -> dict:
-    last = {}
-    try:
-        with open(os.path.join(workdir, "metrics.jsonl")) as f:
-            for line in f:
-                rec = json.loads(line)
-                if "val/psnr_y" in rec:
-                    last = {k.split("/", 1)[1]: v for k, v in rec.items() if k.startswith("val/")}
-                    last["step"] = rec["step"]
-    except (OSError, ValueError):
-        pass
-    return last
-
-
-def generator_from_keras(path: str) -> tuple:
-    """Loads a `.keras` generator; the scale is measured from the model itself."""
-    if not os.path.exists(path):
-        raise ExportError(f"--keras_model={path}: no such file")
-    generator = keras.models.load_model(path, safe_mode=True, compile=False)
-    out = generator(tf.zeros([1, 4, 4, 3]), training=False)
-    scale = int(out.shape[1]) // 4
-    return generator, {"model": generator.name, "scale": scale, "source": os.path.abspath(path)}
-
-
-def _policy_to(obj, name: str):
-    """A Keras config with every layer's dtype policy replaced by `name` (mixed or float32)."""
-    if isinstance(obj, dict):
-        if obj.get("class_name") == "DTypePolicy" and isinstance(obj.get("config"), dict):
-            return {**obj, "config": {**obj["config"], "name": name}}
-        return {k: _policy_to(v, name) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_policy_to(v, name) for v in obj]
-    return obj
-
-
-def with_policy(generator: keras.Model, policy: str) -> keras.Model:
-    """A copy of a functional generator computing in `policy` (float32, mixed_bfloat16, ...), same weights.
-
-    `clone_model` keeps each layer's serialized dtype policy, so changing the global policy does not do this.
-    """
-    clone = keras.Model.from_config(_policy_to(generator.get_config(), policy))
-    clone.set_weights(generator.get_weights())
-    return clone
-
-
-def float32_copy(generator: keras.Model) -> keras.Model:
-    """A float32 copy of a mixed-precision generator (float16 internals must not reach TF Serving)."""
-    if all(lyr.dtype_policy.name == "float32" for lyr in generator.layers):
-        return generator
-    return with_policy(generator, "float32")
+    return {"path": data_dir, "dataset": m.dataset, "counts": m.counts, "degradation": m.config.get("degradation"),
+            "hr_size": m.config.get("hr_size"), "train_rescales": m.config.get("train_rescales", [])}
 
 
 def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
@@ -336,7 +230,7 @@ def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
       ExportError: the version already exists, or the folder cannot be written.
     """
     model_dir = os.path.join(export_dir, model_name)
-    version = version or next_version(model_dir)
+    version = version or saved_models.next_version(model_dir)
     final = os.path.join(model_dir, str(version))
     if os.path.exists(final):
         raise ExportError(f"{final} already exists; pick another --version or leave it out for the next one")
@@ -351,23 +245,18 @@ def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
     overlap = tiling.default_overlap(tiling.measure_receptive_field(
         lambda x: g32(tf.constant(x), training=False).numpy(), scale))
     module = SRModule(g32, scale, tile, overlap, max_input_pixels)
-    signatures = {"serving_default": module.serving_default, "enhance": module.enhance,
-                  "enhance_float": module.enhance_float}
+    functions = {SERVING_DEFAULT.name: module.serving_default, ENHANCE.name: module.enhance,
+                 ENHANCE_FLOAT.name: module.enhance_float}
     try:
-        tf.saved_model.save(module, tmp, signatures=signatures)
+        tf.saved_model.save(module, tmp, signatures=functions)
         meta = {**meta, "tiling": {"tile": tile, "overlap": overlap}, "max_input_pixels": max_input_pixels,
                 "version": version, "model_name": model_name, "sr_keras_version": sr_keras.__version__,
                 "tensorflow_version": tf.__version__,
                 "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "signatures": {
-                    "serving_default": {"inputs": {"image_bytes": "string [N]"},
-                                        "outputs": {"sr_png_bytes": "string [N]"}},
-                    "enhance": {"inputs": {"lr_image": "uint8 [N,H,W,3]"},
-                                "outputs": {"sr_image": "uint8 [N,sH,sW,3]"}},
-                    "enhance_float": {"inputs": {"lr_image": "float32 [N,H,W,3] in [0,1]"},
-                                      "outputs": {"sr_image": "float32 [N,sH,sW,3] in [0,1]"}}}}
-        os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
-        safe_files.write_text(os.path.join(tmp, METADATA_FILE), json.dumps(meta, indent=2))
+                "signatures": signatures.describe_all()}
+        meta_path = os.path.join(tmp, saved_models.METADATA_FILE)
+        os.makedirs(os.path.dirname(meta_path), exist_ok=True)
+        safe_files.write_text(meta_path, json.dumps(meta, indent=2))
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; TF Serving may run as another user.
         os.rename(tmp, final)  # Fails if `final` appeared meanwhile (a non-empty folder is never replaced).
     except BaseException:

@@ -12,7 +12,6 @@ overlapping tiles (`tile`, `tile_overlap`), so memory does not grow with the ima
 from __future__ import annotations
 
 import functools
-import json
 import os
 from typing import Callable, Iterator, Optional, Union
 
@@ -20,10 +19,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from sr_keras import tiling
+from sr_keras import saved_models, signatures, tiling
 from sr_keras.imageio import PngWriter, check_pixels, decode_image, pil_to_array
+from sr_keras.saved_models import ModelNotFoundError, SavedModelError, resolve_model_path  # noqa: F401 - part of this API.
 
-DEFAULT_TILE = 256
+DEFAULT_TILE = tiling.DEFAULT_TILE
 # Inputs above this many pixels are refused from their header, before decoding. 36 MP (a 7360x4912 camera photo)
 # becomes 576 MP at x4: 1.7 GB of uint8 in memory, several minutes on a CPU. `max_input_pixels` raises it.
 DEFAULT_MAX_INPUT_PIXELS = 36_000_000
@@ -35,40 +35,8 @@ DEFAULT_OVERLAP = None  # None: the model's measured receptive field (at least 1
 PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
-class ModelNotFoundError(FileNotFoundError):
-    """No model at the given place. The message names the fix."""
-
-
 class Cancelled(RuntimeError):
     """`should_stop()` asked to stop (a deadline passed, or the client went away)."""
-
-
-def _default_model_path() -> str:
-    """The shipped default model: a TF Serving model base path (version folder `1/`) inside the package."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model")
-
-
-def resolve_model_path(path: Optional[str]) -> str:
-    """A model folder -> its latest complete version; a version folder or .keras file -> itself."""
-    from sr_keras.export_lib import latest_version_dir
-
-    if path in (None, "", "default"):
-        path = _default_model_path()
-        if not os.path.exists(path):
-            raise ModelNotFoundError("no default model ships with this install yet; pass a model: "
-                                     "sr_keras.load('export/<model_name>') or --model=PATH")
-    path = os.path.expanduser(path)
-    if path.endswith(".keras"):
-        if not os.path.isfile(path):
-            raise ModelNotFoundError(f"{path}: no such .keras file")
-        return path
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
-        return path
-    latest = latest_version_dir(path)
-    if latest is None:
-        raise ModelNotFoundError(f"{path} holds no SavedModel (expected saved_model.pb, numbered version folders "
-                                 "as written by sr-export, or a .keras file)")
-    return latest
 
 
 class Enhancer:
@@ -87,37 +55,32 @@ class Enhancer:
         self.metadata = {}
         self.signatures = {}  # The SavedModel's signatures, when it is run as exported.
         if path.endswith(".keras") or precision != "float32":
-            import keras
-
-            from sr_keras import export_lib
-
             if path.endswith(".keras"):
-                generator = keras.models.load_model(path, safe_mode=True, compile=False)
+                generator, self.metadata = saved_models.load_keras(path)
             else:
-                generator, self.metadata = export_lib.generator_from_saved_model(path)
+                generator, self.metadata = saved_models.generator_from_saved_model(path)
             if PRECISIONS[precision]:
-                generator = export_lib.with_policy(generator, PRECISIONS[precision])
+                from sr_keras.models.precision import with_policy
+
+                generator = with_policy(generator, PRECISIONS[precision])
             self._keras = generator
 
             @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
             def run(x):
                 return tf.clip_by_value(tf.cast(generator(x, training=False), tf.float32), 0.0, 1.0)
             self._fn = run
-            self.scale = int(self._fn(tf.zeros([1, 4, 4, 3])).shape[1]) // 4
+            self.scale = tiling.measure_scale(lambda x: self._fn(tf.constant(x)))
         else:
             self._saved = tf.saved_model.load(path)
             self.signatures = self._saved.signatures
-            if hasattr(self._saved, "sr_tile"):  # One untiled model call (exports since 0.2).
-                saved = self._saved  # The closure keeps the loaded object (and its variables) alive.
-                self._fn = lambda x: saved.sr_tile(x)
+            if hasattr(self._saved, signatures.TILE_FUNCTION):  # One untiled model call (exports since 0.2).
+                tile_fn = getattr(self._saved, signatures.TILE_FUNCTION)  # Keeps the loaded object alive.
+                self._fn = lambda x: tile_fn(x)
             else:  # Older exports: their enhance_float signature runs the whole input at once.
-                sig = self.signatures["enhance_float"]
-                self._fn = lambda x: sig(lr_image=x)["sr_image"]
+                sig, name = self.signatures[signatures.ENHANCE_FLOAT.name], signatures.ENHANCE_FLOAT
+                self._fn = lambda x: sig(**{name.input: x})[name.output]
             self.scale = int(self._saved.scale.numpy())
-            meta_path = os.path.join(path, "assets.extra", "model.json")
-            if os.path.exists(meta_path):
-                with open(meta_path) as f:
-                    self.metadata = json.load(f)
+            self.metadata = saved_models.read_metadata(path)
 
     @functools.cached_property
     def receptive_field(self) -> int:

@@ -15,6 +15,8 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
+DEFAULT_TILE = 256  # Core tile side in LR pixels: sr_keras.load, sr-enhance and the exported signatures.
+
 
 def _ramp(length: int, lead: int, trail: int) -> np.ndarray:
     """1-D weights over an output span: rises over `lead` pixels, falls over `trail` pixels, 1 in between."""
@@ -139,3 +141,9 @@ def measure_receptive_field(fn: Callable[[np.ndarray], np.ndarray], scale: int, 
 def default_overlap(receptive_field: int) -> int:
     """Tile context that shows no seam: the receptive field, and at least 16 pixels."""
     return max(16, receptive_field)
+
+
+def measure_scale(fn: Callable[[np.ndarray], np.ndarray]) -> int:
+    """A model's upscaling factor, from the output size of one 4x4 input (float32 [1, 4, 4, 3] -> [1, 4s, 4s, 3])."""
+    probe = 4
+    return int(np.asarray(fn(np.zeros([1, probe, probe, 3], np.float32))).shape[1]) // probe

@@ -68,4 +68,43 @@ def write_photo(path: str, h: int = 64, w: int = 80, seed: int = 0) -> np.ndarra
     return img
 
 
-__all__ = ["run_cli", "write_photo", "REPO", "shutil"]
+def tiny_generator(seed: int = 0, kind: str = "srgan", scale: int = 4):
+    """A tiny generator (8 filters, 2 blocks, bicubic skip) with non-trivial weights, so outputs depend on the
+    input and differ between seeds (versions)."""
+    import keras
+
+    from sr_keras import config, models
+
+    keras.utils.set_random_seed(seed)
+    g = models.build_generator(config.ModelConfig(kind=kind, scale=scale, filters=8, num_blocks=2,
+                                                  upsample_filters=32, bicubic_skip=True))
+    r = np.random.default_rng(seed)
+    g.set_weights([w + r.normal(0, 0.02, w.shape).astype(w.dtype) for w in g.get_weights()])
+    return g
+
+
+def export_with_architecture(tmp_path):
+    """A tiny espcn generator exported as sr-export does from a run: with its architecture recorded."""
+    import dataclasses
+
+    from sr_keras import config, export_lib, models
+
+    arch = config.ModelConfig(filters=8, num_blocks=2, bicubic_skip=True, batch_norm=False, upsampler="espcn")
+    g = models.build_generator(arch)
+    r = np.random.default_rng(5)
+    g.set_weights([w + r.normal(0, 0.02, w.shape).astype(w.dtype) for w in g.get_weights()])
+    meta = {"model": "srgan", "scale": 4, "architecture": dataclasses.asdict(arch)}
+    return g, export_lib.export(g, meta, str(tmp_path), "m")
+
+
+def png_bytes(arr) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+__all__ = ["run_cli", "write_photo", "tiny_generator", "export_with_architecture", "png_bytes", "REPO", "shutil"]

@@ -9,10 +9,10 @@ import tensorflow as tf
 
 import sr_keras
 from conftest import run_cli, write_photo
-from sr_keras import evaluate_lib, export_lib, inference
+from sr_keras import evaluate_lib, metrics, saved_models
 from sr_keras.data import sources
 
-DEFAULT = inference._default_model_path()
+DEFAULT = saved_models.default_model_path()
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_default_model_ships_small_with_its_signatures(card):
 
 
 def test_keras_generator_rebuilt_from_the_shipped_model_matches_it(card):
-    generator, meta = export_lib.generator_from_saved_model(os.path.join(DEFAULT, "1"))
+    generator, meta = saved_models.generator_from_saved_model(os.path.join(DEFAULT, "1"))
     assert meta["architecture"] == card["architecture"]
     assert generator.count_params() == card["parameters"]
     lr = np.random.default_rng(0).random((1, 24, 20, 3)).astype("float32")
@@ -48,7 +48,7 @@ def test_default_model_beats_bicubic_on_every_held_back_photo():
     for img in images:
         sr = m.enhance(img.lr)
         bic = evaluate_lib.bicubic_upscale(img.lr, 4)
-        assert evaluate_lib.score(img.hr, sr, 4)["psnr_y"] > evaluate_lib.score(img.hr, bic, 4)["psnr_y"], img.name
+        assert metrics.score(img.hr, sr, 4)["psnr_y"] > metrics.score(img.hr, bic, 4)["psnr_y"], img.name
 
 
 def test_card_numbers_are_what_sr_evaluate_reproduces(card, tmp_path):
@@ -107,14 +107,14 @@ def test_make_default_model_ships_a_run_with_its_card(tiny_run, tmp_path):
 def test_training_stages_follow_init_checkpoint_back_to_the_first_run(tiny_run, sample_data, tmp_path):
     import dataclasses
 
-    from sr_keras import config, make_default_model, train_lib
+    from sr_keras import config, model_card, train_lib
 
     base = dataclasses.replace(config.get_preset("tiny", "srgan"), data=sample_data, pretrain_steps=2, gan_steps=0)
     fine = str(tmp_path / "fine")
     train_lib.train_and_evaluate(dataclasses.replace(base, init_checkpoint=os.path.join(tiny_run, "checkpoints")),
                                  fine, verbose=False)
-    stages = make_default_model.training_stages(fine)
+    stages = model_card.training_stages(fine)
     assert [s["workdir"] for s in stages] == [tiny_run, fine]
     assert [s["steps"] for s in stages] == [3, 2]
     assert all(s["seconds"] > 0 for s in stages)
-    assert make_default_model.training_stages(tiny_run) == stages[:1]
+    assert model_card.training_stages(tiny_run) == stages[:1]

@@ -10,9 +10,10 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from conftest import run_cli
-from sr_keras import demo, evaluate_lib
+from sr_keras import evaluate_lib
+from sr_keras.cli import demo
 from sr_keras.data import sources
-from test_export_serving import _tiny_generator
+from conftest import tiny_generator as _tiny_generator
 from sr_keras import export_lib
 
 
@@ -76,3 +77,30 @@ def test_demo_smoke_with_the_tiny_preset(tmp_path):
     assert len(os.listdir(os.path.join(done["eval_dir"], "comparisons"))) == len(sources.SAMPLE_VAL)
     assert any(p.endswith("_compare.png") for p in done["enhanced"])
     assert sorted(os.listdir(tmp_path / "export")) == ["demo_dcgan", "demo_srgan"]
+
+
+def test_validation_logged_in_training_is_the_number_sr_evaluate_reports(sample_data, tmp_path):
+    """One protocol: the val/ scores a run logs are what sr-evaluate reports for its export, on the same photos,
+    whether they come from the dataset's val split or from the photo files (degraded by sr-evaluate)."""
+    import dataclasses
+
+    from sr_keras import config, inference, train_lib
+    from sr_keras.run_dir import RunDir
+
+    workdir = str(tmp_path / "run")
+    cfg = dataclasses.replace(config.get_preset("tiny"), data=sample_data, pretrain_steps=2, gan_steps=0,
+                              eval_every=2, eval_crop=0, eval_images=len(sources.SAMPLE_VAL))
+    train_lib.train_and_evaluate(cfg, workdir, verbose=False)
+    logged = RunDir(workdir).last_validation()
+    generator, meta = export_lib.generator_from_workdir(workdir)
+    model = inference.Enhancer(export_lib.export(generator, meta, str(tmp_path / "exp"), "m"))
+    for spec in (sample_data, "sample"):
+        images, _ = evaluate_lib.load_images(spec, 4)
+        assert sorted(os.path.basename(i.name) for i in images) == sorted(sources.SAMPLE_VAL)
+        means = {k: v["mean"] for k, v in evaluate_lib.evaluate({"m": model}, images, 4, progress=False)
+                 ["methods"].items()}
+        assert means["bicubic"]["psnr_y"] == pytest.approx(logged["bicubic_psnr_y"], abs=1e-5)  # Logged to 6 decimals.
+        assert means["bicubic"]["ssim_y"] == pytest.approx(logged["bicubic_ssim_y"], abs=1e-5)
+        # The export tiles and runs the float32 graph; a rare pixel may round the other way.
+        assert means["m"]["psnr_y"] == pytest.approx(logged["psnr_y"], abs=0.01)
+        assert means["m"]["ssim_y"] == pytest.approx(logged["ssim_y"], abs=1e-4)

@@ -20,6 +20,7 @@ from PIL import Image
 from conftest import run_cli
 from sr_keras import config, export_lib, inference, models
 from sr_keras.serving import registry as registry_lib
+from sr_keras.serving import rest
 from sr_keras.serving.server import BackgroundServer
 
 
@@ -283,13 +284,13 @@ def test_broken_newest_version_does_not_stop_the_older_one_and_is_retried_when_r
     reg = registry_lib.ModelRegistry("m", str(base))
     reg.poll()  # As at start-up.
     assert reg.get().number == 1
-    (v2,) = [s for s in reg.status() if s["version"] == "2"]
+    (v2,) = [s for s in rest.status_body(reg.status())["model_version_status"] if s["version"] == "2"]
     assert v2["state"] == "END" and v2["status"]["error_message"]
     assert str(tmp_path) not in json.dumps(reg.status()) and "/tmp" not in json.dumps(reg.status())
     reg.poll()  # Unchanged: not reloaded (no repeated failing loads).
     shutil.copy(base / "1" / "saved_model.pb", base / "2" / "saved_model.pb")  # Repaired.
     reg.poll()
-    assert reg.get().number == 2 and reg.status()[0]["state"] == "AVAILABLE"
+    assert reg.get().number == 2 and reg.status()[0][1] == "AVAILABLE"
 
 
 def test_writable_model_base_path_is_reported(model_dir, tmp_path):

@@ -39,7 +39,7 @@ flags.mark_flag_as_required("input")
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import enhance_lib, export_lib, inference
+    from sr_keras import enhance_lib, inference, saved_models
 
     paths = enhance_lib.expand_inputs(_INPUT.value)
     if not paths:
@@ -48,7 +48,7 @@ def main(argv):
         enhancer = inference.load(_MODEL.value, tile=_TILE.value, tile_overlap=_OVERLAP.value,
                                   precision=_PRECISION.value, self_ensemble=_ENSEMBLE.value,
                                   max_input_pixels=_MAX_PIXELS.value or None)
-    except (inference.ModelNotFoundError, export_lib.ExportError) as e:
+    except (saved_models.ModelNotFoundError, saved_models.SavedModelError) as e:
         fail(str(e))
     label = enhancer.metadata.get("model_name") or enhancer.metadata.get("model") or "model"
     try:

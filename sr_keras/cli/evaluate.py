@@ -20,7 +20,7 @@ _MODELS = flags.DEFINE_multi_string("model", [], "Model folder, version folder, 
                                     "repeat for several.")
 _IMAGES = flags.DEFINE_string("images", "sample", "HR images: `sample` (held-back sample photos), a TFRecord "
                               "folder (its val split), a folder, a file or a glob.")
-_SCALE = flags.DEFINE_integer("scale", 4, "Upscaling factor.")
+_SCALE = flags.DEFINE_integer("scale", None, "Upscaling factor (default: the models' scale; 4 with no model).")
 _OUT = flags.DEFINE_string("out", "eval", "Output folder.")
 _TILE = flags.DEFINE_integer("tile", None, "Tile side for the models (default: the API's).")
 _ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Also score each model with the geometric self-ensemble "
@@ -46,19 +46,11 @@ def main(argv):
     quiet_tf_logs()
     from sr_keras import evaluate_lib, inference
 
-    try:
-        images, skipped = evaluate_lib.load_images(_IMAGES.value, _SCALE.value)
-    except (ValueError, OSError) as e:
-        fail(str(e))
-    for path, reason in skipped.items():
-        print(f"skipped {path}: {reason}", file=sys.stderr)
-    if not images:
-        fail(f"--images={_IMAGES.value}: no usable image")
     models, taken = {}, {"bicubic"}
     for spec in _MODELS.value:
         try:
             enhancer = inference.load(None if spec == "default" else spec)
-        except inference.ModelNotFoundError as e:
+        except (inference.ModelNotFoundError, inference.SavedModelError, ValueError) as e:
             fail(str(e))
         label = _label(enhancer, spec, taken)
         models[label] = enhancer
@@ -66,8 +58,20 @@ def main(argv):
             ensemble = copy.copy(enhancer)  # Shares the loaded model.
             ensemble.self_ensemble = True
             models[label + "+"] = ensemble
+    scales = sorted({m.scale for m in models.values()})
+    if len(scales) > 1:
+        fail(f"the models have different scales ({', '.join(f'x{s}' for s in scales)}); evaluate them separately")
+    scale = _SCALE.value or (scales[0] if scales else 4)
     try:
-        results = evaluate_lib.evaluate(models, images, _SCALE.value, _OUT.value, tile=_TILE.value)
+        images, skipped = evaluate_lib.load_images(_IMAGES.value, scale)
+    except (ValueError, OSError) as e:
+        fail(str(e))
+    for path, reason in skipped.items():
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if not images:
+        fail(f"--images={_IMAGES.value}: no usable image")
+    try:
+        results = evaluate_lib.evaluate(models, images, scale, _OUT.value, tile=_TILE.value)
     except ValueError as e:
         fail(str(e))
     print(evaluate_lib.markdown_table(results))

@@ -25,7 +25,7 @@ _MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 4_000_000, "The signature
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import export_lib
+    from sr_keras import export_lib, saved_models
 
     if bool(_WORKDIR.value) == bool(_KERAS.value):
         fail("pass exactly one of --workdir (a training run) or --keras_model (a .keras file)")
@@ -33,11 +33,11 @@ def main(argv):
         if _WORKDIR.value:
             generator, meta = export_lib.generator_from_workdir(_WORKDIR.value)
         else:
-            generator, meta = export_lib.generator_from_keras(_KERAS.value)
+            generator, meta = saved_models.load_keras(_KERAS.value)
         name = _NAME.value or str(meta["model"])
         path = export_lib.export(generator, meta, _EXPORT_DIR.value, name, _VERSION.value, _TILE.value,
                                  _MAX_PIXELS.value)
-    except export_lib.ExportError as e:
+    except (export_lib.ExportError, saved_models.ModelNotFoundError) as e:
         fail(str(e))
     print(f"exported {name} version {path.rsplit('/', 1)[-1]} (x{meta['scale']}) to {path}")
     return 0

@@ -37,13 +37,13 @@ _POLL = flags.DEFINE_float("poll_seconds", 2.0, "How often to look for new versi
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import inference
+    from sr_keras import saved_models
     from sr_keras.serving import server
 
     base = _BASE.value
     name = _NAME.value
     if not base:
-        base = inference._default_model_path()
+        base = saved_models.default_model_path()
         name = name or "default"
         if not os.path.isdir(base):
             fail("no default model ships with this install; pass --model_base_path=export/<model_name>")

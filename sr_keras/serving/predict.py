@@ -2,7 +2,7 @@
 
 The REST server does not call a signature's graph in one go: it runs the model through `Enhancer` (the same
 seamless tiles as `sr_keras.load`), so that memory is bounded, and it can stop between tiles when the client
-hangs up or the request's deadline passes. The answers are those of the signatures (see `export_lib`):
+hangs up or the request's deadline passes. The answers are those of the signatures (`sr_keras.signatures`):
 
   serving_default  image bytes -> PNG bytes (8-bit; gray stays gray, alpha is kept; EXIF orientation applied)
   enhance          uint8 [N, H, W, 3] -> uint8 [N, sH, sW, 3]
@@ -16,12 +16,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from sr_keras import imageio
+from sr_keras import imageio, signatures
 from sr_keras.serving.rest import RestError
 
-SIGNATURES = ("serving_default", "enhance", "enhance_float")
-_IMAGE_INPUTS = {"serving_default": "image_bytes", "enhance": "lr_image", "enhance_float": "lr_image"}
-_OUTPUTS = {"serving_default": "sr_png_bytes", "enhance": "sr_image", "enhance_float": "sr_image"}
+SIGNATURES = signatures.NAMES
 
 
 def request_pixels(sig_name: str, inputs: dict) -> int:
@@ -30,15 +28,15 @@ def request_pixels(sig_name: str, inputs: dict) -> int:
     Raises:
       RestError(400): an instance that is not an image.
     """
-    value = inputs[_IMAGE_INPUTS[sig_name]]
-    if sig_name != "serving_default":  # [N, H, W, 3], as parsing checked.
+    value = inputs[signatures.BY_NAME[sig_name].input]
+    if sig_name != signatures.SERVING_DEFAULT.name:  # [N, H, W, 3], as parsing checked.
         return int(np.prod(value.shape[:3]))
     total = 0
     for data in value.reshape(-1):
         try:
             w, h = imageio.probe_size(data)
         except imageio.ImageError as e:
-            raise RestError(400, f"image_bytes: not a decodable image ({e})") from None
+            raise RestError(400, f"{signatures.SERVING_DEFAULT.input}: not a decodable image ({e})") from None
         total += w * h
     return total
 
@@ -55,18 +53,19 @@ def run(enhancer, sig_name: str, inputs: dict, should_stop: Optional[Callable[[]
     """Runs one request. Raises RestError(400) for an image that cannot be decoded; `Cancelled` goes up."""
     if sig_name not in SIGNATURES:
         raise RestError(400, f"signature {sig_name!r} cannot be served here; use one of {list(SIGNATURES)}")
-    value = inputs[_IMAGE_INPUTS[sig_name]]
-    if sig_name == "serving_default":
+    sig = signatures.BY_NAME[sig_name]
+    value = inputs[sig.input]
+    if sig == signatures.SERVING_DEFAULT:
         out = np.array([_one_png(enhancer, data, should_stop) for data in value.reshape(-1)], dtype=object)
-        return {_OUTPUTS[sig_name]: out.reshape(value.shape)}
-    return {_OUTPUTS[sig_name]: np.stack([enhancer.enhance(img, should_stop=should_stop) for img in value])}
+        return {sig.output: out.reshape(value.shape)}
+    return {sig.output: np.stack([enhancer.enhance(img, should_stop=should_stop) for img in value])}
 
 
 def _one_png(enhancer, data: bytes, should_stop) -> bytes:
     try:
         decoded = imageio.decode_image(data)
     except imageio.ImageError as e:
-        raise RestError(400, f"image_bytes: not a decodable image ({e})") from None
+        raise RestError(400, f"{signatures.SERVING_DEFAULT.input}: not a decodable image ({e})") from None
     buf = io.BytesIO()  # Streamed band by band: memory holds the compressed PNG, not the decoded output.
     enhancer.write_png(imageio.to_uint8(decoded.pixels), buf, should_stop=should_stop)  # 8-bit, as the graph.
     return buf.getvalue()

@@ -88,7 +88,7 @@ class ModelRegistry:
 
     def on_disk(self) -> list:
         """Complete version folders (numeric name with saved_model.pb), ascending."""
-        from sr_keras.export_lib import complete_versions
+        from sr_keras.saved_models import complete_versions
 
         return complete_versions(self.base_path)
 
@@ -141,13 +141,10 @@ class ModelRegistry:
         return available.get(version)
 
     def status(self, version: Optional[int] = None) -> list:
+        """[(number, state, error message)] of the known versions (or of `version`), newest first."""
         with self._lock:
             items = sorted(self._versions.values(), key=lambda v: -v.number)
-        if version is not None:
-            items = [v for v in items if v.number == version]
-        return [{"version": str(v.number), "state": v.state,
-                 "status": {"error_code": "UNKNOWN" if v.error else "OK", "error_message": v.error}}
-                for v in items]
+        return [(v.number, v.state, v.error) for v in items if version is None or v.number == version]
 
 
 def _load_enhancer(path: str):

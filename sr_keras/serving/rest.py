@@ -1,8 +1,12 @@
-"""TF Serving's REST predict API, as pure functions: request JSON -> arrays, outputs -> response JSON.
+"""TF Serving's REST API wire format, all of it, as pure functions: URLs, request JSON -> arrays, outputs ->
+response JSON, version status, metadata and errors.
 
+URLs:            /v1/models/<name>[/versions/<n>][:predict|/metadata]   (`parse_path`)
 Row format:      {"signature_name": ..., "instances": [...]}  ->  {"predictions": [...]}
 Columnar format: {"signature_name": ..., "inputs": ...}       ->  {"outputs": ...}
 String inputs may be {"b64": "..."}; outputs whose name ends in `_bytes` come back as {"b64": "..."}.
+Status:          {"model_version_status": [{"version", "state", "status": {"error_code", "error_message"}}]}
+Errors:          {"error": "..."} with an HTTP status (`RestError`).
 
 This module does not import TensorFlow: signatures are described by plain `Spec`s (`describe_signatures`), so a
 request can be parsed in a separate, light process (a large JSON body holds the GIL for seconds while it parses).
@@ -13,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Iterator, NamedTuple
 
 import numpy as np
@@ -28,6 +33,50 @@ class RestError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def error_body(message: str) -> dict:
+    return {"error": message}
+
+
+_PATH = re.compile(r"/v1/models(?:/(?P<name>[^/:]*)(?:/versions/(?P<version>[^/:]*))?(?P<rest>/metadata|:predict)?)?",
+                   re.ASCII)
+_VERSION = re.compile(r"[0-9]{1,18}", re.ASCII)
+PREDICT, METADATA, STATUS = ":predict", "/metadata", ""
+
+
+def parse_path(path: str) -> tuple:
+    """(model name, version or None, action: PREDICT | METADATA | STATUS) of a request path.
+
+    Raises:
+      RestError: 400 for a malformed /v1/ path (as TF Serving), 404 for any other path.
+    """
+    m = _PATH.fullmatch(path)
+    if not m:
+        if path.startswith("/v1/"):  # TF Serving answers 400 for a malformed request path.
+            raise RestError(400, f"malformed request path {path!r}; expected /v1/models/<name>[/versions/<n>]"
+                                 "[:predict|/metadata]")
+        raise RestError(404, f"no such endpoint: {path}")
+    name, version = m.group("name"), m.group("version")
+    if not name:
+        raise RestError(400, "missing model name in the URL (/v1/models/<name>)")
+    if version is not None and not _VERSION.fullmatch(version):
+        raise RestError(400, f"version must be a non-negative integer, got {version!r}")
+    return name, (int(version) if version is not None else None), m.group("rest") or STATUS
+
+
+def status_body(versions: list) -> dict:
+    """The GetModelStatus answer for [(number, state, error message), ...], newest first."""
+    return {"model_version_status": [
+        {"version": str(number), "state": state,
+         "status": {"error_code": "UNKNOWN" if error else "OK", "error_message": error}}
+        for number, state, error in versions]}
+
+
+def metadata_body(name: str, version: int, signatures: dict) -> dict:
+    """The GetModelMetadata answer, from `describe_signatures(...)`."""
+    return {"model_spec": {"name": name, "signature_name": "", "version": str(version)},
+            "metadata": {"signature_def": {"signature_def": signature_defs(signatures)}}}
 
 
 class Spec(NamedTuple):

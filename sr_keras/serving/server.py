@@ -17,18 +17,12 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import json
-import re
 import socket
 import threading
 import time
 from typing import Optional
 
 from absl import logging
-
-_PATH = re.compile(r"/v1/models(?:/(?P<name>[^/:]*)(?:/versions/(?P<version>[^/:]*))?(?P<rest>/metadata|:predict)?)?",
-                   re.ASCII)
-_VERSION = re.compile(r"[0-9]{1,18}", re.ASCII)
-
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
@@ -83,25 +77,17 @@ class Server:
         return web.Response(status=status, text=json.dumps(payload, allow_nan=False), content_type="application/json")
 
     def _error(self, status: int, message: str):
-        return self._json(status, {"error": message})
+        from sr_keras.serving import rest
+
+        return self._json(status, rest.error_body(message))
 
     def _route(self, path: str):
-        from sr_keras.serving.rest import RestError
+        from sr_keras.serving.rest import RestError, parse_path
 
-        m = _PATH.fullmatch(path)
-        if not m:
-            if path.startswith("/v1/"):  # TF Serving answers 400 for a malformed request path.
-                raise RestError(400, f"malformed request path {path!r}; expected /v1/models/<name>[/versions/<n>]"
-                                     "[:predict|/metadata]")
-            raise RestError(404, f"no such endpoint: {path}")
-        name, version, rest = m.group("name"), m.group("version"), m.group("rest") or ""
-        if not name:
-            raise RestError(400, "missing model name in the URL (/v1/models/<name>)")
-        if version is not None and not _VERSION.fullmatch(version):
-            raise RestError(400, f"version must be a non-negative integer, got {version!r}")
+        name, version, action = parse_path(path)
         if name != self.registry.name:
             raise RestError(404, f"unknown model {name!r}; this server serves {self.registry.name!r}")
-        return (int(version) if version is not None else None), rest
+        return version, action
 
     def _serving(self, version):
         from sr_keras.serving.rest import RestError
@@ -119,22 +105,20 @@ class Server:
 
         try:
             version, action = self._route(request.path)
-            if action == ":predict":
+            if action == rest.PREDICT:
                 if request.method != "POST":
                     raise rest.RestError(405, "predict needs POST")
                 return await self._predict(request, version)
             if request.method != "GET":
                 raise rest.RestError(405, f"{request.path} needs GET")
-            if action == "/metadata":
+            if action == rest.METADATA:
                 v = self._serving(version)
-                return self._json(200, {
-                    "model_spec": {"name": self.registry.name, "signature_name": "", "version": str(v.number)},
-                    "metadata": {"signature_def": {"signature_def": rest.signature_defs(v.signatures)}}})
+                return self._json(200, rest.metadata_body(self.registry.name, v.number, v.signatures))
             status = self.registry.status(version)
             if not status:
                 raise rest.RestError(404, f"model {self.registry.name!r} has no version "
                                           f"{version if version is not None else 'loaded yet'}")
-            return self._json(200, {"model_version_status": status})
+            return self._json(200, rest.status_body(status))
         except rest.RestError as e:
             return self._error(e.status, e.message)
         except web.HTTPException:
@@ -382,7 +366,7 @@ def serve(base_path: str, name: str, host: str, port: int, limits: Limits = Limi
     registry.poll()
     if registry.get() is None:
         sock.close()
-        errors = "; ".join(f"version {s['version']}: {s['status']['error_message']}" for s in registry.status())
+        errors = "; ".join(f"version {number}: {error}" for number, _, error in registry.status())
         raise ValueError(f"--model_base_path={base_path} holds no loadable version folder"
                          + (f" ({errors})" if errors else "")
                          + f" (export one with: sr-export --export_dir={base_path.rstrip('/').rsplit('/', 1)[0]} "

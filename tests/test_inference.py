@@ -1,0 +1,178 @@
+"""The Python API (`sr_keras.load().enhance`) and sr-enhance: formats, precision, tiling, self-ensemble."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import sr_keras
+from conftest import export_with_architecture as _export_with_architecture, run_cli, tiny_generator as _tiny_generator, write_photo
+from sr_keras import export_lib, inference, saved_models
+
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    g = _tiny_generator()
+    path = export_lib.export(g, {"model": "srgan", "scale": 4}, str(root), "tiny")
+    return g, str(root), path
+
+
+# --- Python API -------------------------------------------------------------------------------------------------
+
+def test_load_accepts_model_folder_version_folder_and_keras_file(exported, tmp_path):
+    g, root, path = exported
+    assert sr_keras.load(os.path.join(root, "tiny")).path == path
+    assert sr_keras.load(path).scale == 4
+    kpath = str(tmp_path / "g.keras")
+    g.save(kpath)
+    m = sr_keras.load(kpath)
+    x = np.random.default_rng(0).integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    a, b = m.enhance(x), sr_keras.load(path).enhance(x)
+    assert a.shape == (36, 28, 3) and np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    with pytest.raises(inference.ModelNotFoundError, match="holds no SavedModel"):
+        sr_keras.load(str(tmp_path))
+
+
+def test_reduced_precision_inference_runs_in_that_dtype_and_stays_close(tmp_path, exported):
+    _, path = _export_with_architecture(tmp_path)
+    lr = np.random.default_rng(7).integers(0, 256, (21, 19, 3), dtype=np.uint8)
+    f32 = sr_keras.load(path).enhance(lr)
+    fast = sr_keras.load(path, precision="bfloat16")
+    assert fast._keras.get_layer("stem_conv").compute_dtype == "bfloat16"
+    out = fast.enhance(lr)
+    assert out.shape == f32.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - f32.astype(int)).max() <= 3
+    with pytest.raises(ValueError, match="precision"):
+        sr_keras.load(path, precision="int8")
+    with pytest.raises(saved_models.SavedModelError, match="no architecture"):
+        sr_keras.load(exported[2], precision="bfloat16")  # Exported from a bare Keras model.
+
+
+def test_self_ensemble_is_the_mean_of_the_eight_undone_transforms(exported):
+    _, _, path = exported
+    plain, ens = sr_keras.load(path, tile=0), sr_keras.load(path, tile=0, self_ensemble=True)
+    x = np.random.default_rng(8).random((9, 13, 3)).astype("float32")
+    want = np.mean([np.rot90(plain.enhance(np.rot90(x, k)[:, ::-1] if f else np.rot90(x, k))[:, ::-1] if f
+                             else plain.enhance(np.rot90(x, k)), -k) for k in range(4) for f in (False, True)], 0)
+    got = ens.enhance(x)
+    assert got.shape == (36, 52, 3)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    # The ensemble commutes with every flip and rotation of the input; the plain model does not.
+    np.testing.assert_allclose(ens.enhance(x[::-1]), got[::-1], atol=1e-5)
+    np.testing.assert_allclose(ens.enhance(np.rot90(x)), np.rot90(got), atol=1e-5)
+    assert np.abs(plain.enhance(x[::-1]) - plain.enhance(x)[::-1]).max() > 1e-3
+    # Tiled, it still matches the untiled ensemble.
+    np.testing.assert_allclose(sr_keras.load(path, tile=8, self_ensemble=True).enhance(x), got, atol=1 / 255)
+
+
+def test_load_without_argument_gives_a_clear_answer():
+    default = saved_models.default_model_path()
+    if os.path.exists(default):
+        assert sr_keras.load().scale == 4
+    else:
+        with pytest.raises(inference.ModelNotFoundError, match="no default model"):
+            sr_keras.load()
+
+
+@pytest.mark.parametrize("shape,dtype", [((9, 11), np.uint8), ((9, 11, 1), np.uint8), ((9, 11, 3), np.uint8),
+                                         ((9, 11, 4), np.uint8), ((9, 11, 3), np.uint16), ((9, 11), np.uint16),
+                                         ((1, 1, 3), np.uint8), ((9, 11, 3), np.float32), ((7, 5, 2), np.uint8)])
+def test_enhance_returns_the_same_kind(exported, shape, dtype):
+    m = sr_keras.load(exported[2])
+    rng = np.random.default_rng(0)
+    top = {np.uint8: 255, np.uint16: 65535}.get(dtype)
+    x = (rng.integers(0, top + 1, shape) if top else rng.random(shape)).astype(dtype)
+    y = m.enhance(x)
+    assert y.dtype == x.dtype and y.shape == (shape[0] * 4, shape[1] * 4) + tuple(shape[2:])
+    if len(shape) == 3 and shape[2] in (2, 4):  # Alpha is bicubic-upscaled, not run through the model.
+        size = (shape[0] * 4, shape[1] * 4)
+        alpha = tf.image.resize(x[..., -1:].astype("float32"), size, "bicubic").numpy()
+        np.testing.assert_allclose(y[..., -1:], np.clip(np.round(alpha), 0, 255), atol=1)
+
+
+def test_sixteen_bit_keeps_precision_beyond_eight_bits(exported):
+    m = sr_keras.load(exported[2])
+    x = np.full((8, 8, 3), 30000, np.uint16)
+    y = m.enhance(x)
+    assert len(np.unique(y % 257)) > 1  # Not merely an 8-bit result scaled by 257.
+
+
+def test_pil_input_respects_exif_and_keeps_icc(exported, tmp_path):
+    m = sr_keras.load(exported[2])
+    arr = np.zeros((10, 16, 3), np.uint8)
+    arr[:3, :5] = 255
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / "r.jpg"
+    icc = b"\0" * 128  # Opaque to us: kept byte for byte.
+    img.save(path, exif=exif.tobytes(), icc_profile=icc, quality=95)
+    out = m.enhance(Image.open(path))
+    assert isinstance(out, Image.Image) and out.size == (40, 64)  # Upright: 10 wide x 16 tall, x4.
+    assert out.info.get("icc_profile") == icc
+
+
+def test_tiled_output_equals_untiled_within_one_level(exported):
+    m = sr_keras.load(exported[2])
+    x = np.asarray(Image.open(os.path.join(os.path.dirname(__import__("skimage").__file__), "data",
+                                           "astronaut.png")))[100:190, 150:267]
+    whole = m.enhance(x, tile=0)
+    rf = m.receptive_field
+    assert 9 <= rf <= 14  # tiny SRGAN: 9x9 stem, 5 3x3 convs at LR, then HR convs worth about 2 LR pixels.
+    for tile, overlap in [(32, None), (40, rf), (64, 32), (20, 2 * rf)]:
+        tiled = m.enhance(x, tile=tile, tile_overlap=overlap)
+        assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1, (tile, overlap)
+    seams = m.enhance(x, tile=32, tile_overlap=2)  # Far below the receptive field: seams, as the test would see.
+    assert np.abs(seams.astype(int) - whole.astype(int)).max() > 1
+
+
+@pytest.mark.parametrize("h,w,tile,overlap", [(90, 117, 32, 12), (90, 117, 0, 12), (64, 64, 64, 8), (70, 33, 32, 2)])
+def test_tile_count_is_the_number_of_model_calls(h, w, tile, overlap):
+    from sr_keras import tiling
+
+    calls, ticks = [], []
+    tiling.tiled_apply(lambda x: calls.append(x.shape) or np.zeros((x.shape[0] * 2, x.shape[1] * 2, 3), np.float32),
+                       np.zeros((h, w, 3), np.float32), 2, tile, overlap, on_tile=lambda: ticks.append(1))
+    assert len(calls) == len(ticks) == tiling.count_tiles(h, w, tile, overlap)
+
+
+def test_progress_bar_counts_every_tile_of_every_ensemble_pass(exported, capsys):
+    m = sr_keras.load(exported[2], self_ensemble=True)
+    m.enhance(np.zeros((40, 40, 3), np.uint8), tile=16, tile_overlap=4, progress=True)
+    assert "72/72" in capsys.readouterr().out  # 40 = 16 + 16 + 8: 3 x 3 tiles, for each of the 8 passes.
+
+
+# --- sr-enhance ---------------------------------------------------------------------------------------------
+
+def test_cli_enhances_odd_files_and_reports_bad_ones(exported, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    base = write_photo(str(src / "photo.jpg"), 21, 30)
+    Image.fromarray(base).convert("L").save(src / "gray.png")
+    Image.fromarray(np.dstack([base, np.full(base.shape[:2], 128, np.uint8)])).save(src / "rgba.png")
+    (src / "deep.png").write_bytes(tf.io.encode_png(base.astype(np.uint16) * 257).numpy())
+    Image.fromarray(base[:1, :1]).save(src / "one.png")
+    rot = Image.fromarray(base)
+    exif = rot.getexif()
+    exif[0x0112] = 8
+    rot.save(src / "rotated.jpg", exif=exif.tobytes())
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    out = tmp_path / "out"
+    proc = run_cli("enhance", f"--model={exported[1]}/tiny", f"--input={src}", f"--output_dir={out}", "--compare",
+                   "--tile=16", "--tile_overlap=8")
+    assert proc.returncode == 1, proc.stderr  # One input failed.
+    assert "skipped" in proc.stdout and "broken.png" in proc.stdout
+    files = sorted(os.listdir(out))
+    for stem in ("photo", "gray", "rgba", "deep", "one", "rotated"):
+        assert f"{stem}_x4.png" in files and f"{stem}_x4_compare.png" in files
+    assert not any(f.startswith("broken") for f in files)
+    assert Image.open(out / "gray_x4.png").mode == "L"
+    assert Image.open(out / "rgba_x4.png").mode == "RGBA"
+    assert tf.io.decode_png((out / "deep_x4.png").read_bytes(), dtype=tf.uint16).dtype == tf.uint16
+    assert Image.open(out / "one_x4.png").size == (4, 4)
+    assert Image.open(out / "rotated_x4.png").size == (21 * 4, 30 * 4)  # Orientation 8: turned upright.
+    assert Image.open(out / "photo_x4_compare.png").size == (2 * 30 * 4 + 8, 21 * 4)
