@@ -74,8 +74,8 @@ class Enhancer:
             self._saved = tf.saved_model.load(path)
             self.signatures = self._saved.signatures
             if hasattr(self._saved, signatures.TILE_FUNCTION):  # One untiled model call (exports since 0.2).
-                tile_fn = getattr(self._saved, signatures.TILE_FUNCTION)  # Keeps the loaded object alive.
-                self._fn = lambda x: tile_fn(x)
+                saved = self._saved  # The closure keeps the loaded object (and its variables) alive.
+                self._fn = lambda x: getattr(saved, signatures.TILE_FUNCTION)(x)
             else:  # Older exports: their enhance_float signature runs the whole input at once.
                 sig, name = self.signatures[signatures.ENHANCE_FLOAT.name], signatures.ENHANCE_FLOAT
                 self._fn = lambda x: sig(**{name.input: x})[name.output]

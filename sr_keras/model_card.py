@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import statistics
-import tempfile
 from typing import Iterable, Optional
 
 from sr_keras import safe_files, saved_models
@@ -224,86 +223,113 @@ def make_default_model(workdir: str, eval_out: str, out_dir: Optional[str] = Non
                        test_images: Iterable[str] = TEST_IMAGES) -> str:
     """Exports a finished run as the default model, evaluates it and writes its card; returns the card's path.
 
-    The model folder (`out_dir`, default the package's default_model/) is replaced only when everything succeeded.
+    The model folder (`out_dir`, default the package's default_model/) is replaced in one atomic step, and only
+    when everything succeeded.
 
     Raises:
       export_lib.ExportError: the run cannot be exported (no run, no checkpoint).
     """
-    import tensorflow as tf
-
     from sr_keras import curves, evaluate_lib, export_lib, inference
-    from sr_keras.data import sources
 
     generator, meta = export_lib.generator_from_workdir(workdir)
-    cfg = dataclasses.asdict(RunDir(workdir).read_config())
-    scale = cfg["model"]["scale"]
     meta["model_name"] = "default"
     target = os.path.abspath(out_dir or saved_models.default_model_path())
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".default_model-", dir=os.path.dirname(target))
+    staging = safe_files.make_temp_dir(os.path.dirname(target), "default_model-")
     try:
         version_dir = export_lib.export(generator, meta, staging, "default_model", version=1)
-        size_mb = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(version_dir) for f in fs) / 1e6
         enhancer = inference.Enhancer(version_dir)
-        images, _ = evaluate_lib.load_images("sample", scale)
-        results = evaluate_lib.evaluate({"default": enhancer}, images, scale, eval_out)
-        stages = training_stages(workdir)
-        seconds, how = sum(st["seconds"] for st in stages), stages[-1]["how"]
+        results, validation, tests = _evaluate(enhancer, eval_out, test_images)
         curves.plot_training_curves(workdir, os.path.join(eval_out, "training_curves.png"))
-        tests = []
-        for folder in test_images:
-            if not os.path.isdir(folder):
-                continue
-            held_out, _ = evaluate_lib.load_images(folder, scale)
-            test_results = evaluate_lib.evaluate({"default": enhancer}, held_out, scale,
-                                                 os.path.join(eval_out, os.path.basename(folder)))
-            tests.append({**_summary(test_results, f"{len(held_out)} photos in {folder}"), "folder": folder,
-                          "table": evaluate_lib.markdown_table(test_results)})
-        validation = _summary(results, "held-back sample photos: " + ", ".join(sources.SAMPLE_VAL))
-        gains = {name: v["model"] - v["bicubic"] for name, v in validation["per_image_psnr_y"].items()}
-        gains.update({f"{os.path.basename(t['folder'])}/{name}": v["model"] - v["bicubic"] for t in tests
-                      for name, v in t["per_image_psnr_y"].items()})
-        worst = min(gains, key=gains.get)
-        mp = sum(i.lr.shape[0] * i.lr.shape[1] * scale ** 2 for i in images) / 1e6
-        rescales = meta["training_data"].get("train_rescales") or []
-        records = meta["training_data"].get("counts", {}).get("train")
-        train_count = records // (1 + len(rescales)) if records else None  # Photos, not their rescaled copies.
-        sizes = (f", each also at {' and '.join(f'{f:g}' for f in rescales)}x size (`--train_rescales`, "
-                 f"{records} training pairs in all)" if rescales else "")
-        sec = sum(v["seconds"] for v in results["methods"]["default"]["images"].values())
-        card = {
-            "scale": scale, "architecture": cfg["model"], "parameters": generator.count_params(),
-            "size_mb": size_mb, "steps": sum(st["steps"] for st in stages), "stages": stages, "config": cfg,
-            "training_seconds": seconds,
-            "training_time_how": how, "machine": f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}",
-            "architecture_text": _architecture_text(cfg["model"]), "recipe": recipe_text(),
-            "data": {"count": train_count,
-                     "description": f"{train_count or '?'} photos: the "
-                                    "scikit-image sample photos (`--source=sample`) and free wallpaper photos "
-                                    "from pinned Debian packages (`sr-fetch-photos`, each reduced "
-                                    f"2x or 4x){sizes}; x{scale} antialiased bicubic "
-                                    f"degradation, random {cfg['hr_crop']}x{cfg['hr_crop']} HR crops with flips "
-                                    "and 90-degree rotations. Per-photo authors: tfrecords/free_photos/CREDITS.md "
-                                    "after `sr-fetch-photos`, or sr_keras/data/photos.py.",
-                     "train": _training_photos(),
-                     "val": list(sources.SAMPLE_VAL)},
-            "validation": validation,
-            "tests": tests,
-            "all_unseen": {"count": len(gains), "gain_db": statistics.fmean(gains.values()),
-                           "min_gain_db": gains[worst], "min_image": worst},
-            "runtime": f"{sec / len(images):.2f} s per image ({mp / sec:.2f} output MP/s) through sr_keras.load() "
-                       f"on {os.cpu_count()} CPU cores, float32.",
-        }
-        safe_files.write_text(os.path.join(staging, "default_model", "card.json"), json.dumps(card, indent=2))
-        safe_files.write_text(os.path.join(staging, "default_model", "MODEL_CARD.md"),
+        card = build_card(workdir, meta, generator.count_params(), _folder_mb(version_dir), results, validation,
+                          tests)
+        folder = os.path.join(staging, "default_model")
+        safe_files.write_text(os.path.join(folder, "card.json"), json.dumps(card, indent=2))
+        safe_files.write_text(os.path.join(folder, "MODEL_CARD.md"),
                               card_markdown(card, evaluate_lib.markdown_table(results)))
-        old = target + ".old"
-        if os.path.exists(target):
-            os.replace(target, old)
-        os.replace(os.path.join(staging, "default_model"), target)
-        shutil.rmtree(old, ignore_errors=True)
+        os.chmod(folder, 0o755)
+        safe_files.replace_dir(folder, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return os.path.join(target, "MODEL_CARD.md")
 
 
+def _folder_mb(path: str) -> float:
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs) / 1e6
+
+
+def _evaluate(enhancer, eval_out: str, test_images: Iterable[str]) -> tuple:
+    """sr-evaluate's code on the held-back sample photos and each present held-out folder.
+
+    Returns:
+      (the sample photos' results, their card summary, [card summaries of the held-out folders]).
+    """
+    from sr_keras import evaluate_lib
+    from sr_keras.data import sources
+
+    scale = enhancer.scale
+    images, _ = evaluate_lib.load_images("sample", scale)
+    results = evaluate_lib.evaluate({"default": enhancer}, images, scale, eval_out)
+    validation = _summary(results, "held-back sample photos: " + ", ".join(sources.SAMPLE_VAL))
+    mp = sum(i.lr.shape[0] * i.lr.shape[1] * scale ** 2 for i in images) / 1e6
+    sec = sum(v["seconds"] for v in results["methods"]["default"]["images"].values())
+    validation["runtime"] = {"seconds_per_image": sec / len(images), "output_mp_per_s": mp / sec}
+    tests = []
+    for folder in test_images:
+        if not os.path.isdir(folder):
+            continue
+        held_out, _ = evaluate_lib.load_images(folder, scale)
+        test_results = evaluate_lib.evaluate({"default": enhancer}, held_out, scale,
+                                             os.path.join(eval_out, os.path.basename(folder)))
+        tests.append({**_summary(test_results, f"{len(held_out)} photos in {folder}"), "folder": folder,
+                      "table": evaluate_lib.markdown_table(test_results)})
+    return results, validation, tests
+
+
+def _pooled(validation: dict, tests: list) -> dict:
+    """The mean and the lowest PSNR-Y gain over every unseen photo."""
+    gains = {name: v["model"] - v["bicubic"] for name, v in validation["per_image_psnr_y"].items()}
+    gains.update({f"{os.path.basename(t['folder'])}/{name}": v["model"] - v["bicubic"] for t in tests
+                  for name, v in t["per_image_psnr_y"].items()})
+    worst = min(gains, key=gains.get)
+    return {"count": len(gains), "gain_db": statistics.fmean(gains.values()), "min_gain_db": gains[worst],
+            "min_image": worst}
+
+
+def _data_section(training_data: dict, cfg: dict) -> dict:
+    from sr_keras.data import sources
+
+    scale = cfg["model"]["scale"]
+    rescales = training_data.get("train_rescales") or []
+    records = training_data.get("counts", {}).get("train")
+    train_count = records // (1 + len(rescales)) if records else None  # Photos, not their rescaled copies.
+    sizes = (f", each also at {' and '.join(f'{f:g}' for f in rescales)}x size (`--train_rescales`, "
+             f"{records} training pairs in all)" if rescales else "")
+    return {"count": train_count,
+            "description": f"{train_count or '?'} photos: the scikit-image sample photos (`--source=sample`) and free "
+                           "wallpaper photos from pinned Debian packages (`sr-fetch-photos`, each reduced 2x or 4x)"
+                           f"{sizes}; x{scale} antialiased bicubic degradation, random {cfg['hr_crop']}x"
+                           f"{cfg['hr_crop']} HR crops with flips and 90-degree rotations. Per-photo authors: "
+                           "tfrecords/free_photos/CREDITS.md after `sr-fetch-photos`, or sr_keras/data/photos.py.",
+            "train": _training_photos(), "val": list(sources.SAMPLE_VAL)}
+
+
+def build_card(workdir: str, meta: dict, parameters: int, size_mb: float, results: dict, validation: dict,
+               tests: list) -> dict:
+    """card.json's content for the run in `workdir`, exported with `meta` and evaluated as `_evaluate` does."""
+    import tensorflow as tf
+
+    cfg = dataclasses.asdict(RunDir(workdir).read_config())
+    stages = training_stages(workdir)
+    runtime = validation.pop("runtime")
+    return {
+        "scale": cfg["model"]["scale"], "architecture": cfg["model"], "parameters": parameters, "size_mb": size_mb,
+        "steps": sum(st["steps"] for st in stages), "stages": stages, "config": cfg,
+        "training_seconds": sum(st["seconds"] for st in stages), "training_time_how": stages[-1]["how"],
+        "machine": f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}",
+        "architecture_text": _architecture_text(cfg["model"]), "recipe": recipe_text(),
+        "data": _data_section(meta["training_data"], cfg),
+        "validation": validation, "tests": tests, "all_unseen": _pooled(validation, tests),
+        "runtime": f"{runtime['seconds_per_image']:.2f} s per image ({runtime['output_mp_per_s']:.2f} output MP/s) "
+                   f"through sr_keras.load() on {os.cpu_count()} CPU cores, float32.",
+    }

@@ -220,8 +220,8 @@ def test_rerun_with_other_shard_count_overwrites_cleanly(tmp_path):
     cfg = builder.BuildConfig(source="sample", out_dir=out, num_shards=3, max_images=4, verbose=False)
     builder.build_tfrecords(cfg)
     m = builder.build_tfrecords(builder.BuildConfig(**{**cfg.__dict__, "num_shards": 1}))
-    assert sorted(f for f in os.listdir(out) if f.endswith(".tfrecord")) == sorted(s["file"] for s in m["shards"])
-    assert [s["file"] for s in m["shards"] if s["split"] == "train"] == ["train-00000-of-00001.tfrecord"]
+    assert sorted(f for f in os.listdir(out) if f.endswith(".tfrecord")) == sorted(s.file for s in m.shards)
+    assert [s.file for s in m.split_shards("train")] == ["train-00000-of-00001.tfrecord"]
 
 
 @pytest.mark.slow
@@ -306,8 +306,8 @@ def test_builder_skips_an_image_over_the_pixel_limit_from_its_header(tmp_path):
     assert (src / "bomb.png").stat().st_size < 300_000
     m = builder.build_tfrecords(builder.BuildConfig(source=f"dir:{src}", out_dir=str(tmp_path / "o"),
                                                     val_fraction=0.0, verbose=False))
-    assert m["counts"]["train"] == 3
-    (skip,) = m["skipped"]
+    assert m.counts["train"] == 3
+    (skip,) = m.skipped
     assert skip["path"].endswith("bomb.png") and "108.0 MP is over the limit of 100 MP" in skip["reason"]
 
 
@@ -456,8 +456,8 @@ def test_tfds_celeb_a_under_mock_data(tmp_path, monkeypatch):
     with tfds.testing.mock_data(num_examples=6):
         m = builder.build_tfrecords(builder.BuildConfig(source="tfds:celeb_a", out_dir=str(out),
                                                         split=("train", "validation"), verbose=False))
-    assert m["dataset"] == "celeb_a" and m["config"]["hr_size"] == 128
-    assert m["counts"] == {"train": 6, "val": 6}
+    assert m.dataset == "celeb_a" and m.config["hr_size"] == 128
+    assert m.counts == {"train": 6, "val": 6}
     ex = schema.parse_example(next(iter(tf.data.TFRecordDataset(pipeline.shard_files(str(out), "val")))))
     assert ex["hr"].shape == (128, 128, 3) and ex["lr"].shape == (32, 32, 3)
     assert ex["key"].numpy().decode().startswith("celeb_a/validation/")

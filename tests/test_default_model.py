@@ -96,7 +96,7 @@ def test_make_default_model_ships_a_run_with_its_card(tiny_run, tmp_path):
     text = (out / "MODEL_CARD.md").read_text()
     for t in [card["validation"]] + card["tests"]:
         assert f"**{t['gain_db']:+.2f} dB**" in text
-    assert not [p for p in os.listdir(tmp_path) if p.startswith(".default_model-") or p.endswith(".old")]
+    assert not [p for p in os.listdir(tmp_path) if p.startswith((".default_model-", ".sr_keras-tmp-")) or p.endswith(".old")]
     assert os.path.exists(tmp_path / "eval" / "training_curves.png")
     # A run that cannot be shipped leaves the current model untouched.
     proc = run_cli("make_default_model", f"--workdir={tmp_path / 'nothing'}", f"--out_dir={out}")
