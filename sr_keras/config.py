@@ -58,11 +58,20 @@ class TrainConfig:
     cosine_floor: float = 0.01  # cosine: the final rate as a fraction of learning_rate.
     adam_beta1: float = 0.9
     pretrain_loss: str = "mse"  # Phase-1 pixel loss: mse (SRResNet) or l1.
+    # Phase 2, the generator's loss: content_weight * content + pixel_weight * L1 + adv_weight * adversarial.
+    # Defaults follow the SRGAN recipes of BasicSR and mmagic and ESRGAN (Wang et al. 2018): perceptual (VGG54) 1.0,
+    # L1 pixel 1e-2, adversarial 5e-3. The SRGAN paper's own weights (no pixel term, adversarial 1e-3) are the
+    # `srgan_paper` entry of LOSS_WEIGHTS (sr-train --loss_weights=srgan_paper).
     content_loss: str = "vgg54"  # Phase-2 content loss: vgg54 | vgg22 | l1 | mse.
     content_weight: float = 1.0
-    adv_weight: float = 1e-3  # SRGAN paper.
+    pixel_weight: float = 1e-2
+    adv_weight: float = 5e-3
     vgg_feature_scale: float = 1.0 / 12.75  # SRGAN paper: VGG features rescaled by 1/12.75.
-    vgg_weights: str = "imagenet"  # imagenet | PATH to the .h5 | none.
+    vgg_weights: str = "imagenet"  # imagenet | PATH to the .h5 | none (random features, only when asked).
+    # With vgg_weights=imagenet and the weights neither cached nor downloadable: "mse" trains SRGAN-MSE (the paper's
+    # MSE-content variant) and says so; "error" stops with the fix.
+    vgg_fallback: str = "mse"
+    content_note: str = ""  # Why content_loss differs from what was asked (set by the fallback; shown in results).
     d_steps: int = 1  # Discriminator updates per generator update.
     ema_decay: float = 0.999
     mixed_precision: Optional[str] = None  # None | mixed_float16 | mixed_bfloat16.
@@ -88,6 +97,12 @@ class TrainConfig:
 
 
 PRESETS: dict = {}  # name -> function(model kind, scale) -> TrainConfig
+
+# Named sets of phase-2 loss weights (sr-train --loss_weights); single weight flags override them.
+LOSS_WEIGHTS = {
+    "esrgan": {"content_weight": 1.0, "pixel_weight": 1e-2, "adv_weight": 5e-3},  # BasicSR/mmagic SRGAN, ESRGAN.
+    "srgan_paper": {"content_weight": 1.0, "pixel_weight": 0.0, "adv_weight": 1e-3},  # Ledig et al. 2017.
+}
 
 
 def preset(name: str, scales: tuple = (4,)):
@@ -166,9 +181,11 @@ def _photo_x2() -> TrainConfig:
 
 
 def _dcgan(cfg: TrainConfig, name: str) -> TrainConfig:
-    """The DCGAN variant of a preset: 5 residual blocks, L1 content, DCGAN's Adam (2e-4, beta1 0.5)."""
+    """The DCGAN variant of a preset: 5 residual blocks, L1 content (so no separate pixel term) plus adversarial
+    1e-3, DCGAN's Adam (2e-4, beta1 0.5)."""
     model = dataclasses.replace(cfg.model, kind="dcgan", num_blocks=5)
     return dataclasses.replace(cfg, model=model, content_loss="l1", pretrain_loss="l1", adam_beta1=0.5,
+                               pixel_weight=0.0, adv_weight=1e-3,
                                learning_rate=cfg.learning_rate if name == "tiny" else 2e-4)
 
 

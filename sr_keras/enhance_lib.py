@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -105,8 +105,10 @@ def output_names(paths: list, scale: int) -> dict:
 
 def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool = False, tile=None,
                   tile_overlap=None, progress: bool = True, model_label: str = "model",
-                  overwrite: bool = False) -> dict:
+                  overwrite: bool = False, alpha: Optional[float] = None) -> dict:
     """Enhances each file; a bad file is reported and skipped, and the batch goes on.
+
+    `alpha` chooses the network-interpolation point of a model that has one (`Enhancer.enhance`).
 
     Returns:
       {"written": [paths], "failed": {input: why}, "skipped": {input: why}} where skipped inputs are not errors:
@@ -131,7 +133,8 @@ def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool
         else:
             out = os.path.join(output_dir, names[path] + ".png")
             why = _enhance_one(enhancer, path, out, compare, overwrite, model_label, written,
-                               dict(tile=tile, tile_overlap=tile_overlap, progress=progress and len(paths) == 1))
+                               dict(tile=tile, tile_overlap=tile_overlap, progress=progress and len(paths) == 1,
+                                    alpha=alpha))
             if why == _EXISTS:
                 skipped[path] = f"{out} {why}"
             elif why:

@@ -23,7 +23,7 @@ from sr_keras.data import degradation, pipeline, schema, sources
 from sr_keras.data.degradation import bicubic_upscale
 from sr_keras.imageio import ImageError, load_rgb8
 
-KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "seconds")
+KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "grid", "seconds")
 
 
 @dataclasses.dataclass
@@ -137,7 +137,8 @@ def evaluate(models: dict, images: list, scale: int, out_dir: Optional[str] = No
                 sr = models[label].enhance(img.lr, tile=tile)
             seconds = time.perf_counter() - start
             outputs[label] = sr
-            per[label] = {**metrics.score(img.hr, sr, scale), "seconds": seconds}
+            per[label] = {**metrics.score(img.hr, sr, scale),
+                          **metrics.artefacts(img.hr, sr, outputs["bicubic"], scale), "seconds": seconds}
             methods[label][img.name] = per[label]
         if out_dir:
             safe = img.name.replace("/", "_").rsplit(".", 1)[0]
@@ -146,20 +147,108 @@ def evaluate(models: dict, images: list, scale: int, out_dir: Optional[str] = No
             bar.update(i + 1)
     results = {"scale": scale, "protocol": f"PSNR/SSIM on the BT.601 Y channel, {scale} border pixels shaved; "
                "LR = antialiased bicubic downscale of the HR crop to a multiple of the scale",
-               "methods": {label: {"mean": {k: float(np.mean([v[k] for v in per_img.values()])) for k in KEYS},
-                                   "images": per_img} for label, per_img in methods.items()}}
+               "methods": {label: {"mean": _means(per_img), "images": per_img,
+                                   "alpha": getattr(models.get(label), "alpha", None)}
+                           for label, per_img in methods.items()}}
     if out_dir:
         write_reports(results, out_dir)
+        plot_against_alpha(results, os.path.join(out_dir, "alpha.png"))
     return results
 
 
-def markdown_table(results: dict) -> str:
+def model_label(enhancer, spec: str, taken: set) -> str:
+    """A model's row label: its export name and version (or `default`, or the path), plus the note of an SRGAN
+    trained without its perceptual loss, e.g. "demo_srgan v1 (MSE content: VGG19 weights unavailable)"."""
+    meta = enhancer.metadata
+    if spec in ("default", ""):
+        label = "default"
+    elif meta.get("model_name"):
+        label = f"{meta['model_name']} v{meta.get('version', '?')}"
+    else:
+        label = os.path.basename(os.path.normpath(spec))
+    note = meta.get("training", {}).get("content_note")
+    if note:
+        label += f" ({note})"
+    while label in taken:
+        label += "'"
+    taken.add(label)
+    return label
+
+
+class AtAlpha:
+    """A model at one network-interpolation point (a row of `sr-evaluate --alpha`)."""
+
+    def __init__(self, enhancer, alpha: float):
+        self.enhancer, self.alpha, self.scale = enhancer, alpha, enhancer.scale
+
+    def enhance(self, image, tile=None):
+        return self.enhancer.enhance(image, tile=tile, alpha=self.alpha)
+
+
+def alpha_rows(label: str, enhancer, alphas: list) -> dict:
+    """{row label: model} for `evaluate`: one row per alpha for a model with network interpolation, else one."""
+    if not alphas or not enhancer.interpolation:
+        return {label: enhancer}
+    return {f"{label} alpha={a:g}": AtAlpha(enhancer, a) for a in alphas}
+
+
+def plot_against_alpha(results: dict, path: str) -> Optional[str]:
+    """PSNR-Y, colour shift and grid score against alpha for each model evaluated at several alphas (matplotlib;
+    bicubic and the flag limits as reference lines). Returns the path, or None when no model has alpha rows."""
+    series = {}
+    for label, m in results["methods"].items():
+        if m.get("alpha") is not None:
+            series.setdefault(label.rsplit(" alpha=", 1)[0], []).append((m["alpha"], m["mean"]))
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     bic = results["methods"]["bicubic"]["mean"]
-    lines = ["| method | PSNR-Y (dB) | vs bicubic | SSIM-Y | PSNR-RGB (dB) | s/image |", "|---|---|---|---|---|---|"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
+    panels = (("psnr_y", "PSNR-Y (dB)", bic["psnr_y"], "bicubic"),
+              ("colour_shift", "colour shift (uint8 levels)", metrics.COLOUR_SHIFT_LIMIT, "flag limit"),
+              ("grid", "grid score (x bicubic)", metrics.GRID_LIMIT, "flag limit (bicubic)"))
+    for ax, (key, title, ref, ref_label) in zip(axes, panels):
+        for model, points in series.items():
+            points.sort()
+            ax.plot([a for a, _ in points], [p[key] for _, p in points], "o-", label=model)
+        ax.axhline(ref, color="gray", linestyle="--", label=ref_label)
+        ax.set_xlabel("alpha (0: PSNR generator, 1: GAN generator)")
+        ax.set_ylabel(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"x{results['scale']}, {len(next(iter(results['methods'].values()))['images'])} images: "
+                 "network interpolation, distortion against artefacts")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _means(per_image: dict) -> dict:
+    """Means over the images; the colour shift is the largest |mean over images| of the three channels' shifts."""
+    means = {k: float(np.mean([v[k] for v in per_image.values()])) for k in KEYS}
+    rgb = np.mean([v["colour_shift_rgb"] for v in per_image.values()], axis=0)
+    means["colour_shift_rgb"] = [float(v) for v in rgb]
+    means["colour_shift"] = float(np.abs(rgb).max())
+    means["flags"] = metrics.artefact_flags(means["colour_shift"], means["grid"])
+    return means
+
+
+def markdown_table(results: dict) -> str:
+    """Means per method. A method with a colour shift over 2 levels or more periodic error energy than bicubic
+    (a grid) is flagged in its last column."""
+    bic = results["methods"]["bicubic"]["mean"]
+    lines = ["| method | PSNR-Y (dB) | vs bicubic | SSIM-Y | PSNR-RGB (dB) | colour shift (levels) | grid (x bicubic) "
+             "| s/image | flags |", "|---|---|---|---|---|---|---|---|---|"]
     for label, m in results["methods"].items():
         a = m["mean"]
+        flags = ", ".join(a.get("flags", [])) if label != "bicubic" else ""
         lines.append(f"| {label} | {a['psnr_y']:.2f} | {a['psnr_y'] - bic['psnr_y']:+.2f} | {a['ssim_y']:.4f} | "
-                     f"{a['psnr_rgb']:.2f} | {a['seconds']:.3f} |")
+                     f"{a['psnr_rgb']:.2f} | {a.get('colour_shift', 0):.2f} | {a.get('grid', 1):.2f} | "
+                     f"{a['seconds']:.3f} | {'**' + flags + '**' if flags else 'none'} |")
     return "\n".join(lines)
 
 

@@ -74,15 +74,16 @@ class SRModule(tf.Module):
             message=f"input over the limit of {self._max_pixels / 1e6:g} MP per request (sr-export "
                     "--max_input_pixels)")]
 
-    def _tiled(self, lr: tf.Tensor, quantize: bool) -> tf.Tensor:
-        """`_run` tile by tile: float32 [N, H, W, 3] -> [N, sH, sW, 3] (uint8 when `quantize`)."""
+    def _tiled(self, lr: tf.Tensor, quantize: bool, run=None) -> tf.Tensor:
+        """`run` (default `_run`) tile by tile: float32 [N, H, W, 3] -> [N, sH, sW, 3] (uint8 when `quantize`)."""
         t, o, s = self._tile, self._overlap, self._scale
+        run = run or self._run
         h, w = tf.shape(lr)[1], tf.shape(lr)[2]
 
         def finish(sr):
             return tf.cast(tf.round(sr * 255.0), tf.uint8) if quantize else sr
         if not t:
-            return finish(self._run(lr))
+            return finish(run(lr))
 
         def one_row(i):
             y0 = i * t
@@ -93,7 +94,7 @@ class SRModule(tf.Module):
                 x0 = j * t
                 x1, cx0 = tf.minimum(x0 + t, w), tf.maximum(x0 - o, 0)
                 cx1 = tf.minimum(x1 + o, w)
-                sr = finish(self._run(lr[:, cy0:cy1, cx0:cx1]))
+                sr = finish(run(lr[:, cy0:cy1, cx0:cx1]))
                 core = sr[:, (y0 - cy0) * s:(y1 - cy0) * s, (x0 - cx0) * s:(x1 - cx0) * s]
                 return j + 1, acc.write(j, tf.transpose(core, [2, 0, 1, 3]))  # Width first, to concat.
             cols = tf.TensorArray(tf.uint8 if quantize else tf.float32, size=0, dynamic_size=True, infer_shape=False)
@@ -117,12 +118,12 @@ class SRModule(tf.Module):
         with tf.control_dependencies(self._check_pixels(tf.reduce_prod(tf.shape(lr_image)[:3]))):
             return {ENHANCE.output: self._tiled(tf.cast(lr_image, tf.float32) / 255.0, quantize=True)}
 
-    def _one_image(self, data: tf.Tensor) -> tf.Tensor:
+    def _one_image(self, data: tf.Tensor, run=None) -> tf.Tensor:
         img = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
         channels = tf.shape(img)[-1]
         rgb = tf.cond(channels < 3, lambda: tf.image.grayscale_to_rgb(img[..., :1]), lambda: img[..., :3])
         size = tf.shape(img)[:2] * self._scale
-        sr8 = self._tiled(tf.cast(rgb, tf.float32)[None] / 255.0, quantize=True)[0]
+        sr8 = self._tiled(tf.cast(rgb, tf.float32)[None] / 255.0, quantize=True, run=run)[0]
 
         def with_alpha():
             alpha = tf.image.resize(tf.cast(img[..., -1:], tf.float32), size, "bicubic")
@@ -141,6 +142,95 @@ class SRModule(tf.Module):
         with tf.control_dependencies(self._check_pixels(pixels)):
             png = tf.map_fn(self._one_image, tf.identity(image_bytes), fn_output_signature=tf.TensorSpec([], tf.string))
         return {SERVING_DEFAULT.output: png}
+
+    def signature_functions(self) -> dict:
+        return {SERVING_DEFAULT.name: self.serving_default, ENHANCE.name: self.enhance,
+                ENHANCE_FLOAT.name: self.enhance_float}
+
+
+_ALPHA = signatures.ALPHA_INPUT
+
+
+class InterpolatedSRModule(SRModule):
+    """An SRModule with network interpolation: every signature also has an `_alpha` variant whose generator weights
+    are (1 - alpha) * PSNR + alpha * GAN, blended in the graph per instance (`Layer.stateless_call`: no variable is
+    written, so concurrent requests with different alphas never interfere). The plain signatures run the weights
+    blended at `default_alpha`, baked in at export (no per-request cost).
+
+    Args:
+      psnr_generator, gan_generator: float32 generators of one architecture (the ends of the knob).
+      default_alpha: the alpha of the plain signatures.
+      Others as SRModule.
+    """
+
+    def __init__(self, psnr_generator: keras.Model, gan_generator: keras.Model, scale: int, default_alpha: float,
+                 tile: int = DEFAULT_TILE, overlap: int = 16, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS):
+        from sr_keras.models.interpolation import interpolated_generator
+
+        baked = gan_generator if default_alpha == 1.0 else interpolated_generator(psnr_generator, gan_generator,
+                                                                                  default_alpha)
+        super().__init__(baked, scale, tile, overlap, max_input_pixels)
+        self.gan_generator = gan_generator  # The template of stateless_call, and the alpha = 1 weights.
+        self.psnr_trainable = [tf.Variable(v, trainable=False) for v in psnr_generator.trainable_variables]
+        self.psnr_non_trainable = [tf.Variable(v, trainable=False) for v in psnr_generator.non_trainable_variables]
+        self.default_alpha = tf.Variable(default_alpha, dtype=tf.float32, trainable=False, name="default_alpha")
+
+    def _run_alpha(self, lr: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+        g = self.gan_generator
+        trainable = [(1.0 - alpha) * p + alpha * q for p, q in zip(self.psnr_trainable, g.trainable_variables)]
+        fixed = [(1.0 - alpha) * p + alpha * q for p, q in zip(self.psnr_non_trainable, g.non_trainable_variables)]
+        sr, _ = g.stateless_call(trainable, fixed, lr, training=False)
+        return tf.clip_by_value(tf.cast(sr, tf.float32), 0.0, 1.0)
+
+    @staticmethod
+    def _check_alpha(alpha: tf.Tensor, n: tf.Tensor) -> list:
+        return [tf.debugging.assert_equal(tf.shape(alpha)[0], n, message=f"give one {_ALPHA} per instance"),
+                tf.debugging.assert_greater_equal(alpha, 0.0, message=f"{_ALPHA} must be in [0, 1]"),
+                tf.debugging.assert_less_equal(alpha, 1.0, message=f"{_ALPHA} must be in [0, 1]")]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec([], tf.float32)])
+    def sr_tile_alpha(self, lr, alpha):
+        """One untiled model call at `alpha` (for callers that tile themselves)."""
+        return self._run_alpha(lr, alpha)
+
+    def _per_instance(self, lr: tf.Tensor, alpha: tf.Tensor, quantize: bool) -> tf.Tensor:
+        def one(args):
+            x, a = args
+            return self._tiled(x[None], quantize, run=lambda t: self._run_alpha(t, a))[0]
+        out = tf.map_fn(one, (lr, alpha), fn_output_signature=tf.TensorSpec([None, None, 3],
+                                                                            tf.uint8 if quantize else tf.float32))
+        return tf.ensure_shape(out, [None, None, None, 3])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=ENHANCE_FLOAT.input),
+                                  tf.TensorSpec([None], tf.float32, name=_ALPHA)])
+    def enhance_float_alpha(self, lr_image, alpha):
+        checks = self._check_pixels(tf.reduce_prod(tf.shape(lr_image)[:3])) + self._check_alpha(
+            alpha, tf.shape(lr_image)[0])
+        with tf.control_dependencies(checks):
+            return {ENHANCE_FLOAT.output: self._per_instance(tf.identity(lr_image), alpha, quantize=False)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=ENHANCE.input),
+                                  tf.TensorSpec([None], tf.float32, name=_ALPHA)])
+    def enhance_alpha(self, lr_image, alpha):
+        checks = self._check_pixels(tf.reduce_prod(tf.shape(lr_image)[:3])) + self._check_alpha(
+            alpha, tf.shape(lr_image)[0])
+        with tf.control_dependencies(checks):
+            return {ENHANCE.output: self._per_instance(tf.cast(lr_image, tf.float32) / 255.0, alpha, quantize=True)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=SERVING_DEFAULT.input),
+                                  tf.TensorSpec([None], tf.float32, name=_ALPHA)])
+    def serving_default_alpha(self, image_bytes, alpha):
+        pixels = tf.reduce_sum(tf.map_fn(header_pixels, image_bytes, fn_output_signature=tf.int64))
+        with tf.control_dependencies(self._check_pixels(pixels) + self._check_alpha(alpha, tf.shape(image_bytes)[0])):
+            png = tf.map_fn(lambda args: self._one_image(args[0], lambda t: self._run_alpha(t, args[1])),
+                            (tf.identity(image_bytes), alpha), fn_output_signature=tf.TensorSpec([], tf.string))
+        return {SERVING_DEFAULT.output: png}
+
+    def signature_functions(self) -> dict:
+        return {**super().signature_functions(),
+                signatures.alpha_name(SERVING_DEFAULT.name): self.serving_default_alpha,
+                signatures.alpha_name(ENHANCE.name): self.enhance_alpha,
+                signatures.alpha_name(ENHANCE_FLOAT.name): self.enhance_float_alpha}
 
 
 def header_pixels(data: tf.Tensor) -> tf.Tensor:
@@ -205,8 +295,25 @@ def generator_from_workdir(workdir: str) -> tuple:
         raise ExportError(f"--workdir={workdir} has no checkpoint yet; let sr-train run until --ckpt_every steps")
     meta = {"model": cfg.model.kind, "scale": cfg.model.scale, "steps": int(step.numpy()), "checkpoint": ckpt,
             "architecture": dataclasses.asdict(cfg.model), "training_data": _training_data(cfg.data),
+            "training": {"pretrain_steps": cfg.pretrain_steps, "gan_steps": cfg.gan_steps,
+                         "content_loss": cfg.content_loss, "content_note": cfg.content_note,
+                         "weights": {"content": cfg.content_weight, "pixel": cfg.pixel_weight,
+                                     "adversarial": cfg.adv_weight}},
             "validation": run.last_validation()}
     return generator, meta
+
+
+def psnr_generator_from_workdir(workdir: str) -> Optional[keras.Model]:
+    """The pixel phase's EMA generator of a run whose GAN phase has started (the alpha = 0 end of network
+    interpolation), or None when the run has none (no GAN phase yet, or a run from before it was kept)."""
+    run = RunDir(workdir)
+    if not run.is_run() or not run.has_psnr_generator():
+        return None
+    generator = models.build_generator(run.read_config().model)
+    status = tf.train.Checkpoint(ema_generator=generator).read(run.psnr_generator_prefix)
+    status.assert_existing_objects_matched()
+    status.expect_partial()
+    return generator
 
 
 def _training_data(data_dir: str) -> dict:
@@ -220,11 +327,14 @@ def _training_data(data_dir: str) -> dict:
 
 def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
            version: Optional[int] = None, tile: int = DEFAULT_TILE,
-           max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> str:
+           max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS, psnr_generator: Optional[keras.Model] = None,
+           default_alpha: float = 1.0) -> str:
     """Writes `<export_dir>/<model_name>/<version>/` atomically; returns its path.
 
     The signatures run `tile` x `tile` tiles with the generator's receptive field as context (measured here), and
     refuse requests over `max_input_pixels` (0: no limit) with INVALID_ARGUMENT, which TF Serving answers with 400.
+    With `psnr_generator` (the pixel phase's generator of the same run), `generator` is the GAN end of a network-
+    interpolation knob: the export gets the `_alpha` signatures, and the plain ones run at `default_alpha`.
 
     Raises:
       ExportError: the version already exists, or the folder cannot be written.
@@ -244,16 +354,24 @@ def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
     scale = int(meta["scale"])
     overlap = tiling.default_overlap(tiling.measure_receptive_field(
         lambda x: g32(tf.constant(x), training=False).numpy(), scale))
-    module = SRModule(g32, scale, tile, overlap, max_input_pixels)
-    functions = {SERVING_DEFAULT.name: module.serving_default, ENHANCE.name: module.enhance,
-                 ENHANCE_FLOAT.name: module.enhance_float}
+    if psnr_generator is not None:
+        from sr_keras.models.interpolation import check_alpha
+
+        default_alpha = check_alpha(default_alpha)
+        module = InterpolatedSRModule(float32_copy(psnr_generator), g32, scale, default_alpha, tile, overlap,
+                                      max_input_pixels)
+        meta = {**meta, "interpolation": {"default_alpha": default_alpha, "blend": "weights",
+                                          "ends": "alpha 0: the pixel (PSNR) phase's EMA generator; alpha 1: the "
+                                                  "GAN phase's"}}
+    else:
+        module = SRModule(g32, scale, tile, overlap, max_input_pixels)
     try:
-        tf.saved_model.save(module, tmp, signatures=functions)
+        tf.saved_model.save(module, tmp, signatures=module.signature_functions())
         meta = {**meta, "tiling": {"tile": tile, "overlap": overlap}, "max_input_pixels": max_input_pixels,
                 "version": version, "model_name": model_name, "sr_keras_version": sr_keras.__version__,
                 "tensorflow_version": tf.__version__,
                 "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "signatures": signatures.describe_all()}
+                "signatures": signatures.describe_all(interpolation=psnr_generator is not None)}
         meta_path = os.path.join(tmp, saved_models.METADATA_FILE)
         os.makedirs(os.path.dirname(meta_path), exist_ok=True)
         safe_files.write_text(meta_path, json.dumps(meta, indent=2))

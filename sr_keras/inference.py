@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 
 from sr_keras import saved_models, signatures, tiling
 from sr_keras.imageio import PngWriter, check_pixels, decode_image, pil_to_array
+from sr_keras.models.interpolation import check_alpha, interpolated_generator
 from sr_keras.saved_models import ModelNotFoundError, SavedModelError, resolve_model_path  # noqa: F401 - part of this API.
 
 DEFAULT_TILE = tiling.DEFAULT_TILE
@@ -54,22 +55,19 @@ class Enhancer:
         self.max_input_pixels = max_input_pixels
         self.metadata = {}
         self.signatures = {}  # The SavedModel's signatures, when it is run as exported.
+        self._alpha_fns = {}
+        self._make_alpha_fn = None  # alpha -> a tile function at that alpha, for models with interpolation.
         if path.endswith(".keras") or precision != "float32":
             if path.endswith(".keras"):
                 generator, self.metadata = saved_models.load_keras(path)
             else:
                 generator, self.metadata = saved_models.generator_from_saved_model(path)
-            if PRECISIONS[precision]:
-                from sr_keras.models.precision import with_policy
-
-                generator = with_policy(generator, PRECISIONS[precision])
+            self._fn = self._keras_fn(generator)
             self._keras = generator
-
-            @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-            def run(x):
-                return tf.clip_by_value(tf.cast(generator(x, training=False), tf.float32), 0.0, 1.0)
-            self._fn = run
             self.scale = tiling.measure_scale(lambda x: self._fn(tf.constant(x)))
+            if "interpolation" in self.metadata:
+                psnr, gan = saved_models.interpolation_ends(path)
+                self._make_alpha_fn = lambda a: self._keras_fn(interpolated_generator(psnr, gan, a))
         else:
             self._saved = tf.saved_model.load(path)
             self.signatures = self._saved.signatures
@@ -81,6 +79,43 @@ class Enhancer:
                 self._fn = lambda x: sig(**{name.input: x})[name.output]
             self.scale = int(self._saved.scale.numpy())
             self.metadata = saved_models.read_metadata(path)
+            if hasattr(self._saved, signatures.TILE_ALPHA_FUNCTION):
+                def make(a, saved=self._saved):
+                    return lambda x: getattr(saved, signatures.TILE_ALPHA_FUNCTION)(x, tf.constant(a, tf.float32))
+                self._make_alpha_fn = make
+
+    def _keras_fn(self, generator):
+        """A tile function running a Keras generator in this Enhancer's precision."""
+        if PRECISIONS[self.precision]:
+            from sr_keras.models.precision import with_policy
+
+            generator = with_policy(generator, PRECISIONS[self.precision])
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        def run(x):
+            return tf.clip_by_value(tf.cast(generator(x, training=False), tf.float32), 0.0, 1.0)
+        return run
+
+    @property
+    def interpolation(self) -> bool:
+        """True when `alpha` can be chosen (a model exported from a run with a GAN phase)."""
+        return self._make_alpha_fn is not None
+
+    @property
+    def default_alpha(self) -> Optional[float]:
+        """The alpha the model runs at when none is given (None: no interpolation)."""
+        return self.metadata.get("interpolation", {}).get("default_alpha") if self.interpolation else None
+
+    def _model_fn(self, alpha: Optional[float]):
+        if alpha is None:
+            return self._fn
+        if not self.interpolation:
+            raise ValueError("alpha needs a model exported with network interpolation (sr-export of a run with a "
+                             "GAN phase); this one has none")
+        alpha = check_alpha(alpha)
+        if alpha not in self._alpha_fns:
+            self._alpha_fns = {alpha: self._make_alpha_fn(alpha)}  # One alpha at a time: a Keras copy is big.
+        return self._alpha_fns[alpha]
 
     @functools.cached_property
     def receptive_field(self) -> int:
@@ -90,10 +125,13 @@ class Enhancer:
     def default_overlap(self) -> int:
         return tiling.default_overlap(self.receptive_field)
 
-    def _tile_fn(self, on_call: Optional[Callable[[], None]]) -> Callable[[np.ndarray], np.ndarray]:
+    def _tile_fn(self, on_call: Optional[Callable[[], None]], alpha: Optional[float] = None
+                 ) -> Callable[[np.ndarray], np.ndarray]:
         """float32 [h, w, 3] in [0, 1] -> float32 [h*s, w*s, 3] in [0, 1], for one tile."""
+        fn = self._model_fn(alpha)
+
         def run(x):
-            out = self._fn(tf.convert_to_tensor(x[None], tf.float32))[0].numpy()
+            out = fn(tf.convert_to_tensor(x[None], tf.float32))[0].numpy()
             if on_call:
                 on_call()
             return out
@@ -135,7 +173,8 @@ class Enhancer:
         check_pixels(width, height, self.max_input_pixels, _SIZE_FLAG)
 
     def enhance_bands(self, image: np.ndarray, tile: Optional[int] = None, tile_overlap: Optional[int] = None,
-                      progress: bool = False, should_stop: Optional[Callable[[], bool]] = None) -> Iterator:
+                      progress: bool = False, should_stop: Optional[Callable[[], bool]] = None,
+                      alpha: Optional[float] = None) -> Iterator:
         """Like `enhance` for an array, but yields the output in horizontal bands, top to bottom.
 
         Memory stays one band of tiles (plus the input), whatever the image size, so a caller that writes each band
@@ -147,6 +186,8 @@ class Enhancer:
           ImageTooLargeError: over `max_input_pixels`.
           Cancelled: `should_stop()` answered True (it is asked after every model call).
         """
+        model_alpha = alpha  # Checked before any work (ValueError for a bad value or a model without the knob).
+        self._model_fn(model_alpha)
         arr = np.asarray(image)
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
             raise ValueError(f"expected H x W, H x W x 1, H x W x 3 or H x W x 4, got shape {arr.shape}")
@@ -167,23 +208,23 @@ class Enhancer:
                 t /= top
             return np.clip(t, 0.0, 1.0, out=t)
         calls = tiling.count_tiles(arr.shape[0], arr.shape[1], tile, overlap) * (8 if self.self_ensemble else 1)
-        model = self._tile_fn(self._on_call(calls, progress, should_stop))
+        model = self._tile_fn(self._on_call(calls, progress, should_stop), model_alpha)
         if channels >= 3:
             bands = tiling.tiled_bands(lambda t: model(unit(t)), x[..., :3], self.scale, tile, overlap)
         else:  # Gray runs as RGB, one tile at a time.
             bands = tiling.tiled_bands(lambda t: model(np.repeat(unit(t), 3, axis=2)), x[..., :1], self.scale, tile,
                                        overlap)
-        alphas = None
+        alpha_channel = None
         if channels in (2, 4):  # Alpha is upscaled with bicubic, in the same bands (a tile's context is ample).
             def bicubic(t):
                 size = (t.shape[0] * self.scale, t.shape[1] * self.scale)
                 return tf.image.resize(unit(t), size, "bicubic").numpy()
-            alphas = tiling.tiled_bands(bicubic, x[..., -1:], self.scale, tile, overlap)  # Same bands.
+            alpha_channel = tiling.tiled_bands(bicubic, x[..., -1:], self.scale, tile, overlap)  # Same bands.
         for band in bands:
             if channels in (1, 2):
                 band = tf.image.rgb_to_grayscale(band).numpy()
-            if alphas is not None:
-                band = np.concatenate([band, np.clip(next(alphas), 0.0, 1.0)], axis=2)
+            if alpha_channel is not None:
+                band = np.concatenate([band, np.clip(next(alpha_channel), 0.0, 1.0)], axis=2)
             if arr.ndim == 2:
                 band = band[..., 0]
             if top == 1.0:
@@ -211,7 +252,8 @@ class Enhancer:
 
     def enhance(self, image: Union[np.ndarray, Image.Image], tile: Optional[int] = None,
                 tile_overlap: Optional[int] = None, progress: bool = False,
-                should_stop: Optional[Callable[[], bool]] = None) -> Union[np.ndarray, Image.Image]:
+                should_stop: Optional[Callable[[], bool]] = None,
+                alpha: Optional[float] = None) -> Union[np.ndarray, Image.Image]:
         """Upscales an image by the model's scale.
 
         Args:
@@ -222,6 +264,9 @@ class Enhancer:
           progress: show a progress bar over the tiles (for large images, which take minutes on a CPU).
           should_stop: asked after every model call; True stops the work with `Cancelled` (deadlines, clients
             that went away).
+          alpha: network interpolation, for models exported from a run with a GAN phase: 0 gives the PSNR-oriented
+            generator, 1 the GAN generator, between them a blend of their weights (ESRGAN). None: the export's
+            `default_alpha`.
 
         Returns:
           The same kind as the input: same dtype, channel layout, and PIL-ness. Memory beyond the input is the
@@ -234,26 +279,26 @@ class Enhancer:
         if isinstance(image, (str, os.PathLike)):  # A file: decoded as sr-enhance does (EXIF, 16-bit, alpha).
             image = decode_image(image, self.max_input_pixels, _SIZE_FLAG).pixels
         if isinstance(image, Image.Image):
-            return self._enhance_pil(image, tile, tile_overlap, progress, should_stop)
+            return self._enhance_pil(image, tile, tile_overlap, progress, should_stop, alpha)
         arr = np.asarray(image)
         out, row = None, 0
-        for band in self.enhance_bands(arr, tile, tile_overlap, progress, should_stop):
+        for band in self.enhance_bands(arr, tile, tile_overlap, progress, should_stop, alpha):
             if out is None:  # Allocated in the output dtype: uint8 output costs 3 bytes per pixel, not 12.
                 out = np.empty((arr.shape[0] * self.scale, arr.shape[1] * self.scale) + band.shape[2:], band.dtype)
             out[row:row + band.shape[0]] = band
             row += band.shape[0]
         return out
 
-    def _enhance_pil(self, img: Image.Image, tile, overlap, progress, should_stop) -> Image.Image:
+    def _enhance_pil(self, img: Image.Image, tile, overlap, progress, should_stop, alpha) -> Image.Image:
         self.check_size(img.size[1], img.size[0])  # Before a lazily opened file is decoded.
         icc = img.info.get("icc_profile")
         img = ImageOps.exif_transpose(img)
         if img.mode == "F":  # 32-bit float: kept as float, in its own range (0..1, 0..255 or 0..65535).
             arr = np.asarray(img, np.float32)
             top = _float_top(arr)
-            out = Image.fromarray(self.enhance(arr / top, tile, overlap, progress, should_stop) * top, mode="F")
+            out = Image.fromarray(self.enhance(arr / top, tile, overlap, progress, should_stop, alpha) * top, mode="F")
         else:
-            out = self.enhance(pil_to_array(img), tile, overlap, progress, should_stop)
+            out = self.enhance(pil_to_array(img), tile, overlap, progress, should_stop, alpha)
             out = Image.fromarray(out[..., 0] if out.shape[-1] == 1 else out)  # 16-bit gray stays I;16.
         if icc:
             out.info["icc_profile"] = icc

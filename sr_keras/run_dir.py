@@ -3,6 +3,8 @@
     <workdir>/
       config.json           the resolved TrainConfig
       checkpoints/          ckpt-<step>.* (tf.train.CheckpointManager)
+      psnr_generator/       the EMA generator at the end of the pixel (PSNR) phase, kept for network
+                            interpolation with the GAN generator (written when the GAN phase starts)
       metrics.jsonl         one JSON object per logged step: step, phase, time, losses, rates, val/...
       tensorboard/          the same scalars, and validation image panels
       training_curves.png   redrawn after each evaluation
@@ -23,6 +25,7 @@ from sr_keras import safe_files
 
 CONFIG = "config.json"
 CHECKPOINTS = "checkpoints"
+PSNR_GENERATOR = "psnr_generator"
 METRICS = "metrics.jsonl"
 TENSORBOARD = "tensorboard"
 CURVES = "training_curves.png"
@@ -44,6 +47,26 @@ class RunDir:
     @property
     def checkpoints(self) -> str:
         return os.path.join(self.path, CHECKPOINTS)
+
+    @property
+    def psnr_generator_prefix(self) -> str:
+        """Checkpoint prefix of the pixel phase's EMA generator (`tf.train.Checkpoint(ema_generator=...)`)."""
+        return os.path.join(self.path, PSNR_GENERATOR, "ema_generator")
+
+    def has_psnr_generator(self) -> bool:
+        return tf.io.gfile.exists(self.psnr_generator_prefix + ".index")
+
+    def save_psnr_generator(self, generator) -> None:
+        """Writes the pixel phase's EMA generator, atomically (a kill leaves the previous one or none)."""
+        staging = safe_files.make_temp_dir(self.path, PSNR_GENERATOR + "-")
+        try:
+            tf.train.Checkpoint(ema_generator=generator).write(os.path.join(staging, "ema_generator"))
+            safe_files.replace_dir(staging, os.path.join(self.path, PSNR_GENERATOR))
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
     @property
     def metrics_path(self) -> str:

@@ -135,3 +135,32 @@ def generator_from_saved_model(version_dir: str) -> tuple:
         reason = str(e).strip().splitlines()[0][:200]
         raise SavedModelError(f"{version_dir}: its weights do not fit the recorded architecture ({reason})") from None
     return generator, meta
+
+
+def interpolation_ends(version_dir: str) -> tuple:
+    """(PSNR generator, GAN generator): the two ends of an export's network interpolation, as Keras models rebuilt
+    from the recorded architecture and the SavedModel's variables.
+
+    Raises:
+      SavedModelError: the export has no interpolation, or its variables do not fit.
+    """
+    import tensorflow as tf
+
+    from sr_keras import config as config_lib
+    from sr_keras import models
+
+    meta = read_metadata(version_dir)
+    if "interpolation" not in meta or "architecture" not in meta:
+        raise SavedModelError(f"{version_dir} has no network interpolation (export a run with a GAN phase)")
+    arch = config_lib.ModelConfig(**meta["architecture"])
+    psnr, gan = models.build_generator(arch), models.build_generator(arch)
+    try:
+        status = tf.train.Checkpoint(gan_generator=gan, psnr_trainable=psnr.trainable_variables,
+                                     psnr_non_trainable=psnr.non_trainable_variables).read(
+            os.path.join(version_dir, "variables", "variables"))
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0][:200]
+        raise SavedModelError(f"{version_dir}: its interpolation weights do not fit ({reason})") from None
+    return psnr, gan

@@ -27,7 +27,7 @@ from sr_keras.data import pipeline, schema
 from sr_keras.data.degradation import bicubic_upscale
 from sr_keras.distribute import is_chief
 from sr_keras.run_dir import RunDir, resolve_checkpoint as _resolve, run_of_checkpoint
-from sr_keras.trainer import AdversarialTrainer, make_optimizer
+from sr_keras.trainer import LOG_KEYS, AdversarialTrainer, make_optimizer
 
 
 class TrainError(ValueError):
@@ -69,6 +69,36 @@ def validate(cfg: config_lib.TrainConfig, strategy: tf.distribute.Strategy) -> s
             raise TrainError(f"--data={cfg.data} has no {split!r} examples; rebuild it with a val split "
                              "(--val_fraction) or more images")
     return manifest
+
+
+MSE_FALLBACK_NOTE = "MSE content: VGG19 weights unavailable"
+
+
+def resolve_content_loss(cfg: config_lib.TrainConfig) -> config_lib.TrainConfig:
+    """The config with the content loss that will really run.
+
+    A perceptual (VGG) content loss with `vgg_weights=imagenet` needs the ImageNet weights. When they are neither
+    cached nor downloadable, `vgg_fallback=mse` trains SRGAN-MSE (the SRGAN paper's MSE-content variant) and notes
+    why in `content_note`; random VGG features are used only when asked for (`vgg_weights=none`).
+
+    Raises:
+      VGGWeightsError: the weights are unavailable and `vgg_fallback=error`, or an explicit weights path is bad.
+    """
+    if not cfg.content_loss.startswith("vgg") or cfg.vgg_weights != "imagenet":
+        return cfg
+    from sr_keras.models.vgg import VGGWeightsError, imagenet_weights_available
+
+    if imagenet_weights_available():
+        return cfg
+    if cfg.vgg_fallback != "mse":
+        from sr_keras.models.vgg import missing_weights_message
+
+        raise VGGWeightsError(missing_weights_message())
+    message = (f"{MSE_FALLBACK_NOTE}: training SRGAN-MSE (the paper's MSE-content variant). For the perceptual "
+               "VGG54 loss, place the weights file as sr-train --vgg_weights explains, or pass --vgg_weights=PATH.")
+    logging.warning(message)
+    print(f"note: {message}", flush=True)
+    return dataclasses.replace(cfg, content_loss="mse", content_note=MSE_FALLBACK_NOTE)
 
 
 def _check_workdir_config(run_dir: RunDir, cfg: config_lib.TrainConfig) -> None:
@@ -117,8 +147,9 @@ class TrainState:
             d_opt = make_optimizer(self.d_learning_rate, cfg.adam_beta1, cfg.mixed_precision)
             self.trainer = AdversarialTrainer(self.generator, self.discriminator, content, pixel, g_opt, d_opt,
                                               strategy, content_weight=cfg.content_weight,
-                                              adv_weight=cfg.adv_weight, d_steps=cfg.d_steps,
-                                              ema_decay=cfg.ema_decay, jit_compile=cfg.jit_compile)
+                                              pixel_weight=cfg.pixel_weight, adv_weight=cfg.adv_weight,
+                                              d_steps=cfg.d_steps, ema_decay=cfg.ema_decay,
+                                              jit_compile=cfg.jit_compile)
             self.checkpoint = tf.train.Checkpoint(**self.trainer.checkpoint_objects())
 
     @property
@@ -190,9 +221,10 @@ def evaluate(generator: keras.Model, examples: list, scale: int) -> tuple:
       examples: (lr, hr) uint8 [1, h, w, 3] pairs.
 
     Returns:
-      ({psnr_y, ssim_y, psnr_rgb, bicubic_psnr_y, ...}, [uint8 panel [1, H, 3W, 3], ...]).
+      ({psnr_y, ssim_y, psnr_rgb, colour_shift, grid, bicubic_psnr_y, ...}, [uint8 panel [1, H, 3W, 3], ...]).
+      `colour_shift` and `grid` are the GAN artefact scores of `metrics.artefacts` (see `metrics.artefact_flags`).
     """
-    scores = {}
+    scores, shifts = {}, []
     panels = []
     for lr, hr in examples:
         sr = metrics.to_uint8(generator(tf.cast(lr, tf.float32) / 255.0, training=False)[0])
@@ -200,8 +232,13 @@ def evaluate(generator: keras.Model, examples: list, scale: int) -> tuple:
         for prefix, img in (("", sr), ("bicubic_", bic)):
             for k, v in metrics.score(hr[0], img, scale).items():
                 scores.setdefault(prefix + k, []).append(v)
+        found = metrics.artefacts(hr[0], sr, bic, scale)
+        scores.setdefault("grid", []).append(found["grid"])
+        shifts.append(found["colour_shift_rgb"])
         panels.append(np.concatenate([bic, sr, hr[0]], axis=1)[None])
-    return {k: float(np.mean(v)) for k, v in scores.items()}, panels
+    out = {k: float(np.mean(v)) for k, v in scores.items()}
+    out["colour_shift"] = float(np.abs(np.mean(shifts, axis=0)).max())
+    return out, panels
 
 
 @contextlib.contextmanager
@@ -259,6 +296,15 @@ class _Logger:
                 tf.summary.image(f"val/{i}_bicubic|sr|hr", p, max_outputs=1)
         self.writer.flush()
 
+    def flags(self, step: int, flags: list) -> None:
+        """GAN artefacts found at an evaluation: a warning line, and a TensorBoard text entry."""
+        if not self.chief or not flags:
+            return
+        text = f"step {step}: {'; '.join(flags)} (limits: metrics.COLOUR_SHIFT_LIMIT, metrics.GRID_LIMIT)"
+        logging.warning("validation flagged: %s", text)
+        with self.writer.as_default(step=step):
+            tf.summary.text("val/flags", text)
+
     def curves(self) -> None:
         """The run's training curves picture, redrawn after each evaluation (after its scalars are written)."""
         if self.chief:
@@ -279,6 +325,8 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str,
     """
     strategy = strategy or tf.distribute.get_strategy()
     manifest = validate(cfg, strategy)
+    if cfg.gan_steps:
+        cfg = resolve_content_loss(cfg)
     chief = is_chief(strategy)
     run_dir = RunDir(workdir)
     os.makedirs(workdir, exist_ok=True)
@@ -321,8 +369,7 @@ def _loop(cfg, manifest: schema.Manifest, state: TrainState, strategy, manager, 
     trainer = state.trainer
     examples = _eval_examples(cfg, manifest)
     logger = _Logger(run_dir, chief, start)
-    bar = keras.utils.Progbar(cfg.total_steps, stateful_metrics=["phase", "img/s", "g/total", "g/content",
-                                                                  "g/adv", "d/real", "d/fake", "d/acc"],
+    bar = keras.utils.Progbar(cfg.total_steps, stateful_metrics=["phase", "img/s", *LOG_KEYS[2]],
                               verbose=1 if verbose else 0)
     bar.update(start)
     result = {"step": start}
@@ -333,6 +380,8 @@ def _loop(cfg, manifest: schema.Manifest, state: TrainState, strategy, manager, 
         while step < cfg.total_steps:
             phase = 1 if step < cfg.pretrain_steps else 2
             if phase == 2 and step == cfg.pretrain_steps:
+                if chief:  # Kept for network interpolation (sr-export, alpha): the PSNR end of the knob.
+                    run_dir.save_psnr_generator(trainer.ema.model)
                 trainer.start_gan_phase()
             logs = {k: float(v) for k, v in trainer.train_step(iterator, phase).items()}
             step += 1
@@ -345,7 +394,10 @@ def _loop(cfg, manifest: schema.Manifest, state: TrainState, strategy, manager, 
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
                 scores, panels = evaluate(trainer.ema.model, examples, cfg.model.scale)
                 record.update({f"val/{k}": v for k, v in scores.items()})
+                flags = metrics.artefact_flags(scores["colour_shift"], scores["grid"])
+                record["val/flagged"] = float(bool(flags))
                 logger.images(step, panels[:4])
+                logger.flags(step, flags)
                 result.update(scores)
             if record:
                 logger.scalars(step, phase, record)

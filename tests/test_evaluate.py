@@ -71,11 +71,22 @@ def test_demo_smoke_with_the_tiny_preset(tmp_path):
     done = demo.run_demo("tiny", str(tmp_path / "data"), str(tmp_path / "runs"), str(tmp_path / "export"),
                          str(tmp_path / "out"), verbose=False)
     methods = done["results"]["methods"]
-    assert {"bicubic", "demo_srgan", "demo_dcgan"} <= set(methods)
+    srgan_rows = {f"demo_srgan v1 alpha={a}" for a in ("0", "0.5", "1")}  # The SRGAN's knob: ends and middle.
+    assert {"bicubic", "demo_dcgan v1"} | srgan_rows <= set(methods)
     assert all(np.isfinite(m["mean"]["psnr_y"]) for m in methods.values())
     assert os.path.exists(os.path.join(done["eval_dir"], "results.md"))
+    assert os.path.exists(os.path.join(done["eval_dir"], "alpha.png"))
     assert len(os.listdir(os.path.join(done["eval_dir"], "comparisons"))) == len(sources.SAMPLE_VAL)
-    assert any(p.endswith("_compare.png") for p in done["enhanced"])
+    # The featured picture is the best model's (by mean PSNR-Y), and the SRGAN's comparison stays.
+    psnr = {"demo_dcgan v1": methods["demo_dcgan v1"]["mean"]["psnr_y"],
+            "demo_srgan v1": methods["demo_srgan v1 alpha=1"]["mean"]["psnr_y"]}  # The export's default alpha.
+    if "default" in methods:
+        psnr["default"] = methods["default"]["mean"]["psnr_y"]
+    featured = done["featured"]
+    assert featured["best"]["label"] == max(psnr, key=psnr.get)
+    assert featured["srgan"]["label"] == "demo_srgan v1"
+    for role in ("best", "srgan"):
+        assert any(p.endswith("_compare.png") for p in featured[role]["written"])
     assert sorted(os.listdir(tmp_path / "export")) == ["demo_dcgan", "demo_srgan"]
 
 

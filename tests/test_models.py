@@ -84,7 +84,8 @@ def test_no_lambda_layers(kind):
         assert not any(isinstance(lyr, keras.layers.Lambda) for lyr in model.layers)
 
 
-@pytest.mark.parametrize("kind,upsampler", [("srgan", "srresnet"), ("srgan", "espcn"), ("dcgan", "srresnet")])
+@pytest.mark.parametrize("kind,upsampler", [("srgan", "srresnet"), ("srgan", "espcn"), ("srgan", "nearest"),
+                                            ("dcgan", "srresnet")])
 @pytest.mark.parametrize("bicubic_skip", [False, True])
 def test_config_round_trip_and_keras_save_load_give_equal_outputs(tmp_path, kind, upsampler, bicubic_skip):
     g = models.build_generator(config.ModelConfig(kind=kind, bicubic_skip=bicubic_skip, upsampler=upsampler,
@@ -194,3 +195,11 @@ def test_content_loss_is_zero_for_identical_images_and_per_example():
     v = loss(hr, sr).numpy()
     assert v[0] == 0 and v[2] == 0 and v[1] > 0
     assert losses.l1_loss(hr, sr).shape == (3,)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_nearest_tail_upsamples_without_a_shuffle(scale):
+    g = build_srgan_generator(scale=scale, upsampler="nearest", **TINY)
+    assert not [lyr for lyr in g.layers if "shuffle" in lyr.name]
+    assert len([lyr for lyr in g.layers if lyr.name.endswith("_nearest")]) == int(np.log2(scale))
+    assert g(np.zeros((1, 5, 6, 3), "float32")).shape == (1, 5 * scale, 6 * scale, 3)

@@ -26,17 +26,6 @@ def _banner(text: str) -> None:
     print(f"\n== {text} ==", flush=True)
 
 
-def vgg_weights_for_demo() -> str:
-    """ImageNet VGG19 when its file is cached, else random (the demo must also run offline)."""
-    from sr_keras.models.vgg import keras_cache_path
-
-    if os.path.exists(keras_cache_path()):
-        return "imagenet"
-    print(f"note: {keras_cache_path()} is not here and may not be downloadable, so this demo's SRGAN uses a "
-          "RANDOM VGG19: its content loss is not perceptual. Place the file there for the real thing.", flush=True)
-    return "none"
-
-
 def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, verbose: bool = True) -> dict:
     """Runs the six steps; returns the evaluation results and the paths it wrote."""
     from sr_keras import config, distribute, enhance_lib, evaluate_lib, export_lib, inference, train_lib
@@ -46,37 +35,53 @@ def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, v
     manifest = builder.build_tfrecords(builder.BuildConfig(source="sample", out_dir=data_dir, verbose=verbose))
     print(manifest.summary())
 
-    vgg = vgg_weights_for_demo()
     exported = {}
     for kind in ("srgan", "dcgan"):
         _banner(f"2/6 Training {kind} ({preset} preset)")
+        # SRGAN's perceptual loss needs the ImageNet VGG19 weights; offline it trains SRGAN-MSE and says so.
         cfg = dataclasses.replace(config.get_preset(preset, kind), data=data_dir)
-        if kind == "srgan" and cfg.content_loss.startswith("vgg"):
-            cfg = dataclasses.replace(cfg, vgg_weights=vgg)
         workdir = os.path.join(runs, kind)
         strategy = distribute.make_strategy("auto")
         cfg = dataclasses.replace(cfg, mixed_precision=distribute.auto_mixed_precision(strategy))
         train_lib.train_and_evaluate(cfg, workdir, strategy, verbose=verbose)
         _banner(f"3/6 Exporting {kind}")
         generator, meta = export_lib.generator_from_workdir(workdir)
-        exported[kind] = export_lib.export(generator, meta, export_dir, f"demo_{kind}")
-        print(f"exported {exported[kind]}")
+        psnr = export_lib.psnr_generator_from_workdir(workdir)  # The network-interpolation knob, with a GAN phase.
+        exported[kind] = export_lib.export(generator, meta, export_dir, f"demo_{kind}", psnr_generator=psnr)
+        print(f"exported {exported[kind]}" + (" (with the alpha knob)" if psnr is not None else ""))
 
     _banner("4/6 Evaluating against bicubic on the held-back photos: " + ", ".join(sources.SAMPLE_VAL))
-    models = {f"demo_{k}": inference.Enhancer(p) for k, p in exported.items()}
+    enhancers, taken = {}, {"bicubic"}
+    for kind, path in exported.items():
+        enhancer = inference.Enhancer(path)
+        enhancers[evaluate_lib.model_label(enhancer, path, taken)] = enhancer
+    srgan_label = next(iter(enhancers))
     try:
-        models["default"] = inference.load()
+        enhancers["default"] = inference.load()
     except inference.ModelNotFoundError:
         pass
+    models = {}
+    for label, enhancer in enhancers.items():  # The SRGAN at the ends and middle of its alpha knob.
+        models.update(evaluate_lib.alpha_rows(label, enhancer, [0.0, 0.5, 1.0] if label == srgan_label else []))
     images, _ = evaluate_lib.load_images("sample", 4)
     eval_dir = os.path.join(out, "eval")
     results = evaluate_lib.evaluate(models, images, 4, eval_dir, progress=verbose)
 
-    _banner("5/6 Enhancing one photo with --compare")
+    _banner("5/6 Enhancing one photo with --compare: the best model, and the SRGAN")
     photo = os.path.join(sources.sample_dir(), sources.SAMPLE_VAL[0])
-    enhanced = enhance_lib.enhance_files(models["demo_srgan"], [photo], os.path.join(out, "enhanced"), compare=True,
-                                         model_label="demo_srgan x4", progress=False, overwrite=True)
-    return {"results": results, "eval_dir": eval_dir, "enhanced": enhanced["written"], "exported": exported}
+    rows = {label: label if label in results["methods"] else f"{label} alpha={e.default_alpha:g}"
+            for label, e in enhancers.items()}  # A model with the knob is judged at its default alpha.
+    means = {label: results["methods"][row]["mean"]["psnr_y"] for label, row in rows.items()}
+    best = max(means, key=means.get)
+    gain = means[best] - results["methods"]["bicubic"]["mean"]["psnr_y"]
+    featured = {}
+    for role, label in (("best", best), ("srgan", srgan_label)):
+        done = enhance_lib.enhance_files(enhancers[label], [photo], os.path.join(out, "enhanced", role),
+                                         compare=True, progress=False, overwrite=True,
+                                         model_label=f"{label} x4" + (f" (best here: {gain:+.2f} dB over bicubic)"
+                                                                      if role == "best" else ""))
+        featured[role] = {"label": label, "written": done["written"]}
+    return {"results": results, "eval_dir": eval_dir, "featured": featured, "exported": exported}
 
 
 def main(argv):
@@ -92,7 +97,11 @@ def main(argv):
     print(evaluate_lib.markdown_table(done["results"]))
     print(f"\nComparison grids (LR | bicubic | models | HR, with zoomed insets): {done['eval_dir']}/comparisons/")
     print(f"Numbers: {done['eval_dir']}/results.md and results.json")
-    print("Enhanced photo and its bicubic | model comparison: " + ", ".join(done["enhanced"]))
+    for role, what in done["featured"].items():
+        title = "The best model here" if role == "best" else "The SRGAN"
+        print(f"{title}, {what['label']}: " + ", ".join(what["written"]))
+    if os.path.exists(os.path.join(done["eval_dir"], "alpha.png")):
+        print(f"The SRGAN's perception-distortion knob (alpha): {done['eval_dir']}/alpha.png")
     print(f"Exported SavedModels: {', '.join(done['exported'].values())}")
     print(f"Training curves and image panels: .venv/bin/tensorboard --logdir {_RUNS.value}")
     print("\nThese demo models trained for a few minutes on a CPU: this run demonstrates the pipeline end to end; "

@@ -30,6 +30,9 @@ _PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16", "
 _ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Average over the 8 flips/rotations of each input (8x "
                               "slower; slightly higher PSNR).")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace outputs that already exist (default: skip them).")
+_ALPHA = flags.DEFINE_float("alpha", None, "Network interpolation of a GAN model exported with it: 0 = its PSNR "
+                            "generator (smooth, faithful), 1 = its GAN generator (sharp, invented detail), between "
+                            "= a blend of their weights. Default: the export's default_alpha.")
 _MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 36_000_000, "Skip inputs with more pixels (read from the "
                                    "header, before decoding); memory stays bounded for any size, time does not.")
 _COMPARE = flags.DEFINE_bool("compare", False, "Also write a labelled bicubic | model picture.")
@@ -51,9 +54,17 @@ def main(argv):
     except (saved_models.ModelNotFoundError, saved_models.SavedModelError) as e:
         fail(str(e))
     label = enhancer.metadata.get("model_name") or enhancer.metadata.get("model") or "model"
+    if _ALPHA.value is not None:
+        if not enhancer.interpolation:
+            fail(f"--alpha: {_MODEL.value or 'the default model'} has no network interpolation (only models "
+                 "exported from a run with a GAN phase do)")
+        if not 0.0 <= _ALPHA.value <= 1.0:
+            fail(f"--alpha={_ALPHA.value:g} must be in [0, 1]")
+        label += f" alpha={_ALPHA.value:g}"
     try:
         result = enhance_lib.enhance_files(enhancer, paths, _OUTPUT_DIR.value, compare=_COMPARE.value,
-                                           model_label=f"{label} x{enhancer.scale}", overwrite=_OVERWRITE.value)
+                                           model_label=f"{label} x{enhancer.scale}", overwrite=_OVERWRITE.value,
+                                           alpha=_ALPHA.value)
     except enhance_lib.EnhanceError as e:
         fail(str(e))
     for p in result["written"]:

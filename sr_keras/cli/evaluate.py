@@ -8,7 +8,6 @@ Writes <out>/results.json, <out>/results.md and <out>/comparisons/<image>.png.
 """
 
 import copy
-import os
 import sys
 
 from absl import flags
@@ -23,22 +22,11 @@ _IMAGES = flags.DEFINE_string("images", "sample", "HR images: `sample` (held-bac
 _SCALE = flags.DEFINE_integer("scale", None, "Upscaling factor (default: the models' scale; 4 with no model).")
 _OUT = flags.DEFINE_string("out", "eval", "Output folder.")
 _TILE = flags.DEFINE_integer("tile", None, "Tile side for the models (default: the API's).")
+_ALPHA = flags.DEFINE_list("alpha", [], "Network interpolation points for models that have it, e.g. "
+                           "0,0.25,0.5,0.75,1: one row each, one comparison grid across them, and alpha.png (PSNR-Y, "
+                           "colour shift and grid score against alpha).")
 _ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Also score each model with the geometric self-ensemble "
                               "(mean over 8 flips/rotations; 8x slower), as a row labelled `<model>+`.")
-
-
-def _label(enhancer, spec: str, taken: set) -> str:
-    meta = enhancer.metadata
-    if spec in ("default", ""):
-        label = "default"
-    elif meta.get("model_name"):
-        label = f"{meta['model_name']} v{meta.get('version', '?')}"
-    else:
-        label = os.path.basename(os.path.normpath(spec))
-    while label in taken:
-        label += "'"
-    taken.add(label)
-    return label
 
 
 def main(argv):
@@ -46,14 +34,20 @@ def main(argv):
     quiet_tf_logs()
     from sr_keras import evaluate_lib, inference
 
+    try:
+        alphas = [float(a) for a in _ALPHA.value]
+    except ValueError:
+        fail(f"--alpha={','.join(_ALPHA.value)}: give numbers in [0, 1], e.g. 0,0.5,1")
+    if any(not 0.0 <= a <= 1.0 for a in alphas):
+        fail(f"--alpha={','.join(_ALPHA.value)}: every alpha must be in [0, 1]")
     models, taken = {}, {"bicubic"}
     for spec in _MODELS.value:
         try:
             enhancer = inference.load(None if spec == "default" else spec)
         except (inference.ModelNotFoundError, inference.SavedModelError, ValueError) as e:
             fail(str(e))
-        label = _label(enhancer, spec, taken)
-        models[label] = enhancer
+        label = evaluate_lib.model_label(enhancer, spec, taken)
+        models.update(evaluate_lib.alpha_rows(label, enhancer, alphas))
         if _ENSEMBLE.value:
             ensemble = copy.copy(enhancer)  # Shares the loaded model.
             ensemble.self_ensemble = True
@@ -77,6 +71,10 @@ def main(argv):
     print(evaluate_lib.markdown_table(results))
     print(f"\n{len(images)} images; results: {_OUT.value}/results.json, {_OUT.value}/results.md; "
           f"pictures: {_OUT.value}/comparisons/")
+    if any(m.get("alpha") is not None for m in results["methods"].values()):
+        print(f"Scores against alpha: {_OUT.value}/alpha.png")
+    elif alphas:
+        print("note: --alpha was ignored: none of the models has network interpolation")
     return 0
 
 

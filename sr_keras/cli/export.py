@@ -20,6 +20,11 @@ _TILE = flags.DEFINE_integer("tile", 256, "The signatures run tiles of this side
                              "so memory stays bounded for any allowed input.")
 _MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 4_000_000, "The signatures refuse requests with more input "
                                    "pixels (all instances together; 0: no limit).")
+_DEFAULT_ALPHA = flags.DEFINE_float("default_alpha", 1.0, "For a run with a GAN phase: the network-interpolation "
+                                    "point of the plain signatures (0: the pixel phase's generator, 1: the GAN "
+                                    "generator). The `_alpha` signatures take any alpha per request.")
+_INTERPOLATION = flags.DEFINE_bool("interpolation", True, "Export the network-interpolation knob when the run has a "
+                                   "GAN phase (--nointerpolation: the GAN generator alone).")
 
 
 def main(argv):
@@ -30,16 +35,19 @@ def main(argv):
     if bool(_WORKDIR.value) == bool(_KERAS.value):
         fail("pass exactly one of --workdir (a training run) or --keras_model (a .keras file)")
     try:
+        psnr = None
         if _WORKDIR.value:
             generator, meta = export_lib.generator_from_workdir(_WORKDIR.value)
+            psnr = export_lib.psnr_generator_from_workdir(_WORKDIR.value) if _INTERPOLATION.value else None
         else:
             generator, meta = saved_models.load_keras(_KERAS.value)
         name = _NAME.value or str(meta["model"])
         path = export_lib.export(generator, meta, _EXPORT_DIR.value, name, _VERSION.value, _TILE.value,
-                                 _MAX_PIXELS.value)
-    except (export_lib.ExportError, saved_models.ModelNotFoundError) as e:
+                                 _MAX_PIXELS.value, psnr_generator=psnr, default_alpha=_DEFAULT_ALPHA.value)
+    except (export_lib.ExportError, saved_models.ModelNotFoundError, ValueError) as e:
         fail(str(e))
-    print(f"exported {name} version {path.rsplit('/', 1)[-1]} (x{meta['scale']}) to {path}")
+    knob = f", network interpolation (default alpha {_DEFAULT_ALPHA.value:g})" if psnr is not None else ""
+    print(f"exported {name} version {path.rsplit('/', 1)[-1]} (x{meta['scale']}{knob}) to {path}")
     return 0
 
 

@@ -35,11 +35,21 @@ _PRETRAIN_LOSS = flags.DEFINE_enum("pretrain_loss", None, ["mse", "l1"], "Phase-
 _BLOCKS = flags.DEFINE_integer("num_blocks", None, "Generator residual blocks.")
 _FILTERS = flags.DEFINE_integer("filters", None, "Generator width.")
 _BICUBIC_SKIP = flags.DEFINE_bool("bicubic_skip", None, "Output = bicubic(lr) + f(lr) (VDSR-style residual).")
-_UPSAMPLER = flags.DEFINE_enum("upsampler", None, ["srresnet", "espcn"], "SRGAN generator tail: srresnet (the "
-                               "paper's x2 stages and 9x9 conv at HR) or espcn (one pixel shuffle after LR convs).")
+_UPSAMPLER = flags.DEFINE_enum("upsampler", None, ["srresnet", "espcn", "nearest"], "SRGAN generator tail: "
+                               "srresnet (the paper's x2 stages and 9x9 conv at HR), espcn (one pixel shuffle after "
+                               "LR convs) or nearest (resize-convolution, as ESRGAN: no checkerboard under an "
+                               "adversarial loss).")
 _BATCH_NORM = flags.DEFINE_bool("batch_norm", None, "SRGAN generator BatchNorms (--nobatch_norm: EDSR-style).")
 _CONTENT = flags.DEFINE_enum("content_loss", None, ["vgg54", "vgg22", "l1", "mse"], "Phase-2 content loss.")
+_LOSS_WEIGHTS = flags.DEFINE_enum("loss_weights", None, list(config_presets.LOSS_WEIGHTS), "A named set of phase-2 "
+                                  "loss weights: esrgan (perceptual 1, L1 pixel 1e-2, adversarial 5e-3; BasicSR, "
+                                  "mmagic, ESRGAN; the SRGAN default) or srgan_paper (1, 0, 1e-3). The weight flags "
+                                  "below override it.")
+_CONTENT_WEIGHT = flags.DEFINE_float("content_weight", None, "Weight of the phase-2 content loss.")
+_PIXEL_WEIGHT = flags.DEFINE_float("pixel_weight", None, "Weight of the phase-2 L1 pixel term.")
 _ADV_WEIGHT = flags.DEFINE_float("adv_weight", None, "Weight of the adversarial loss.")
+_VGG_FALLBACK = flags.DEFINE_enum("vgg_fallback", None, ["mse", "error"], "When --vgg_weights=imagenet cannot be "
+                                  "found or downloaded: mse trains SRGAN-MSE and says so (default); error stops.")
 _D_STEPS = flags.DEFINE_integer("d_steps", None, "Discriminator updates per generator update.")
 _EMA = flags.DEFINE_float("ema_decay", None, "Decay of the EMA generator that is evaluated and exported.")
 _STRATEGY = flags.DEFINE_enum("strategy", "auto", ["auto", "default", "one_device", "mirrored", "multi_worker",
@@ -60,10 +70,11 @@ _INIT = flags.DEFINE_string("init_checkpoint", None, "Start the generator from a
 flags.mark_flag_as_required("workdir")
 
 _OVERRIDES = {"data": _DATA, "batch_size": _BATCH, "hr_crop": _HR_CROP, "pretrain_steps": _PRETRAIN,
-              "gan_steps": _GAN, "learning_rate": _LEARNING_RATE, "schedule": _SCHEDULE, "pretrain_loss": _PRETRAIN_LOSS,
-              "content_loss": _CONTENT, "adv_weight": _ADV_WEIGHT, "d_steps": _D_STEPS, "ema_decay": _EMA,
-              "vgg_weights": _VGG, "jit_compile": _JIT, "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY,
-              "seed": _SEED, "init_checkpoint": _INIT}
+              "gan_steps": _GAN, "learning_rate": _LEARNING_RATE, "schedule": _SCHEDULE,
+              "pretrain_loss": _PRETRAIN_LOSS, "content_loss": _CONTENT, "content_weight": _CONTENT_WEIGHT,
+              "pixel_weight": _PIXEL_WEIGHT, "adv_weight": _ADV_WEIGHT, "vgg_fallback": _VGG_FALLBACK,
+              "d_steps": _D_STEPS, "ema_decay": _EMA, "vgg_weights": _VGG, "jit_compile": _JIT,
+              "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY, "seed": _SEED, "init_checkpoint": _INIT}
 _MODEL_OVERRIDES = {"num_blocks": _BLOCKS, "filters": _FILTERS, "bicubic_skip": _BICUBIC_SKIP,
                     "batch_norm": _BATCH_NORM, "upsampler": _UPSAMPLER}
 
@@ -73,6 +84,8 @@ def resolve_config():
     from sr_keras import config
 
     cfg = config.get_preset(_PRESET.value, _MODEL.value, int(_SCALE.value) if _SCALE.value else None)
+    if _LOSS_WEIGHTS.value:
+        cfg = dataclasses.replace(cfg, **config.LOSS_WEIGHTS[_LOSS_WEIGHTS.value])
     model = dataclasses.replace(cfg.model, **{k: f.value for k, f in _MODEL_OVERRIDES.items() if f.value is not None})
     return dataclasses.replace(cfg, model=model,
                                **{k: f.value for k, f in _OVERRIDES.items() if f.value is not None})

@@ -9,7 +9,7 @@ import keras
 
 from sr_keras.models.layers import batch_norm, PixelShuffle, activate, image_output, residual_block
 
-UPSAMPLERS = ("srresnet", "espcn")
+UPSAMPLERS = ("srresnet", "espcn", "nearest")
 
 
 def build_srgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 16, upsample_filters: int = 256,
@@ -27,10 +27,13 @@ def build_srgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 1
       espcn     every conv at LR: one 3x3 conv to 3*scale^2 channels and one pixel shuffle by `scale` (Shi et al.
                 2016, as in IMDN/RFDN). Much cheaper per pixel, so the same compute buys a deeper trunk; meant
                 for `bicubic_skip` models, whose tail only adds detail to the bicubic base.
+      nearest   resize-convolution: log2(scale) x (nearest x2 -> 3x3 conv -> PReLU), then the 9x9 conv, as ESRGAN's
+                RRDBNet upsamples. Free of the checkerboard a pixel shuffle can learn under an adversarial loss
+                (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts").
     """
     if upsampler not in UPSAMPLERS:
         raise ValueError(f"upsampler={upsampler!r}: choose one of {UPSAMPLERS}")
-    if upsampler == "srresnet" and scale not in (2, 4, 8):
+    if upsampler in ("srresnet", "nearest") and scale not in (2, 4, 8):
         raise ValueError(f"SRGAN upsamples by powers of two; scale={scale} is not 2, 4 or 8")
     # === Functional Model ===
     lr = keras.Input((None, None, 3), name="lr")
@@ -47,6 +50,12 @@ def build_srgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 1
         x = keras.layers.Conv2D(3 * scale * scale, 3, padding="same", kernel_initializer=last_init,
                                 name="out_conv")(x)
         x = PixelShuffle(scale, name="out_shuffle")(x)
+    elif upsampler == "nearest":
+        for i in range(int(math.log2(scale))):
+            x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}_nearest")(x)
+            x = keras.layers.Conv2D(filters, 3, padding="same", name=f"up{i}_conv")(x)
+            x = activate(x, "prelu", f"up{i}_prelu")
+        x = keras.layers.Conv2D(3, 9, padding="same", kernel_initializer=last_init, name="out_conv")(x)
     else:
         for i in range(int(math.log2(scale))):
             x = keras.layers.Conv2D(upsample_filters, 3, padding="same", name=f"up{i}_conv")(x)

@@ -34,7 +34,18 @@ class VGGPreprocess(keras.layers.Layer):
         return keras.applications.vgg19.preprocess_input(x * 255.0)
 
 
-def _missing_weights_message(reason: str = "") -> str:
+def imagenet_weights_available() -> bool:
+    """True when the ImageNet VGG19 notop weights are cached, or were just downloaded into the Keras cache."""
+    if os.path.exists(keras_cache_path()):
+        return True
+    try:
+        keras.applications.VGG19(include_top=False, weights="imagenet", input_shape=(None, None, 3))
+    except Exception:  # noqa: BLE001 - offline: URLError, HTTPError, hash mismatch... all mean "not available".
+        return False
+    return True
+
+
+def missing_weights_message(reason: str = "") -> str:
     return (f"VGG19 ImageNet weights not found: place {WEIGHTS_FILE} in {os.path.dirname(keras_cache_path())}/ "
             f"or pass --vgg_weights=PATH (--vgg_weights=none for a non-perceptual smoke run){reason}")
 
@@ -60,11 +71,11 @@ def build_vgg_extractor(layer: str = "vgg54", weights: str = "imagenet") -> kera
         try:
             base = keras.applications.VGG19(include_top=False, weights="imagenet", input_shape=(None, None, 3))
         except Exception as e:  # Download failures come as many types; users need the fix, not the trace.
-            raise VGGWeightsError(_missing_weights_message(f" ({type(e).__name__})")) from None
+            raise VGGWeightsError(missing_weights_message(f" ({type(e).__name__})")) from None
     else:
         path = os.path.expanduser(weights)
         if not os.path.isfile(path):
-            raise VGGWeightsError(_missing_weights_message(f" (--vgg_weights={weights}: no such file)"))
+            raise VGGWeightsError(missing_weights_message(f" (--vgg_weights={weights}: no such file)"))
         base = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
         try:
             base.load_weights(path)

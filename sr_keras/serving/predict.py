@@ -7,6 +7,7 @@ hangs up or the request's deadline passes. The answers are those of the signatur
   serving_default  image bytes -> PNG bytes (8-bit; gray stays gray, alpha is kept; EXIF orientation applied)
   enhance          uint8 [N, H, W, 3] -> uint8 [N, sH, sW, 3]
   enhance_float    float32 [N, H, W, 3] in [0, 1] -> float32 [N, sH, sW, 3]
+and, for models with network interpolation, their `_alpha` variants (an `alpha` in [0, 1] per instance).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ def request_pixels(sig_name: str, inputs: dict) -> int:
     Raises:
       RestError(400): an instance that is not an image.
     """
-    value = inputs[signatures.BY_NAME[sig_name].input]
-    if sig_name != signatures.SERVING_DEFAULT.name:  # [N, H, W, 3], as parsing checked.
+    value = inputs[signatures.base_signature(sig_name).input]
+    if signatures.base_signature(sig_name) != signatures.SERVING_DEFAULT:  # [N, H, W, 3], as parsing checked.
         return int(np.prod(value.shape[:3]))
     total = 0
     for data in value.reshape(-1):
@@ -51,21 +52,29 @@ def check_request_size(sig_name: str, inputs: dict, max_pixels: int) -> None:
 
 def run(enhancer, sig_name: str, inputs: dict, should_stop: Optional[Callable[[], bool]] = None) -> dict:
     """Runs one request. Raises RestError(400) for an image that cannot be decoded; `Cancelled` goes up."""
-    if sig_name not in SIGNATURES:
-        raise RestError(400, f"signature {sig_name!r} cannot be served here; use one of {list(SIGNATURES)}")
-    sig = signatures.BY_NAME[sig_name]
+    served = SIGNATURES + (tuple(signatures.alpha_name(n) for n in SIGNATURES) if enhancer.interpolation else ())
+    if sig_name not in served:
+        raise RestError(400, f"signature {sig_name!r} cannot be served here; use one of {list(served)}")
+    sig = signatures.base_signature(sig_name)
     value = inputs[sig.input]
+    alphas = [None] * len(value)
+    if sig_name.endswith(signatures.ALPHA_SUFFIX):
+        alphas = [float(a) for a in np.asarray(inputs[signatures.ALPHA_INPUT]).reshape(-1)]
+        if len(alphas) != len(value):
+            raise RestError(400, f"give one {signatures.ALPHA_INPUT} per instance ({len(value)}), got {len(alphas)}")
     if sig == signatures.SERVING_DEFAULT:
-        out = np.array([_one_png(enhancer, data, should_stop) for data in value.reshape(-1)], dtype=object)
+        out = np.array([_one_png(enhancer, data, should_stop, a) for data, a in zip(value.reshape(-1), alphas)],
+                       dtype=object)
         return {sig.output: out.reshape(value.shape)}
-    return {sig.output: np.stack([enhancer.enhance(img, should_stop=should_stop) for img in value])}
+    return {sig.output: np.stack([enhancer.enhance(img, should_stop=should_stop, alpha=a)
+                                  for img, a in zip(value, alphas)])}
 
 
-def _one_png(enhancer, data: bytes, should_stop) -> bytes:
+def _one_png(enhancer, data: bytes, should_stop, alpha=None) -> bytes:
     try:
         decoded = imageio.decode_image(data)
     except imageio.ImageError as e:
         raise RestError(400, f"{signatures.SERVING_DEFAULT.input}: not a decodable image ({e})") from None
     buf = io.BytesIO()  # Streamed band by band: memory holds the compressed PNG, not the decoded output.
-    enhancer.write_png(imageio.to_uint8(decoded.pixels), buf, should_stop=should_stop)  # 8-bit, as the graph.
+    enhancer.write_png(imageio.to_uint8(decoded.pixels), buf, should_stop=should_stop, alpha=alpha)  # 8-bit, as the graph.
     return buf.getvalue()
