@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import png_bytes, run_cli, write_photo
+from conftest import png_bytes, run_cli
 from sr_keras import config, export_lib, inference, saved_models, signatures, train_lib
 from sr_keras.models.interpolation import interpolated_generator
 from sr_keras.run_dir import RunDir
