@@ -128,8 +128,10 @@ def _tiny() -> TrainConfig:
 @preset("sample_x4")
 def _sample_x4() -> TrainConfig:
     # bicubic_skip: a few CPU minutes then start from, and stay near, bicubic quality instead of far below.
+    # nearest: resize-convolution upsampling (ESRGAN's); the paper's pixel shuffle learned a grid in the GAN phase
+    # here (score 5 to 17 against bicubic's 1 on the sample photos; with nearest 1.04).
     return TrainConfig(model=ModelConfig(filters=32, num_blocks=4, upsample_filters=128, d_filters=16, d_dense=128,
-                                         bicubic_skip=True),
+                                         bicubic_skip=True, upsampler="nearest"),
                        data="tfrecords/sample_x4", batch_size=8, hr_crop=64, pretrain_steps=600, gan_steps=300,
                        ckpt_every=150, eval_every=150, eval_images=3, cache_data=True, crops_per_image=4,
                        vgg_weights="imagenet", learning_rate=4e-4, schedule="cosine")

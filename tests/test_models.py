@@ -124,9 +124,11 @@ def test_espcn_tail_keeps_every_conv_at_lr_and_starts_at_bicubic(scale):
 
 def test_unknown_upsampler_and_odd_srresnet_scale_are_refused():
     with pytest.raises(ValueError, match="upsampler"):
-        build_srgan_generator(upsampler="nearest", **TINY)
+        build_srgan_generator(upsampler="bilinear", **TINY)
     with pytest.raises(ValueError, match="powers of two"):
         build_srgan_generator(scale=3, **TINY)
+    with pytest.raises(ValueError, match="powers of two"):
+        build_srgan_generator(scale=3, upsampler="nearest", **TINY)
 
 
 def test_bicubic_base_stays_float32_under_bfloat16():

@@ -333,3 +333,13 @@ def test_multi_worker_mirrored_two_local_workers(sample_data, tmp_path):
     steps = [json.loads(x) for x in open(workdir / "metrics.jsonl")]
     assert [s["step"] for s in steps] == [1, 2]  # Only the chief writes logs.
     assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-2")
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_the_discriminator_follows_the_generators_schedule(schedule):
+    cfg = dataclasses.replace(config.get_preset("sample_x4"), schedule=schedule, pretrain_steps=600, gan_steps=300,
+                              d_steps=2)
+    g, d = train_lib.learning_rates(cfg)
+    for i in (0, 1, 150, 299, 300, 301, 599):  # D's own iterations: two per phase-2 step.
+        assert float(d(i)) == pytest.approx(float(g(600 + i // 2)))
+    assert float(d(599)) < float(d(0))  # It decays with G instead of staying at the peak rate.
