@@ -207,19 +207,21 @@ def plot_against_alpha(results: dict, path: str) -> Optional[str]:
     import matplotlib.pyplot as plt
 
     bic = results["methods"]["bicubic"]["mean"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
-    panels = (("psnr_y", "PSNR-Y (dB)", bic["psnr_y"], "bicubic"),
-              ("colour_shift", "colour shift (uint8 levels)", metrics.COLOUR_SHIFT_LIMIT, "flag limit"),
-              ("grid", "grid score (x bicubic)", metrics.GRID_LIMIT, "flag limit (bicubic)"))
-    for ax, (key, title, ref, ref_label) in zip(axes, panels):
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), constrained_layout=True)
+    panels = (("psnr_y", "PSNR-Y (dB), higher is closer", [(bic["psnr_y"], "bicubic", ":")]),
+              ("colour_shift", "colour shift (uint8 levels)", [(metrics.COLOUR_SHIFT_LIMIT, "flag limit", "--")]),
+              ("grid", "grid score (x bicubic's)", [(1.0, "bicubic", ":"), (metrics.GRID_LIMIT, "flag limit", "--")]))
+    for ax, (key, title, refs) in zip(axes, panels):
         for model, points in series.items():
             points.sort()
             ax.plot([a for a, _ in points], [p[key] for _, p in points], "o-", label=model)
-        ax.axhline(ref, color="gray", linestyle="--", label=ref_label)
+        for value, ref_label, style in refs:
+            ax.axhline(value, color="gray", linestyle=style, label=ref_label)
         ax.set_xlabel("alpha (0: PSNR generator, 1: GAN generator)")
-        ax.set_ylabel(title)
+        ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    handles, labels = axes[2].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8)
     fig.suptitle(f"x{results['scale']}, {len(next(iter(results['methods'].values()))['images'])} images: "
                  "network interpolation, distortion against artefacts")
     fig.savefig(path, dpi=100)

@@ -175,12 +175,19 @@ class InterpolatedSRModule(SRModule):
         self.psnr_non_trainable = [tf.Variable(v, trainable=False) for v in psnr_generator.non_trainable_variables]
         self.default_alpha = tf.Variable(default_alpha, dtype=tf.float32, trainable=False, name="default_alpha")
 
-    def _run_alpha(self, lr: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    def _blended(self, alpha: tf.Tensor) -> tuple:
+        """(trainable, non-trainable) weight tensors at `alpha`: computed once per image, used by every tile."""
         g = self.gan_generator
         trainable = [(1.0 - alpha) * p + alpha * q for p, q in zip(self.psnr_trainable, g.trainable_variables)]
         fixed = [(1.0 - alpha) * p + alpha * q for p, q in zip(self.psnr_non_trainable, g.non_trainable_variables)]
-        sr, _ = g.stateless_call(trainable, fixed, lr, training=False)
+        return trainable, fixed
+
+    def _run_blended(self, lr: tf.Tensor, weights: tuple) -> tf.Tensor:
+        sr, _ = self.gan_generator.stateless_call(weights[0], weights[1], lr, training=False)
         return tf.clip_by_value(tf.cast(sr, tf.float32), 0.0, 1.0)
+
+    def _run_alpha(self, lr: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+        return self._run_blended(lr, self._blended(alpha))
 
     @staticmethod
     def _check_alpha(alpha: tf.Tensor, n: tf.Tensor) -> list:
@@ -196,7 +203,8 @@ class InterpolatedSRModule(SRModule):
     def _per_instance(self, lr: tf.Tensor, alpha: tf.Tensor, quantize: bool) -> tf.Tensor:
         def one(args):
             x, a = args
-            return self._tiled(x[None], quantize, run=lambda t: self._run_alpha(t, a))[0]
+            weights = self._blended(a)
+            return self._tiled(x[None], quantize, run=lambda t: self._run_blended(t, weights))[0]
         out = tf.map_fn(one, (lr, alpha), fn_output_signature=tf.TensorSpec([None, None, 3],
                                                                             tf.uint8 if quantize else tf.float32))
         return tf.ensure_shape(out, [None, None, None, 3])
@@ -222,8 +230,10 @@ class InterpolatedSRModule(SRModule):
     def serving_default_alpha(self, image_bytes, alpha):
         pixels = tf.reduce_sum(tf.map_fn(header_pixels, image_bytes, fn_output_signature=tf.int64))
         with tf.control_dependencies(self._check_pixels(pixels) + self._check_alpha(alpha, tf.shape(image_bytes)[0])):
-            png = tf.map_fn(lambda args: self._one_image(args[0], lambda t: self._run_alpha(t, args[1])),
-                            (tf.identity(image_bytes), alpha), fn_output_signature=tf.TensorSpec([], tf.string))
+            def one(args):
+                weights = self._blended(args[1])
+                return self._one_image(args[0], lambda t: self._run_blended(t, weights))
+            png = tf.map_fn(one, (tf.identity(image_bytes), alpha), fn_output_signature=tf.TensorSpec([], tf.string))
         return {SERVING_DEFAULT.output: png}
 
     def signature_functions(self) -> dict:

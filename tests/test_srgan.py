@@ -58,7 +58,7 @@ def test_offline_srgan_falls_back_to_mse_and_says_so(sample_data, tmp_path, monk
                               vgg_weights="imagenet", pretrain_steps=1, gan_steps=1, eval_every=2)
     resolved = train_lib.resolve_content_loss(cfg)
     assert resolved.content_loss == "mse" and resolved.content_note == "MSE content: VGG19 weights unavailable"
-    assert resolved.adv_weight == 1e-3  # SRGAN-MSE's own adversarial weight.
+    assert resolved.adv_weight == train_lib.SRGAN_MSE_ADV_WEIGHT == 5e-4  # Smaller: the MSE content is small.
     assert "SRGAN-MSE" in capsys.readouterr().out
     with pytest.raises(vgg.VGGWeightsError, match="place vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"):
         train_lib.resolve_content_loss(dataclasses.replace(cfg, vgg_fallback="error"))

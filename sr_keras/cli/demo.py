@@ -28,6 +28,8 @@ def _banner(text: str) -> None:
 
 def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, verbose: bool = True) -> dict:
     """Runs the six steps; returns the evaluation results and the paths it wrote."""
+    import keras
+
     from sr_keras import config, distribute, enhance_lib, evaluate_lib, export_lib, inference, train_lib
     from sr_keras.data import builder, sources
 
@@ -42,6 +44,7 @@ def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, v
         cfg = dataclasses.replace(config.get_preset(preset, kind), data=data_dir)
         workdir = os.path.join(runs, kind)
         strategy = distribute.make_strategy("auto")
+        keras.utils.set_random_seed(cfg.seed)  # As sr-train does: the same start on every run of the demo.
         cfg = dataclasses.replace(cfg, mixed_precision=distribute.auto_mixed_precision(strategy))
         train_lib.train_and_evaluate(cfg, workdir, strategy, verbose=verbose)
         _banner(f"3/6 Exporting {kind}")
