@@ -62,12 +62,13 @@ class Enhancer:
                 generator, self.metadata = saved_models.load_keras(path)
             else:
                 generator, self.metadata = saved_models.generator_from_saved_model(path)
-            self._fn = self._keras_fn(generator)
-            self._keras = generator
+            self._keras = self._in_precision(generator)
+            self._fn = self._keras_fn(self._keras)
             self.scale = tiling.measure_scale(lambda x: self._fn(tf.constant(x)))
             if "interpolation" in self.metadata:
                 psnr, gan = saved_models.interpolation_ends(path)
-                self._make_alpha_fn = lambda a: self._keras_fn(interpolated_generator(psnr, gan, a))
+                self._make_alpha_fn = lambda a: self._keras_fn(self._in_precision(interpolated_generator(psnr, gan,
+                                                                                                        a)))
         else:
             self._saved = tf.saved_model.load(path)
             self.signatures = self._saved.signatures
@@ -84,13 +85,17 @@ class Enhancer:
                     return lambda x: getattr(saved, signatures.TILE_ALPHA_FUNCTION)(x, tf.constant(a, tf.float32))
                 self._make_alpha_fn = make
 
-    def _keras_fn(self, generator):
-        """A tile function running a Keras generator in this Enhancer's precision."""
-        if PRECISIONS[self.precision]:
-            from sr_keras.models.precision import with_policy
+    def _in_precision(self, generator):
+        """The Keras generator computing in this Enhancer's precision (the same one in float32)."""
+        if not PRECISIONS[self.precision]:
+            return generator
+        from sr_keras.models.precision import with_policy
 
-            generator = with_policy(generator, PRECISIONS[self.precision])
+        return with_policy(generator, PRECISIONS[self.precision])
 
+    @staticmethod
+    def _keras_fn(generator):
+        """A tile function running a Keras generator."""
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
         def run(x):
             return tf.clip_by_value(tf.cast(generator(x, training=False), tf.float32), 0.0, 1.0)
