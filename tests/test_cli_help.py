@@ -28,3 +28,29 @@ def test_help_lists_the_commands_own_flags(script):
     assert proc.returncode in (0, 1)  # absl exits 1 after --help.
     assert names and all(f"--{n}" in proc.stdout or f"--[no]{n}" in proc.stdout for n in names), proc.stdout
     assert "--verbosity" not in proc.stdout and "--helpfull" not in proc.stdout.replace("Try --helpfull", "")
+
+
+def test_commands_print_no_tensorflow_startup_noise():
+    """A command's stderr holds its own message only: TF's C++ start-up lines (printed before TF_CPP_MIN_LOG_LEVEL
+    applies) are filtered, as a user runs it (no TF_CPP_MIN_LOG_LEVEL set)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-m", "sr_keras.cli.evaluate", "--model=/nonexistent"], capture_output=True,
+                          text=True, timeout=300, env=dict(env, PYTHONPATH=REPO), cwd=REPO)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: /nonexistent holds no SavedModel (expected saved_model.pb, numbered version folders as written by "
+        "sr-export, or a .keras file)"]
+
+
+def test_the_noise_filter_keeps_real_errors():
+    from sr_keras.cli.utils import STARTUP_NOISE
+
+    noise = ["WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+             "I0000 00:00:1795710855.122162   17687 port.cc:153] oneDNN custom operations are on. You may see ...",
+             "I0000 00:00:1795710855.122651   17687 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
+             "GPU will not be used.",
+             "E0000 00:00:1732000000.000000    1234 cuda_executor.cc:1228] failed call to cuInit: INTERNAL: CUDA error"]
+    real = ["ImportError: libcudart.so.12: cannot open shared object file",
+            "E0000 00:00:1795710855.1 1 op_kernel.cc:1800] OP_REQUIRES failed at save_restore_v2_ops.cc:"]
+    assert all(STARTUP_NOISE.search(line) for line in noise)
+    assert not any(STARTUP_NOISE.search(line) for line in real)

@@ -42,7 +42,7 @@ def test_tiny_preset_end_to_end(scale, kind, tmp_path):
 
     proc = run_cli("export", f"--workdir={workdir}", f"--export_dir={tmp_path / 'export'}", "--model_name=m")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"(x{scale})" in proc.stdout
+    assert f"(x{scale}, network interpolation (default alpha 1))" in proc.stdout  # A run with a GAN phase.
     model_dir = tmp_path / "export" / "m"
     assert json.load(open(model_dir / "1" / "assets.extra" / "model.json"))["scale"] == scale
 
