@@ -123,9 +123,9 @@ def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool
     names = output_names([p for p in paths if p not in own], enhancer.scale)
     bar = None
     if progress and len(paths) > 1:
-        from keras.utils import Progbar
+        from sr_keras import progress as progress_lib
 
-        bar = Progbar(len(paths), unit_name="image")
+        bar = progress_lib.bar(len(paths), unit_name="image")
     written, failed, skipped = [], {}, {}
     for i, path in enumerate(paths):
         if path in own:

@@ -122,9 +122,9 @@ def evaluate(models: dict, images: list, scale: int, out_dir: Optional[str] = No
     methods = {"bicubic": {}, **{label: {} for label in models}}
     bar = None
     if progress:
-        from keras.utils import Progbar
+        from sr_keras import progress as progress_lib
 
-        bar = Progbar(len(images), unit_name="image")
+        bar = progress_lib.bar(len(images), unit_name="image")
     if out_dir:
         os.makedirs(os.path.join(out_dir, "comparisons"), exist_ok=True)
     for i, img in enumerate(images):

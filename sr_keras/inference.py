@@ -160,9 +160,9 @@ class Enhancer:
     def _on_call(self, calls: int, progress: bool, should_stop: Optional[Callable[[], bool]]):
         bar = None
         if progress and calls > 1:
-            from keras.utils import Progbar
+            from sr_keras import progress as progress_lib
 
-            bar = Progbar(calls, unit_name="tile")
+            bar = progress_lib.bar(calls, unit_name="tile")
         if bar is None and should_stop is None:
             return None
 

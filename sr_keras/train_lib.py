@@ -22,7 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 from sr_keras import config as config_lib
-from sr_keras import checkpoints, curves, losses, metrics, models
+from sr_keras import checkpoints, curves, losses, metrics, models, progress
 from sr_keras.data import pipeline, schema
 from sr_keras.data.degradation import bicubic_upscale
 from sr_keras.distribute import is_chief
@@ -388,9 +388,10 @@ def _loop(cfg, manifest: schema.Manifest, state: TrainState, strategy, manager, 
     trainer = state.trainer
     examples = _eval_examples(cfg, manifest)
     logger = _Logger(run_dir, chief, start)
-    bar = keras.utils.Progbar(cfg.total_steps, stateful_metrics=["phase", "img/s", *LOG_KEYS[2]],
-                              verbose=1 if verbose else 0)
-    bar.update(start)
+    bar = progress.bar(cfg.total_steps, unit_name="step", stateful_metrics=["phase", "img/s", *LOG_KEYS[2]],
+                       verbose=verbose)
+    if bar is not None:
+        bar.update(start)
     result = {"step": start}
     saved = start
     step = start
@@ -425,7 +426,8 @@ def _loop(cfg, manifest: schema.Manifest, state: TrainState, strategy, manager, 
             if step % cfg.ckpt_every == 0:
                 manager.save(checkpoint_number=step)
                 saved = step
-            bar.update(step, values=[("phase", phase), ("img/s", rate)] + list(logs.items()))
+            if bar is not None:
+                bar.update(step, values=[("phase", phase), ("img/s", rate)] + list(logs.items()))
     finally:
         if step != saved:
             manager.save(checkpoint_number=step)  # Also on Ctrl-C / SIGTERM; kill -9 resumes from the last one.

@@ -175,10 +175,10 @@ class _ShardSet:
 def _progress(total: Optional[int], verbose: bool, label: str):
     if not verbose:
         return None
-    from keras.utils import Progbar
+    from sr_keras import progress
 
     print(f"{label}:", flush=True)
-    return Progbar(total, stateful_metrics=["img/s"], unit_name="image")
+    return progress.bar(total, unit_name="image", stateful_metrics=["img/s"])
 
 
 def _write_manifest(out_dir: str, manifest: dict) -> None:

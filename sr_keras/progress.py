@@ -1,0 +1,72 @@
+"""Progress that suits where the output goes: Keras' progress bar on a terminal, and on a file or a pipe (a log, CI)
+one plain line every `LINE_EVERY_SECONDS` and at the end, instead of a bar redrawn on every step.
+
+    bar = progress.bar(total, unit_name="step", stateful_metrics=["g/total"])
+    bar.update(step, values=[("g/total", 0.1)])     # the keras.utils.Progbar interface (update, add)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Optional
+
+LINE_EVERY_SECONDS = 30.0
+
+
+class LineProgress:
+    """`keras.utils.Progbar`'s interface, printing `<label> <done>/<total> <unit>s (<pct>%), <elapsed>, ETA ...,
+    metrics` at most every `every_seconds`, and when done."""
+
+    def __init__(self, target: Optional[int], unit_name: str = "step", stateful_metrics=None,
+                 every_seconds: float = LINE_EVERY_SECONDS, stream=None, label: str = ""):
+        self.target, self.unit_name, self.every = target, unit_name, every_seconds
+        self.stateful = set(stateful_metrics or ())
+        self.stream = stream or sys.stdout
+        self.label = label
+        self.start = time.monotonic()
+        self.last_print = None
+        self.current = 0
+        self.values = {}
+
+    def update(self, current: int, values=None, finalize: Optional[bool] = None) -> None:
+        self.current = current
+        for name, value in values or ():
+            self.values[name] = value  # The latest value (a log wants the state now, not a running mean).
+        now = time.monotonic()
+        done = self.target is not None and current >= self.target
+        first = self.last_print is None and current > 0
+        if not (done or first or (self.last_print is not None and now - self.last_print >= self.every)):
+            return
+        self.last_print = now
+        elapsed = now - self.start
+        parts = [f"{current}/{self.target if self.target is not None else '?'} {self.unit_name}s"]
+        if self.target:
+            parts[0] += f" ({100.0 * current / self.target:.0f}%)"
+        parts.append(f"{elapsed:.0f} s")
+        if self.target and 0 < current < self.target:
+            parts.append(f"ETA {elapsed / current * (self.target - current):.0f} s")
+        parts += [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in self.values.items()]
+        print((self.label + " " if self.label else "") + ", ".join(parts), file=self.stream, flush=True)
+
+    def add(self, n: int, values=None) -> None:
+        self.update(self.current + n, values)
+
+
+def is_terminal(stream=None) -> bool:
+    stream = stream or sys.stdout
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def bar(target: Optional[int], unit_name: str = "step", stateful_metrics=None, verbose: bool = True):
+    """A Keras progress bar on a terminal, a `LineProgress` otherwise; None when not `verbose`."""
+    if not verbose:
+        return None
+    if is_terminal():
+        from keras.utils import Progbar
+
+        return Progbar(target, stateful_metrics=stateful_metrics, unit_name=unit_name)
+    return LineProgress(target, unit_name, stateful_metrics)

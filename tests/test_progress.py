@@ -1,0 +1,31 @@
+"""Progress suits where it goes: a bar on a terminal, a few plain lines in a log or a pipe."""
+
+import io
+
+from conftest import run_cli
+from sr_keras import progress
+
+
+def test_line_progress_prints_the_first_step_then_at_most_every_interval_and_the_end():
+    out = io.StringIO()
+    p = progress.LineProgress(100, "step", every_seconds=1e9, stream=out)
+    for i in range(1, 101):
+        p.update(i, values=[("loss", 1.0 / i)])
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("1/100 steps (1%)") and "ETA" in lines[0] and "loss 1" in lines[0]
+    assert lines[1].startswith("100/100 steps (100%)") and "ETA" not in lines[1] and "loss 0.01" in lines[1]
+    out = io.StringIO()
+    p = progress.LineProgress(3, "image", every_seconds=0.0, stream=out)
+    for _ in range(3):
+        p.add(1)
+    assert [line.split(",")[0] for line in out.getvalue().splitlines()] == [
+        "1/3 images (33%)", "2/3 images (67%)", "3/3 images (100%)"]
+
+
+def test_commands_log_plain_lines_when_output_is_not_a_terminal(tmp_path):
+    proc = run_cli("build_tfrecords", "--source=sample", f"--out_dir={tmp_path / 'd'}", "--max_images=4",
+                   "--workers=1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "\x1b[" not in proc.stdout and "\u2501" not in proc.stdout  # No bar redraws in a pipe.
+    assert "4/4 images (100%)" in proc.stdout
