@@ -1,74 +1,81 @@
-"""Training curves as pictures: the validation PSNR-Y gain over bicubic and the training loss against steps, read
-from a run's metrics.jsonl and drawn with Pillow (TensorBoard has the same scalars, interactively)."""
+"""Training curves as a picture: validation PSNR-Y of the model against bicubic, and the training losses, against
+the step; read from a run's metrics.jsonl and drawn with matplotlib (TensorBoard has the same scalars,
+interactively)."""
 
 from __future__ import annotations
 
 from typing import Optional
 
-from PIL import Image, ImageDraw
-
 from sr_keras.run_dir import RunDir
 
-W, H, PAD = 720, 260, 52
+SMOOTH = 20  # Logged points in the moving average of the training loss.
 
 
-def _panel(draw: ImageDraw.ImageDraw, top: int, xs: list, ys: list, x_max: float, title: str, color: str,
-           zero_line: bool = False) -> None:
-    """One line chart in the band [top, top + H) with axes, 5 ticks per axis and a title."""
-    left, right, y0, y1 = PAD, W - 16, top + 24, top + H - 30
-    lo, hi = min(ys + ([0.0] if zero_line else [])), max(ys + ([0.0] if zero_line else []))
-    if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
-    lo, hi = lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)
-
-    def px(x, y):
-        return left + (right - left) * x / max(x_max, 1), y1 - (y1 - y0) * (y - lo) / (hi - lo)
-
-    draw.text((left, top + 4), title, fill="black")
-    draw.rectangle([left, y0, right, y1], outline="#888888")
-    for i in range(5):
-        yv = lo + (hi - lo) * i / 4
-        _, yp = px(0, yv)
-        draw.line([left - 4, yp, left, yp], fill="#888888")
-        draw.text((4, yp - 6), f"{yv:.3g}", fill="#444444")
-        xv = x_max * i / 4
-        xp, _ = px(xv, lo)
-        draw.line([xp, y1, xp, y1 + 4], fill="#888888")
-        draw.text((xp - 12, y1 + 6), f"{int(xv)}", fill="#444444")
-    if zero_line:
-        _, yz = px(0, 0.0)
-        draw.line([left, yz, right, yz], fill="#bbbbbb")
-    points = [px(x, y) for x, y in zip(xs, ys)]
-    if len(points) > 1:
-        draw.line(points, fill=color, width=2)
-    for p in points if len(points) < 40 else points[-1:]:
-        draw.ellipse([p[0] - 3, p[1] - 3, p[0] + 3, p[1] + 3], fill=color)
+def _moving_average(values: list, n: int) -> list:
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= n:
+            total -= values[i - n]
+        out.append(total / min(i + 1, n))
+    return out
 
 
-def plot_training_curves(workdir: str, out_png: Optional[str] = None, smooth: int = 20) -> Optional[str]:
-    """Writes <workdir>/training_curves.png (or `out_png`): the validation PSNR-Y gain over bicubic, and the
-    generator's training loss (moving average over `smooth` logged points). Returns the path, or None when the
-    run has logged nothing yet."""
-    run = RunDir(workdir)
-    rows = run.read_metrics()
+def training_curves_figure(rows: list, smooth: int = SMOOTH, pretrain_steps: Optional[int] = None):
+    """A matplotlib Figure of metrics.jsonl rows, or None when they hold no loss and no validation.
+
+    Top: validation PSNR-Y (dB) of the model (the EMA generator) with bicubic as the reference line. Bottom: the
+    generator's training loss (moving average), log scale. A dotted line marks the start of the GAN phase.
+    """
     val = [r for r in rows if "val/psnr_y" in r and "val/bicubic_psnr_y" in r]
     loss = [r for r in rows if "g/total" in r]
     if not val and not loss:
         return None
-    x_max = max(r["step"] for r in rows)
-    img = Image.new("RGB", (W, 2 * H), "white")
-    draw = ImageDraw.Draw(img)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True, constrained_layout=True)
     if val:
-        gains = [r["val/psnr_y"] - r["val/bicubic_psnr_y"] for r in val]
-        _panel(draw, 0, [r["step"] for r in val], gains, x_max,
-               f"validation PSNR-Y gain over bicubic (dB) vs step; last {gains[-1]:+.2f} dB at step "
-               f"{val[-1]['step']}", "#c03030", zero_line=True)
+        steps = [r["step"] for r in val]
+        top.plot(steps, [r["val/psnr_y"] for r in val], "o-", color="tab:red", label="model (EMA generator)")
+        top.plot(steps, [r["val/bicubic_psnr_y"] for r in val], "--", color="gray", label="bicubic")
+        gain = val[-1]["val/psnr_y"] - val[-1]["val/bicubic_psnr_y"]
+        top.set_title(f"Validation PSNR-Y: {gain:+.2f} dB over bicubic at step {val[-1]['step']:,}", fontsize=11)
+    top.set_ylabel("PSNR-Y (dB)")
+    top.grid(alpha=0.3)
     if loss:
         values = [r["g/total"] for r in loss]
-        averaged = [sum(values[max(0, i - smooth + 1):i + 1]) / len(values[max(0, i - smooth + 1):i + 1])
-                    for i in range(len(values))]
-        _panel(draw, H, [r["step"] for r in loss], averaged, x_max,
-               f"generator training loss (moving average of {smooth} logged points) vs step", "#3050c0")
+        bottom.plot([r["step"] for r in loss], _moving_average(values, smooth), color="tab:blue",
+                    label=f"generator loss (moving average of {smooth} logged steps)")
+        if min(values) > 0:
+            bottom.set_yscale("log")
+    bottom.set_ylabel("training loss")
+    bottom.set_xlabel("training step")
+    bottom.grid(alpha=0.3, which="both")
+    for ax in (top, bottom):
+        if pretrain_steps and any(r["step"] > pretrain_steps for r in rows):
+            ax.axvline(pretrain_steps, color="black", linestyle=":", label="GAN phase starts")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=9, loc="best")
+    return fig
+
+
+def plot_training_curves(workdir: str, out_png: Optional[str] = None, smooth: int = SMOOTH) -> Optional[str]:
+    """Writes the run's training curves picture (or `out_png`); returns its path, or None when the run has logged
+    nothing yet. A line cut short by a kill is skipped."""
+    run = RunDir(workdir)
+    try:
+        pretrain = run.read_config().pretrain_steps if run.is_run() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        pretrain = None
+    fig = training_curves_figure(run.read_metrics(), smooth, pretrain)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
     out_png = out_png or run.curves_path
-    img.save(out_png)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
     return out_png

@@ -112,7 +112,7 @@ def test_train_and_evaluate_writes_logs_and_resumes_in_process(sample_data, tmp_
         for raw in tf.data.TFRecordDataset(event_file):
             tags |= {v.tag for v in tf.compat.v1.Event.FromString(raw.numpy()).summary.value}
     assert {"g/total", "d/acc", "learning_rate/generator", "val/psnr_y", "val/bicubic_psnr_y", "val/0_bicubic|sr|hr"} <= tags
-    assert Image.open(os.path.join(workdir, "training_curves.png")).size == (720, 520)
+    assert Image.open(os.path.join(workdir, "training_curves.png")).size == (800, 650)
     # Resume: same workdir, more steps.
     saved = _build(cfg, tf.distribute.get_strategy(), seed=5)
     saved.checkpoint.restore(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))).expect_partial()
@@ -211,20 +211,27 @@ def test_init_checkpoint_starts_from_another_runs_ema_generator_with_a_fresh_sch
 def test_training_curves_picture_shows_the_gain_rising_and_survives_a_cut_line(tmp_path):
     from sr_keras import curves
 
+    rows = []
     with open(tmp_path / "metrics.jsonl", "w") as f:
         for step in range(10, 1001, 10):
             rec = {"step": step, "g/total": 1.0 / step}
             if step % 250 == 0:
                 rec.update({"val/psnr_y": 30.0 + step / 1000, "val/bicubic_psnr_y": 30.0})
+            rows.append(rec)
             f.write(json.dumps(rec) + "\n")
         f.write('{"step": 1010, "g/to')  # A write cut short by kill -9.
-    img = np.asarray(Image.open(curves.plot_training_curves(str(tmp_path))).convert("RGB")).astype(int)
-    red = np.argwhere((img[..., 0] > 150) & (img[..., 1] < 90) & (img[..., 2] < 90))
-    blue = np.argwhere((img[..., 2] > 150) & (img[..., 0] < 90))
-    assert red.size and blue.size
-    assert red[:, 0].max() < 260 <= blue[:, 0].min()  # Gain on top, loss below.
-    first, last = red[red[:, 1].argmin()], red[red[:, 1].argmax()]
-    assert last[0] < first[0]  # Rising gain: the later point is drawn higher.
+    path = curves.plot_training_curves(str(tmp_path))
+    assert Image.open(path).size == (800, 650)
+    fig = curves.training_curves_figure(rows, smooth=1, pretrain_steps=500)
+    top, bottom = fig.axes
+    assert top.get_ylabel() == "PSNR-Y (dB)" and bottom.get_xlabel() == "training step"
+    assert top.get_title() == "Validation PSNR-Y: +1.00 dB over bicubic at step 1,000"
+    model, bicubic = top.get_lines()[:2]
+    assert list(model.get_ydata()) == [30.25, 30.5, 30.75, 31.0] and set(bicubic.get_ydata()) == {30.0}
+    assert [t.get_text() for t in top.get_legend().get_texts()] == ["model (EMA generator)", "bicubic",
+                                                                     "GAN phase starts"]
+    np.testing.assert_allclose(bottom.get_lines()[0].get_ydata(), [1.0 / s for s in range(10, 1001, 10)])
+    assert bottom.get_yscale() == "log"
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "metrics.jsonl").write_text("")
     assert curves.plot_training_curves(str(tmp_path / "empty")) is None
