@@ -400,8 +400,12 @@ def _loop(cfg, manifest: schema.Manifest, state: TrainState, strategy, manager, 
         while step < cfg.total_steps:
             phase = 1 if step < cfg.pretrain_steps else 2
             if phase == 2 and step == cfg.pretrain_steps:
-                if chief:  # Kept for network interpolation (sr-export, alpha): the PSNR end of the knob.
-                    run_dir.save_psnr_generator(trainer.ema.model)
+                # Kept for network interpolation (sr-export, alpha): the PSNR end of the knob. Every worker writes
+                # (a multi-worker save is collective); only the chief's copy is the run's.
+                scratch = None if chief else RunDir(tempfile.mkdtemp(prefix="srk_psnr_"))
+                (scratch or run_dir).save_psnr_generator(trainer.ema.model)
+                if scratch is not None:
+                    shutil.rmtree(scratch.path, ignore_errors=True)
                 trainer.start_gan_phase()
             logs = {k: float(v) for k, v in trainer.train_step(iterator, phase).items()}
             step += 1
