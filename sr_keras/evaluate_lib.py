@@ -185,11 +185,15 @@ class AtAlpha:
         return self.enhancer.enhance(image, tile=tile, alpha=self.alpha)
 
 
+def alpha_row_label(label: str, alpha: float) -> str:
+    return f"{label} alpha={alpha:g}"
+
+
 def alpha_rows(label: str, enhancer, alphas: list) -> dict:
     """{row label: model} for `evaluate`: one row per alpha for a model with network interpolation, else one."""
     if not alphas or not enhancer.interpolation:
         return {label: enhancer}
-    return {f"{label} alpha={a:g}": AtAlpha(enhancer, a) for a in alphas}
+    return {alpha_row_label(label, a): AtAlpha(enhancer, a) for a in alphas}
 
 
 def plot_against_alpha(results: dict, path: str) -> Optional[str]:

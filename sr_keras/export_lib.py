@@ -37,6 +37,10 @@ DEFAULT_TILE = tiling.DEFAULT_TILE
 DEFAULT_MAX_INPUT_PIXELS = 4_000_000  # Per request, all instances together (sr-export --max_input_pixels).
 
 
+def _clipped(sr: tf.Tensor) -> tf.Tensor:
+    return tf.clip_by_value(tf.cast(sr, tf.float32), 0.0, 1.0)
+
+
 class SRModule(tf.Module):
     """The exported object: a float32 generator plus image-in/image-out signatures.
 
@@ -58,8 +62,7 @@ class SRModule(tf.Module):
 
     def _run(self, lr: tf.Tensor) -> tf.Tensor:
         """float32 [N, H, W, 3] in [0, 1] -> float32 [N, sH, sW, 3] clipped to [0, 1]."""
-        sr = self.generator(lr, training=False)
-        return tf.clip_by_value(tf.cast(sr, tf.float32), 0.0, 1.0)
+        return _clipped(self.generator(lr, training=False))
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
     def sr_tile(self, lr):
@@ -177,14 +180,15 @@ class InterpolatedSRModule(SRModule):
 
     def _blended(self, alpha: tf.Tensor) -> tuple:
         """(trainable, non-trainable) weight tensors at `alpha`: computed once per image, used by every tile."""
+        from sr_keras.models.interpolation import blend
+
         g = self.gan_generator
-        trainable = [(1.0 - alpha) * p + alpha * q for p, q in zip(self.psnr_trainable, g.trainable_variables)]
-        fixed = [(1.0 - alpha) * p + alpha * q for p, q in zip(self.psnr_non_trainable, g.non_trainable_variables)]
-        return trainable, fixed
+        return (blend(self.psnr_trainable, g.trainable_variables, alpha),
+                blend(self.psnr_non_trainable, g.non_trainable_variables, alpha))
 
     def _run_blended(self, lr: tf.Tensor, weights: tuple) -> tf.Tensor:
         sr, _ = self.gan_generator.stateless_call(weights[0], weights[1], lr, training=False)
-        return tf.clip_by_value(tf.cast(sr, tf.float32), 0.0, 1.0)
+        return _clipped(sr)
 
     def _run_alpha(self, lr: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
         return self._run_blended(lr, self._blended(alpha))

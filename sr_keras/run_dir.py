@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Optional
 
 import tensorflow as tf
@@ -63,8 +64,6 @@ class RunDir:
             tf.train.Checkpoint(ema_generator=generator).write(os.path.join(staging, "ema_generator"))
             safe_files.replace_dir(staging, os.path.join(self.path, PSNR_GENERATOR))
         except BaseException:
-            import shutil
-
             shutil.rmtree(staging, ignore_errors=True)
             raise
 

@@ -115,8 +115,6 @@ def generator_from_saved_model(version_dir: str) -> tuple:
     Raises:
       SavedModelError: no metadata, no recorded architecture, or weights that do not fit it.
     """
-    import tensorflow as tf
-
     from sr_keras import config as config_lib
     from sr_keras import models
 
@@ -127,14 +125,27 @@ def generator_from_saved_model(version_dir: str) -> tuple:
         raise SavedModelError(f"{version_dir} records no architecture (it was exported from a .keras file); "
                               "load that .keras file instead")
     generator = models.build_generator(config_lib.ModelConfig(**meta["architecture"]))
-    try:
-        status = tf.train.Checkpoint(generator=generator).read(os.path.join(version_dir, "variables", "variables"))
-        status.expect_partial()  # The module's own `scale` variable has no place in a Keras model.
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError) as e:  # Missing layers, or layers of another shape.
-        reason = str(e).strip().splitlines()[0][:200]
-        raise SavedModelError(f"{version_dir}: its weights do not fit the recorded architecture ({reason})") from None
+    _read_variables(version_dir, "its weights do not fit the recorded architecture", generator=generator)
     return generator, meta
+
+
+def _read_variables(version_dir: str, what: str, **objects) -> None:
+    """Restores `objects` (by their attribute names in the exported module) from the version's variables.
+
+    The rest of the module (its `scale`, other weight sets) is left unread; every given object must match.
+
+    Raises:
+      SavedModelError: missing layers, or layers of another shape ("<version_dir>: <what> (<reason>)").
+    """
+    import tensorflow as tf
+
+    try:
+        status = tf.train.Checkpoint(**objects).read(os.path.join(version_dir, "variables", "variables"))
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0][:200]
+        raise SavedModelError(f"{version_dir}: {what} ({reason})") from None
 
 
 def interpolation_ends(version_dir: str) -> tuple:
@@ -144,8 +155,6 @@ def interpolation_ends(version_dir: str) -> tuple:
     Raises:
       SavedModelError: the export has no interpolation, or its variables do not fit.
     """
-    import tensorflow as tf
-
     from sr_keras import config as config_lib
     from sr_keras import models
 
@@ -154,13 +163,6 @@ def interpolation_ends(version_dir: str) -> tuple:
         raise SavedModelError(f"{version_dir} has no network interpolation (export a run with a GAN phase)")
     arch = config_lib.ModelConfig(**meta["architecture"])
     psnr, gan = models.build_generator(arch), models.build_generator(arch)
-    try:
-        status = tf.train.Checkpoint(gan_generator=gan, psnr_trainable=psnr.trainable_variables,
-                                     psnr_non_trainable=psnr.non_trainable_variables).read(
-            os.path.join(version_dir, "variables", "variables"))
-        status.expect_partial()
-        status.assert_existing_objects_matched()
-    except (AssertionError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0][:200]
-        raise SavedModelError(f"{version_dir}: its interpolation weights do not fit ({reason})") from None
+    _read_variables(version_dir, "its interpolation weights do not fit", gan_generator=gan,
+                    psnr_trainable=psnr.trainable_variables, psnr_non_trainable=psnr.non_trainable_variables)
     return psnr, gan

@@ -83,6 +83,17 @@ def tiny_generator(seed: int = 0, kind: str = "srgan", scale: int = 4):
     return g
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A tiny x4 generator exported as version 1 of model `tiny`: (generator, export root, version folder)."""
+    from sr_keras import export_lib
+
+    root = tmp_path_factory.mktemp("export")
+    g = tiny_generator()
+    path = export_lib.export(g, {"model": "srgan", "scale": 4}, str(root), "tiny")
+    return g, str(root), path
+
+
 def export_with_architecture(tmp_path):
     """A tiny espcn generator exported as sr-export does from a run: with its architecture recorded."""
     import dataclasses

@@ -17,14 +17,6 @@ from sr_keras.models import precision
 
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export")
-    g = _tiny_generator()
-    path = export_lib.export(g, {"model": "srgan", "scale": 4}, str(root), "tiny")
-    return g, str(root), path
-
-
 # --- Export ---------------------------------------------------------------------------------------------------
 
 def test_signatures_names_dtypes_and_dynamic_shapes(exported):

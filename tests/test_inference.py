@@ -8,17 +8,9 @@ import tensorflow as tf
 from PIL import Image
 
 import sr_keras
-from conftest import export_with_architecture as _export_with_architecture, run_cli, tiny_generator as _tiny_generator, write_photo
-from sr_keras import export_lib, inference, saved_models
+from conftest import export_with_architecture as _export_with_architecture, run_cli, write_photo
+from sr_keras import inference, saved_models
 
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export")
-    g = _tiny_generator()
-    path = export_lib.export(g, {"model": "srgan", "scale": 4}, str(root), "tiny")
-    return g, str(root), path
 
 
 # --- Python API -------------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, v
 
     _banner("5/6 Enhancing one photo with --compare: the best model, and the SRGAN")
     photo = os.path.join(sources.sample_dir(), sources.SAMPLE_VAL[0])
-    rows = {label: label if label in results["methods"] else f"{label} alpha={e.default_alpha:g}"
+    rows = {label: label if label in results["methods"] else evaluate_lib.alpha_row_label(label, e.default_alpha)
             for label, e in enhancers.items()}  # A model with the knob is judged at its default alpha.
     means = {label: results["methods"][row]["mean"]["psnr_y"] for label, row in rows.items()}
     best = max(means, key=means.get)
