@@ -29,7 +29,7 @@ SCALES = (2, 4, 8)  # Both generators upsample in log2(scale) x2 stages (or one 
 class ModelConfig:
     """Architecture hyperparameters of one GAN (generator and discriminator)."""
 
-    kind: str = "srgan"  # srgan | dcgan
+    kind: str = "srgan"  # srgan | dcgan | span | rrdb (the zoo's architectures, models/span.py, models/rrdbnet.py)
     scale: int = 4
     filters: int = 64  # Generator width.
     num_blocks: int = 16  # Residual blocks (SRGAN paper: 16; the DCGAN variant: exactly 5).
@@ -39,6 +39,7 @@ class ModelConfig:
     bicubic_skip: bool = False  # Output = bicubic(lr) + f(lr), last conv zero-initialised (VDSR-style).
     batch_norm: bool = True  # SRGAN generator BatchNorms (False: EDSR-style, for PSNR-oriented models).
     upsampler: str = "srresnet"  # SRGAN generator tail: srresnet (paper) | espcn (all convs at LR; see srgan.py).
+    growth: int = 32  # rrdb: channels each dense-block conv adds (ESRGAN: 32).
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,8 @@ class SavedModelError(RuntimeError):
 
 
 def default_model_path() -> str:
-    """The shipped default model: a TF Serving model base path (version folder `1/`) inside the package."""
+    """The project's own trained model (`sr_keras_x4`), shipped in the package: a TF Serving model base path
+    (version folder `1/`). `default` is the best model the install has (`zoo.default_name()`)."""
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_model")
 
 
@@ -56,17 +57,22 @@ def next_version(model_dir: str) -> int:
 
 
 def resolve_model_path(path: Optional[str]) -> str:
-    """A model folder -> its latest complete version; a version folder or .keras file -> itself; None or
-    "default" -> the shipped default model.
+    """A model name, folder or file -> the version folder (or .keras file) to load.
+
+    None, "" or "default" -> the best model this install has (`zoo.default_name()`); a zoo name (`span_x4`,
+    `realesrgan_x4plus`, `sr_keras_x4`, ...: `sr_keras.zoo.NAMES`) -> its folder, converted into the cache on first
+    use, unless a file or folder of that name exists here; a model folder -> its latest complete version; a
+    version folder or .keras file -> itself.
 
     Raises:
-      ModelNotFoundError: nothing usable there (the message says what was expected).
+      ModelNotFoundError: nothing usable there (the message says what was expected, or what to install).
     """
+    from sr_keras import zoo
+
     if path in (None, "", "default"):
-        path = default_model_path()
-        if not os.path.exists(path):
-            raise ModelNotFoundError("no default model ships with this install yet; pass a model: "
-                                     "sr_keras.load('export/<model_name>') or --model=PATH")
+        path = zoo.default_name()
+    if path in zoo.NAMES and not os.path.exists(path):
+        path = zoo.ensure(path)
     path = os.path.expanduser(path)
     if path.endswith(".keras"):
         if not os.path.isfile(path):
@@ -76,8 +82,9 @@ def resolve_model_path(path: Optional[str]) -> str:
         return path
     latest = latest_version_dir(path)
     if latest is None:
+        hint = "" if os.path.exists(path) else f" (or a model name: {', '.join(zoo.NAMES)}; see sr-models)"
         raise ModelNotFoundError(f"{path} holds no SavedModel (expected saved_model.pb, numbered version folders "
-                                 "as written by sr-export, or a .keras file)")
+                                 f"as written by sr-export, or a .keras file){hint}")
     return latest
 
 

@@ -2,6 +2,7 @@
 
   sr-enhance --input=photo.jpg --output_dir=out                      # the default model
   sr-enhance --model=export/srgan --input=photos/ --output_dir=out --compare
+  sr-enhance --model=realesrgan_x4plus --input=photo.jpg --output_dir=out    # a zoo model (sr-models)
   sr-enhance --model=g.keras --input='shots/**/*.png' --output_dir=out --tile=128
 
 Writes <stem>_x<scale>.png per input (and <stem>_x<scale>_compare.png with --compare), keeping the inputs'
@@ -17,8 +18,8 @@ from absl import flags
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
-_MODEL = flags.DEFINE_string("model", None, "Model folder, version folder or .keras file (default: the shipped "
-                             "default model).")
+_MODEL = flags.DEFINE_string("model", None, "Model name (span_x4, sr_keras_x4, ...: see sr-models), model folder, "
+                             "version folder or .keras file (default: the best model this install has).")
 _INPUT = flags.DEFINE_string("input", None, "A file, a folder or a glob.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "enhanced", "Where the outputs go.")
 _TILE = flags.DEFINE_integer("tile", 256, "Tile side in input pixels (0: whole image at once).")

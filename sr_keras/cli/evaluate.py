@@ -3,6 +3,7 @@
   sr-evaluate --images=sample --out=eval/                                   # bicubic only
   sr-evaluate --model=export/srgan --model=export/dcgan --images=photos/ --scale=4 --out=eval/
   sr-evaluate --model=default --images=tfrecords/sample_x4 --out=eval/      # the val split of a TFRecord folder
+  sr-evaluate --model=span_x4,sr_keras_x4 --out=eval/                      # models by name (sr-models)
 
 Writes <out>/results.json, <out>/results.md and <out>/comparisons/<image>.png.
 """
@@ -15,8 +16,8 @@ from absl import flags
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
-_MODELS = flags.DEFINE_multi_string("model", [], "Model folder, version folder, .keras file or `default`; "
-                                    "repeat for several.")
+_MODELS = flags.DEFINE_multi_string("model", [], "Model name (`default`, `span_x4`, ...: see sr-models), folder, "
+                                    "version folder or .keras file; several as a comma list or by repeating.")
 _IMAGES = flags.DEFINE_string("images", "sample", "HR images: `sample` (held-back sample photos), a TFRecord "
                               "folder (its val split), a folder, a file or a glob.")
 _SCALE = flags.DEFINE_integer("scale", None, "Upscaling factor (default: the models' scale; 4 with no model).")
@@ -41,7 +42,7 @@ def main(argv):
     if any(not 0.0 <= a <= 1.0 for a in alphas):
         fail(f"--alpha={','.join(_ALPHA.value)}: every alpha must be in [0, 1]")
     models, taken = {}, {"bicubic"}
-    for spec in _MODELS.value:
+    for spec in [s.strip() for value in _MODELS.value for s in value.split(",") if s.strip()]:
         try:
             enhancer = inference.load(None if spec == "default" else spec)
         except (inference.ModelNotFoundError, inference.SavedModelError, ValueError) as e:

@@ -2,6 +2,7 @@
 
   sr-export --workdir=runs/srgan --model_name=srgan            # -> export/srgan/<next version>/
   sr-export --keras_model=g.keras --model_name=mine --version=7
+  sr-export --model=realesrgan_x4plus                          # a zoo model (sr-models) -> export/realesrgan_x4plus/
 """
 
 import sys
@@ -13,6 +14,8 @@ from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run: its latest checkpoint's EMA generator is used.")
 _KERAS = flags.DEFINE_string("keras_model", None, "A .keras generator file instead of --workdir.")
+_MODEL = flags.DEFINE_string("model", None, "A zoo model by name (span_x4, realesrgan_x4plus, ...: see sr-models), "
+                             "converted from its original weights, instead of --workdir.")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", "export", "TF Serving model base path root.")
 _NAME = flags.DEFINE_string("model_name", None, "Model name (default: the model kind, e.g. srgan).")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: the next integer, from 1).")
@@ -32,11 +35,15 @@ def main(argv):
     quiet_tf_logs()
     from sr_keras import export_lib, saved_models
 
-    if bool(_WORKDIR.value) == bool(_KERAS.value):
-        fail("pass exactly one of --workdir (a training run) or --keras_model (a .keras file)")
+    if sum(bool(v) for v in (_WORKDIR.value, _KERAS.value, _MODEL.value)) != 1:
+        fail("pass exactly one of --workdir (a training run), --keras_model (a .keras file) or --model (a zoo name)")
     try:
         psnr = None
-        if _WORKDIR.value:
+        if _MODEL.value:
+            from sr_keras import zoo
+
+            generator, meta = zoo.keras_generator(_MODEL.value)
+        elif _WORKDIR.value:
             generator, meta = export_lib.generator_from_workdir(_WORKDIR.value)
             psnr = export_lib.psnr_generator_from_workdir(_WORKDIR.value) if _INTERPOLATION.value else None
         else:
@@ -44,7 +51,7 @@ def main(argv):
         name = _NAME.value or str(meta["model"])
         path = export_lib.export(generator, meta, _EXPORT_DIR.value, name, _VERSION.value, _TILE.value,
                                  _MAX_PIXELS.value, psnr_generator=psnr, default_alpha=_DEFAULT_ALPHA.value)
-    except (export_lib.ExportError, saved_models.ModelNotFoundError, ValueError) as e:
+    except (export_lib.ExportError, saved_models.ModelNotFoundError, saved_models.SavedModelError, ValueError) as e:
         fail(str(e))
     knob = f", network interpolation (default alpha {_DEFAULT_ALPHA.value:g})" if psnr is not None else ""
     print(f"exported {name} version {path.rsplit('/', 1)[-1]} (x{meta['scale']}{knob}) to {path}")

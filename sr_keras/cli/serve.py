@@ -1,6 +1,7 @@
 """sr-serve: serves exported models over TF Serving's REST API (see sr_keras/serving/server.py).
 
   sr-serve --model_base_path=export/srgan --model_name=srgan --port=8501
+  sr-serve --model=span_x4                         # a zoo model by name (sr-models lists them)
 
 A SavedModel is code: whoever can write into --model_base_path can run code as this server's user. Serve only
 models you trust, from a folder only you can write to (sr-serve warns at start-up when others can).
@@ -15,7 +16,9 @@ from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _BASE = flags.DEFINE_string("model_base_path", None, "Folder of numbered SavedModel versions (export/<name>); "
-                            "default: the model that ships with the package, served as `default`.")
+                            "default: the best model this install has, served as `default`.")
+_MODEL = flags.DEFINE_string("model", None, "A model by name (span_x4, realesrgan_x4plus, sr_keras_x4, ...: see "
+                             "sr-models), served under that name; instead of --model_base_path.")
 _NAME = flags.DEFINE_string("model_name", None, "Model name in URLs (default: the folder's name).")
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0 for all).")
 _PORT = flags.DEFINE_integer("port", 8501, "REST port (TF Serving's default is 8501).")
@@ -40,13 +43,22 @@ def main(argv):
     from sr_keras import saved_models
     from sr_keras.serving import server
 
+    from sr_keras import zoo
+
     base = _BASE.value
     name = _NAME.value
-    if not base:
-        base = saved_models.default_model_path()
-        name = name or "default"
-        if not os.path.isdir(base):
-            fail("no default model ships with this install; pass --model_base_path=export/<model_name>")
+    if base and _MODEL.value:
+        fail("pass --model (a name) or --model_base_path (a folder), not both")
+    try:
+        if not base:
+            zoo_name = _MODEL.value or zoo.default_name()
+            if zoo_name not in zoo.NAMES:
+                fail(f"--model={zoo_name}: not a model name ({', '.join(zoo.NAMES)}); serve a folder with "
+                     "--model_base_path")
+            base = zoo.ensure(zoo_name)
+            name = name or (_MODEL.value or "default")
+    except (saved_models.ModelNotFoundError, saved_models.SavedModelError) as e:
+        fail(str(e))
     name = name or os.path.basename(os.path.normpath(base))
     try:
         limits = server.Limits(max_request_bytes=int(_MAX_MB.value * 1024 * 1024), max_instances=_MAX_INSTANCES.value,

@@ -1,7 +1,12 @@
-"""Networks ("archs"): SRGAN, the DCGAN variant, shared layers and the VGG19 feature extractor."""
+"""Networks ("archs"): SRGAN, the DCGAN variant, SPAN and RRDBNet (the zoo's, `sr_keras.zoo`), shared layers and
+the VGG19 feature extractor."""
 
 from sr_keras.models.dcgan import build_dcgan_discriminator, build_dcgan_generator
+from sr_keras.models.rrdbnet import build_rrdbnet_generator
+from sr_keras.models.span import build_span_generator
 from sr_keras.models.srgan import build_srgan_discriminator, build_srgan_generator
+
+KINDS = ("srgan", "dcgan", "span", "rrdb")
 
 
 def build_generator(model_cfg):
@@ -14,12 +19,17 @@ def build_generator(model_cfg):
     if model_cfg.kind == "dcgan":
         return build_dcgan_generator(scale=model_cfg.scale, filters=model_cfg.filters,
                                      num_blocks=model_cfg.num_blocks, bicubic_skip=model_cfg.bicubic_skip)
-    raise ValueError(f"unknown model kind {model_cfg.kind!r}")
+    if model_cfg.kind == "span":
+        return build_span_generator(scale=model_cfg.scale, channels=model_cfg.filters, num_blocks=model_cfg.num_blocks)
+    if model_cfg.kind == "rrdb":
+        return build_rrdbnet_generator(scale=model_cfg.scale, filters=model_cfg.filters,
+                                       num_blocks=model_cfg.num_blocks, growth=model_cfg.growth)
+    raise ValueError(f"unknown model kind {model_cfg.kind!r}: choose one of {', '.join(KINDS)}")
 
 
 def build_discriminator(model_cfg, hr_size: int):
     """The discriminator for a `config.ModelConfig`, on hr_size x hr_size crops."""
-    if model_cfg.kind == "srgan":
+    if model_cfg.kind in ("srgan", "span", "rrdb"):  # ESRGAN trains RRDBNet against this VGG-style one too.
         return build_srgan_discriminator(hr_size, filters=model_cfg.d_filters, dense_units=model_cfg.d_dense)
     if model_cfg.kind == "dcgan":
         return build_dcgan_discriminator(hr_size, filters=model_cfg.d_filters)

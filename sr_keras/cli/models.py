@@ -1,0 +1,64 @@
+"""sr-models: the models this install can use by name, with scale, size, PSNR on the sample photos and licence.
+
+  sr-models                      # the table
+  sr-models --convert=span_x2    # convert one now (otherwise each converts on first use)
+
+Every name works in sr_keras.load(NAME), sr-enhance/sr-evaluate/sr-serve --model=NAME and sr-export --model=NAME.
+"""
+
+import sys
+
+from absl import flags
+
+from sr_keras.cli import utils as cli_utils
+from sr_keras.cli.utils import fail, quiet_tf_logs
+
+_CONVERT = flags.DEFINE_list("convert", [], "Convert these zoo models into the cache now (`all`: every installed "
+                             "one), measuring each on the sample photos.")
+
+
+def table() -> str:
+    """The models as a Markdown table, `default` marked."""
+    from sr_keras import zoo
+
+    default = zoo.default_name()
+    rows = ["| name | scale | parameters | PSNR-Y gain on the sample photos | license | status |",
+            "|---|---|---|---|---|---|"]
+    for name in zoo.NAMES:
+        c = zoo.card(name)
+        sample = c.get("sample_photos") or {}
+        gain = f"{sample['gain_db']:+.2f} dB" if sample.get("gain_db") is not None else "after conversion"
+        params = f"{c['parameters']:,}" if c.get("parameters") else "-"
+        licence = c.get("provenance", {}).get("license_short", "?")
+        label = f"{name} (default)" if name == default else name
+        rows.append(f"| {label} | x{c.get('scale')} | {params} | {gain} | {licence} | {zoo.status(name)} |")
+    return "\n".join(rows)
+
+
+def main(argv):
+    del argv
+    quiet_tf_logs()
+    from sr_keras import saved_models, zoo
+
+    names = list(zoo.MODELS) if _CONVERT.value == ["all"] else _CONVERT.value
+    for name in names:
+        if name not in zoo.MODELS:
+            fail(f"--convert={name}: not a zoo model ({', '.join(zoo.MODELS)})")
+        if _CONVERT.value == ["all"] and not zoo.available(name):
+            print(f"skipped {name}: {zoo.status(name)}")
+            continue
+        try:
+            print(f"{name}: {zoo.ensure(name)}")
+        except (saved_models.ModelNotFoundError, saved_models.SavedModelError) as e:
+            fail(str(e))
+    print(table())
+    print(f"\nconverted models live in {zoo.cache_dir()}/zoo (set ${zoo.CACHE_ENV} to move them)")
+    return 0
+
+
+def run():
+    cli_utils.run(main)
+
+
+if __name__ == "__main__":
+    sys.exit(run())
