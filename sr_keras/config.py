@@ -91,6 +91,7 @@ class TrainConfig:
     # Only on a fresh workdir; optimizer, step and schedule start anew (a fine-tune, or a GAN phase on top of a
     # PSNR model as in ESRGAN). Empty: random initialisation.
     init_checkpoint: str = ""
+    init_from: str = ""  # A zoo model name (sr_keras.zoo): the generator starts from its weights.
 
     @property
     def total_steps(self) -> int:
@@ -190,6 +191,37 @@ def _dcgan(cfg: TrainConfig, name: str) -> TrainConfig:
     return dataclasses.replace(cfg, model=model, content_loss="l1", pretrain_loss="l1", adam_beta1=0.5,
                                pixel_weight=0.0, adv_weight=1e-3,
                                learning_rate=cfg.learning_rate if name == "tiny" else 2e-4)
+
+
+# Widths and depths of the zoo's architectures when trained from scratch (their published sizes).
+GENERATOR_DEFAULTS = {"span": {"filters": 48, "num_blocks": 6}, "rrdb": {"filters": 64, "num_blocks": 23,
+                                                                          "growth": 32}}
+
+
+def generator_architecture(model: ModelConfig, generator: Optional[str], init_from: Optional[str],
+                           gan: str = "srgan") -> ModelConfig:
+    """`model` with another generator architecture: a zoo model's exact one (`init_from`, a name in
+    sr_keras.zoo.MODELS), or `generator`'s published size.
+
+    Raises:
+      ValueError: the DCGAN variant (its generator is fixed by the paper), an unknown zoo name, or a
+        `generator` that is not the zoo model's.
+    """
+    if gan != "srgan":
+        raise ValueError(f"--generator/--init_from need --model=srgan (the {gan} variant's generator is fixed)")
+    if init_from:
+        from sr_keras import zoo  # No TensorFlow import.
+
+        if init_from not in zoo.MODELS:
+            raise ValueError(f"--init_from={init_from}: not a zoo model ({', '.join(zoo.MODELS)})")
+        arch = ModelConfig(**zoo.MODELS[init_from].architecture)
+        if generator and generator != arch.kind:
+            raise ValueError(f"--init_from={init_from} is a {arch.kind} generator, not --generator={generator}")
+        return dataclasses.replace(model, **{k: getattr(arch, k) for k in ("kind", "scale", "filters",
+                                                                            "num_blocks", "growth")})
+    if generator == "srgan":
+        return model
+    return dataclasses.replace(model, kind=generator, **GENERATOR_DEFAULTS[generator])
 
 
 def get_preset(name: str, model: str = "srgan", scale: Optional[int] = None) -> TrainConfig:

@@ -212,6 +212,18 @@ def init_from_checkpoint(state: TrainState, path: str) -> str:
     return prefix
 
 
+def init_from_zoo(state: TrainState, name: str) -> None:
+    """Loads a zoo model's converted weights (`zoo.keras_generator`) into this run's generator and EMA."""
+    from sr_keras import zoo
+
+    source, _ = zoo.keras_generator(name)
+    if len(source.weights) != len(state.generator.weights) or any(
+            a.shape != b.shape for a, b in zip(source.weights, state.generator.weights)):
+        raise TrainError(f"--init_from={name}: its architecture differs from this run's generator")
+    state.generator.set_weights(source.get_weights())
+    state.trainer.ema.copy_from_source()
+
+
 def _unfinished_note(prefix: str) -> str:
     """A warning when the checkpoint is from before the end of its run (e.g. stage 1 was stopped early)."""
     run_dir = run_of_checkpoint(prefix)
@@ -370,6 +382,9 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str,
         elif cfg.init_checkpoint:
             source = init_from_checkpoint(state, cfg.init_checkpoint)
             print(f"Generator initialised from the EMA generator of {source}", flush=True)
+        elif cfg.init_from:
+            init_from_zoo(state, cfg.init_from)
+            print(f"Generator initialised from {cfg.init_from} (sr-models)", flush=True)
         try:
             return _loop(cfg, manifest, state, strategy, manager, run_dir, chief, verbose)
         finally:

