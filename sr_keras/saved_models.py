@@ -82,7 +82,8 @@ def resolve_model_path(path: Optional[str]) -> str:
         return path
     latest = latest_version_dir(path)
     if latest is None:
-        hint = "" if os.path.exists(path) else f" (or a model name: {', '.join(zoo.NAMES)}; see sr-models)"
+        looks_like_name = not os.path.exists(path) and os.sep not in path
+        hint = f" (or a model name: {', '.join(zoo.NAMES)}; see sr-models)" if looks_like_name else ""
         raise ModelNotFoundError(f"{path} holds no SavedModel (expected saved_model.pb, numbered version folders "
                                  f"as written by sr-export, or a .keras file){hint}")
     return latest
