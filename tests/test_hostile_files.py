@@ -134,7 +134,7 @@ def test_same_names_in_different_folders_get_distinct_outputs(enhancer, tmp_path
     paths = enhance_lib.expand_inputs(str(tmp_path / "in"))
     result = enhance_lib.enhance_files(enhancer, paths, str(tmp_path / "out"), progress=False)
     assert sorted(os.path.relpath(p, tmp_path / "out") for p in result["written"]) == [
-        "one/x.png_x4.png", "one/x_x4.png", "two/x_x4.png"]  # x.jpg sorts first and keeps the plain name.
+        "one/x.png_x4.png", "one/x_x4.jpg", "two/x_x4.png"]  # x.jpg sorts first, keeps the plain name and JPEG.
     a, b = (Image.open(tmp_path / "out" / s) for s in ("one/x.png_x4.png", "two/x_x4.png"))
     assert not np.array_equal(np.asarray(a), np.asarray(b))
 

@@ -3,10 +3,12 @@
   sr-enhance --input=photo.jpg --output_dir=out                      # the default model
   sr-enhance --model=export/srgan --input=photos/ --output_dir=out --compare
   sr-enhance --model=realesrgan_x4plus --input=photo.jpg --output_dir=out    # a zoo model (sr-models)
+  sr-enhance --input=photos/ --output_dir=out --ext=jpg --quality=90 --outscale=2 --suffix=big
   sr-enhance --model=g.keras --input='shots/**/*.png' --output_dir=out --tile=128
 
-Writes <stem>_x<scale>.png per input (and <stem>_x<scale>_compare.png with --compare), keeping the inputs'
-sub-folders. Existing outputs are skipped (--overwrite replaces them) and sr-enhance's own outputs are never enhanced
+Writes <stem>_x<scale>.<ext> per input, in the input's format unless --ext says otherwise (and
+<stem>_x<scale>_compare.png with --compare), keeping the inputs' sub-folders. --outscale resizes to any final scale,
+--suffix names the outputs. Existing outputs are skipped (--overwrite replaces them) and sr-enhance's own outputs are never enhanced
 again. Bad or too-large files are reported and skipped; the exit status is 1 when any input failed, 2 when nothing
 could run.
 """
@@ -37,6 +39,13 @@ _ALPHA = flags.DEFINE_float("alpha", None, "Network interpolation of a GAN model
 _MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 36_000_000, "Skip inputs with more pixels (read from the "
                                    "header, before decoding); memory stays bounded for any size, time does not.")
 _COMPARE = flags.DEFINE_bool("compare", False, "Also write a labelled bicubic | model picture.")
+_EXT = flags.DEFINE_enum("ext", "auto", ["auto", "png", "jpg", "webp"], "Output format: auto keeps the input's "
+                         "(JPEG stays JPEG, WebP stays WebP, others PNG); JPEG cannot hold alpha or 16 bits, so such "
+                         "images are written as PNG.")
+_QUALITY = flags.DEFINE_integer("quality", 95, "JPEG/WebP quality (1..100).")
+_SUFFIX = flags.DEFINE_string("suffix", None, "Output name suffix: <stem>_<suffix>.<ext> (default: x<outscale>).")
+_OUTSCALE = flags.DEFINE_float("outscale", None, "Final scale, e.g. 2 or 3.5: the model's output resized with "
+                               "Lanczos (default: the model's scale).")
 flags.mark_flag_as_required("input")
 
 
@@ -48,6 +57,10 @@ def main(argv):
     paths = enhance_lib.expand_inputs(_INPUT.value)
     if not paths:
         fail(f"--input={_INPUT.value}: no such file, or no images in that folder/glob")
+    try:  # Checked before the model loads.
+        output_format = enhance_lib.OutputFormat(_EXT.value, _QUALITY.value, _SUFFIX.value, _OUTSCALE.value)
+    except ValueError as e:
+        fail(str(e))
     try:
         enhancer = inference.load(_MODEL.value, tile=_TILE.value, tile_overlap=_OVERLAP.value,
                                   precision=_PRECISION.value, self_ensemble=_ENSEMBLE.value,
@@ -65,7 +78,7 @@ def main(argv):
     try:
         result = enhance_lib.enhance_files(enhancer, paths, _OUTPUT_DIR.value, compare=_COMPARE.value,
                                            model_label=f"{label} x{enhancer.scale}", overwrite=_OVERWRITE.value,
-                                           alpha=_ALPHA.value)
+                                           alpha=_ALPHA.value, output_format=output_format)
     except enhance_lib.EnhanceError as e:
         fail(str(e))
     for p in result["written"]:
