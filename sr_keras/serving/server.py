@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import json
+import pathlib
 import socket
 import threading
 import time
@@ -45,8 +46,11 @@ class Limits:
     max_parse_mb: int = 3072  # --max_parse_mb: address space of each parser process.
 
 
+PAGE_TEMPLATE = (pathlib.Path(__file__).parent / "static" / "index.html").read_text(encoding="utf-8")
+
+
 class Server:
-    """The aiohttp application around a `ModelRegistry`."""
+    """The aiohttp application around a `ModelRegistry`: TF Serving's REST API, and a web page at `/`."""
 
     def __init__(self, registry, limits: Limits = Limits()):
         self.registry = registry
@@ -98,12 +102,30 @@ class Server:
             raise RestError(404, f"{what}model {self.registry.name!r} is not available")
         return v
 
+    def _page(self):
+        """The web page (`static/index.html`): upload, before/after slider, model, version and alpha, download.
+        It calls this server's own REST API; the served model's name and default alpha are written into it."""
+        from aiohttp import web
+
+        v = self.registry.get()
+        config = {"models": [self.registry.name],
+                  "default_alpha": v.model.default_alpha if v is not None and v.model is not None else None}
+        page = PAGE_TEMPLATE.replace("/*CONFIG*/{}", json.dumps(config).replace("<", "\\u003c"))
+        return web.Response(text=page, content_type="text/html",
+                            headers={"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                                     "script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+                                     "X-Content-Type-Options": "nosniff"})
+
     async def handle(self, request):
         from aiohttp import web
 
         from sr_keras.serving import rest
 
         try:
+            if request.path in ("/", "/index.html"):
+                if request.method != "GET":
+                    raise rest.RestError(405, "the page needs GET")
+                return self._page()
             version, action = self._route(request.path)
             if action == rest.PREDICT:
                 if request.method != "POST":
