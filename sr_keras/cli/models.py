@@ -27,11 +27,15 @@ def table() -> str:
     for name in zoo.NAMES:
         c = zoo.card(name)
         sample = c.get("sample_photos") or {}
-        gain = f"{sample['gain_db']:+.2f} dB" if sample.get("gain_db") is not None else "after conversion"
+        status = zoo.status(name)
+        if sample.get("gain_db") is not None:
+            gain = f"{sample['gain_db']:+.2f} dB"
+        else:
+            gain = "not measured (needs scikit-image)" if status == "ready" else "after conversion"
         params = f"{c['parameters']:,}" if c.get("parameters") else "-"
         licence = c.get("provenance", {}).get("license_short", "?")
         label = f"{name} (default)" if name == default else name
-        rows.append(f"| {label} | x{c.get('scale')} | {params} | {gain} | {licence} | {zoo.status(name)} |")
+        rows.append(f"| {label} | x{c.get('scale')} | {params} | {gain} | {licence} | {status} |")
     return "\n".join(rows)
 
 
@@ -39,6 +43,7 @@ def main(argv):
     del argv
     quiet_tf_logs()
     from sr_keras import saved_models, zoo
+    from sr_keras.data.sources import SourceError
 
     names = list(zoo.MODELS) if _CONVERT.value == ["all"] else _CONVERT.value
     for name in names:
@@ -48,8 +53,8 @@ def main(argv):
             print(f"skipped {name}: {zoo.status(name)}")
             continue
         try:
-            print(f"{name}: {zoo.ensure(name)}")
-        except (saved_models.ModelNotFoundError, saved_models.SavedModelError) as e:
+            print(f"{name}: {zoo.ensure(name, remeasure=True)}")
+        except (saved_models.ModelNotFoundError, saved_models.SavedModelError, SourceError) as e:
             fail(str(e))
     print(table())
     print(f"\nconverted models live in {zoo.cache_dir()}/zoo (set ${zoo.CACHE_ENV} to move them)")

@@ -202,16 +202,27 @@ def keras_generator(name: str):
     return generator, meta
 
 
-def ensure(name: str, log=None) -> str:
-    """The model base path of a zoo name, converting and exporting it into the cache on first use."""
+def ensure(name: str, log=None, remeasure: bool = False) -> str:
+    """The model base path of a zoo name, converting and exporting it into the cache on first use.
+
+    `remeasure`: also measure an already converted model whose card has no figures (converted without
+    scikit-image, which holds the sample photos)."""
     from sr_keras import saved_models
 
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     folder = model_dir(name)
-    if saved_models.latest_version_dir(folder) or name == OWN:
+    latest = saved_models.latest_version_dir(folder)
+    if name == OWN:
+        return folder
+    if latest:
+        c = card(name)
+        if remeasure and c.get("sample_photos") is None:
+            log(f"sr_keras: measuring {name} on the sample photos")
+            safe_files.write_text(os.path.join(folder, CARD_FILE), json.dumps({**c, "sample_photos": measure(latest)},
+                                                                              indent=2))
         return folder
     from sr_keras import export_lib
 
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     entry = MODELS[name]
     generator, meta = keras_generator(name)
     log(f"sr_keras: converting {name} from {entry.package} {meta['provenance']['package_version']} (first use) "
@@ -222,10 +233,18 @@ def ensure(name: str, log=None) -> str:
         if saved_models.latest_version_dir(folder):  # Another process converted it meanwhile.
             return folder
         raise
-    log(f"sr_keras: measuring {name} on the sample photos")
-    card = {**{k: meta[k] for k in ("model", "scale", "summary", "parameters", "provenance", "conversion")},
-            "sample_photos": measure(path)}
-    safe_files.write_text(os.path.join(folder, CARD_FILE), json.dumps(card, indent=2))
+    from sr_keras.data.sources import SourceError
+
+    try:
+        log(f"sr_keras: measuring {name} on the sample photos")
+        sample = measure(path)
+    except SourceError as e:  # The sample photos come with scikit-image, which a plain install lacks.
+        log(f"sr_keras: not measured ({e}); `sr-models` shows the figures after `sr-models --convert={name}` "
+            "with scikit-image installed")
+        sample = None
+    written = {**{k: meta[k] for k in ("model", "scale", "summary", "parameters", "provenance", "conversion")},
+               "sample_photos": sample}
+    safe_files.write_text(os.path.join(folder, CARD_FILE), json.dumps(written, indent=2))
     return folder
 
 
