@@ -43,9 +43,11 @@ def server(tmp_path_factory):
     psnr.set_weights([w + rng.normal(0, 0.2, w.shape).astype(w.dtype) for w in psnr.get_weights()])
     export_lib.export(tiny_generator(0), {"model": "srgan", "scale": 4}, str(root), "sr", psnr_generator=psnr,
                       default_alpha=0.5)
-    reg = registry_lib.ModelRegistry("sr", str(root / "sr"))
-    reg.poll()
-    with BackgroundServer(reg, max_request_mb=2.0, poll_seconds=0.2) as bg:
+    export_lib.export(tiny_generator(2, scale=2), {"model": "srgan", "scale": 2}, str(root), "plain_x2")
+    registries = [registry_lib.ModelRegistry(n, str(root / n)) for n in ("sr", "plain_x2")]
+    for reg in registries:
+        reg.poll()
+    with BackgroundServer(registries, max_request_mb=2.0, poll_seconds=0.2) as bg:
         yield bg
 
 
@@ -90,6 +92,16 @@ def test_upload_a_photo_see_the_result_and_download_it(browser, server, tmp_path
 
     a, b = (np.asarray(Image.open(io.BytesIO(x))) for x in (png, png0))
     assert a.shape == b.shape and np.abs(a.astype(int) - b).max() > 0
+    # Another served model: picked from the list, no alpha knob, its own scale.
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(By.ID, "model")).select_by_value("plain_x2")
+    _wait_done(browser, 3)
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    assert not browser.find_element(By.ID, "alpha-box").is_displayed()
+    assert browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]",
+                                  browser.find_element(By.ID, "after")) == [160, 120]
+    assert browser.find_element(By.ID, "download").get_attribute("download") == "cat_plain_x2.png"
 
 
 def test_a_bad_file_shows_the_servers_error(browser, server, tmp_path):

@@ -207,10 +207,11 @@ def _free_port():
 
 
 @pytest.mark.slow
-def test_sr_serve_serves_a_zoo_model_by_name(tmp_path):
+def test_sr_serve_serves_zoo_models_by_name(tmp_path):
     port = _free_port()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
-    proc = subprocess.Popen([sys.executable, "-m", "sr_keras.cli.serve", "--model=span_x2", f"--port={port}"],
+    proc = subprocess.Popen([sys.executable, "-m", "sr_keras.cli.serve", "--model=span_x2,sr_keras_x4",
+                             f"--port={port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO)
     try:
         url = f"http://127.0.0.1:{port}/v1/models/span_x2"
@@ -226,6 +227,11 @@ def test_sr_serve_serves_a_zoo_model_by_name(tmp_path):
         with urllib.request.urlopen(urllib.request.Request(url + ":predict", data=body), timeout=120) as r:
             out = json.loads(r.read())["predictions"][0]["b64"]
         assert tf.io.decode_png(base64.b64decode(out)).shape == (16, 20, 3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models/sr_keras_x4", timeout=30) as r:
+            assert json.loads(r.read())["model_version_status"][0]["state"] == "AVAILABLE"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:  # The page lists both.
+            page = r.read().decode()
+        assert '"models": ["span_x2", "sr_keras_x4"]' in page
     finally:
         proc.terminate()
         proc.wait(30)

@@ -17,8 +17,9 @@ from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _BASE = flags.DEFINE_string("model_base_path", None, "Folder of numbered SavedModel versions (export/<name>); "
                             "default: the best model this install has, served as `default`.")
-_MODEL = flags.DEFINE_string("model", None, "A model by name (span_x4, realesrgan_x4plus, sr_keras_x4, ...: see "
-                             "sr-models), served under that name; instead of --model_base_path.")
+_MODEL = flags.DEFINE_list("model", [], "Models by name (span_x4, realesrgan_x4plus, sr_keras_x4, ...: see "
+                           "sr-models), each served under its name, e.g. span_x4,sr_keras_x4; instead of "
+                           "--model_base_path.")
 _NAME = flags.DEFINE_string("model_name", None, "Model name in URLs (default: the folder's name).")
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0 for all).")
 _PORT = flags.DEFINE_integer("port", 8501, "REST port (TF Serving's default is 8501).")
@@ -40,32 +41,34 @@ _POLL = flags.DEFINE_float("poll_seconds", 2.0, "How often to look for new versi
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import saved_models
+    from sr_keras import saved_models, zoo
     from sr_keras.serving import server
 
-    from sr_keras import zoo
-
     base = _BASE.value
-    name = _NAME.value
     if base and _MODEL.value:
-        fail("pass --model (a name) or --model_base_path (a folder), not both")
-    try:
-        if not base:
-            zoo_name = _MODEL.value or zoo.default_name()
-            if zoo_name not in zoo.NAMES:
-                fail(f"--model={zoo_name}: not a model name ({', '.join(zoo.NAMES)}); serve a folder with "
-                     "--model_base_path")
-            base = zoo.ensure(zoo_name)
-            name = name or (_MODEL.value or "default")
-    except (saved_models.ModelNotFoundError, saved_models.SavedModelError) as e:
-        fail(str(e))
-    name = name or os.path.basename(os.path.normpath(base))
+        fail("pass --model (names) or --model_base_path (a folder), not both")
+    if base:
+        models = [(_NAME.value or os.path.basename(os.path.normpath(base)), base)]
+    else:
+        names = _MODEL.value or [None]
+        if _NAME.value and len(names) > 1:
+            fail("--model_name renames one model; with several --model names each is served under its own")
+        models = []
+        try:
+            for zoo_name in names:
+                if zoo_name is not None and zoo_name not in zoo.NAMES:
+                    fail(f"--model={zoo_name}: not a model name ({', '.join(zoo.NAMES)}); serve a folder with "
+                         "--model_base_path")
+                served = _NAME.value or zoo_name or "default"
+                models.append((served, zoo.ensure(zoo_name or zoo.default_name())))
+        except (saved_models.ModelNotFoundError, saved_models.SavedModelError) as e:
+            fail(str(e))
     try:
         limits = server.Limits(max_request_bytes=int(_MAX_MB.value * 1024 * 1024), max_instances=_MAX_INSTANCES.value,
                                max_input_pixels=_MAX_PIXELS.value, body_timeout_seconds=_BODY_TIMEOUT.value,
                                request_timeout_seconds=_TIMEOUT.value, idle_timeout_seconds=_IDLE.value,
                                max_concurrent=_CONCURRENCY.value, max_queue=_QUEUE.value, max_parse_mb=_PARSE_MB.value)
-        server.serve(base, name, _HOST.value, _PORT.value, limits, _POLL.value)
+        server.serve(models, _HOST.value, _PORT.value, limits, _POLL.value)
     except (ValueError, OSError) as e:
         fail(str(e))
     return 0

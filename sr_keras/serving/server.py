@@ -53,7 +53,10 @@ class Server:
     """The aiohttp application around a `ModelRegistry`: TF Serving's REST API, and a web page at `/`."""
 
     def __init__(self, registry, limits: Limits = Limits()):
-        self.registry = registry
+        """`registry`: a `ModelRegistry`, or a list of them (one per served model, each under its own name)."""
+        registries = list(registry) if isinstance(registry, (list, tuple)) else [registry]
+        self.registries = {r.name: r for r in registries}
+        self.registry = registries[0]  # The first model: the page's initial choice.
         self.limits = limits
         self.executor = concurrent.futures.ThreadPoolExecutor(limits.max_concurrent, thread_name_prefix="infer")
         self.parser = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="parse")
@@ -89,17 +92,19 @@ class Server:
         from sr_keras.serving.rest import RestError, parse_path
 
         name, version, action = parse_path(path)
-        if name != self.registry.name:
-            raise RestError(404, f"unknown model {name!r}; this server serves {self.registry.name!r}")
-        return version, action
+        if name not in self.registries:
+            raise RestError(404, f"unknown model {name!r}; this server serves "
+                                 f"{', '.join(repr(n) for n in self.registries)}")
+        return self.registries[name], version, action
 
-    def _serving(self, version):
+    @staticmethod
+    def _serving(registry, version):
         from sr_keras.serving.rest import RestError
 
-        v = self.registry.get(version)
+        v = registry.get(version)
         if v is None:
             what = f"version {version} of " if version is not None else "any version of "
-            raise RestError(404, f"{what}model {self.registry.name!r} is not available")
+            raise RestError(404, f"{what}model {registry.name!r} is not available")
         return v
 
     def _page(self):
@@ -108,7 +113,7 @@ class Server:
         from aiohttp import web
 
         v = self.registry.get()
-        config = {"models": [self.registry.name],
+        config = {"models": list(self.registries),
                   "default_alpha": v.model.default_alpha if v is not None and v.model is not None else None}
         page = PAGE_TEMPLATE.replace("/*CONFIG*/{}", json.dumps(config).replace("<", "\\u003c"))
         return web.Response(text=page, content_type="text/html",
@@ -126,19 +131,19 @@ class Server:
                 if request.method != "GET":
                     raise rest.RestError(405, "the page needs GET")
                 return self._page()
-            version, action = self._route(request.path)
+            registry, version, action = self._route(request.path)
             if action == rest.PREDICT:
                 if request.method != "POST":
                     raise rest.RestError(405, "predict needs POST")
-                return await self._predict(request, version)
+                return await self._predict(request, registry, version)
             if request.method != "GET":
                 raise rest.RestError(405, f"{request.path} needs GET")
             if action == rest.METADATA:
-                v = self._serving(version)
-                return self._json(200, rest.metadata_body(self.registry.name, v.number, v.signatures))
-            status = self.registry.status(version)
+                v = self._serving(registry, version)
+                return self._json(200, rest.metadata_body(registry.name, v.number, v.signatures))
+            status = registry.status(version)
             if not status:
-                raise rest.RestError(404, f"model {self.registry.name!r} has no version "
+                raise rest.RestError(404, f"model {registry.name!r} has no version "
                                           f"{version if version is not None else 'loaded yet'}")
             return self._json(200, rest.status_body(status))
         except rest.RestError as e:
@@ -172,12 +177,12 @@ class Server:
         except Exception as e:  # aiohttp's errors for a body it cannot read: bad gzip, broken chunking.
             raise RestError(400, f"cannot read the request body ({type(e).__name__}: {str(e)[:200]})") from None
 
-    async def _predict(self, request, version):
+    async def _predict(self, request, registry, version):
         from sr_keras import inference
         from sr_keras.serving import predict, rest
 
         body = await self._read_body(request)
-        v = self._serving(version)
+        v = self._serving(registry, version)
         loop = asyncio.get_running_loop()
         sig_name, inputs, row = await self._parse(body, v.signatures)
         # Image headers are read in a thread: decoding starts only within the limits.
@@ -296,7 +301,13 @@ def _gone(request) -> bool:
     return transport is None or transport.is_closing()
 
 
-async def _poll_forever(registry, seconds: float):
+async def _poll_forever(registries, seconds: float):
+    """Polls every registry (one or a list) for new version folders, forever."""
+    await asyncio.gather(*(_poll_one(r, seconds)
+                           for r in (registries if isinstance(registries, (list, tuple)) else [registries])))
+
+
+async def _poll_one(registry, seconds: float):
     loop = asyncio.get_running_loop()
     while True:
         try:
@@ -373,37 +384,42 @@ class BackgroundServer:
         return f"http://127.0.0.1:{self.port}"
 
 
-def serve(base_path: str, name: str, host: str, port: int, limits: Limits = Limits(),
-          poll_seconds: float = 2.0) -> None:
-    """Runs the server until interrupted. Binds the port first, then loads the newest version that loads."""
+def serve(models: list, host: str, port: int, limits: Limits = Limits(), poll_seconds: float = 2.0) -> None:
+    """Runs the server until interrupted: `models` is [(name, model base path), ...], each served under its name.
+    Binds the port first, then loads each model's newest version that loads."""
     from aiohttp import web
 
     from sr_keras.serving.registry import ModelRegistry, writable_by_others
 
     sock = bind(host, port)
-    for path in writable_by_others(base_path):
-        logging.warning("%s is writable by other users: a SavedModel is code, and anyone who can write there "
-                        "can run code as this server's user", path)
-    registry = ModelRegistry(name, base_path)
-    registry.poll()
-    if registry.get() is None:
-        sock.close()
-        errors = "; ".join(f"version {number}: {error}" for number, _, error in registry.status())
-        raise ValueError(f"--model_base_path={base_path} holds no loadable version folder"
-                         + (f" ({errors})" if errors else "")
-                         + f" (export one with: sr-export --export_dir={base_path.rstrip('/').rsplit('/', 1)[0]} "
-                         f"--model_name={name})")
-    server = Server(registry, limits)
+    registries = []
+    for name, base_path in models:
+        for path in writable_by_others(base_path):
+            logging.warning("%s is writable by other users: a SavedModel is code, and anyone who can write there "
+                            "can run code as this server's user", path)
+        registry = ModelRegistry(name, base_path)
+        registry.poll()
+        if registry.get() is None:
+            sock.close()
+            errors = "; ".join(f"version {number}: {error}" for number, _, error in registry.status())
+            raise ValueError(f"--model_base_path={base_path} holds no loadable version folder"
+                             + (f" ({errors})" if errors else "")
+                             + f" (export one with: sr-export --export_dir={base_path.rstrip('/').rsplit('/', 1)[0]} "
+                             f"--model_name={name})")
+        registries.append(registry)
+    server = Server(registries, limits)
     application = server.app()
 
     async def start_polling(app_):
-        app_["poller"] = asyncio.create_task(_poll_forever(registry, poll_seconds))
+        app_["poller"] = asyncio.create_task(_poll_forever(registries, poll_seconds))
 
     async def stop_polling(app_):
         app_["poller"].cancel()
 
     application.on_startup.append(start_polling)
     application.on_cleanup.append(stop_polling)
-    print(f"serving {name} version {registry.get().number} from {base_path} on http://{host}:{port}/v1/models/"
-          f"{name}", flush=True)
+    for r in registries:
+        print(f"serving {r.name} version {r.get().number} from {r.base_path} on http://{host}:{port}/v1/models/"
+              f"{r.name}", flush=True)
+    print(f"web page: http://{host}:{port}/", flush=True)
     web.run_app(application, sock=sock, print=None, access_log=None, keepalive_timeout=limits.idle_timeout_seconds)
