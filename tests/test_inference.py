@@ -164,12 +164,13 @@ def test_cli_enhances_odd_files_and_reports_bad_ones(exported, tmp_path):
     assert proc.returncode == 1, proc.stderr  # One input failed.
     assert "skipped" in proc.stdout and "broken.png" in proc.stdout
     files = sorted(os.listdir(out))
-    for stem in ("photo", "gray", "rgba", "deep", "one", "rotated"):
-        assert f"{stem}_x4.png" in files and f"{stem}_x4_compare.png" in files
+    for stem, ext in (("photo", "jpg"), ("gray", "png"), ("rgba", "png"), ("deep", "png"), ("one", "png"),
+                      ("rotated", "jpg")):  # --ext=auto: JPEG stays JPEG.
+        assert f"{stem}_x4.{ext}" in files and f"{stem}_x4_compare.png" in files
     assert not any(f.startswith("broken") for f in files)
     assert Image.open(out / "gray_x4.png").mode == "L"
     assert Image.open(out / "rgba_x4.png").mode == "RGBA"
     assert tf.io.decode_png((out / "deep_x4.png").read_bytes(), dtype=tf.uint16).dtype == tf.uint16
     assert Image.open(out / "one_x4.png").size == (4, 4)
-    assert Image.open(out / "rotated_x4.png").size == (21 * 4, 30 * 4)  # Orientation 8: turned upright.
+    assert Image.open(out / "rotated_x4.jpg").size == (21 * 4, 30 * 4)  # Orientation 8: turned upright.
     assert Image.open(out / "photo_x4_compare.png").size == (2 * 30 * 4 + 8, 21 * 4)
