@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import stat
 from typing import Iterable, Optional
 
 import numpy as np
@@ -25,7 +26,7 @@ from PIL import Image, ImageDraw
 from sr_keras import safe_files
 from sr_keras.data.degradation import bicubic_upscale
 from sr_keras.data.sources import walk_files
-from sr_keras.imageio import IMAGE_EXTENSIONS, DecodedImage, ImageError, decode_image, to_rgb8
+from sr_keras.imageio import IMAGE_EXTENSIONS, NOT_REGULAR, DecodedImage, ImageError, decode_image, to_rgb8
 
 SOFTWARE_TAG = "sr_keras"  # "Software" of every output (PNG tEXt, EXIF 0x0131): how sr-enhance knows its own files.
 _EXIF_SOFTWARE = 0x0131
@@ -96,6 +97,8 @@ def is_own_output(path: str) -> bool:
     if not path.lower().endswith((".png", ".jpg", ".jpeg", ".webp")):
         return False
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # A pipe would block the open; the decoder reports it.
+            return False
         with Image.open(path) as img:
             software = img.info.get("Software", "") if img.format == "PNG" else img.getexif().get(_EXIF_SOFTWARE, "")
             return str(software).startswith(SOFTWARE_TAG)
@@ -183,15 +186,26 @@ def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool
 
         bar = progress_lib.bar(len(paths), unit_name="image")
     written, failed, skipped = [], {}, {}
+    cleaned = set()
     for i, path in enumerate(paths):
+        folder = None
+        if path not in own:
+            try:
+                folder = safe_files.make_dirs_inside(output_dir, os.path.dirname(names[path]))
+            except OSError as e:
+                failed[path] = str(e) if isinstance(e, safe_files.UnsafePathError) else f"cannot create its " \
+                    f"output folder: {e.strerror or e}"
+        if folder is not None and folder not in cleaned:  # Temporaries of a killed earlier run.
+            cleaned.add(folder)
+            safe_files.remove_stale_temps(folder)
         if path in own:
             skipped[path] = "an sr-enhance output; not enhanced again"
-        else:
+        elif path not in failed:
             why = _enhance_one(enhancer, path, os.path.join(output_dir, names[path]), compare, overwrite,
                                model_label, written, output_format,
                                dict(tile=tile, tile_overlap=tile_overlap, progress=progress and len(paths) == 1,
                                     alpha=alpha))
-            if why.endswith(_EXISTS):
+            if why.endswith(_EXISTS) or why.startswith(NOT_REGULAR):
                 skipped[path] = why
             elif why.startswith("note: "):
                 print(f"{path}: {why[6:]}", flush=True)
@@ -215,8 +229,10 @@ def _resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     return y[..., 0] if pixels.ndim == 2 else y
 
 
-def _write(f, pixels: np.ndarray, fmt: str, quality: int, icc: Optional[bytes], text: dict) -> None:
-    """One whole image into the binary file `f` (PNG keeps 16 bits; JPEG/WebP get the marker in EXIF)."""
+def _write(f, pixels: np.ndarray, fmt: str, quality: int, icc: Optional[bytes], text: dict,
+           cmyk: bool = False) -> None:
+    """One whole image into the binary file `f` (PNG keeps 16 bits; JPEG/WebP get the marker in EXIF; a CMYK input
+    written as JPEG is CMYK again)."""
     arr = pixels[..., 0] if pixels.ndim == 3 and pixels.shape[-1] == 1 else pixels
     if fmt == "png":
         from sr_keras.imageio import PngWriter
@@ -229,6 +245,8 @@ def _write(f, pixels: np.ndarray, fmt: str, quality: int, icc: Optional[bytes], 
     img = Image.fromarray(arr)
     if img.mode == "LA":
         img = img.convert("RGBA")
+    if cmyk and fmt == "jpg" and img.mode == "RGB":
+        img = img.convert("CMYK")
     exif = Image.Exif()
     exif[_EXIF_SOFTWARE] = text["Software"]
     extra = {"icc_profile": icc} if icc else {}
@@ -253,12 +271,13 @@ def _enhance_one(enhancer, path, out_stem, compare, overwrite, model_label, writ
             return f"{guess} {_EXISTS}"
         decoded = decode_image(path, enhancer.max_input_pixels, "--max_input_pixels")
         fmt, note = output_format.format_for(path, decoded.pixels)
+        if decoded.source_mode == "CMYK" and fmt != "jpg" and not note:
+            note = f"{fmt.upper()} has no CMYK: written as RGB"
         out = f"{out_stem}.{fmt}"
         if os.path.realpath(out) == os.path.realpath(path):
             return f"{out} is an input; choose a --suffix or another --output_dir (inputs are never written)"
         if not overwrite and os.path.lexists(out):
             return f"{out} {_EXISTS}"
-        os.makedirs(os.path.dirname(out), exist_ok=True)
         h, w = decoded.pixels.shape[:2]
         final = output_format.outscale
         if fmt == "png" and (final is None or final == enhancer.scale):  # Streamed: memory stays one band.
@@ -269,7 +288,8 @@ def _enhance_one(enhancer, path, out_stem, compare, overwrite, model_label, writ
             if final is not None and final != enhancer.scale:
                 sr = _resize(sr, max(1, round(h * final)), max(1, round(w * final)))
             with safe_files.atomic_open(out, overwrite=overwrite) as f:
-                _write(f, sr, fmt, output_format.quality, decoded.icc_profile, text)
+                _write(f, sr, fmt, output_format.quality, decoded.icc_profile, text,
+                       cmyk=decoded.source_mode == "CMYK")
         written.append(out)
         if compare:  # The picture needs the whole output: read back what was just written.
             sr = decode_image(out, None).pixels

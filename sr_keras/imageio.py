@@ -7,10 +7,13 @@ with a one-line reason, so callers can skip them and keep going.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
+import stat
 import struct
+import threading
 import warnings
 import zlib
 from typing import Optional, Union
@@ -21,6 +24,10 @@ from PIL import Image, UnidentifiedImageError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The largest encoded file read as an input. A 100 MP photo is well under 100 MB even as a 16-bit PNG; anything
+# bigger is refused from its size before it is read (a link to /dev/zero has none, and is not a regular file).
+MAX_FILE_BYTES = 1 << 30
+NOT_REGULAR = "not a regular file"  # How a pipe, device or socket is reported (callers skip it: not an error).
 
 
 class ImageError(ValueError):
@@ -28,7 +35,7 @@ class ImageError(ValueError):
 
 
 class ImageTooLargeError(ImageError):
-    """An image over the pixel limit, found from its header before any decoding."""
+    """An image over the pixel limit, found from its header (or a sub-image's) before any decoding."""
 
     def __init__(self, width: int, height: int, max_pixels: int, flag: str = "--max_input_pixels"):
         super().__init__(f"{width}x{height} = {width * height / 1e6:.1f} MP is over the limit of "
@@ -37,6 +44,62 @@ class ImageTooLargeError(ImageError):
 
 
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, struct.error, EOFError, TypeError, IndexError)
+
+
+def read_file(path: Union[str, os.PathLike], max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file. A FIFO, device or socket is refused without reading (opened non-blocking, so
+    a pipe with no writer cannot hang us), and so is a file over `max_bytes`.
+
+    Raises:
+      ImageError: not a regular file, or too big.
+      OSError: it cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a named pipe" if stat.S_ISFIFO(st.st_mode) else "a device" if
+                    stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket" if
+                    stat.S_ISSOCK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a special file")
+            raise ImageError(f"{NOT_REGULAR} ({kind}); only regular files are read")
+        if st.st_size > max_bytes:
+            raise ImageError(f"file of {st.st_size / 2**20:.0f} MB is over the {max_bytes / 2**20:.0f} MB "
+                             "input limit")
+        data = f.read(max_bytes + 1)  # A file that grows while read is still bounded.
+    if len(data) > max_bytes:
+        raise ImageError(f"file grew past the {max_bytes / 2**20:.0f} MB input limit while it was read")
+    return data
+
+
+# Pillow checks the size of every image it is about to decode, sub-images of containers included (an ICNS or ICO
+# entry is a whole PNG whose own header can say 13000 x 13000 where the container said 128 x 128), through
+# `Image._decompression_bomb_check`. Routing that check through the limit of the decode in progress (per thread:
+# the server decodes in several) refuses such an image before its pixels exist. The size of what was actually
+# decoded is checked again afterwards (`_check_decoded`), for any decoder that does not ask.
+_LIMIT = threading.local()
+_pillow_bomb_check = getattr(Image, "_decompression_bomb_check", None)
+
+
+def _bomb_check(size) -> None:
+    limit = getattr(_LIMIT, "value", None)
+    if limit is not None:
+        check_pixels(int(size[0]), int(size[1]), *limit)
+    if _pillow_bomb_check is not None:
+        _pillow_bomb_check(size)
+
+
+if _pillow_bomb_check is not None:
+    Image._decompression_bomb_check = _bomb_check
+
+
+@contextlib.contextmanager
+def _pixel_limit(max_pixels: Optional[int], flag: str):
+    previous = getattr(_LIMIT, "value", None)
+    _LIMIT.value = (max_pixels, flag) if max_pixels else None
+    try:
+        yield
+    finally:
+        _LIMIT.value = previous
 
 
 def _open(data: bytes) -> Image.Image:
@@ -51,6 +114,8 @@ def _open(data: bytes) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # Our own limit is checked next.
             return Image.open(io.BytesIO(data))
+    except ImageError:  # Our own limit, asked by Pillow for an image inside the file (`_bomb_check`).
+        raise
     except Image.DecompressionBombError as e:  # Over twice Pillow's own limit (about 179 MP).
         raise ImageError(f"image too large: {e}") from None
     except UnidentifiedImageError:
@@ -158,19 +223,19 @@ def decode_image(source: Union[bytes, str, os.PathLike], max_pixels: Optional[in
       ImageError: the file is empty, truncated, corrupt or not an image.
       ImageTooLargeError: over `max_pixels`.
     """
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as f:
-            data = f.read()
-    else:
-        data = bytes(source)
-    img = _open(data)
-    check_pixels(*img.size, max_pixels, flag)  # From the header, before anything is decoded.
-    try:
-        img.load()  # Forces a full decode so truncation surfaces here, not later.
-    except MemoryError:
-        raise ImageError("not enough memory to decode this image") from None
-    except _DECODE_ERRORS as e:
-        raise ImageError(f"truncated or corrupt image: {e}") from None
+    data = read_file(source) if isinstance(source, (str, os.PathLike)) else bytes(source)
+    with _pixel_limit(max_pixels, flag):
+        img = _open(data)
+        check_pixels(*img.size, max_pixels, flag)  # From the header, before anything is decoded.
+        try:
+            img.load()  # Forces a full decode so truncation surfaces here, not later.
+        except ImageTooLargeError:  # A sub-image bigger than its container said (ICNS, ICO): not decoded.
+            raise
+        except MemoryError:
+            raise ImageError("not enough memory to decode this image") from None
+        except _DECODE_ERRORS as e:
+            raise ImageError(f"truncated or corrupt image: {e}") from None
+    _check_decoded(img, max_pixels, flag)
     try:
         orientation = img.getexif().get(0x0112, 1)
     except Exception:  # Malformed EXIF must not cost us the pixels.
@@ -190,6 +255,20 @@ def decode_image(source: Union[bytes, str, os.PathLike], max_pixels: Optional[in
         raise ImageError("image has no pixels")
     pixels = _apply_orientation(pixels, int(orientation) if isinstance(orientation, int) else 1)
     return DecodedImage(pixels=pixels, icc_profile=icc, source_mode=mode)
+
+
+def _check_decoded(img: Image.Image, max_pixels: Optional[int], flag: str) -> None:
+    """The limit, on what the decoder really produced (a container can hold a bigger image than its header says)."""
+    sizes = {tuple(img.size)}
+    core = getattr(img, "_im", None) if hasattr(img, "_im") else None
+    if core is not None:
+        sizes.add(tuple(core.size))
+    for w, h in sizes:
+        try:
+            check_pixels(w, h, max_pixels, flag)
+        except ImageTooLargeError:
+            img.close()
+            raise
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from typing import Callable, Iterator, Optional, Union
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from sr_keras import saved_models, signatures, tiling
+from sr_keras import limits, saved_models, signatures, tiling
 from sr_keras.imageio import PngWriter, check_pixels, decode_image, pil_to_array
 from sr_keras.models.interpolation import check_alpha, interpolated_generator
 from sr_keras.saved_models import ModelNotFoundError, SavedModelError, resolve_model_path  # noqa: F401 - part of this API.
@@ -48,6 +49,10 @@ class Enhancer:
                  max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS):
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+        limits.check_tile(tile)
+        limits.check_overlap(tile_overlap)
+        limits.check_max_pixels(max_input_pixels)
+        self._raised_tiles = set()
         self.path = path
         self.tile, self.tile_overlap = tile, tile_overlap
         self.precision = precision
@@ -193,6 +198,8 @@ class Enhancer:
         """
         model_alpha = alpha  # Checked before any work (ValueError for a bad value or a model without the knob).
         self._model_fn(model_alpha)
+        limits.check_tile(tile)
+        limits.check_overlap(tile_overlap)
         arr = np.asarray(image)
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
             raise ValueError(f"expected H x W, H x W x 1, H x W x 3 or H x W x 4, got shape {arr.shape}")
@@ -203,6 +210,12 @@ class Enhancer:
         overlap = self.tile_overlap if tile_overlap is None else tile_overlap
         if overlap is None:
             overlap = self.default_overlap() if tile and max(arr.shape[:2]) > tile else 0
+        if limits.safe_tile(tile, overlap) != tile:
+            if (tile, overlap) not in self._raised_tiles:  # Said once per setting, not per image.
+                self._raised_tiles.add((tile, overlap))
+                print(f"sr_keras: tile={tile} is smaller than its context of {overlap} px; using tile={overlap}",
+                      file=sys.stderr, flush=True)
+            tile = limits.safe_tile(tile, overlap)
         x = arr[..., None] if arr.ndim == 2 else arr
         top = _value_range(x)
         channels = x.shape[2]
@@ -305,6 +318,8 @@ class Enhancer:
         else:
             out = self.enhance(pil_to_array(img), tile, overlap, progress, should_stop, alpha)
             out = Image.fromarray(out[..., 0] if out.shape[-1] == 1 else out)  # 16-bit gray stays I;16.
+            if img.mode == "CMYK":  # Back in its own kind (computed in RGB, as Pillow converts it).
+                out = out.convert("CMYK")
         if icc:
             out.info["icc_profile"] = icc
         return out

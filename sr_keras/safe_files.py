@@ -18,10 +18,42 @@ import ctypes.util
 import functools
 import os
 import shutil
+import socket
+import stat
 import tempfile
-from typing import BinaryIO, Iterator, Union
+import time
+from typing import BinaryIO, Iterator, Optional, Union
 
 TEMP_PREFIX = ".sr_keras-tmp-"  # Every temporary starts with this, so leftovers of a killed run are recognisable.
+# A temporary's name says who made it: `.sr_keras-tmp-<pid>@<host>@<label><random>`. A cleaner removes it only when
+# that process is gone (on this host), so a peer's live temporary is never deleted. Names without an owner (older
+# versions) count as left over once they are this old.
+_OWNERLESS_STALE_SECONDS = 24 * 3600
+
+
+class UnsafePathError(OSError):
+    """A path that would leave the folder it must stay in (a planted link, or a file where a folder should be)."""
+
+
+def _owner_prefix() -> str:
+    host = socket.gethostname().replace("@", "_").replace(os.sep, "_")[:64]
+    return f"{TEMP_PREFIX}{os.getpid()}@{host}@"
+
+
+def _owner_alive(name: str) -> Optional[bool]:
+    """True/False for a temporary of a live/dead process of this host; None when unknown (ownerless or other host)."""
+    parts = name[len(TEMP_PREFIX):].split("@", 2)
+    if len(parts) < 3 or not parts[0].isdigit():
+        return None
+    if parts[1] != socket.gethostname().replace("@", "_").replace(os.sep, "_")[:64]:
+        return None  # Another machine's (a shared folder): its process cannot be asked.
+    try:
+        os.kill(int(parts[0]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 class OutputExistsError(FileExistsError):
@@ -39,7 +71,7 @@ def atomic_open(path: Union[str, os.PathLike], overwrite: bool = True) -> Iterat
     folder = os.path.dirname(os.path.abspath(path))
     if not overwrite and os.path.lexists(path):
         raise OutputExistsError(f"{path} already exists")
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=_owner_prefix(), dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -77,21 +109,57 @@ def write_text(path: Union[str, os.PathLike], text: str, overwrite: bool = True)
 def make_temp_dir(parent: str, label: str = "") -> str:
     """A new, exclusively created, hidden folder inside `parent` (created if needed)."""
     os.makedirs(parent, exist_ok=True)
-    return tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{label}", dir=parent)
+    return tempfile.mkdtemp(prefix=f"{_owner_prefix()}{label}", dir=parent)
 
 
-def remove_stale_temps(folder: str) -> None:
-    """Deletes temporaries left in `folder` by a killed run (never anything else)."""
-    if not os.path.isdir(folder):
-        return
-    for name in os.listdir(folder):
-        if name.startswith(TEMP_PREFIX):
-            p = os.path.join(folder, name)
-            if os.path.isdir(p) and not os.path.islink(p):
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.remove(p)
+def remove_stale_temps(folder: str) -> list:
+    """Deletes temporaries left in `folder` by killed runs (never anything else, never a live process's); returns
+    the names removed."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        if not name.startswith(TEMP_PREFIX):
+            continue
+        p = os.path.join(folder, name)
+        alive = _owner_alive(name)
+        if alive is None:
+            with contextlib.suppress(OSError):
+                alive = time.time() - os.lstat(p).st_mtime < _OWNERLESS_STALE_SECONDS
+        if alive is not False:
+            continue
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(p)
+        removed.append(name)
+    return removed
+
+
+def make_dirs_inside(root: str, rel: str) -> str:
+    """Creates `root/rel` folder by folder and returns it, refusing to pass through a link or a non-folder inside
+    `root` (a link planted at `root/sub` must not send outputs elsewhere). `root` itself may be a link.
+
+    Raises:
+      UnsafePathError: a component is a link, not a folder, or `..`.
+    """
+    path = root
+    for part in os.path.normpath(rel).split(os.sep) if rel not in ("", ".") else []:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            raise UnsafePathError(f"{rel} leaves {root}")
+        path = os.path.join(path, part)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            what = "a link" if stat.S_ISLNK(st.st_mode) else "not a folder"
+            raise UnsafePathError(f"{path} is {what}; outputs are never written through it (they stay in {root})")
+    return path
 
 
 _RENAME_EXCHANGE = 2  # linux/fs.h

@@ -52,15 +52,18 @@ flags.mark_flag_as_required("input")
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import enhance_lib, inference, saved_models
+    from sr_keras import enhance_lib, inference, limits, saved_models
 
+    try:  # Checked before the inputs are listed and the model loads.
+        output_format = enhance_lib.OutputFormat(_EXT.value, _QUALITY.value, _SUFFIX.value, _OUTSCALE.value)
+        limits.check_tile(_TILE.value, "--tile")
+        limits.check_overlap(_OVERLAP.value, "--tile_overlap")
+        limits.check_max_pixels(_MAX_PIXELS.value, "--max_input_pixels")
+    except ValueError as e:
+        fail(str(e))
     paths = enhance_lib.expand_inputs(_INPUT.value)
     if not paths:
         fail(f"--input={_INPUT.value}: no such file, or no images in that folder/glob")
-    try:  # Checked before the model loads.
-        output_format = enhance_lib.OutputFormat(_EXT.value, _QUALITY.value, _SUFFIX.value, _OUTSCALE.value)
-    except ValueError as e:
-        fail(str(e))
     try:
         enhancer = inference.load(_MODEL.value, tile=_TILE.value, tile_overlap=_OVERLAP.value,
                                   precision=_PRECISION.value, self_ensemble=_ENSEMBLE.value,

@@ -14,6 +14,9 @@ from absl import flags
 
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
+from sr_keras.serving.server import Limits
+
+_DEFAULTS = Limits()
 
 _BASE = flags.DEFINE_string("model_base_path", None, "Folder of numbered SavedModel versions (export/<name>); "
                             "default: the best model this install has, served as `default`.")
@@ -23,32 +26,55 @@ _MODEL = flags.DEFINE_list("model", [], "Models by name (span_x4, realesrgan_x4p
 _NAME = flags.DEFINE_string("model_name", None, "Model name in URLs (default: the folder's name).")
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0 for all).")
 _PORT = flags.DEFINE_integer("port", 8501, "REST port (TF Serving's default is 8501).")
-_MAX_MB = flags.DEFINE_float("max_request_mb", 32.0, "Largest request body accepted (413 above).")
-_MAX_INSTANCES = flags.DEFINE_integer("max_instances", 16, "Most instances in one request (413 above).")
-_MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 2_000_000, "Most input pixels per request, all instances "
+_MAX_MB = flags.DEFINE_float("max_request_mb", _DEFAULTS.max_request_bytes / 2**20, "Largest request body accepted (413 above).")
+_MAX_INSTANCES = flags.DEFINE_integer("max_instances", _DEFAULTS.max_instances, "Most instances in one request (413 above).")
+_MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", _DEFAULTS.max_input_pixels, "Most input pixels per request, all instances "
                                    "together, read from the image headers before decoding (413 above).")
-_BODY_TIMEOUT = flags.DEFINE_float("body_timeout_seconds", 30.0, "A request body must arrive within this (408).")
-_IDLE = flags.DEFINE_float("idle_timeout_seconds", 15.0, "Close connections that send no complete headers (or stay "
+_BODY_TIMEOUT = flags.DEFINE_float("body_timeout_seconds", _DEFAULTS.body_timeout_seconds, "A request body must arrive within this (408).")
+_IDLE = flags.DEFINE_float("idle_timeout_seconds", _DEFAULTS.idle_timeout_seconds, "Close connections that send no complete headers (or stay "
                            "idle) this long.")
-_TIMEOUT = flags.DEFINE_float("request_timeout_seconds", 90.0, "Work on one request stops after this (413).")
-_PARSE_MB = flags.DEFINE_integer("max_parse_mb", 3072, "Memory cap of the process that parses request JSON (413 "
+_TIMEOUT = flags.DEFINE_float("request_timeout_seconds", _DEFAULTS.request_timeout_seconds, "Work on one request stops after this (413).")
+_PARSE_MB = flags.DEFINE_integer("max_parse_mb", _DEFAULTS.max_parse_mb, "Memory cap of the process that parses request JSON (413 "
                                  "when a body needs more).")
-_CONCURRENCY = flags.DEFINE_integer("max_concurrent", 2, "Inferences run at once (the rest wait).")
-_QUEUE = flags.DEFINE_integer("max_queue", 64, "Requests allowed to wait; beyond that answer 503.")
+_CONCURRENCY = flags.DEFINE_integer("max_concurrent", _DEFAULTS.max_concurrent, "Inferences run at once (the rest wait).")
+_QUEUE = flags.DEFINE_integer("max_queue", _DEFAULTS.max_queue, "Requests allowed to wait; beyond that answer 503.")
 _POLL = flags.DEFINE_float("poll_seconds", 2.0, "How often to look for new version folders.")
+
+
+def _limits() -> Limits:
+    """The limits from the flags; ValueError naming the flag for one that would break the server."""
+    return Limits(max_request_bytes=int(_MAX_MB.value * 1024 * 1024),
+                  max_instances=_MAX_INSTANCES.value, max_input_pixels=_MAX_PIXELS.value,
+                  body_timeout_seconds=_BODY_TIMEOUT.value, request_timeout_seconds=_TIMEOUT.value,
+                  idle_timeout_seconds=_IDLE.value, max_concurrent=_CONCURRENCY.value, max_queue=_QUEUE.value,
+                  max_parse_mb=_PARSE_MB.value)
 
 
 def main(argv):
     del argv
-    quiet_tf_logs()
-    from sr_keras import saved_models, zoo
-    from sr_keras.serving import server
+    from sr_keras.serving import rest, server
 
     base = _BASE.value
+    try:  # Every careless flag is refused here, before any model is loaded or converted.
+        limits = _limits()
+        server.check_port(_PORT.value)
+        server.check_poll_seconds(_POLL.value)
+        if _NAME.value is not None:
+            rest.check_model_name(_NAME.value)
+    except ValueError as e:
+        fail(str(e))
     if base and _MODEL.value:
         fail("pass --model (names) or --model_base_path (a folder), not both")
+    quiet_tf_logs()
+    from sr_keras import saved_models, zoo
+
     if base:
-        models = [(_NAME.value or os.path.basename(os.path.normpath(base)), base)]
+        name = _NAME.value or os.path.basename(os.path.normpath(base))
+        try:
+            rest.check_model_name(name)
+        except ValueError as e:
+            fail(f"{e}; the folder's name cannot be used, pass --model_name")
+        models = [(name, base)]
     else:
         names = _MODEL.value or [None]
         if _NAME.value and len(names) > 1:
@@ -64,10 +90,6 @@ def main(argv):
         except (saved_models.ModelNotFoundError, saved_models.SavedModelError) as e:
             fail(str(e))
     try:
-        limits = server.Limits(max_request_bytes=int(_MAX_MB.value * 1024 * 1024), max_instances=_MAX_INSTANCES.value,
-                               max_input_pixels=_MAX_PIXELS.value, body_timeout_seconds=_BODY_TIMEOUT.value,
-                               request_timeout_seconds=_TIMEOUT.value, idle_timeout_seconds=_IDLE.value,
-                               max_concurrent=_CONCURRENCY.value, max_queue=_QUEUE.value, max_parse_mb=_PARSE_MB.value)
         server.serve(models, _HOST.value, _PORT.value, limits, _POLL.value)
     except (ValueError, OSError) as e:
         fail(str(e))

@@ -83,13 +83,36 @@ def sample_source() -> Source:
 
 
 def walk_files(root: str) -> list:
-    """Every non-hidden file under `root`, sorted, hidden folders skipped."""
-    files = []
+    """Every non-hidden file under `root`, sorted, hidden folders skipped; each real file and folder once.
+
+    Linked folders are followed, but a folder already visited (`ln -s . loop`, two links to one place) is not
+    entered again, and a file reached through several links is listed once. Special files (pipes, devices,
+    sockets) are listed, so that the reader refuses each with its reason (`imageio.read_file`), never hangs on it.
+    """
+    files, seen_dirs, seen_files = [], set(), set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        try:
+            here = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (here.st_dev, here.st_ino) in seen_dirs:  # Reached again through a link: a loop or a duplicate.
+            dirnames[:] = []
+            continue
+        seen_dirs.add((here.st_dev, here.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in sorted(filenames):
-            if not f.startswith("."):  # .DS_Store, editor swap files and the like are not inputs.
-                files.append(os.path.join(dirpath, f))
+            if f.startswith("."):  # .DS_Store, editor swap files and the like are not inputs.
+                continue
+            path = os.path.join(dirpath, f)
+            try:
+                st = os.stat(path)
+            except OSError:  # A dangling link: listed, so the reader reports it.
+                files.append(path)
+                continue
+            if (st.st_dev, st.st_ino) not in seen_files:
+                seen_files.add((st.st_dev, st.st_ino))
+                files.append(path)
     return files
 
 

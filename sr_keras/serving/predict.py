@@ -12,6 +12,9 @@ and, for models with network interpolation, their `_alpha` variants (an `alpha` 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import io
 from typing import Callable, Optional
 
@@ -46,12 +49,41 @@ def check_request_size(sig_name: str, inputs: dict, max_pixels: int) -> None:
     """RestError(413) naming --max_input_pixels when a request holds too many pixels."""
     pixels = request_pixels(sig_name, inputs)
     if max_pixels and pixels > max_pixels:
-        raise RestError(413, f"the request holds {pixels / 1e6:.2f} MP of input; this server takes at most "
-                             f"{max_pixels / 1e6:g} MP per request (--max_input_pixels)")
+        raise RestError(413, _too_many(pixels, max_pixels))
 
 
-def run(enhancer, sig_name: str, inputs: dict, should_stop: Optional[Callable[[], bool]] = None) -> dict:
-    """Runs one request. Raises RestError(400) for an image that cannot be decoded; `Cancelled` goes up."""
+def _too_many(pixels: Optional[int] = None, max_pixels: Optional[int] = None) -> str:
+    held = f"{pixels / 1e6:.2f} MP of input" if pixels is not None else "more input pixels than allowed"
+    most = f"at most {max_pixels / 1e6:g} MP" if max_pixels else "no more"
+    return f"the request holds {held}; this server takes {most} per request (--max_input_pixels)"
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    name = ctypes.util.find_library("c")
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+
+
+def release_memory() -> None:
+    """Returns freed heap memory to the system (glibc's malloc_trim): a request's decoded image and tiles are
+    large, and without this the process keeps its peak size forever."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def run(enhancer, sig_name: str, inputs: dict, should_stop: Optional[Callable[[], bool]] = None,
+        max_pixels: Optional[int] = None) -> dict:
+    """Runs one request. Raises RestError(400) for an image that cannot be decoded, RestError(413) for images whose
+    decoded pixels, all together, are over `max_pixels` (the headers were checked before; a container can hold
+    more than its header says); `Cancelled` goes up. The memory the request used is given back to the system."""
+    try:
+        return _run(enhancer, sig_name, inputs, should_stop, max_pixels)
+    finally:
+        release_memory()
+
+
+def _run(enhancer, sig_name, inputs, should_stop, max_pixels) -> dict:
     served = SIGNATURES + (tuple(signatures.alpha_name(n) for n in SIGNATURES) if enhancer.interpolation else ())
     if sig_name not in served:
         raise RestError(400, f"signature {sig_name!r} cannot be served here; use one of {list(served)}")
@@ -63,18 +95,26 @@ def run(enhancer, sig_name: str, inputs: dict, should_stop: Optional[Callable[[]
         if len(alphas) != len(value):
             raise RestError(400, f"give one {signatures.ALPHA_INPUT} per instance ({len(value)}), got {len(alphas)}")
     if sig == signatures.SERVING_DEFAULT:
-        out = np.array([_one_png(enhancer, data, should_stop, a) for data, a in zip(value.reshape(-1), alphas)],
+        budget = [max_pixels, max_pixels]  # What the instances decoded so far leave for the next.
+        out = np.array([_one_png(enhancer, data, should_stop, a, budget) for data, a in zip(value.reshape(-1), alphas)],
                        dtype=object)
         return {sig.output: out.reshape(value.shape)}
     return {sig.output: np.stack([enhancer.enhance(img, should_stop=should_stop, alpha=a)
                                   for img, a in zip(value, alphas)])}
 
 
-def _one_png(enhancer, data: bytes, should_stop, alpha=None) -> bytes:
+def _one_png(enhancer, data: bytes, should_stop, alpha=None, budget=(None, None)) -> bytes:
+    limit = budget[0]
+    if limit is not None and limit <= 0:
+        raise RestError(413, _too_many(max_pixels=budget[1]))
     try:
-        decoded = imageio.decode_image(data)
+        decoded = imageio.decode_image(data, limit, "--max_input_pixels")
+    except imageio.ImageTooLargeError as e:
+        raise RestError(413, f"an image holds more pixels than its header says: {e}") from None
     except imageio.ImageError as e:
         raise RestError(400, f"{signatures.SERVING_DEFAULT.input}: not a decodable image ({e})") from None
+    if limit is not None:
+        budget[0] = limit - decoded.pixels.shape[0] * decoded.pixels.shape[1]
     buf = io.BytesIO()  # Streamed band by band: memory holds the compressed PNG, not the decoded output.
     enhancer.write_png(imageio.to_uint8(decoded.pixels), buf, should_stop=should_stop, alpha=alpha)  # 8-bit, as the graph.
     return buf.getvalue()

@@ -33,9 +33,20 @@ class Version:
 _PATH_LIKE = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][^\s'\"/\\:;,)]+)+[/\\]?")
 
 
+# TensorFlow's errors carry graph internals: a "Graph execution error" preamble with the Python stack of the node,
+# then the message, then `{{node ...}}`, `[[...]]` or `[Op:...]`. Only the message means anything to a client.
+_TF_PREAMBLE = re.compile(r"^(Graph execution error:|Detected at node|\s+File |\s{2,}\S)")
+_TF_MARKERS = re.compile(r"\s*(?:for '\{\{|\{\{|\[\[|\[Op:|\(defined at ).*$")
+
+
 def public_error(e: BaseException) -> str:
-    """An error message fit for clients: the exception type and message, with file paths removed."""
-    text = " ".join(f"{type(e).__name__}: {e}".split())
+    """An error message fit for clients: the exception type and the first line of its message, with file paths
+    and TensorFlow op internals removed."""
+    message = getattr(e, "message", None) if type(e).__module__.startswith("tensorflow") else None
+    lines = [line for line in str(message if message is not None else e).splitlines()
+             if line.strip() and not _TF_PREAMBLE.match(line)]
+    text = _TF_MARKERS.sub("", lines[0]) if lines else ""
+    text = " ".join(f"{type(e).__name__}: {text}".split()).rstrip(" :")
     return _PATH_LIKE.sub("<path>", text)[:300]
 
 

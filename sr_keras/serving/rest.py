@@ -42,6 +42,15 @@ def error_body(message: str) -> dict:
 _PATH = re.compile(r"/v1/models(?:/(?P<name>[^/:]*)(?:/versions/(?P<version>[^/:]*))?(?P<rest>/metadata|:predict)?)?",
                    re.ASCII)
 _VERSION = re.compile(r"[0-9]{1,18}", re.ASCII)
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)  # What a URL can reach, unescaped.
+
+
+def check_model_name(name: str) -> str:
+    """Raises ValueError (naming --model_name) for a name that no URL of this API could reach."""
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
+        raise ValueError(f"--model_name={name!r}: use letters, digits, '_', '-' and '.', starting with a letter or "
+                         "digit (it is part of every URL: /v1/models/<name>)")
+    return name
 PREDICT, METADATA, STATUS = ":predict", "/metadata", ""
 
 

@@ -45,8 +45,35 @@ class Limits:
     parse_workers: int = 1  # Processes that parse request JSON.
     max_parse_mb: int = 3072  # --max_parse_mb: address space of each parser process.
 
+    def __post_init__(self):
+        """A limit that would refuse every request (or none of the abuse it is for) is refused at start."""
+        checks = (("max_request_mb", self.max_request_bytes / 2**20, self.max_request_bytes > 0, "above 0"),
+                  ("max_instances", self.max_instances, self.max_instances >= 1, "at least 1"),
+                  ("max_input_pixels", self.max_input_pixels, self.max_input_pixels >= 0, "0 (no limit) or more"),
+                  ("body_timeout_seconds", self.body_timeout_seconds, self.body_timeout_seconds > 0, "above 0"),
+                  ("idle_timeout_seconds", self.idle_timeout_seconds, self.idle_timeout_seconds > 0, "above 0"),
+                  ("request_timeout_seconds", self.request_timeout_seconds, self.request_timeout_seconds > 0,
+                   "above 0"),
+                  ("max_concurrent", self.max_concurrent, self.max_concurrent >= 1, "at least 1"),
+                  ("max_queue", self.max_queue, self.max_queue >= 1, "at least 1"),
+                  ("max_parse_mb", self.max_parse_mb, self.max_parse_mb == 0 or self.max_parse_mb >= 64,
+                   "0 (no cap) or at least 64"))
+        for flag, value, ok, need in checks:
+            if not ok or value != value:  # NaN compares unequal to itself.
+                raise ValueError(f"--{flag}={value:g} must be {need}")
 
-PAGE_TEMPLATE = (pathlib.Path(__file__).parent / "static" / "index.html").read_text(encoding="utf-8")
+
+MIN_POLL_SECONDS = 0.1  # Polling more often than this only burns a core.
+
+
+_STATIC = pathlib.Path(__file__).parent / "static"
+PAGE_TEMPLATE = (_STATIC / "index.html").read_text(encoding="utf-8")
+PAGE_SCRIPT = (_STATIC / "app.js").read_text(encoding="utf-8")
+# Every answer: no MIME sniffing, no framing (clickjacking). The page runs only its own script file, sends forms
+# nowhere and cannot be re-based.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY"}
+PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'unsafe-inline'; "
+            "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
 
 class Server:
@@ -54,7 +81,11 @@ class Server:
 
     def __init__(self, registry, limits: Limits = Limits()):
         """`registry`: a `ModelRegistry`, or a list of them (one per served model, each under its own name)."""
+        from sr_keras.serving.rest import check_model_name
+
         registries = list(registry) if isinstance(registry, (list, tuple)) else [registry]
+        for r in registries:
+            check_model_name(r.name)
         self.registries = {r.name: r for r in registries}
         self.registry = registries[0]  # The first model: the page's initial choice.
         self.limits = limits
@@ -69,8 +100,13 @@ class Server:
     def app(self):
         from aiohttp import web
 
-        application = web.Application(client_max_size=self.limits.max_request_bytes + 1)
+        application = web.Application(client_max_size=self.limits.max_request_bytes + 1,
+                                      middlewares=[_json_errors()])
         application.router.add_route("*", "/{tail:.*}", self.handle)
+
+        async def secure(request_, response):
+            response.headers.update(SECURITY_HEADERS)
+        application.on_response_prepare.append(secure)
 
         async def start_parsers(app_):  # In the background: the first request need not wait for them.
             self._warming = asyncio.get_running_loop().run_in_executor(self.parser, self._parse_pool)
@@ -116,10 +152,7 @@ class Server:
         config = {"models": list(self.registries),
                   "default_alpha": v.model.default_alpha if v is not None and v.model is not None else None}
         page = PAGE_TEMPLATE.replace("/*CONFIG*/{}", json.dumps(config).replace("<", "\\u003c"))
-        return web.Response(text=page, content_type="text/html",
-                            headers={"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
-                                     "script-src 'unsafe-inline'; style-src 'unsafe-inline'",
-                                     "X-Content-Type-Options": "nosniff"})
+        return web.Response(text=page, content_type="text/html", headers={"Content-Security-Policy": PAGE_CSP})
 
     async def handle(self, request):
         from aiohttp import web
@@ -127,9 +160,12 @@ class Server:
         from sr_keras.serving import rest
 
         try:
-            if request.path in ("/", "/index.html"):
+            if request.path in ("/", "/index.html", "/app.js"):
                 if request.method != "GET":
                     raise rest.RestError(405, "the page needs GET")
+                if request.path == "/app.js":
+                    return web.Response(text=PAGE_SCRIPT, content_type="text/javascript",
+                                        headers={"Cache-Control": "no-cache"})
                 return self._page()
             registry, version, action = self._route(request.path)
             if action == rest.PREDICT:
@@ -201,7 +237,7 @@ class Server:
                     return self._error(400, "client disconnected")
                 job = loop.run_in_executor(
                     self.executor, predict.run, v.model, sig_name, inputs,
-                    lambda: stop.is_set() or time.monotonic() > deadline)
+                    lambda: stop.is_set() or time.monotonic() > deadline, self.limits.max_input_pixels)
                 while not job.done():  # Watch the client while the tiles run; a hang-up stops the work.
                     await asyncio.wait({job}, timeout=0.2)
                     if _gone(request):
@@ -272,12 +308,18 @@ class Server:
         loop = asyncio.get_running_loop()
         first = await loop.run_in_executor(self.parser, next, chunks, b"")
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-        await response.prepare(request)
-        chunk = first
-        while chunk:
-            await response.write(chunk)
-            chunk = await loop.run_in_executor(self.parser, next, chunks, b"")
-        await response.write_eof()
+        try:
+            await response.prepare(request)
+            chunk = first
+            while chunk:
+                await response.write(chunk)
+                chunk = await loop.run_in_executor(self.parser, next, chunks, b"")
+            await response.write_eof()
+        except (ConnectionError, asyncio.CancelledError) as e:  # Not our fault, and nothing to tell anyone.
+            logging.info("%s %s: the client hung up during the answer (%s)", request.method, request.path,
+                         type(e).__name__)
+            if isinstance(e, asyncio.CancelledError):
+                raise
         return response
 
     def close(self) -> None:
@@ -285,6 +327,25 @@ class Server:
         self.parser.shutdown(wait=False, cancel_futures=True)
         if self.parse_pool is not None:
             self.parse_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _json_errors():
+    """A middleware answering aiohttp's own errors (a path its router cannot match, such as one holding a newline)
+    in JSON, as every other error."""
+    from aiohttp import web
+
+    from sr_keras.serving import rest
+
+    @web.middleware
+    async def json_errors(request, handler):
+        try:
+            return await handler(request)
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            return web.Response(status=e.status, text=json.dumps(rest.error_body(e.reason)),
+                                content_type="application/json")
+    return json_errors
 
 
 def _cap_memory(max_mb: int) -> None:
@@ -317,8 +378,21 @@ async def _poll_one(registry, seconds: float):
         await asyncio.sleep(seconds)
 
 
+def check_port(port: int) -> None:
+    """ValueError for a port outside 0..65535 (the C call would take it modulo 65536 and listen elsewhere)."""
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--port={port} must be 1..65535 (0: any free port)")
+
+
+def check_poll_seconds(seconds: float) -> None:
+    if not seconds >= MIN_POLL_SECONDS:  # NaN too.
+        raise ValueError(f"--poll_seconds={seconds:g} must be at least {MIN_POLL_SECONDS:g} (polling more often "
+                         "only burns a core)")
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, bound before anything slow happens, so a taken port fails at once, in one line."""
+    check_port(port)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
@@ -391,7 +465,13 @@ def serve(models: list, host: str, port: int, limits: Limits = Limits(), poll_se
 
     from sr_keras.serving.registry import ModelRegistry, writable_by_others
 
+    check_poll_seconds(poll_seconds)
+    from sr_keras.serving.rest import check_model_name
+
+    for name, _ in models:
+        check_model_name(name)
     sock = bind(host, port)
+    port = sock.getsockname()[1]  # The one really bound (0 picks a free one).
     registries = []
     for name, base_path in models:
         for path in writable_by_others(base_path):

@@ -1,0 +1,36 @@
+"""The ranges of the knobs every entry point shares (the API, sr-enhance, sr-export, sr-serve), checked once here.
+
+Each check raises ValueError with one line naming the argument or flag and what it takes, before any work.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+def check_tile(tile: Optional[int], name: str = "tile") -> Optional[int]:
+    """A core tile side in LR pixels: 0 (the whole image at once) or more; None: the default."""
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 0):
+        raise ValueError(f"{name}={tile!r} must be 0 (whole image at once) or a tile side in pixels")
+    return tile
+
+
+def check_overlap(overlap: Optional[int], name: str = "tile_overlap") -> Optional[int]:
+    """Tile context in LR pixels: 0 or more; None: the model's measured receptive field."""
+    if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0):
+        raise ValueError(f"{name}={overlap!r} must be 0 or more pixels (leave it out for the model's own context)")
+    return overlap
+
+
+def check_max_pixels(max_pixels: Optional[int], name: str = "max_input_pixels") -> Optional[int]:
+    """A pixel limit: None or 0 (no limit), or a positive count."""
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
+                                   or max_pixels < 0):
+        raise ValueError(f"{name}={max_pixels!r} must be 0 (no limit) or a number of pixels")
+    return max_pixels
+
+
+def safe_tile(tile: int, overlap: int) -> int:
+    """The tile actually used: one smaller than its context would cut the context short (the cross-fade cannot be
+    wider than the tile), so it is raised to the context."""
+    return overlap if tile and tile < overlap else tile
