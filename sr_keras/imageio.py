@@ -80,12 +80,12 @@ _LIMIT = threading.local()
 _pillow_bomb_check = getattr(Image, "_decompression_bomb_check", None)
 
 
-def _bomb_check(size) -> None:
+def _bomb_check(size, *args, **kwargs) -> None:
     limit = getattr(_LIMIT, "value", None)
     if limit is not None:
         check_pixels(int(size[0]), int(size[1]), *limit)
     if _pillow_bomb_check is not None:
-        _pillow_bomb_check(size)
+        _pillow_bomb_check(size, *args, **kwargs)
 
 
 if _pillow_bomb_check is not None:

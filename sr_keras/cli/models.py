@@ -56,7 +56,10 @@ def main(argv):
             print(f"{name}: {zoo.ensure(name, remeasure=True)}")
         except (saved_models.ModelNotFoundError, saved_models.SavedModelError, SourceError) as e:
             fail(str(e))
-    print(table())
+    try:
+        print(table())
+    except zoo.CacheError as e:
+        fail(str(e))
     print(f"\nconverted models live in {zoo.cache_dir()}/zoo (set ${zoo.CACHE_ENV} to move them)")
     return 0
 

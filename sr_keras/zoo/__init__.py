@@ -15,22 +15,30 @@ Names: `span_x4` (the default), `span_x4_ch48`, `span_x2`, `span_x2_ch48`, `real
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import importlib.util
 import json
 import os
+import shutil
+import stat
 import sys
 from typing import Optional
 
 from sr_keras import safe_files
 from sr_keras.data.sources import sha256_file
-from sr_keras.saved_models import ModelNotFoundError, SavedModelError
+from sr_keras.saved_models import METADATA_FILE, ModelNotFoundError, SavedModelError
 
 OWN = "sr_keras_x4"
 CARD_FILE = "card.json"  # Next to the version folders, as in the shipped default model.
 CACHE_ENV = "SR_KERAS_CACHE"
 VERSION = 1  # The version folder a conversion is written to (a TF Serving model base path).
+
+
+class CacheError(SavedModelError):
+    """The model cache cannot be used (a file or a broken link where its folder should be). One line naming the
+    fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +128,108 @@ def model_dir(name: str) -> str:
     return os.path.join(cache_dir(), "zoo", name)
 
 
+def _zoo_root() -> str:
+    """The cache's `zoo` folder, created if needed.
+
+    Raises:
+      CacheError: a file, a dangling or looping link, or an unwritable place where the folder should be.
+    """
+    root = os.path.join(cache_dir(), "zoo")
+    try:
+        os.makedirs(root, exist_ok=True)
+        if not os.path.isdir(root):
+            raise NotADirectoryError(20, "not a folder", root)
+    except OSError as e:
+        where = e.filename or root
+        why = ("a link that leads nowhere or to itself" if os.path.islink(where) and not os.path.exists(where) else
+               e.strerror or str(e))
+        raise CacheError(f"cannot use the model cache at {root} ({where}: {why}); remove it, or set "
+                         f"{CACHE_ENV} to a writable folder") from None
+    return root
+
+
+def _tree_hashes(folder: str) -> dict:
+    """{relative path: SHA-256} of every file under `folder`.
+
+    Raises:
+      OSError: a link or a special file inside (a cache entry holds only regular files and folders).
+    """
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            mode = os.lstat(p).st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise OSError(f"{os.path.relpath(p, folder)} is not a regular file")
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            out[os.path.relpath(p, folder).replace(os.sep, "/")] = sha256_file(p)
+    return out
+
+
+def verify(name: str) -> Optional[str]:
+    """Why the cached conversion of `name` cannot be used as it is ("missing" when there is none), or None when
+    it is whole: a real folder (not a link), holding one version folder and a card whose name, scale and
+    architecture are this entry's, and whose recorded hashes every file of the version still has."""
+    entry = MODELS[name]
+    folder = os.path.join(_zoo_root(), name)
+    if os.path.islink(folder):
+        return f"{folder} is a link, not the converted folder"
+    if not os.path.exists(folder):
+        return "missing"
+    if not os.path.isdir(folder):
+        return f"{folder} is not a folder"
+    try:
+        with open(os.path.join(folder, CARD_FILE)) as f:
+            c = json.load(f)
+        if not isinstance(c, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        return f"no {CARD_FILE}"
+    except (OSError, ValueError) as e:
+        return f"unreadable {CARD_FILE} ({type(e).__name__})"
+    recorded = c.get("files")
+    if c.get("model") != name or c.get("scale") != entry.scale or not isinstance(recorded, dict):
+        return f"its {CARD_FILE} is not {name}'s (or was written before hashes were recorded)"
+    versions = sorted(d for d in os.listdir(folder) if d.isdigit())
+    if versions != [str(VERSION)]:
+        return f"version folders {versions or 'none'}, expected [{VERSION}]"
+    try:
+        actual = _tree_hashes(os.path.join(folder, str(VERSION)))
+    except OSError as e:
+        return f"unreadable version folder ({e.strerror or e})"
+    if actual != recorded:
+        odd = sorted(set(actual) ^ set(recorded))
+        if odd:
+            return f"{odd[0]} is {'missing' if odd[0] in recorded else 'not part of the conversion'}"
+        return f"{min(k for k in actual if actual[k] != recorded[k])} changed since conversion"
+    try:
+        with open(os.path.join(folder, str(VERSION), METADATA_FILE)) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return f"unreadable {METADATA_FILE}"
+    if (meta.get("model"), meta.get("scale"), meta.get("architecture")) != (name, entry.scale, entry.architecture):
+        return f"its {METADATA_FILE} describes another model"
+    return None
+
+
+@contextlib.contextmanager
+def _locked(name: str):
+    """Holds an exclusive lock on the cache entry `name` (other processes converting it wait)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; the atomic publish still keeps the entry whole.
+        yield
+        return
+    fd = os.open(os.path.join(_zoo_root(), f".{name}.lock"), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # Releases the lock.
+
+
 def source_dir(entry: ZooModel) -> Optional[str]:
     """The installed package's folder, found without importing it (None when it is not installed)."""
     spec = importlib.util.find_spec(entry.module)
@@ -129,19 +239,24 @@ def source_dir(entry: ZooModel) -> Optional[str]:
 
 
 def status(name: str) -> str:
-    """"ready" (converted, or shipped), "converts on first use", or "not installed: pip install ..."."""
+    """"ready" (converted, or shipped), "converts on first use", "damaged (...): converts again on first use", or
+    "not installed: pip install ..."."""
     from sr_keras import saved_models
 
-    if saved_models.latest_version_dir(model_dir(name)):
-        return "ready"
     if name == OWN:
-        return "missing from this install"
+        return "ready" if saved_models.latest_version_dir(model_dir(name)) else "missing from this install"
     entry = MODELS[name]
-    return "converts on first use" if source_dir(entry) else f"not installed: {entry.install_hint}"
+    problem = verify(name)
+    if problem is None:
+        return "ready"
+    if not source_dir(entry):
+        return f"not installed: {entry.install_hint}"
+    return "converts on first use" if problem == "missing" else f"damaged ({problem}): converts again on first use"
 
 
 def available(name: str) -> bool:
-    return status(name) in ("ready", "converts on first use")
+    return status(name) == "ready" or status(name).endswith("converts on first use") or \
+        status(name).endswith("converts again on first use")
 
 
 def default_name() -> str:
@@ -195,49 +310,79 @@ def keras_generator(name: str):
 
 
 def ensure(name: str, log=None, remeasure: bool = False) -> str:
-    """The model base path of a zoo name, converting and exporting it into the cache on first use.
+    """The model base path of a zoo name, converted and exported into the cache on first use, and converted again
+    from its SHA-checked source when the cached copy is damaged or is not what the name says (`verify`).
 
+    Concurrent first uses convert once (a lock per entry), and the whole entry (version folder and card, with the
+    hashes later uses check) is published in one rename, so a kill at any moment leaves the old entry or the new.
     `remeasure`: also measure an already converted model whose card has no figures (converted without
-    scikit-image, which holds the sample photos)."""
-    from sr_keras import saved_models
+    scikit-image, which holds the sample photos).
 
+    Raises:
+      ModelNotFoundError: not a zoo name, or its source package is missing (the message names the install).
+      CacheError: the cache folder cannot be used.
+    """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    folder = model_dir(name)
-    latest = saved_models.latest_version_dir(folder)
     if name == OWN:
-        return folder
-    if latest:
-        c = card(name)
-        if remeasure and c.get("sample_photos") is None:
-            log(f"sr_keras: measuring {name} on the sample photos")
-            safe_files.write_text(os.path.join(folder, CARD_FILE), json.dumps({**c, "sample_photos": measure(latest)},
-                                                                              indent=2))
-        return folder
-    from sr_keras import export_lib
+        return model_dir(name)
+    if name not in MODELS:
+        raise ModelNotFoundError(f"unknown zoo model {name!r}: choose one of {', '.join(NAMES)}")
+    folder = model_dir(name)
+    problem = verify(name)
+    if problem is not None:
+        with _locked(name):
+            problem = verify(name)  # A peer may have converted it while this one waited.
+            if problem is not None:
+                _convert(name, folder, problem, log)
+    if remeasure:
+        with _locked(name):
+            c = card(name)
+            if c.get("sample_photos") is None:
+                log(f"sr_keras: measuring {name} on the sample photos")
+                safe_files.write_text(os.path.join(folder, CARD_FILE),
+                                      json.dumps({**c, "sample_photos": measure(os.path.join(folder, str(VERSION)))},
+                                                 indent=2))
+    return folder
 
-    entry = MODELS[name]
-    generator, meta = keras_generator(name)
-    log(f"sr_keras: converting {name} from {entry.package} {meta['provenance']['package_version']} (first use) "
-        f"into {folder}")
-    try:
-        path = export_lib.export(generator, meta, os.path.dirname(folder), name, version=VERSION)
-    except export_lib.ExportError:
-        if saved_models.latest_version_dir(folder):  # Another process converted it meanwhile.
-            return folder
-        raise
+
+def _convert(name: str, folder: str, problem: str, log) -> None:
+    """Converts `name` into a staging folder beside the cache entry and publishes it (caller holds the lock)."""
+    from sr_keras import export_lib
     from sr_keras.data.sources import SourceError
 
+    entry = MODELS[name]
     try:
-        log(f"sr_keras: measuring {name} on the sample photos")
-        sample = measure(path)
-    except SourceError as e:  # The sample photos come with scikit-image, which a plain install lacks.
-        log(f"sr_keras: not measured ({e}); `sr-models` shows the figures after `sr-models --convert={name}` "
-            "with scikit-image installed")
-        sample = None
-    written = {**{k: meta[k] for k in ("model", "scale", "summary", "parameters", "provenance", "conversion")},
-               "sample_photos": sample}
-    safe_files.write_text(os.path.join(folder, CARD_FILE), json.dumps(written, indent=2))
-    return folder
+        generator, meta = keras_generator(name)
+    except (ModelNotFoundError, SavedModelError) as e:
+        if problem == "missing":
+            raise
+        raise type(e)(f"the cached {name} is damaged ({problem}) and cannot be converted again: {e}") from None
+    version = meta["provenance"]["package_version"]
+    if problem == "missing":
+        log(f"sr_keras: converting {name} from {entry.package} {version} (first use) into {folder}")
+    else:
+        log(f"sr_keras: the cached {name} is damaged ({problem}); converting it again from {entry.package} {version}")
+    root = os.path.dirname(folder)
+    safe_files.remove_stale_temps(root)  # Left by a killed conversion (never a live peer's).
+    staging = safe_files.make_temp_dir(root, f"{name}-")
+    try:
+        path = export_lib.export(generator, meta, staging, name, version=VERSION)
+        try:
+            log(f"sr_keras: measuring {name} on the sample photos")
+            sample = measure(path)
+        except SourceError as e:  # The sample photos come with scikit-image, which a plain install lacks.
+            log(f"sr_keras: not measured ({e}); `sr-models` shows the figures after `sr-models --convert={name}` "
+                "with scikit-image installed")
+            sample = None
+        written = {**{k: meta[k] for k in ("model", "scale", "summary", "parameters", "provenance", "conversion")},
+                   "sample_photos": sample, "files": _tree_hashes(path)}
+        safe_files.write_text(os.path.join(staging, name, CARD_FILE), json.dumps(written, indent=2))
+        os.chmod(os.path.join(staging, name), 0o755)
+        if os.path.islink(folder) or (os.path.lexists(folder) and not os.path.isdir(folder)):
+            os.remove(folder)  # A planted link or a stray file: removed, never followed.
+        safe_files.replace_dir(os.path.join(staging, name), folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def measure(version_dir: str) -> dict:
@@ -262,7 +407,7 @@ def card(name: str) -> dict:
     """What is known about a model without loading it: its card (measured figures, provenance) when converted or
     shipped, else the registry's description."""
     path = os.path.join(model_dir(name), CARD_FILE)
-    if os.path.isfile(path):
+    if name == OWN or verify(name) is None:
         with open(path) as f:
             c = json.load(f)
         if name == OWN:  # The shipped card's own layout (model_card.build_card).
