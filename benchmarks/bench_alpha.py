@@ -26,12 +26,14 @@ def main(argv):
     import numpy as np
     import tensorflow as tf
 
-    from sr_keras import evaluate_lib, metrics, saved_models
+    import sr_keras
+    from sr_keras import evaluate_lib, metrics
     from sr_keras.data.degradation import bicubic_upscale
     from sr_keras.models.interpolation import interpolated_generator
+    from sr_keras.savedmodel import reader
 
-    path = saved_models.resolve_model_path(_MODEL.value)
-    psnr, gan = saved_models.interpolation_ends(path)
+    path = sr_keras.resolve_model_path(_MODEL.value)
+    psnr, gan = reader.interpolation_ends(path)
     images, _ = evaluate_lib.load_images("sample", 4)
     quality = {}
     for a in (0.0, 0.5, 1.0):

@@ -12,9 +12,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
-
 from _common import write_results  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 _OUT = flags.DEFINE_string("out", "benchmarks/out/data.json", "Where to write the figures.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Builds per worker count (the best is reported).")

@@ -18,9 +18,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
-
 from _common import write_results  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 _OUT = flags.DEFINE_string("out", "benchmarks/out/infer.json", "Where to write the figures.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (best is kept).")
@@ -90,7 +89,7 @@ def time_breakdown(g, size, repeats):
 def rest_seconds(model_dir, png_bytes, repeats):
     from sr_keras.serving import client
     from sr_keras.serving.registry import ModelRegistry
-    from sr_keras.serving.server import BackgroundServer
+    from sr_keras.serving.runner import BackgroundServer
 
     reg = ModelRegistry("bench", model_dir)
     reg.poll()
@@ -161,13 +160,15 @@ def quality_variants(repeats):
     import numpy as np
     import tensorflow as tf
 
-    from sr_keras import evaluate_lib, inference, metrics, saved_models
+    import sr_keras
+    from sr_keras import evaluate_lib, metrics
+    from sr_keras.savedmodel import layout, reader
 
     try:
-        path = inference.resolve_model_path(None)
-    except inference.ModelNotFoundError:
+        path = sr_keras.resolve_model_path(None)
+    except layout.ModelNotFoundError:
         return {"skipped": "no default model shipped; quality comparison needs a trained model"}
-    g, _ = saved_models.generator_from_saved_model(path)
+    g, _ = reader.generator_from_saved_model(path)
     images, _ = evaluate_lib.load_images("sample", 4)
     out = {}
     for label, fn in _variants(g).items():
@@ -198,14 +199,15 @@ def main(argv):
     import tensorflow as tf
     from PIL import Image
 
-    from sr_keras import export_lib, inference
+    from sr_keras import inference
     from sr_keras.models import build_srgan_generator
+    from sr_keras.savedmodel import writer
 
     reps = _REPEATS.value
     results = {"matmul_fp32_gflops": matmul_gflops()}
     g = build_srgan_generator()
     with tempfile.TemporaryDirectory() as tmp:
-        version = export_lib.export(g, {"model": "srgan", "scale": 4}, tmp, "srgan16")
+        version = writer.export(g, {"model": "srgan", "scale": 4}, tmp, "srgan16")
         m = inference.Enhancer(version)
         sig = tf.saved_model.load(version).signatures["enhance"]
         for size in (int(v) for v in _SIZES.value):

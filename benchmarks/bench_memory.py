@@ -21,9 +21,8 @@ import urllib.request
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import app, flags  # noqa: E402
-
 from _common import write_results  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 _OUT = flags.DEFINE_string("out", "benchmarks/out/memory.json", "Where to write the figures.")
 _SIZES = flags.DEFINE_list("sizes", ["64x64", "1000x500", "2000x1500", "4000x3000"], "Input sizes WxH.")

@@ -17,9 +17,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
-
 from _common import write_results  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per variant (after 2 warm-up steps).")
 _OUT = flags.DEFINE_string("out", "benchmarks/out/train.json", "Where to write the figures.")
@@ -37,12 +36,12 @@ def time_steps(cfg, dataset_fn, steps: int) -> float:
     import keras
     import tensorflow as tf
 
-    from sr_keras import train_lib
+    from sr_keras import train_lib, train_state
 
     strategy = tf.distribute.get_strategy()
     with train_lib._precision_policy(cfg.mixed_precision):
         keras.utils.set_random_seed(0)
-        state = train_lib.TrainState(cfg, strategy)
+        state = train_state.TrainState(cfg, strategy)
 
         def fn(iterator):
             return state.trainer.train_step(iterator, phase=2)

@@ -50,7 +50,9 @@ def _runners(variant, name):
     import numpy as np
     import tensorflow as tf
 
-    from sr_keras import inference, tiling, zoo
+    import sr_keras
+    from sr_keras import tiling
+    from sr_keras.zoo import cache as zoo_cache
 
     if variant == "ncnn":
         from sr_keras.zoo.reference import NcnnModel
@@ -59,13 +61,13 @@ def _runners(variant, name):
         scale = model.scale
         call = model
     elif variant == "saved_model":
-        enhancer = inference.load(name, tile=0)
+        enhancer = sr_keras.load(name, tile=0)
         scale = enhancer.scale
 
         def call(x):
             return enhancer._fn(tf.constant(x[None]))[0].numpy()
     else:
-        generator, meta = zoo.keras_generator(name)
+        generator, meta = zoo_cache.keras_generator(name)
         scale = meta["scale"]
         if variant == "bfloat16":
             from sr_keras.models.precision import with_policy

@@ -1,25 +1,66 @@
 """sr_keras: super-resolution GANs (SRGAN and a DCGAN variant) in TensorFlow / Keras 3.
 
     import sr_keras
-    model = sr_keras.load("export/srgan")     # or a version folder, a .keras file, or nothing: the default model
-    big = model.enhance(image)                # numpy (uint8/uint16/float; gray, RGB, RGBA) or PIL
+    model = sr_keras.load("span_x4")          # a zoo name, a model folder, a version folder, a .keras file, or
+    big = model.enhance(image)                # nothing (the best model this install has); numpy or PIL in and out
+
+The walk of `load` is one-way: a zoo name becomes a model folder (`zoo.cache.ensure`, which converts on first use),
+the folder a version (`savedmodel.layout.resolve`, which only reads), the version an `inference.Enhancer`.
 """
 
-__version__ = "0.1.0"
+import os
+from typing import Optional
+
+from sr_keras.limits import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_TILE
+from sr_keras.version import __version__  # noqa: F401 - the package's version.
 
 
-_DEFAULT = object()
+def resolve_model_path(path: Optional[str] = None) -> str:
+    """A model name, folder or file -> the version folder (or .keras file) to load.
 
+    None, "" or "default" -> the best model this install has; a zoo name (`sr_keras.zoo.NAMES`) -> its cache
+    folder, converted on first use, unless a file or folder of that name exists here; a model folder -> its latest
+    complete version; a version folder or .keras file -> itself.
 
-def load(path=None, tile=None, tile_overlap=None, precision="float32", self_ensemble=False,
-         max_input_pixels=_DEFAULT):
-    """Loads a model for `enhance()`; see `sr_keras.inference.load`. Imported lazily (TensorFlow is heavy).
-
-    `max_input_pixels` (default 36 MP; None for no limit) refuses larger inputs before any work.
+    Raises:
+      ModelNotFoundError: nothing usable there (the message says what was expected, or what to install).
     """
+    # Here, not at the top: `import sr_keras` stays light (the zoo's cache imports TensorFlow).
+    from sr_keras import zoo
+    from sr_keras.savedmodel import layout
+    from sr_keras.zoo import cache as zoo_cache
+
+    if path in (None, "", "default"):
+        path = zoo_cache.default_name()
+    if path in zoo.NAMES and not os.path.exists(path):
+        path = zoo_cache.ensure(path)
+    try:
+        return layout.resolve(path)
+    except layout.ModelNotFoundError as e:
+        if not os.path.exists(path) and os.sep not in path and not path.endswith(".keras"):
+            raise layout.ModelNotFoundError(f"{e} (or a model name: {', '.join(zoo.NAMES)}; see sr-models)") from None
+        raise
+
+
+def load(path: Optional[str] = None, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = None,
+         precision: str = "float32", self_ensemble: bool = False,
+         max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS):
+    """Loads a model for `enhance()`.
+
+    Args:
+      path: a zoo name (`span_x4`, ...: sr-models), a model folder (its latest version), a version folder, a
+        `.keras` file, or None for the best model this install has.
+      tile: core tile side in input pixels (0: whole images at once).
+      tile_overlap: context around each tile; None: the model's measured receptive field (no seams).
+      precision: float32, or bfloat16 / float16 on hardware that has them (`inference.PRECISIONS`).
+      self_ensemble: average the outputs for the 8 flips/rotations of the input (8x slower, slightly better PSNR).
+      max_input_pixels: larger inputs raise `ImageTooLargeError` before any work (None or 0: no limit).
+
+    Returns:
+      An `inference.Enhancer`.
+    """
+    # Here, not at the top: TensorFlow is imported when a model is loaded, not with the package.
     from sr_keras import inference
 
-    kwargs = {k: v for k, v in (("tile", tile), ("tile_overlap", tile_overlap)) if v is not None}
-    if max_input_pixels is not _DEFAULT:
-        kwargs["max_input_pixels"] = max_input_pixels
-    return inference.load(path, precision=precision, self_ensemble=self_ensemble, **kwargs)
+    return inference.Enhancer(resolve_model_path(path), tile=tile, tile_overlap=tile_overlap, precision=precision,
+                              self_ensemble=self_ensemble, max_input_pixels=max_input_pixels)

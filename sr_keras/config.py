@@ -81,7 +81,7 @@ class TrainConfig:
     eval_every: int = 500
     log_every: int = 1
     eval_images: int = 8  # Validation images evaluated (and shown) at each evaluation.
-    eval_crop: int = 0  # HR centre crop for validation (0: whole images).
+    eval_crop: int = 0  # HR centre crop for validation (0: whole images, as sr-evaluate; a crop logs val_crop<N>/).
     cache_data: bool = False  # Keep decoded training images in memory (small datasets).
     crops_per_image: int = 1
     shuffle_buffer: int = 256  # Training examples in the shuffle buffer.
@@ -124,7 +124,7 @@ def data_dir_for(dataset: str, scale: int) -> str:
 def _tiny() -> TrainConfig:
     return TrainConfig(model=ModelConfig(filters=8, num_blocks=2, upsample_filters=32, d_filters=8, d_dense=16),
                        batch_size=4, hr_crop=32, pretrain_steps=2, gan_steps=2, ckpt_every=2, eval_every=2,
-                       eval_images=2, eval_crop=64, vgg_weights="none", content_loss="vgg22", cache_data=True)
+                       eval_images=2, vgg_weights="none", content_loss="vgg22", cache_data=True)
 
 
 @preset("sample_x4")
@@ -142,8 +142,7 @@ def _sample_x4() -> TrainConfig:
 @preset("celeba_x4")
 def _celeba_x4() -> TrainConfig:
     return TrainConfig(data="tfrecords/celeb_a_x4", batch_size=16, hr_crop=96, pretrain_steps=100_000,
-                       gan_steps=100_000, ckpt_every=2000, eval_every=2000, log_every=10, eval_images=16,
-                       eval_crop=128)
+                       gan_steps=100_000, ckpt_every=2000, eval_every=2000, log_every=10, eval_images=16)
 
 
 @preset("celeba_x8", scales=(8,))
@@ -196,32 +195,6 @@ def _dcgan(cfg: TrainConfig, name: str) -> TrainConfig:
 # Widths and depths of the zoo's architectures when trained from scratch (their published sizes).
 GENERATOR_DEFAULTS = {"span": {"filters": 48, "num_blocks": 6}, "rrdb": {"filters": 64, "num_blocks": 23,
                                                                           "growth": 32}}
-
-
-def generator_architecture(model: ModelConfig, generator: Optional[str], init_from: Optional[str],
-                           gan: str = "srgan") -> ModelConfig:
-    """`model` with another generator architecture: a zoo model's exact one (`init_from`, a name in
-    sr_keras.zoo.MODELS), or `generator`'s published size.
-
-    Raises:
-      ValueError: the DCGAN variant (its generator is fixed by the paper), an unknown zoo name, or a
-        `generator` that is not the zoo model's.
-    """
-    if gan != "srgan":
-        raise ValueError(f"--generator/--init_from need --model=srgan (the {gan} variant's generator is fixed)")
-    if init_from:
-        from sr_keras import zoo  # No TensorFlow import.
-
-        if init_from not in zoo.MODELS:
-            raise ValueError(f"--init_from={init_from}: not a zoo model ({', '.join(zoo.MODELS)})")
-        arch = ModelConfig(**zoo.MODELS[init_from].architecture)
-        if generator and generator != arch.kind:
-            raise ValueError(f"--init_from={init_from} is a {arch.kind} generator, not --generator={generator}")
-        return dataclasses.replace(model, **{k: getattr(arch, k) for k in ("kind", "scale", "filters",
-                                                                            "num_blocks", "growth")})
-    if generator == "srgan":
-        return model
-    return dataclasses.replace(model, kind=generator, **GENERATOR_DEFAULTS[generator])
 
 
 def get_preset(name: str, model: str = "srgan", scale: Optional[int] = None) -> TrainConfig:

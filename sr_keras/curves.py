@@ -31,6 +31,7 @@ def training_curves_figure(rows: list, smooth: int = SMOOTH, pretrain_steps: Opt
     loss = [r for r in rows if "g/total" in r]
     if not val and not loss:
         return None
+    # Here, not at the top: matplotlib costs a second at start-up; only drawing needs it.
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,6 +74,7 @@ def plot_training_curves(workdir: str, out_png: Optional[str] = None, smooth: in
     fig = training_curves_figure(run.read_metrics(), smooth, pretrain)
     if fig is None:
         return None
+    # Here, not at the top: matplotlib costs a second at start-up; only drawing needs it.
     import matplotlib.pyplot as plt
 
     out_png = out_png or run.curves_path

@@ -14,68 +14,25 @@ never taken as inputs again; every file is written under an exclusive temporary 
 
 from __future__ import annotations
 
-import dataclasses
 import glob
 import os
 import stat
 from typing import Iterable, Optional
 
-import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from sr_keras import safe_files
-from sr_keras.data.degradation import bicubic_upscale
+from sr_keras import enhance_output, safe_files
+from sr_keras import progress as progress_lib
 from sr_keras.data.sources import walk_files
-from sr_keras.imageio import IMAGE_EXTENSIONS, NOT_REGULAR, DecodedImage, ImageError, decode_image, to_rgb8
-
-SOFTWARE_TAG = "sr_keras"  # "Software" of every output (PNG tEXt, EXIF 0x0131): how sr-enhance knows its own files.
-_EXIF_SOFTWARE = 0x0131
-_EXISTS = "exists (pass --overwrite to replace it)"
-EXTENSIONS = ("auto", "png", "jpg", "webp")
-_SAME_FORMAT = {".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".png": "png"}  # auto; anything else -> png.
-
-
-@dataclasses.dataclass(frozen=True)
-class OutputFormat:
-    """How outputs are written (Real-ESRGAN's inference options, which users know).
-
-    ext: auto (the input's own format: JPEG stays JPEG, WebP stays WebP, the rest PNG), png, jpg or webp. JPEG holds
-      neither alpha nor 16 bits: such images are written as PNG (and reported), never silently flattened.
-    quality: JPEG/WebP quality, 1..100.
-    suffix: the name's suffix (`<stem>_<suffix>.<ext>`); None: `x<outscale>`.
-    outscale: the final scale, for example 2 or 3.5 (the model's output resized with Lanczos, antialiased); None:
-      the model's scale.
-    """
-
-    ext: str = "auto"
-    quality: int = 95
-    suffix: Optional[str] = None
-    outscale: Optional[float] = None
-
-    def __post_init__(self):
-        if self.ext not in EXTENSIONS:
-            raise ValueError(f"--ext={self.ext}: choose one of {', '.join(EXTENSIONS)}")
-        if not 1 <= self.quality <= 100:
-            raise ValueError(f"--quality={self.quality}: choose 1..100")
-        if self.outscale is not None and not 0 < self.outscale <= 16:
-            raise ValueError(f"--outscale={self.outscale:g}: choose a scale in (0, 16]")
-        if self.suffix is not None and (os.sep in self.suffix or self.suffix in (".", "..")):
-            raise ValueError(f"--suffix={self.suffix!r} must be a plain name part")
-
-    def suffix_for(self, scale: int) -> str:
-        if self.suffix is not None:
-            return self.suffix
-        return f"x{self.outscale:g}" if self.outscale is not None else f"x{scale}"
-
-    def format_for(self, input_path: str, pixels: np.ndarray) -> tuple:
-        """(format, why it differs from the asked one or "") for one input's pixels."""
-        fmt = _SAME_FORMAT.get(os.path.splitext(input_path)[1].lower(), "png") if self.ext == "auto" else self.ext
-        channels = 1 if pixels.ndim == 2 else pixels.shape[-1]
-        if fmt == "jpg" and channels in (2, 4):
-            return "png", "JPEG has no alpha: written as PNG"
-        if fmt in ("jpg", "webp") and pixels.dtype == np.uint16:
-            return "png", f"{fmt.upper()} has no 16-bit: written as PNG"
-        return fmt, ""
+from sr_keras.enhance_output import EXTENSIONS, OutputFormat  # noqa: F401 - part of this API.
+from sr_keras.imageio import (
+    IMAGE_EXTENSIONS,
+    NOT_REGULAR,
+    DecodedImage,
+    ImageError,
+    decode_image,
+    to_rgb8,
+)
 
 
 class EnhanceError(RuntimeError):
@@ -100,28 +57,13 @@ def is_own_output(path: str) -> bool:
         if not stat.S_ISREG(os.stat(path).st_mode):  # A pipe would block the open; the decoder reports it.
             return False
         with Image.open(path) as img:
-            software = img.info.get("Software", "") if img.format == "PNG" else img.getexif().get(_EXIF_SOFTWARE, "")
-            return str(software).startswith(SOFTWARE_TAG)
+            software = img.info.get("Software", "") if img.format == "PNG" else img.getexif().get(enhance_output.EXIF_SOFTWARE, "")
+            return str(software).startswith(enhance_output.SOFTWARE_TAG)
     except Exception:  # Unreadable: not ours; the decoder will report it properly.
         return False
 
 
-def _label(img: Image.Image, text: str) -> Image.Image:
-    draw = ImageDraw.Draw(img)
-    box = draw.textbbox((6, 6), text)
-    draw.rectangle((box[0] - 4, box[1] - 3, box[2] + 4, box[3] + 3), fill=(0, 0, 0))
-    draw.text((6, 6), text, fill=(255, 255, 255))
-    return img
-
-
-def comparison(lr_rgb8: np.ndarray, sr_rgb8: np.ndarray, model_label: str) -> Image.Image:
-    """Side by side: the input upscaled with bicubic | the model's output, each labelled."""
-    h, w = sr_rgb8.shape[:2]
-    bic = bicubic_upscale(lr_rgb8, h // lr_rgb8.shape[0])
-    canvas = Image.new("RGB", (2 * w + 8, h), (255, 255, 255))
-    canvas.paste(_label(Image.fromarray(bic), "bicubic"), (0, 0))
-    canvas.paste(_label(Image.fromarray(sr_rgb8), model_label), (w + 8, 0))
-    return canvas
+_EXISTS = "exists (pass --overwrite to replace it)"
 
 
 def prepare_output_dir(output_dir: str) -> None:
@@ -182,7 +124,6 @@ def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool
     names = output_names([p for p in paths if p not in own], output_format.suffix_for(enhancer.scale))
     bar = None
     if progress and len(paths) > 1:
-        from sr_keras import progress as progress_lib
 
         bar = progress_lib.bar(len(paths), unit_name="image")
     written, failed, skipped = [], {}, {}
@@ -218,51 +159,13 @@ def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool
     return {"written": written, "failed": failed, "skipped": skipped}
 
 
-def _resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Lanczos resize (antialiased when shrinking) in float32, back to the pixels' dtype and layout."""
-    import tensorflow as tf
-
-    top = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(pixels.dtype, 1.0)
-    x = pixels[..., None] if pixels.ndim == 2 else pixels
-    y = tf.image.resize(x.astype(np.float32), (height, width), method="lanczos3", antialias=True).numpy()
-    y = np.clip(np.round(y) if top > 1 else y, 0, top).astype(pixels.dtype)
-    return y[..., 0] if pixels.ndim == 2 else y
-
-
-def _write(f, pixels: np.ndarray, fmt: str, quality: int, icc: Optional[bytes], text: dict,
-           cmyk: bool = False) -> None:
-    """One whole image into the binary file `f` (PNG keeps 16 bits; JPEG/WebP get the marker in EXIF; a CMYK input
-    written as JPEG is CMYK again)."""
-    arr = pixels[..., 0] if pixels.ndim == 3 and pixels.shape[-1] == 1 else pixels
-    if fmt == "png":
-        from sr_keras.imageio import PngWriter
-
-        channels = 1 if arr.ndim == 2 else arr.shape[-1]
-        writer = PngWriter(f, arr.shape[1], arr.shape[0], channels, 16 if arr.dtype == np.uint16 else 8, icc, text)
-        writer.write_rows(arr)
-        writer.close()
-        return
-    img = Image.fromarray(arr)
-    if img.mode == "LA":
-        img = img.convert("RGBA")
-    if cmyk and fmt == "jpg" and img.mode == "RGB":
-        img = img.convert("CMYK")
-    exif = Image.Exif()
-    exif[_EXIF_SOFTWARE] = text["Software"]
-    extra = {"icc_profile": icc} if icc else {}
-    if fmt == "jpg":
-        img.save(f, format="JPEG", quality=quality, exif=exif, **extra)
-    else:
-        img.save(f, format="WEBP", quality=quality, exif=exif, **extra)
-
-
 def _enhance_one(enhancer, path, out_stem, compare, overwrite, model_label, written, output_format,
                  kw) -> str:
     """Writes one output (and its comparison); returns why it did not (or a "note: ..."), or ""."""
-    text = {"Software": f"{SOFTWARE_TAG} {model_label}", "Source": os.path.basename(path)}
+    text = {"Software": f"{enhance_output.SOFTWARE_TAG} {model_label}", "Source": os.path.basename(path)}
     note = ""
     try:
-        asked = output_format.ext if output_format.ext != "auto" else _SAME_FORMAT.get(
+        asked = output_format.ext if output_format.ext != "auto" else enhance_output.SAME_FORMAT.get(
             os.path.splitext(path)[1].lower(), "png")
         guess = f"{out_stem}.{asked}"
         if os.path.realpath(guess) == os.path.realpath(path):
@@ -286,19 +189,19 @@ def _enhance_one(enhancer, path, out_stem, compare, overwrite, model_label, writ
         else:
             sr = enhancer.enhance(decoded.pixels, **kw)
             if final is not None and final != enhancer.scale:
-                sr = _resize(sr, max(1, round(h * final)), max(1, round(w * final)))
+                sr = enhance_output.resize(sr, max(1, round(h * final)), max(1, round(w * final)))
             with safe_files.atomic_open(out, overwrite=overwrite) as f:
-                _write(f, sr, fmt, output_format.quality, decoded.icc_profile, text,
+                enhance_output.write(f, sr, fmt, output_format.quality, decoded.icc_profile, text,
                        cmyk=decoded.source_mode == "CMYK")
         written.append(out)
         if compare:  # The picture needs the whole output: read back what was just written.
             sr = decode_image(out, None).pixels
             if sr.shape[0] != h * enhancer.scale:  # --outscale: compare at the model's own scale.
-                sr = _resize(sr, h * enhancer.scale, w * enhancer.scale)
-            pic = comparison(to_rgb8(decoded), to_rgb8(DecodedImage(pixels=sr)), model_label)
+                sr = enhance_output.resize(sr, h * enhancer.scale, w * enhancer.scale)
+            pic = enhance_output.comparison(to_rgb8(decoded), to_rgb8(DecodedImage(pixels=sr)), model_label)
             cmp_path = out_stem + "_compare.png"
             with safe_files.atomic_open(cmp_path, overwrite=overwrite) as f:
-                pic.save(f, format="PNG", pnginfo=_pnginfo(text))
+                pic.save(f, format="PNG", pnginfo=enhance_output.pnginfo(text))
             written.append(cmp_path)
     except safe_files.OutputExistsError:  # It appeared while this one was computed.
         return f"{out_stem} {_EXISTS}"
@@ -311,10 +214,3 @@ def _enhance_one(enhancer, path, out_stem, compare, overwrite, model_label, writ
     return f"note: {note}" if note else ""
 
 
-def _pnginfo(text: dict):
-    from PIL import PngImagePlugin
-
-    info = PngImagePlugin.PngInfo()
-    for k, v in text.items():
-        info.add_text(k, v)
-    return info

@@ -19,8 +19,10 @@ import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from sr_keras import metrics
+from sr_keras import progress as progress_lib
 from sr_keras.data import degradation, pipeline, schema, sources
 from sr_keras.data.degradation import bicubic_upscale
+from sr_keras.enhance_lib import expand_inputs
 from sr_keras.imageio import ImageError, load_rgb8
 
 KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "grid", "seconds")
@@ -33,23 +35,40 @@ class EvalImage:
     lr: np.ndarray  # uint8 [h/s, w/s, 3]
 
 
-def _from_hr(name: str, hr: np.ndarray, scale: int) -> EvalImage:
-    hr = degradation.crop_to_multiple(hr, scale)
+def _centre(hr: np.ndarray, crop: int) -> np.ndarray:
+    if not crop:
+        return hr
+    y, x = (hr.shape[0] - crop) // 2, (hr.shape[1] - crop) // 2
+    return hr[max(0, y):max(0, y) + crop, max(0, x):max(0, x) + crop]
+
+
+def _from_hr(name: str, hr: np.ndarray, scale: int, crop: int = 0) -> EvalImage:
+    hr = degradation.crop_to_multiple(_centre(hr, crop), scale)
     return EvalImage(name, hr, degradation.bicubic_downscale(hr, scale))
 
 
-def load_images(spec: str, scale: int) -> tuple:
+def _crop_pair(image: EvalImage, crop: int, scale: int) -> EvalImage:
+    """The centre crop of a stored pair, aligned as training validation takes it (`pipeline.center_aligned_crop`)."""
+    if not crop:
+        return image
+    c = crop // scale
+    y, x = (image.lr.shape[0] - c) // 2, (image.lr.shape[1] - c) // 2
+    return EvalImage(image.name, image.hr[y * scale:(y + c) * scale, x * scale:(x + c) * scale],
+                     image.lr[y:y + c, x:x + c])
+
+
+def load_images(spec: str, scale: int, crop: int = 0) -> tuple:
     """`sample` (the held-back sample photos), a TFRecord folder (its val split), a folder, a file or a glob.
+
+    `crop`: score N x N HR centre crops instead of whole images (what training validation logs as val_crop<N>/).
 
     Returns:
       (images, skipped): EvalImage list and {path: reason} for files that could not be read.
     """
-    from sr_keras.enhance_lib import expand_inputs
-
     skipped = {}
     if spec == "sample":
         root = sources.sample_dir()
-        return [_from_hr(n, load_rgb8(os.path.join(root, n)), scale) for n in sources.SAMPLE_VAL], skipped
+        return [_from_hr(n, load_rgb8(os.path.join(root, n)), scale, crop) for n in sources.SAMPLE_VAL], skipped
     if os.path.isdir(spec) and os.path.exists(schema.manifest_path(spec)):
         manifest = schema.read_manifest(spec)
         if manifest.scale != scale:
@@ -57,7 +76,9 @@ def load_images(spec: str, scale: int) -> tuple:
         images = []
         for raw in tf.data.TFRecordDataset(pipeline.shard_files(manifest, "val")):
             ex = schema.parse_example(raw)
-            images.append(EvalImage(ex["key"].numpy().decode(), ex["hr"].numpy(), ex["lr"].numpy()))
+            image = EvalImage(ex["key"].numpy().decode(), ex["hr"].numpy(), ex["lr"].numpy())
+            if min(image.hr.shape[:2]) >= crop:  # As training validation, images smaller than the crop are left out.
+                images.append(_crop_pair(image, crop, scale))
         return images, skipped
     paths = expand_inputs(spec)
     if not paths:
@@ -72,7 +93,8 @@ def load_images(spec: str, scale: int) -> tuple:
         if min(hr.shape[:2]) < 2 * scale + 1:
             skipped[p] = f"too small for x{scale} with {scale} border pixels shaved"
             continue
-        images.append(_from_hr(os.path.relpath(p, spec) if os.path.isdir(spec) else os.path.basename(p), hr, scale))
+        images.append(_from_hr(os.path.relpath(p, spec) if os.path.isdir(spec) else os.path.basename(p), hr, scale,
+                               crop))
     return images, skipped
 
 
@@ -109,6 +131,44 @@ def comparison_grid(image: EvalImage, outputs: dict, scores: dict, scale: int) -
     return canvas
 
 
+def score_methods(methods: dict, images: list, scale: int, on_image=None) -> dict:
+    """The one scoring loop (sr-evaluate, training validation and the zoo's figures all use it).
+
+    Args:
+      methods: {label: fn(lr uint8 [h, w, 3]) -> sr uint8 [sh, sw, 3]}; None for bicubic.
+      images: EvalImage list.
+      on_image: called as on_image(index, image, {label: sr}, {label: scores}) after each image.
+
+    Returns:
+      {label: {image name: {psnr_y, ssim_y, psnr_rgb, colour_shift_rgb, grid, seconds}}}, by `metrics.score` and
+      `metrics.artefacts` (bicubic is the artefacts' reference).
+    """
+    out = {label: {} for label in methods}
+    for i, img in enumerate(images):
+        bicubic = bicubic_upscale(img.lr, scale)
+        outputs, per = {}, {}
+        for label, fn in methods.items():
+            start = time.perf_counter()
+            sr = bicubic if fn is None else fn(img.lr)
+            seconds = time.perf_counter() - start
+            outputs[label] = sr
+            per[label] = out[label][img.name] = {**metrics.score(img.hr, sr, scale),
+                                                 **metrics.artefacts(img.hr, sr, bicubic, scale), "seconds": seconds}
+        if on_image is not None:
+            on_image(i, img, outputs, per)
+    return out
+
+
+def mean_scores(per_image: dict) -> dict:
+    """Means over the images; the colour shift is the largest |mean over images| of the three channels' shifts."""
+    means = {k: float(np.mean([v[k] for v in per_image.values()])) for k in KEYS}
+    rgb = np.mean([v["colour_shift_rgb"] for v in per_image.values()], axis=0)
+    means["colour_shift_rgb"] = [float(v) for v in rgb]
+    means["colour_shift"] = float(np.abs(rgb).max())
+    means["flags"] = metrics.artefact_flags(means["colour_shift"], means["grid"])
+    return means
+
+
 def evaluate(models: dict, images: list, scale: int, out_dir: Optional[str] = None, progress: bool = True,
              tile: Optional[int] = None) -> dict:
     """Scores bicubic and each model ({label: Enhancer}) on `images`; writes grids and reports to `out_dir`.
@@ -119,35 +179,21 @@ def evaluate(models: dict, images: list, scale: int, out_dir: Optional[str] = No
     for label, m in models.items():
         if m.scale != scale:
             raise ValueError(f"model {label} is x{m.scale}, but --scale={scale}")
-    methods = {"bicubic": {}, **{label: {} for label in models}}
-    bar = None
-    if progress:
-        from sr_keras import progress as progress_lib
-
-        bar = progress_lib.bar(len(images), unit_name="image")
+    bar = progress_lib.bar(len(images), unit_name="image") if progress else None
     if out_dir:
         os.makedirs(os.path.join(out_dir, "comparisons"), exist_ok=True)
-    for i, img in enumerate(images):
-        outputs, per = {}, {}
-        for label in methods:
-            start = time.perf_counter()
-            if label == "bicubic":
-                sr = bicubic_upscale(img.lr, scale)
-            else:
-                sr = models[label].enhance(img.lr, tile=tile)
-            seconds = time.perf_counter() - start
-            outputs[label] = sr
-            per[label] = {**metrics.score(img.hr, sr, scale),
-                          **metrics.artefacts(img.hr, sr, outputs["bicubic"], scale), "seconds": seconds}
-            methods[label][img.name] = per[label]
+
+    def on_image(i, img, outputs, per):
         if out_dir:
             safe = img.name.replace("/", "_").rsplit(".", 1)[0]
             comparison_grid(img, outputs, per, scale).save(os.path.join(out_dir, "comparisons", f"{safe}.png"))
         if bar is not None:
             bar.update(i + 1)
+    fns = {"bicubic": None, **{label: (lambda lr, m=m: m.enhance(lr, tile=tile)) for label, m in models.items()}}
+    methods = score_methods(fns, images, scale, on_image)
     results = {"scale": scale, "protocol": f"PSNR/SSIM on the BT.601 Y channel, {scale} border pixels shaved; "
                "LR = antialiased bicubic downscale of the HR crop to a multiple of the scale",
-               "methods": {label: {"mean": _means(per_img), "images": per_img,
+               "methods": {label: {"mean": mean_scores(per_img), "images": per_img,
                                    "alpha": getattr(models.get(label), "alpha", None)}
                            for label, per_img in methods.items()}}
     if out_dir:
@@ -205,6 +251,7 @@ def plot_against_alpha(results: dict, path: str) -> Optional[str]:
             series.setdefault(label.rsplit(" alpha=", 1)[0], []).append((m["alpha"], m["mean"]))
     if not series:
         return None
+    # Here, not at the top: matplotlib costs a second at start-up; only the alpha plot needs it.
     import matplotlib
 
     matplotlib.use("Agg")
@@ -231,16 +278,6 @@ def plot_against_alpha(results: dict, path: str) -> Optional[str]:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
-
-
-def _means(per_image: dict) -> dict:
-    """Means over the images; the colour shift is the largest |mean over images| of the three channels' shifts."""
-    means = {k: float(np.mean([v[k] for v in per_image.values()])) for k in KEYS}
-    rgb = np.mean([v["colour_shift_rgb"] for v in per_image.values()], axis=0)
-    means["colour_shift_rgb"] = [float(v) for v in rgb]
-    means["colour_shift"] = float(np.abs(rgb).max())
-    means["flags"] = metrics.artefact_flags(means["colour_shift"], means["grid"])
-    return means
 
 
 def markdown_table(results: dict) -> str:

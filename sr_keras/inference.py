@@ -20,15 +20,15 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from sr_keras import limits, saved_models, signatures, tiling
-from sr_keras.imageio import PngWriter, check_pixels, decode_image, pil_to_array
-from sr_keras.models.interpolation import check_alpha, interpolated_generator
-from sr_keras.saved_models import ModelNotFoundError, SavedModelError, resolve_model_path  # noqa: F401 - part of this API.
+from sr_keras import limits, tiling
+from sr_keras import progress as progress_lib
+from sr_keras.imageio import check_pixels, decode_image, pil_to_array
+from sr_keras.limits import check_alpha
+from sr_keras.png_writer import PngWriter
+from sr_keras.savedmodel import reader
 
-DEFAULT_TILE = tiling.DEFAULT_TILE
-# Inputs above this many pixels are refused from their header, before decoding. 36 MP (a 7360x4912 camera photo)
-# becomes 576 MP at x4: 1.7 GB of uint8 in memory, several minutes on a CPU. `max_input_pixels` raises it.
-DEFAULT_MAX_INPUT_PIXELS = 36_000_000
+DEFAULT_TILE = limits.DEFAULT_TILE
+DEFAULT_MAX_INPUT_PIXELS = limits.DEFAULT_MAX_INPUT_PIXELS  # Refused from the header, before decoding.
 _SIZE_FLAG = "max_input_pixels"  # Named in ImageTooLargeError: the argument of `load` that raises the limit.
 DEFAULT_OVERLAP = None  # None: the model's measured receptive field (at least 16), so tiles never show seams.
 # Compute precision of the generator: float32 runs the exported graph as is; the others rebuild the Keras generator
@@ -54,57 +54,15 @@ class Enhancer:
         limits.check_max_pixels(max_input_pixels)
         self._raised_tiles = set()
         self.path = path
-        self.tile, self.tile_overlap = tile, tile_overlap
+        self.tile = DEFAULT_TILE if tile is None else tile  # None means the default everywhere.
+        self.tile_overlap = tile_overlap
         self.precision = precision
         self.self_ensemble = self_ensemble
         self.max_input_pixels = max_input_pixels
-        self.metadata = {}
-        self.signatures = {}  # The SavedModel's signatures, when it is run as exported.
         self._alpha_fns = {}
-        self._make_alpha_fn = None  # alpha -> a tile function at that alpha, for models with interpolation.
-        if path.endswith(".keras") or precision != "float32":
-            if path.endswith(".keras"):
-                generator, self.metadata = saved_models.load_keras(path)
-            else:
-                generator, self.metadata = saved_models.generator_from_saved_model(path)
-            self._keras = self._in_precision(generator)
-            self._fn = self._keras_fn(self._keras)
-            self.scale = tiling.measure_scale(lambda x: self._fn(tf.constant(x)))
-            if "interpolation" in self.metadata:
-                psnr, gan = saved_models.interpolation_ends(path)
-                self._make_alpha_fn = lambda a: self._keras_fn(self._in_precision(interpolated_generator(psnr, gan,
-                                                                                                        a)))
-        else:
-            self._saved = tf.saved_model.load(path)
-            self.signatures = self._saved.signatures
-            if hasattr(self._saved, signatures.TILE_FUNCTION):  # One untiled model call (exports since 0.2).
-                saved = self._saved  # The closure keeps the loaded object (and its variables) alive.
-                self._fn = lambda x: getattr(saved, signatures.TILE_FUNCTION)(x)
-            else:  # Older exports: their enhance_float signature runs the whole input at once.
-                sig, name = self.signatures[signatures.ENHANCE_FLOAT.name], signatures.ENHANCE_FLOAT
-                self._fn = lambda x: sig(**{name.input: x})[name.output]
-            self.scale = int(self._saved.scale.numpy())
-            self.metadata = saved_models.read_metadata(path)
-            if hasattr(self._saved, signatures.TILE_ALPHA_FUNCTION):
-                def make(a, saved=self._saved):
-                    return lambda x: getattr(saved, signatures.TILE_ALPHA_FUNCTION)(x, tf.constant(a, tf.float32))
-                self._make_alpha_fn = make
-
-    def _in_precision(self, generator):
-        """The Keras generator computing in this Enhancer's precision (the same one in float32)."""
-        if not PRECISIONS[self.precision]:
-            return generator
-        from sr_keras.models.precision import with_policy
-
-        return with_policy(generator, PRECISIONS[self.precision])
-
-    @staticmethod
-    def _keras_fn(generator):
-        """A tile function running a Keras generator."""
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-        def run(x):
-            return tf.clip_by_value(tf.cast(generator(x, training=False), tf.float32), 0.0, 1.0)
-        return run
+        loaded = reader.tile_functions(path, PRECISIONS[precision])
+        self._fn, self.scale, self.metadata = loaded.fn, loaded.scale, loaded.metadata
+        self.signatures, self._make_alpha_fn = loaded.signatures, loaded.make_alpha_fn
 
     @property
     def interpolation(self) -> bool:
@@ -165,7 +123,6 @@ class Enhancer:
     def _on_call(self, calls: int, progress: bool, should_stop: Optional[Callable[[], bool]]):
         bar = None
         if progress and calls > 1:
-            from sr_keras import progress as progress_lib
 
             bar = progress_lib.bar(calls, unit_name="tile")
         if bar is None and should_stop is None:
@@ -188,7 +145,7 @@ class Enhancer:
         """Like `enhance` for an array, but yields the output in horizontal bands, top to bottom.
 
         Memory stays one band of tiles (plus the input), whatever the image size, so a caller that writes each band
-        out (see `imageio.PngWriter`) never holds the whole result. Bands have the input's dtype and channels
+        out (see `png_writer.PngWriter`) never holds the whole result. Bands have the input's dtype and channels
         ([rows, W * scale] for a 2-D input).
 
         Raises:
@@ -351,20 +308,3 @@ def _value_range(x: np.ndarray) -> float:
         hint = " (it looks like 0..255: divide by 255, or pass uint8)" if hi <= 255 else ""
         raise ValueError(f"float images must be in [0, 1]; this one spans {lo:g}..{hi:g}{hint}")
     return 1.0
-
-
-def load(path: Optional[str] = None, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP,
-         precision: str = "float32", self_ensemble: bool = False,
-         max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS) -> Enhancer:
-    """Loads a model for `enhance()`.
-
-    Args:
-      path: a model folder (its latest version is used), a version folder (holding saved_model.pb), a `.keras`
-        file, or None for the default model that ships with the package.
-      precision: float32 (default), or bfloat16 / float16 for faster inference on hardware that has them
-        (see PRECISIONS); a SavedModel needs the architecture sr-export records.
-      self_ensemble: average the outputs for the 8 flips/rotations of the input (8x slower, slightly better PSNR).
-      max_input_pixels: larger inputs raise `ImageTooLargeError` before any work (None: no limit).
-    """
-    return Enhancer(resolve_model_path(path), tile=tile, tile_overlap=tile_overlap, precision=precision,
-                    self_ensemble=self_ensemble, max_input_pixels=max_input_pixels)

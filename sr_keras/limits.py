@@ -7,6 +7,24 @@ from __future__ import annotations
 
 from typing import Optional
 
+DEFAULT_TILE = 256  # Core tile side in LR pixels: sr_keras.load, sr-enhance and the exported signatures.
+# Pixel limits, each read from image headers before decoding (and again on what was decoded).
+DEFAULT_MAX_INPUT_PIXELS = 36_000_000  # The API and sr-enhance: a 7360x4912 camera photo, 576 MP at x4.
+DEFAULT_EXPORT_MAX_INPUT_PIXELS = 4_000_000  # Exported signatures, per request (sr-export --max_input_pixels).
+DEFAULT_SERVE_MAX_INPUT_PIXELS = 2_000_000  # sr-serve, per request: about 17 s at x4 on 2 CPU cores per MP.
+DEFAULT_BUILD_MAX_INPUT_PIXELS = 100_000_000  # sr-build-tfrecords, per photo.
+ALPHA_RANGE = (0.0, 1.0)  # Network interpolation: 0 the PSNR generator, 1 the GAN generator.
+
+
+def check_alpha(alpha: float, name: str = "alpha") -> float:
+    """alpha as a float in ALPHA_RANGE; ValueError otherwise (NaN too)."""
+    a = float(alpha)
+    lo, hi = ALPHA_RANGE
+    if not lo <= a <= hi:
+        raise ValueError(f"{name}={alpha!r} must be in [{lo:g}, {hi:g}] (0: the PSNR generator, 1: the GAN "
+                         "generator)")
+    return a
+
 
 def check_tile(tile: Optional[int], name: str = "tile") -> Optional[int]:
     """A core tile side in LR pixels: 0 (the whole image at once) or more; None: the default."""

@@ -8,6 +8,8 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from sr_keras.models.vgg import build_vgg_extractor
+
 PerExampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (hr, sr) -> [batch]
 
 
@@ -59,7 +61,6 @@ def discriminator_accuracy(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf
 def make_content_loss(name: str, vgg_weights: str = "imagenet", feature_scale: float = 1.0 / 12.75) -> PerExampleLoss:
     """`vgg54` | `vgg22` (perceptual, SRGAN) | `l1` (the DCGAN variant) | `mse`."""
     if name in ("vgg54", "vgg22"):
-        from sr_keras.models.vgg import build_vgg_extractor
 
         return VGGContentLoss(build_vgg_extractor(name, vgg_weights), feature_scale)
     if name == "l1":

@@ -3,24 +3,36 @@ photos, and writing MODEL_CARD.md and card.json beside it. `sr_keras/cli/make_de
 `make default-model` runs the whole recipe (`RECIPE`, `reproduce`).
 
 Only the SavedModel ships: the Keras generator is rebuilt from it on demand
-(`saved_models.generator_from_saved_model`), which keeps the package small.
+(`reader.generator_from_saved_model`), which keeps the package small.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 from typing import Iterable, Optional
 
-from sr_keras import safe_files, saved_models
+import tensorflow as tf
+
+from sr_keras import (
+    curves,
+    evaluate_lib,
+    inference,
+    model_card_text,
+    run_dir,
+    safe_files,
+)
+from sr_keras.data import photos, sources
+from sr_keras.model_card_text import TARGET_GAIN_DB  # noqa: F401 - part of this API.
 from sr_keras.run_dir import RunDir, run_of_checkpoint
+from sr_keras.savedmodel import layout, writer
 
 TEST_IMAGES = ("tfrecords/free_photos/test", "tfrecords/free_photos/test_libs")  # Filled by sr-fetch-photos.
 PAUSE_SECONDS = 600  # Gaps between logged steps longer than this are pauses, not training time.
-TARGET_GAIN_DB = 1.5  # Issue 6: mean PSNR-Y gain over bicubic on unseen photos.
 # The recipe of the shipped model, in its one place: `make default-model` runs it (`reproduce`), the card prints it.
 RECIPE = (
     ("sr-fetch-photos", "--out_dir=tfrecords/free_photos"),
@@ -47,8 +59,6 @@ def recipe_text() -> str:
 
 def reproduce(log=print) -> None:
     """Runs every step of RECIPE in order (each resumes or rebuilds as its command does); raises on a failure."""
-    import subprocess
-    import sys
 
     for step in RECIPE:
         log("$ " + " ".join(step))
@@ -85,110 +95,6 @@ def training_stages(workdir: str) -> list:
     return stages
 
 
-def _architecture_text(arch: dict) -> str:
-    tail = ("every conv at LR, then one conv to 3x{s}^2 channels and one x{s} pixel shuffle (ESPCN-style tail)"
-            if arch.get("upsampler") == "espcn" else "x2 pixel-shuffle stages and a 9x9 conv at HR (SRResNet tail)")
-    bn = "with BatchNorm" if arch.get("batch_norm", True) else "without BatchNorm (EDSR-style)"
-    return (f"{arch['num_blocks']} residual blocks of {arch['filters']} filters {bn}, "
-            + tail.format(s=arch["scale"]))
-
-
-# What each held-out folder of sr-fetch-photos holds, for the card.
-TEST_SET_NOTES = {
-    "test": "Photos of other kinds (landscape, interior, objects, nature) from the Ubuntu free culture showcase, "
-            "never trained on; prepared like the training photos (camera JPEGs reduced 4x), so clean and sharp.",
-    "test_libs": "The sample photos that Python libraries ship in Debian (scikit-learn's china and flower, "
-                 "matplotlib's Grace Hopper, PyWavelets' aerial photo and ascent), used as shipped: small camera "
-                 "JPEGs and two grayscale images, like the photos a user brings.",
-}
-
-
-def _test_section(t: dict) -> str:
-    note = TEST_SET_NOTES.get(os.path.basename(os.path.normpath(t["folder"])), "")
-    return f"""
-### Held out: {t['images']}
-{note}
-Reproduce with `sr-evaluate --model=default --images={t['folder']}` after `sr-fetch-photos`.
-
-{t['table']}
-
-Mean gain over bicubic: **{t['gain_db']:+.2f} dB** PSNR-Y.
-
-{_per_image_table(t)}
-"""
-
-
-def card_markdown(card: dict, table: str) -> str:
-    c = card
-    gain = c["validation"]["gain_db"]
-    test = "".join(_test_section(t) for t in c.get("tests", []))
-    pooled = c.get("all_unseen")
-    if pooled:
-        test += (f"\n### All {pooled['count']} unseen photos together\n"
-                 f"Mean gain **{pooled['gain_db']:+.2f} dB** PSNR-Y; the lowest single photo {pooled['min_gain_db']:+.2f} dB "
-                 f"({pooled['min_image']}).\n")
-    verdict = (f"On these photos this meets the target of +{TARGET_GAIN_DB} dB mean PSNR-Y over bicubic on unseen photos"
-               if gain >= TARGET_GAIN_DB else
-               f"On these photos this is short of the target of +{TARGET_GAIN_DB} dB mean PSNR-Y over bicubic on unseen photos")
-    return f"""# sr_keras default model (x{c['scale']})
-
-A PSNR-oriented SRResNet-style generator: {c['architecture_text']}; with a global bicubic residual
-(output = bicubic(lr) + f(lr), last conv initialised to zero), trained with an L1 loss and no GAN phase.
-{c['parameters']:,} parameters; SavedModel size {c['size_mb']:.1f} MB.
-
-## Data
-{c['data']['description']}
-
-Held back for validation (never trained on): {', '.join(c['data']['val'])}.
-
-| training photos | source | licence |
-|---|---|---|
-{chr(10).join(f"| {r['photos']} | {r['source']} | {r['license']} |" for r in c['data']['train'])}
-
-## Recipe
-`make default-model`, i.e. the project's own commands:
-
-```
-{c['recipe']}
-```
-Resolved training config: see card.json (`"config"`).
-{_stages_text(c)}
-
-## Validation (x{c['scale']}, PSNR/SSIM on the Y channel, {c['scale']} border pixels shaved)
-
-{table}
-
-Mean gain over bicubic: **{gain:+.2f} dB** PSNR-Y. {verdict}
-(3 held-back photos; reproduce with `sr-evaluate --model=default --images=sample`).
-
-Per image, PSNR-Y (dB):
-
-{_per_image_table(c['validation'])}
-{test}
-## Runtime
-{c['runtime']}
-
-## Limits
-It restores detail lost to clean bicubic downscaling and never invents texture (L1 loss, no GAN): expect
-sharper edges and text, not hallucinated fur or skin pores. It expects clean input; JPEG artefacts and noise are
-enlarged, not removed (train with `sr-build-tfrecords --degradation=realistic` for such inputs). Trained on
-{c['data']['count']} photos, many of them nature close-ups; faces, text and man-made scenes are under-represented.
-"""
-
-
-def _stages_text(c: dict) -> str:
-    stages = c["stages"]
-    if len(stages) == 1:
-        return (f"Steps: {stages[0]['steps']}. Training time: {c['training_seconds'] / 60:.1f} min on {c['machine']} "
-                f"({c['training_time_how']}).")
-    rows = "\n".join(f"| {i + 1} | `{s['workdir']}` | {s['data']} | {s['steps']} | {s.get('learning_rate', s.get('lr')):g} | {s['seconds'] / 60:.1f} |"
-                     for i, s in enumerate(stages))
-    return (f"Trained in {len(stages)} stages, each starting from the previous one's EMA generator "
-            f"(`--init_checkpoint`), with a fresh cosine schedule:\n\n"
-            f"| stage | run | data | steps | peak lr | minutes |\n|---|---|---|---|---|---|\n{rows}\n\n"
-            f"Training time: {c['training_seconds'] / 60:.1f} min in all on {c['machine']} ({stages[-1]['how']}).")
-
-
 def _summary(results: dict, images: str) -> dict:
     """The card's view of an sr-evaluate result: means, mean gain and per-image PSNR-Y of bicubic and model."""
     means = {k: results["methods"][k]["mean"] for k in results["methods"]}
@@ -198,16 +104,8 @@ def _summary(results: dict, images: str) -> dict:
                                  for n in results["methods"]["default"]["images"]}}
 
 
-def _per_image_table(summary: dict) -> str:
-    rows = "\n".join(f"| {n} | {v['bicubic']:.2f} | {v['model']:.2f} | {v['model'] - v['bicubic']:+.2f} |"
-                     for n, v in summary["per_image_psnr_y"].items())
-    return "| image | bicubic | model | gain |\n|---|---|---|---|\n" + rows
-
-
 def _training_photos() -> list:
     """Rows of (photos, source, licence) for the card."""
-    from sr_keras.data import photos, sources
-
     rows = [{"photos": ", ".join(p for p in sources.SAMPLE_PHOTOS if p not in sources.SAMPLE_VAL),
              "source": "scikit-image's bundled data (skimage/data; origins in its README.txt)",
              "license": "BSD-3-Clause with scikit-image / public domain (per skimage/data/README.txt)"}]
@@ -227,26 +125,24 @@ def make_default_model(workdir: str, eval_out: str, out_dir: Optional[str] = Non
     when everything succeeded.
 
     Raises:
-      export_lib.ExportError: the run cannot be exported (no run, no checkpoint).
+      layout.ExportError: the run cannot be exported (no run, no checkpoint).
     """
-    from sr_keras import curves, evaluate_lib, export_lib, inference
-
-    generator, meta = export_lib.generator_from_workdir(workdir)
+    generator, meta = run_dir.generator_from_workdir(workdir)
     meta["model_name"] = "default"
-    target = os.path.abspath(out_dir or saved_models.default_model_path())
+    target = os.path.abspath(out_dir or layout.default_model_path())
     os.makedirs(os.path.dirname(target), exist_ok=True)
     staging = safe_files.make_temp_dir(os.path.dirname(target), "default_model-")
     try:
-        version_dir = export_lib.export(generator, meta, staging, "default_model", version=1)
+        version_dir = writer.export(generator, meta, staging, "default_model", version=1)
         enhancer = inference.Enhancer(version_dir)
         results, validation, tests = _evaluate(enhancer, eval_out, test_images)
         curves.plot_training_curves(workdir, os.path.join(eval_out, "training_curves.png"))
         card = build_card(workdir, meta, generator.count_params(), _folder_mb(version_dir), results, validation,
                           tests)
         folder = os.path.join(staging, "default_model")
-        safe_files.write_text(os.path.join(folder, "card.json"), json.dumps(card, indent=2))
+        layout.write_card(folder, card)
         safe_files.write_text(os.path.join(folder, "MODEL_CARD.md"),
-                              card_markdown(card, evaluate_lib.markdown_table(results)))
+                              model_card_text.card_markdown(card, evaluate_lib.markdown_table(results)))
         os.chmod(folder, 0o755)
         safe_files.replace_dir(folder, target)
     finally:
@@ -264,9 +160,6 @@ def _evaluate(enhancer, eval_out: str, test_images: Iterable[str]) -> tuple:
     Returns:
       (the sample photos' results, their card summary, [card summaries of the held-out folders]).
     """
-    from sr_keras import evaluate_lib
-    from sr_keras.data import sources
-
     scale = enhancer.scale
     images, _ = evaluate_lib.load_images("sample", scale)
     results = evaluate_lib.evaluate({"default": enhancer}, images, scale, eval_out)
@@ -297,8 +190,6 @@ def _pooled(validation: dict, tests: list) -> dict:
 
 
 def _data_section(training_data: dict, cfg: dict) -> dict:
-    from sr_keras.data import sources
-
     scale = cfg["model"]["scale"]
     rescales = training_data.get("train_rescales") or []
     records = training_data.get("counts", {}).get("train")
@@ -317,19 +208,24 @@ def _data_section(training_data: dict, cfg: dict) -> dict:
 def build_card(workdir: str, meta: dict, parameters: int, size_mb: float, results: dict, validation: dict,
                tests: list) -> dict:
     """card.json's content for the run in `workdir`, exported with `meta` and evaluated as `_evaluate` does."""
-    import tensorflow as tf
 
     cfg = dataclasses.asdict(RunDir(workdir).read_config())
     stages = training_stages(workdir)
     runtime = validation.pop("runtime")
-    return {
-        "scale": cfg["model"]["scale"], "architecture": cfg["model"], "parameters": parameters, "size_mb": size_mb,
+    sample = {"model": {k: validation["mean"]["default"][k] for k in ("psnr_y", "ssim_y")},
+              "bicubic": {k: validation["mean"]["bicubic"][k] for k in ("psnr_y", "ssim_y")},
+              "gain_db": validation["gain_db"], "images": list(sources.SAMPLE_VAL)}
+    provenance = {"license": "Apache-2.0 (this project)", "license_short": "Apache-2.0",
+                  "recipe": "sr_keras/model_card.py RECIPE (make default-model)"}
+    return layout.card_record(
+        "sr_keras_x4", cfg["model"]["scale"], "this project's own SRGAN-family model, trained with its recipe "
+        "(MODEL_CARD.md)", parameters, provenance, sample, **{
+        "architecture": cfg["model"], "size_mb": size_mb,
         "steps": sum(st["steps"] for st in stages), "stages": stages, "config": cfg,
         "training_seconds": sum(st["seconds"] for st in stages), "training_time_how": stages[-1]["how"],
         "machine": f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}",
-        "architecture_text": _architecture_text(cfg["model"]), "recipe": recipe_text(),
+        "architecture_text": model_card_text.architecture_text(cfg["model"]), "recipe": recipe_text(),
         "data": _data_section(meta["training_data"], cfg),
         "validation": validation, "tests": tests, "all_unseen": _pooled(validation, tests),
         "runtime": f"{runtime['seconds_per_image']:.2f} s per image ({runtime['output_mp_per_s']:.2f} output MP/s) "
-                   f"through sr_keras.load() on {os.cpu_count()} CPU cores, float32.",
-    }
+                   f"through sr_keras.load() on {os.cpu_count()} CPU cores, float32."})

@@ -66,6 +66,7 @@ def bar(target: Optional[int], unit_name: str = "step", stateful_metrics=None, v
     if not verbose:
         return None
     if is_terminal():
+        # Here, not at the top: Keras (and so TensorFlow) only when a bar is shown on a terminal.
         from keras.utils import Progbar
 
         return Progbar(target, stateful_metrics=stateful_metrics, unit_name=unit_name)

@@ -1,6 +1,6 @@
 """The signatures every sr_keras SavedModel exports, named once (no TensorFlow import).
 
-Written by `export_lib`, read by `inference` (Python), `serving` (REST) and recorded in each version's metadata.
+Written by `savedmodel.writer`, read by `inference` (Python), `serving` (REST) and recorded in each version's metadata.
 
   serving_default  image_bytes: string [N] (JPEG/PNG/WebP/BMP/GIF first frame) -> sr_png_bytes: string [N] (PNG).
                    Gray stays gray; RGBA keeps its alpha (upscaled separately with bicubic).

@@ -15,7 +15,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-DEFAULT_TILE = 256  # Core tile side in LR pixels: sr_keras.load, sr-enhance and the exported signatures.
+from sr_keras.limits import DEFAULT_TILE  # noqa: F401 - the tile side every entry point defaults to.
 
 
 def _ramp(length: int, lead: int, trail: int) -> np.ndarray:
@@ -28,19 +28,37 @@ def _ramp(length: int, lead: int, trail: int) -> np.ndarray:
     return w
 
 
+def _py_where(cond, a, b):
+    return a if cond else b
+
+
+def tile_count(size, tile, overlap, where=_py_where):
+    """How many core tiles cover `size` pixels along one axis. A last sliver shorter than the cross-fade joins the
+    tile before it. Plain arithmetic, so it runs on Python ints and, with `where=tf.where`, on scalar tensors (the
+    exported graph tiles with these very spans)."""
+    n = (size + tile - 1) // tile
+    return where((n > 1) & (size - (n - 1) * tile < overlap), n - 1, n)
+
+
+def tile_span(i, n, size, tile, overlap, minimum=min, maximum=max, where=_py_where) -> tuple:
+    """(context start, context end, core start, core end) of core tile `i` of `n` along one axis: the core is what
+    the tile contributes, the context what the model sees for it (clamped at the image border)."""
+    a = i * tile
+    b = where(i + 1 < n, a + tile, size)
+    return maximum(a - overlap, 0), minimum(b + overlap, size), a, b
+
+
 def _spans(size: int, tile: int, overlap: int):
     """Per core tile along one axis: (input start, input end, output start, output end, lead ramp, trail ramp),
-    all in LR pixels."""
+    all in LR pixels. The outputs reach half the overlap past the core, where neighbours cross-fade."""
     half = overlap // 2
-    starts = list(range(0, size, tile))
-    if len(starts) > 1 and size - starts[-1] < overlap:
-        starts.pop()  # A sliver shorter than the cross-fade joins the tile before it.
+    n = tile_count(size, tile, overlap)
     out = []
-    for i, a in enumerate(starts):
-        b = starts[i + 1] if i + 1 < len(starts) else size
+    for i in range(n):
+        c0, c1, a, b = tile_span(i, n, size, tile, overlap)
         lead = half if i > 0 else 0
-        trail = half if i < len(starts) - 1 else 0
-        out.append((max(0, a - overlap), min(size, b + overlap), a - lead, b + trail, 2 * lead, 2 * trail))
+        trail = half if i < n - 1 else 0
+        out.append((c0, c1, a - lead, b + trail, 2 * lead, 2 * trail))
     return out
 
 

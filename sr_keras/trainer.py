@@ -18,7 +18,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from sr_keras import losses
+from sr_keras import losses, run_dir
 
 LOG_KEYS = {1: ("g/total", "g/content"),
             2: ("g/total", "g/content", "g/pixel", "g/adv", "d/real", "d/fake", "d/acc")}
@@ -105,9 +105,9 @@ class AdversarialTrainer:
 
     def checkpoint_objects(self) -> dict:
         """What a checkpoint of this trainer holds (names are part of the checkpoint format)."""
-        return {"generator": self.generator, "discriminator": self.discriminator,
-                "ema_generator": self.ema.model, "ema_updates": self.ema.updates, "g_optimizer": self.g_optimizer,
-                "d_optimizer": self.d_optimizer, "step": self.step}
+        return {run_dir.GENERATOR: self.generator, run_dir.DISCRIMINATOR: self.discriminator,
+                run_dir.EMA_GENERATOR: self.ema.model, run_dir.EMA_UPDATES: self.ema.updates,
+                run_dir.G_OPTIMIZER: self.g_optimizer, run_dir.D_OPTIMIZER: self.d_optimizer, run_dir.STEP: self.step}
 
     def train_step(self, iterator, phase: int) -> dict:
         """One global step of `phase` (1: pixel pretraining, 2: GAN) on the next batch of `iterator` (a distributed

@@ -93,11 +93,11 @@ def tiny_generator(seed: int = 0, kind: str = "srgan", scale: int = 4):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A tiny x4 generator exported as version 1 of model `tiny`: (generator, export root, version folder)."""
-    from sr_keras import export_lib
+    from sr_keras.savedmodel import writer
 
     root = tmp_path_factory.mktemp("export")
     g = tiny_generator()
-    path = export_lib.export(g, {"model": "srgan", "scale": 4}, str(root), "tiny")
+    path = writer.export(g, {"model": "srgan", "scale": 4}, str(root), "tiny")
     return g, str(root), path
 
 
@@ -105,14 +105,15 @@ def export_with_architecture(tmp_path):
     """A tiny espcn generator exported as sr-export does from a run: with its architecture recorded."""
     import dataclasses
 
-    from sr_keras import config, export_lib, models
+    from sr_keras import config, models
+    from sr_keras.savedmodel import writer
 
     arch = config.ModelConfig(filters=8, num_blocks=2, bicubic_skip=True, batch_norm=False, upsampler="espcn")
     g = models.build_generator(arch)
     r = np.random.default_rng(5)
     g.set_weights([w + r.normal(0, 0.02, w.shape).astype(w.dtype) for w in g.get_weights()])
     meta = {"model": "srgan", "scale": 4, "architecture": dataclasses.asdict(arch)}
-    return g, export_lib.export(g, meta, str(tmp_path), "m")
+    return g, writer.export(g, meta, str(tmp_path), "m")
 
 
 def png_bytes(arr) -> bytes:

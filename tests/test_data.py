@@ -14,12 +14,11 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO, run_cli, write_photo
 from PIL import Image, ImageOps
 
-from conftest import REPO, run_cli, write_photo
 from sr_keras.data import builder, degradation, pipeline, schema, sources
 from sr_keras.imageio import decode_image, load_rgb8
-
 
 # --- Schema -------------------------------------------------------------------------------------------------
 

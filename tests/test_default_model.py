@@ -6,13 +6,14 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_cli, write_photo
 
 import sr_keras
-from conftest import run_cli, write_photo
-from sr_keras import evaluate_lib, metrics, saved_models
+from sr_keras import evaluate_lib, metrics
 from sr_keras.data import sources
+from sr_keras.savedmodel import layout, reader
 
-DEFAULT = saved_models.default_model_path()
+DEFAULT = layout.default_model_path()
 OWN = "sr_keras_x4"  # The project's own model (the shipped folder); `default` is the zoo's best (tests/test_zoo.py).
 
 
@@ -34,7 +35,7 @@ def test_default_model_ships_small_with_its_signatures(card):
 
 
 def test_keras_generator_rebuilt_from_the_shipped_model_matches_it(card):
-    generator, meta = saved_models.generator_from_saved_model(os.path.join(DEFAULT, "1"))
+    generator, meta = reader.generator_from_saved_model(os.path.join(DEFAULT, "1"))
     assert meta["architecture"] == card["architecture"]
     assert generator.count_params() == card["parameters"]
     lr = np.random.default_rng(0).random((1, 24, 20, 3)).astype("float32")

@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from sr_keras import zoo
 
 DOCS = ("README.md", "BUILD.md")

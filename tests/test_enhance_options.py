@@ -5,15 +5,16 @@ import os
 
 import numpy as np
 import pytest
+from conftest import run_cli, write_photo
 from PIL import Image
 
-from conftest import run_cli, write_photo
-from sr_keras import enhance_lib, inference
+import sr_keras
+from sr_keras import enhance_lib
 
 
 @pytest.fixture(scope="module")
 def enhancer(exported):
-    return inference.load(exported[2])
+    return sr_keras.load(exported[2])
 
 
 def _photos(folder):

@@ -6,15 +6,15 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_cli
+from conftest import tiny_generator as _tiny_generator
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from conftest import run_cli
-from sr_keras import evaluate_lib
+from sr_keras import evaluate_lib, run_dir
 from sr_keras.cli import demo
 from sr_keras.data import sources
-from conftest import tiny_generator as _tiny_generator
-from sr_keras import export_lib
+from sr_keras.savedmodel import writer
 
 
 def _y(x):
@@ -23,7 +23,7 @@ def _y(x):
 
 
 def test_sr_evaluate_writes_results_and_its_bicubic_row_is_right(tmp_path):
-    model_dir = export_lib.export(_tiny_generator(), {"model": "srgan", "scale": 4}, str(tmp_path / "exp"), "tiny")
+    model_dir = writer.export(_tiny_generator(), {"model": "srgan", "scale": 4}, str(tmp_path / "exp"), "tiny")
     imgs = tmp_path / "hr"
     imgs.mkdir()
     root = sources.sample_dir()
@@ -104,8 +104,8 @@ def test_validation_logged_in_training_is_the_number_sr_evaluate_reports(sample_
                               eval_every=2, eval_crop=0, eval_images=len(sources.SAMPLE_VAL))
     train_lib.train_and_evaluate(cfg, workdir, verbose=False)
     logged = RunDir(workdir).last_validation()
-    generator, meta = export_lib.generator_from_workdir(workdir)
-    model = inference.Enhancer(export_lib.export(generator, meta, str(tmp_path / "exp"), "m"))
+    generator, meta = run_dir.generator_from_workdir(workdir)
+    model = inference.Enhancer(writer.export(generator, meta, str(tmp_path / "exp"), "m"))
     for spec in (sample_data, "sample"):
         images, _ = evaluate_lib.load_images(spec, 4)
         assert sorted(os.path.basename(i.name) for i in images) == sorted(sources.SAMPLE_VAL)

@@ -10,12 +10,13 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO, run_cli
+from conftest import export_with_architecture as _export_with_architecture
+from conftest import tiny_generator as _tiny_generator
 
-from conftest import REPO, export_with_architecture as _export_with_architecture, run_cli, tiny_generator as _tiny_generator
-from sr_keras import export_lib, models, safe_files, saved_models
+from sr_keras import models, run_dir, safe_files
 from sr_keras.models import precision
-
-
+from sr_keras.savedmodel import layout, reader, writer
 
 # --- Export ---------------------------------------------------------------------------------------------------
 
@@ -53,7 +54,7 @@ def test_saved_model_equals_keras_within_one_level(exported):
 def test_keras_generator_is_rebuilt_from_the_saved_model_alone(tmp_path):
     g, path = _export_with_architecture(tmp_path)
     rng = np.random.default_rng(6)
-    rebuilt, got_meta = saved_models.generator_from_saved_model(path)
+    rebuilt, got_meta = reader.generator_from_saved_model(path)
     assert got_meta["architecture"]["upsampler"] == "espcn"
     x = rng.random((1, 7, 9, 3)).astype("float32")
     np.testing.assert_array_equal(rebuilt(x, training=False).numpy(), g(x, training=False).numpy())
@@ -62,8 +63,8 @@ def test_keras_generator_is_rebuilt_from_the_saved_model_alone(tmp_path):
     wrong = json.load(open(meta_path))
     wrong["architecture"]["num_blocks"] = 3
     json.dump(wrong, open(meta_path, "w"))
-    with pytest.raises(saved_models.SavedModelError, match="do not fit"):
-        saved_models.generator_from_saved_model(path)
+    with pytest.raises(layout.SavedModelError, match="do not fit"):
+        reader.generator_from_saved_model(path)
 
 
 def test_mixed_precision_generator_exports_as_float32(tmp_path):
@@ -74,18 +75,18 @@ def test_mixed_precision_generator_exports_as_float32(tmp_path):
     assert all(lyr.dtype_policy.name == "float32" for lyr in f32.layers)
     x = np.random.default_rng(0).random((1, 6, 6, 3)).astype("float32")
     np.testing.assert_allclose(f32(x, training=False), g(x, training=False), atol=1e-6)
-    path = export_lib.export(mixed, {"model": "srgan", "scale": 4}, str(tmp_path), "m")
+    path = writer.export(mixed, {"model": "srgan", "scale": 4}, str(tmp_path), "m")
     out = tf.saved_model.load(path).signatures["enhance_float"](lr_image=x)["sr_image"]
     np.testing.assert_allclose(out, np.clip(g(x, training=False), 0, 1), atol=1e-6)
 
 
 def test_versions_increment_and_existing_version_is_refused(exported, tmp_path):
     g = _tiny_generator()
-    first = export_lib.export(g, {"model": "srgan", "scale": 4}, str(tmp_path), "m")
-    second = export_lib.export(g, {"model": "srgan", "scale": 4}, str(tmp_path), "m")
+    first = writer.export(g, {"model": "srgan", "scale": 4}, str(tmp_path), "m")
+    second = writer.export(g, {"model": "srgan", "scale": 4}, str(tmp_path), "m")
     assert first.endswith("/1") and second.endswith("/2")
-    with pytest.raises(export_lib.ExportError, match="already exists"):
-        export_lib.export(g, {"model": "srgan", "scale": 4}, str(tmp_path), "m", version=2)
+    with pytest.raises(layout.ExportError, match="already exists"):
+        writer.export(g, {"model": "srgan", "scale": 4}, str(tmp_path), "m", version=2)
 
 
 def test_failed_export_leaves_no_numbered_folder(tmp_path, monkeypatch):
@@ -95,7 +96,7 @@ def test_failed_export_leaves_no_numbered_folder(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tf.saved_model, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        export_lib.export(_tiny_generator(), {"model": "srgan", "scale": 4}, str(tmp_path), "m")
+        writer.export(_tiny_generator(), {"model": "srgan", "scale": 4}, str(tmp_path), "m")
     assert os.listdir(tmp_path / "m") == []
 
 
@@ -118,14 +119,14 @@ def test_killed_export_leaves_no_numbered_folder(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not [d for d in os.listdir(out / "big") if d.isdigit()]
-    assert saved_models.latest_version_dir(str(out / "big")) is None
+    assert layout.latest_version_dir(str(out / "big")) is None
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(os.listdir(out / "big")) == ["1"]  # The rerun cleaned the leftover temporary folder.
 
 
 def test_export_from_a_training_workdir(tiny_run, tmp_path):
-    generator, meta = export_lib.generator_from_workdir(tiny_run)
+    generator, meta = run_dir.generator_from_workdir(tiny_run)
     assert meta["model"] == "srgan" and meta["scale"] == 4 and meta["steps"] == 3
     assert "psnr_y" in meta["validation"] and meta["training_data"]["dataset"] == "sample"
     proc = run_cli("export", f"--workdir={tiny_run}", f"--export_dir={tmp_path}", "--model_name=fromrun")

@@ -11,11 +11,20 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO, run_cli, write_photo
 from PIL import Image
 
 import sr_keras
-from conftest import REPO, run_cli, write_photo
-from sr_keras import config, enhance_lib, export_lib, imageio, models, safe_files, tiling
+from sr_keras import (
+    config,
+    enhance_lib,
+    imageio,
+    models,
+    png_writer,
+    safe_files,
+    tiling,
+)
+from sr_keras.savedmodel import writer
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +33,7 @@ def model_path(tmp_path_factory):
     g = models.build_generator(config.ModelConfig(kind="srgan", filters=8, num_blocks=2, upsample_filters=32,
                                                   bicubic_skip=True))
     root = tmp_path_factory.mktemp("m")
-    return export_lib.export(g, {"model": "srgan", "scale": 4}, str(root), "tiny")
+    return writer.export(g, {"model": "srgan", "scale": 4}, str(root), "tiny")
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +79,7 @@ def test_full_disk_leaves_no_temporary_and_the_batch_goes_on(enhancer, tmp_path,
     src.mkdir()
     for name in ("a", "b", "c"):
         write_photo(str(src / f"{name}.png"), 20, 24)
-    real_write = imageio.PngWriter.write_rows
+    real_write = png_writer.PngWriter.write_rows
     calls = {"n": 0}
 
     def full_disk(self, rows):
@@ -78,7 +87,7 @@ def test_full_disk_leaves_no_temporary_and_the_batch_goes_on(enhancer, tmp_path,
         if calls["n"] == 1:  # The first file's first band: the disk fills up.
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(self, rows)
-    monkeypatch.setattr(imageio.PngWriter, "write_rows", full_disk)
+    monkeypatch.setattr(png_writer.PngWriter, "write_rows", full_disk)
     out = tmp_path / "out"
     result = enhance_lib.enhance_files(enhancer, sorted(str(p) for p in src.iterdir()), str(out), progress=False)
     assert list(result["failed"]) == [str(src / "a.png")] and "No space left" in result["failed"][str(src / "a.png")]
@@ -91,9 +100,9 @@ def test_kill_during_a_streamed_write_leaves_only_the_temporary_name(enhancer, t
     out = tmp_path / "out"
     code = (f"import sr_keras, os, signal\nfrom sr_keras import enhance_lib, imageio\n"
             f"m = sr_keras.load({enhancer.path!r}, tile=32)\n"
-            "real = imageio.PngWriter.write_rows\n"
+            "real = png_writer.PngWriter.write_rows\n"
             "def w(self, rows):\n    real(self, rows)\n    os.kill(os.getpid(), signal.SIGKILL)\n"
-            "imageio.PngWriter.write_rows = w\n"
+            "png_writer.PngWriter.write_rows = w\n"
             f"enhance_lib.enhance_files(m, [{str(src)!r}], {str(out)!r}, progress=False)\n")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=300)
@@ -217,7 +226,7 @@ def test_streamed_bands_equal_the_whole_output(enhancer):
     whole = enhancer.enhance(x, tile=16, tile_overlap=8)
     np.testing.assert_array_equal(np.concatenate(bands), whole)
     buf = io.BytesIO()
-    w = imageio.PngWriter(buf, whole.shape[1], whole.shape[0], 4)
+    w = png_writer.PngWriter(buf, whole.shape[1], whole.shape[0], 4)
     for b in bands:
         w.write_rows(b)
     w.close()
@@ -229,7 +238,7 @@ def test_streamed_bands_equal_the_whole_output(enhancer):
 def test_png_writer_round_trips_through_tf_and_pillow(channels, dtype, tmp_path):
     top = np.iinfo(dtype).max
     x = np.random.default_rng(channels).integers(0, top + 1, (33, 17, channels)).astype(dtype)
-    data = imageio.encode_png(x, icc_profile=b"\0" * 200 if dtype == np.uint8 and channels == 3 else None,
+    data = png_writer.encode_png(x, icc_profile=b"\0" * 200 if dtype == np.uint8 and channels == 3 else None,
                               text={"Software": "sr_keras test"})
     got = tf.io.decode_png(data, channels=0, dtype=tf.uint16 if dtype == np.uint16 else tf.uint8).numpy()
     np.testing.assert_array_equal(got, x)

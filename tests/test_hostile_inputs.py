@@ -11,12 +11,13 @@ import threading
 import keras
 import numpy as np
 import pytest
+from conftest import write_photo
 from PIL import Image
 
 import sr_keras
-from conftest import write_photo
-from sr_keras import config, enhance_lib, export_lib, imageio, models, safe_files
+from sr_keras import config, enhance_lib, imageio, models, safe_files
 from sr_keras.data.sources import walk_files
+from sr_keras.savedmodel import writer
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def enhancer(tmp_path_factory):
                                                   bicubic_skip=True))
     rng = np.random.default_rng(0)
     g.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype) for w in g.get_weights()])
-    path = export_lib.export(g, {"model": "srgan", "scale": 4}, str(tmp_path_factory.mktemp("m")), "tiny")
+    path = writer.export(g, {"model": "srgan", "scale": 4}, str(tmp_path_factory.mktemp("m")), "tiny")
     return sr_keras.load(path, tile=32)
 
 

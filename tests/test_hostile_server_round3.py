@@ -5,7 +5,6 @@ import base64
 import io
 import json
 import logging
-import resource
 import socket
 import struct
 import subprocess
@@ -17,13 +16,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO
 from PIL import Image
 
-from conftest import REPO
-from sr_keras import config, export_lib, inference, models
+from sr_keras import config, inference, models
+from sr_keras.savedmodel import writer
 from sr_keras.serving import registry as registry_lib
 from sr_keras.serving import rest
-from sr_keras.serving.server import BackgroundServer, Limits
+from sr_keras.serving.limits import Limits
+from sr_keras.serving.runner import BackgroundServer
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def server(tmp_path_factory):
     g = models.build_generator(config.ModelConfig(kind="srgan", filters=8, num_blocks=2, upsample_filters=32,
                                                   bicubic_skip=True))
     root = tmp_path_factory.mktemp("srv")
-    export_lib.export(g, {"model": "srgan", "scale": 4}, str(root), "sr")
+    writer.export(g, {"model": "srgan", "scale": 4}, str(root), "sr")
     reg = registry_lib.ModelRegistry("sr", str(root / "sr"),
                                      loader=lambda p: inference.Enhancer(p, tile=64, max_input_pixels=None))
     reg.poll()

@@ -15,13 +15,14 @@ import urllib.request
 import keras
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
-from conftest import run_cli
-from sr_keras import config, export_lib, inference, models
+from sr_keras import config, inference, models
+from sr_keras.savedmodel import sr_module, writer
 from sr_keras.serving import registry as registry_lib
 from sr_keras.serving import rest
-from sr_keras.serving.server import BackgroundServer
+from sr_keras.serving.runner import BackgroundServer
 
 
 def _tiny_generator(seed=0):
@@ -71,7 +72,7 @@ class CountingEnhancer(inference.Enhancer):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
-    export_lib.export(_tiny_generator(0), {"model": "srgan", "scale": 4}, str(root), "sr")
+    writer.export(_tiny_generator(0), {"model": "srgan", "scale": 4}, str(root), "sr")
     return root / "sr"
 
 
@@ -103,7 +104,7 @@ def test_large_image_is_refused_from_its_header_with_413(server):
 
 
 def test_default_limits_refuse_a_2000_square_png_at_once(model_dir):
-    from sr_keras.serving.server import Limits
+    from sr_keras.serving.limits import Limits
 
     reg = registry_lib.ModelRegistry("sr", str(model_dir))
     reg.poll()
@@ -379,7 +380,7 @@ def test_fuzzed_bodies_and_images_never_get_5xx_nor_hang(server):
 def tiled_export(tmp_path_factory):
     g = _tiny_generator(1)
     root = tmp_path_factory.mktemp("tiled")
-    path = export_lib.export(g, {"model": "srgan", "scale": 4}, str(root), "t", tile=32, max_input_pixels=200_000)
+    path = writer.export(g, {"model": "srgan", "scale": 4}, str(root), "t", tile=32, max_input_pixels=200_000)
     import tensorflow as tf
 
     return g, tf.saved_model.load(path), path
@@ -413,7 +414,7 @@ def test_exported_serving_default_refuses_large_images_from_the_header(tiled_exp
         buf = io.BytesIO()
         Image.new("RGB", size).save(buf, fmt.split("-")[0], **({"lossless": True} if "lossless" in fmt else {}))
         data = buf.getvalue()
-        assert export_lib.header_pixels(tf.constant(data)).numpy() == size[0] * size[1] == np.prod(probe_size(data))
+        assert sr_module.header_pixels(tf.constant(data)).numpy() == size[0] * size[1] == np.prod(probe_size(data))
         if ok:
             out = m.signatures["serving_default"](image_bytes=tf.constant([data]))["sr_png_bytes"].numpy()[0]
             assert tf.io.decode_png(out).shape == (size[1] * 4, size[0] * 4, 3)

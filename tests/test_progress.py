@@ -3,6 +3,7 @@
 import io
 
 from conftest import run_cli
+
 from sr_keras import progress
 
 

@@ -5,10 +5,10 @@ import os
 
 import numpy as np
 import pytest
+from conftest import run_cli, write_photo
 from PIL import Image
 
 import sr_keras
-from conftest import run_cli, write_photo
 from sr_keras import config
 from sr_keras.data import builder
 

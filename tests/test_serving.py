@@ -9,14 +9,13 @@ import urllib.request
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import png_bytes as _png
+from conftest import tiny_generator as _tiny_generator
 
-from conftest import png_bytes as _png, tiny_generator as _tiny_generator
-from sr_keras import export_lib, saved_models
+from sr_keras.savedmodel import layout, writer
 from sr_keras.serving import client
 from sr_keras.serving import registry as registry_lib
-from sr_keras.serving.server import BackgroundServer
-
-
+from sr_keras.serving.runner import BackgroundServer
 
 # --- REST ---------------------------------------------------------------------------------------------------
 
@@ -33,7 +32,7 @@ def _request(url, body=None, method=None):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
-    export_lib.export(_tiny_generator(0), {"model": "srgan", "scale": 4}, str(root), "sr")
+    writer.export(_tiny_generator(0), {"model": "srgan", "scale": 4}, str(root), "sr")
     reg = registry_lib.ModelRegistry("sr", str(root / "sr"))
     reg.poll()
     with BackgroundServer(reg, max_request_mb=1.0, poll_seconds=0.2) as bg:
@@ -118,7 +117,7 @@ def test_sixteen_concurrent_clients(server):
     rng = np.random.default_rng(2)
     images = [rng.integers(0, 256, (4 + i % 5, 6 + i % 3, 3), dtype=np.uint8) for i in range(16)]
     expected = {}
-    model = tf.saved_model.load(saved_models.latest_version_dir(str(server[1] / "sr")))
+    model = tf.saved_model.load(layout.latest_version_dir(str(server[1] / "sr")))
     for i, img in enumerate(images):
         expected[i] = model.signatures["enhance"](lr_image=img[None])["sr_image"].numpy()[0]
 
@@ -135,13 +134,13 @@ def test_sixteen_concurrent_clients(server):
 
 
 def test_new_version_is_picked_up_while_serving(tmp_path):
-    export_lib.export(_tiny_generator(0), {"model": "srgan", "scale": 4}, str(tmp_path), "sr")
+    writer.export(_tiny_generator(0), {"model": "srgan", "scale": 4}, str(tmp_path), "sr")
     reg = registry_lib.ModelRegistry("sr", str(tmp_path / "sr"))
     reg.poll()
     img = np.random.default_rng(0).integers(0, 256, (6, 6, 3), dtype=np.uint8)
     with BackgroundServer(reg, poll_seconds=0.1) as bg:
         before = client.enhance_bytes(_png(img), bg.url, "sr")
-        export_lib.export(_tiny_generator(1), {"model": "srgan", "scale": 4}, str(tmp_path), "sr")
+        writer.export(_tiny_generator(1), {"model": "srgan", "scale": 4}, str(tmp_path), "sr")
         deadline = time.time() + 60
         while time.time() < deadline:
             # The old version answers until the new one has loaded.

@@ -10,12 +10,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import png_bytes, run_cli
 from PIL import Image
 
-from conftest import png_bytes, run_cli
-from sr_keras import config, export_lib, inference, saved_models, signatures, train_lib
+from sr_keras import config, inference, run_dir, signatures, train_lib, train_state
 from sr_keras.models.interpolation import interpolated_generator
 from sr_keras.run_dir import RunDir
+from sr_keras.savedmodel import layout, writer
 
 
 def _batch(seed=0, n=4, hr=32):
@@ -26,7 +27,7 @@ def _batch(seed=0, n=4, hr=32):
 
 def _gan_step_logs(cfg):
     keras.utils.set_random_seed(0)
-    state = train_lib.TrainState(cfg, tf.distribute.get_strategy())
+    state = train_state.TrainState(cfg, tf.distribute.get_strategy())
     it = iter(tf.data.Dataset.from_tensors(_batch()).repeat())
     return {k: float(v) for k, v in state.trainer.train_step(it, phase=2).items()}
 
@@ -68,8 +69,8 @@ def test_offline_srgan_falls_back_to_mse_and_says_so(sample_data, tmp_path, monk
     workdir = str(tmp_path / "run")
     train_lib.train_and_evaluate(cfg, workdir, verbose=False)
     assert RunDir(workdir).read_config().content_loss == "mse"
-    generator, meta = export_lib.generator_from_workdir(workdir)
-    path = export_lib.export(generator, meta, str(tmp_path / "exp"), "srgan")
+    generator, meta = run_dir.generator_from_workdir(workdir)
+    path = writer.export(generator, meta, str(tmp_path / "exp"), "srgan")
     from sr_keras import evaluate_lib
 
     label = evaluate_lib.model_label(inference.Enhancer(path), path, set())
@@ -84,9 +85,9 @@ def gan_run(sample_data, tmp_path_factory):
     cfg = dataclasses.replace(config.get_preset("tiny"), data=sample_data, pretrain_steps=3, gan_steps=3,
                               learning_rate=1e-3, ckpt_every=3, eval_every=6)
     train_lib.train_and_evaluate(cfg, workdir, verbose=False)
-    gan, meta = export_lib.generator_from_workdir(workdir)
-    psnr = export_lib.psnr_generator_from_workdir(workdir)
-    path = export_lib.export(gan, meta, str(root / "exp"), "srgan", psnr_generator=psnr, default_alpha=0.8)
+    gan, meta = run_dir.generator_from_workdir(workdir)
+    psnr = run_dir.psnr_generator_from_workdir(workdir)
+    path = writer.export(gan, meta, str(root / "exp"), "srgan", psnr_generator=psnr, default_alpha=0.8)
     return workdir, psnr, gan, path
 
 
@@ -107,7 +108,7 @@ def test_alpha_ends_reproduce_both_generators_everywhere(gan_run, tmp_path):
     lr8 = np.random.default_rng(3).integers(0, 256, (19, 23, 3), dtype=np.uint8)
     want = {0.0: _uint8(psnr, lr8), 1.0: _uint8(gan, lr8)}
     assert np.abs(want[0.0] - want[1.0]).max() > 1  # The test can tell the ends apart.
-    meta = saved_models.read_metadata(path)
+    meta = layout.read_metadata(path)
     assert meta["interpolation"]["default_alpha"] == 0.8
     assert set(signatures.describe_all(True)) == set(meta["signatures"])
     loaded = tf.saved_model.load(path)
@@ -138,7 +139,7 @@ def test_alpha_ends_reproduce_both_generators_everywhere(gan_run, tmp_path):
 def test_alpha_through_rest(gan_run):
     from sr_keras.serving import registry as registry_lib
     from sr_keras.serving.client import predict
-    from sr_keras.serving.server import BackgroundServer
+    from sr_keras.serving.runner import BackgroundServer
 
     workdir, psnr, gan, path = gan_run
     lr8 = np.random.default_rng(4).integers(0, 256, (16, 20, 3), dtype=np.uint8)

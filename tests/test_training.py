@@ -13,12 +13,12 @@ import time
 
 import keras
 import numpy as np
-from PIL import Image
 import pytest
 import tensorflow as tf
-
 from conftest import REPO, run_cli
-from sr_keras import config, distribute, export_lib, train_lib
+from PIL import Image
+
+from sr_keras import config, distribute, run_dir, train_lib, train_state
 from sr_keras.trainer import LOG_KEYS, AdversarialTrainer
 
 
@@ -36,7 +36,7 @@ def _batch(seed=0, n=4, hr=32, scale=4):
 
 def _build(cfg, strategy, seed=0):
     keras.utils.set_random_seed(seed)  # Same seed, same G, D and (random) VGG on either strategy.
-    return train_lib.TrainState(cfg, strategy)
+    return train_state.TrainState(cfg, strategy)
 
 
 def _one_step(state, strategy, phase, batch, steps=1):
@@ -164,8 +164,8 @@ def test_resume_fails_in_one_line_when_no_checkpoint_restores(four_step_run, tmp
         open(path, "wb").close()
     with pytest.raises(train_lib.TrainError, match=r"no checkpoint in .* restores \(ckpt-4 .*; ckpt-2 .*\); move"):
         train_lib.train_and_evaluate(cfg, workdir, verbose=False)
-    with pytest.raises(export_lib.ExportError, match="no checkpoint in"):
-        export_lib.generator_from_workdir(workdir)
+    with pytest.raises(run_dir.RunError, match="no checkpoint in"):
+        run_dir.generator_from_workdir(workdir)
 
 
 def test_init_checkpoint_starts_from_another_runs_ema_generator_with_a_fresh_schedule(sample_data, tmp_path):
@@ -178,17 +178,17 @@ def test_init_checkpoint_starts_from_another_runs_ema_generator_with_a_fresh_sch
     assert any(not np.array_equal(a, w.numpy()) for a, w in zip(ema, source.generator.weights))
 
     run = _build(cfg, tf.distribute.get_strategy(), seed=8)  # Different random init.
-    assert train_lib.init_from_checkpoint(run, base).endswith("ckpt-3")
+    assert train_state.init_from_checkpoint(run, base).endswith("ckpt-3")
     for want, got, got_ema in zip(ema, run.generator.weights, run.trainer.ema.model.weights):
         np.testing.assert_array_equal(got.numpy(), want)
         np.testing.assert_array_equal(got_ema.numpy(), want)
     assert run.step == 0 and int(run.trainer.g_optimizer.iterations.numpy()) == 0
-    assert train_lib._unfinished_note(train_lib.resolve_checkpoint(base)) == ""
+    assert train_state._unfinished_note(train_state.resolve_checkpoint(base)) == ""
     with open(os.path.join(base, "config.json")) as f:
         src = json.load(f)
     with open(os.path.join(base, "config.json"), "w") as f:
         json.dump(dict(src, pretrain_steps=10), f)  # As if the source run had been stopped at step 3 of 10.
-    assert "step 3 of the 10" in train_lib._unfinished_note(train_lib.resolve_checkpoint(base))
+    assert "step 3 of the 10" in train_state._unfinished_note(train_state.resolve_checkpoint(base))
     with open(os.path.join(base, "config.json"), "w") as f:
         json.dump(src, f)
 
@@ -205,7 +205,7 @@ def test_init_checkpoint_starts_from_another_runs_ema_generator_with_a_fresh_sch
                            tf.distribute.get_strategy())
     wider = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, filters=16))
     with pytest.raises(train_lib.TrainError, match="does not match"):
-        train_lib.init_from_checkpoint(_build(wider, tf.distribute.get_strategy()), base)
+        train_state.init_from_checkpoint(_build(wider, tf.distribute.get_strategy()), base)
 
 
 def test_training_curves_picture_shows_the_gain_rising_and_survives_a_cut_line(tmp_path):
@@ -346,7 +346,7 @@ def test_multi_worker_mirrored_two_local_workers(sample_data, tmp_path):
 def test_the_discriminator_follows_the_generators_schedule(schedule):
     cfg = dataclasses.replace(config.get_preset("sample_x4"), schedule=schedule, pretrain_steps=600, gan_steps=300,
                               d_steps=2)
-    g, d = train_lib.learning_rates(cfg)
+    g, d = train_state.learning_rates(cfg)
     for i in (0, 1, 150, 299, 300, 301, 599):  # D's own iterations: two per phase-2 step.
         assert float(d(i)) == pytest.approx(float(g(600 + i // 2)))
     assert float(d(599)) < float(d(0))  # It decays with G instead of staying at the peak rate.

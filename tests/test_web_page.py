@@ -8,13 +8,13 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import tiny_generator
 from PIL import Image
 
-from conftest import tiny_generator
-from sr_keras import export_lib
 from sr_keras.data import sources
+from sr_keras.savedmodel import writer
 from sr_keras.serving import registry as registry_lib
-from sr_keras.serving.server import BackgroundServer
+from sr_keras.serving.runner import BackgroundServer
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -41,9 +41,9 @@ def server(tmp_path_factory):
     psnr = tiny_generator(1)  # Far from the GAN end, so alpha visibly changes the output.
     rng = np.random.default_rng(1)
     psnr.set_weights([w + rng.normal(0, 0.2, w.shape).astype(w.dtype) for w in psnr.get_weights()])
-    export_lib.export(tiny_generator(0), {"model": "srgan", "scale": 4}, str(root), "sr", psnr_generator=psnr,
+    writer.export(tiny_generator(0), {"model": "srgan", "scale": 4}, str(root), "sr", psnr_generator=psnr,
                       default_alpha=0.5)
-    export_lib.export(tiny_generator(2, scale=2), {"model": "srgan", "scale": 2}, str(root), "plain_x2")
+    writer.export(tiny_generator(2, scale=2), {"model": "srgan", "scale": 2}, str(root), "plain_x2")
     registries = [registry_lib.ModelRegistry(n, str(root / n)) for n in ("sr", "plain_x2")]
     for reg in registries:
         reg.poll()

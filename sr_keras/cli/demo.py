@@ -30,8 +30,18 @@ def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, v
     """Runs the six steps; returns the evaluation results and the paths it wrote."""
     import keras
 
-    from sr_keras import config, distribute, enhance_lib, evaluate_lib, export_lib, inference, train_lib
+    import sr_keras
+    from sr_keras import (
+        config,
+        distribute,
+        enhance_lib,
+        evaluate_lib,
+        inference,
+        run_dir,
+        train_lib,
+    )
     from sr_keras.data import builder, sources
+    from sr_keras.savedmodel import layout, writer
 
     _banner("1/6 Building LR/HR TFRecords from the sample photos")
     manifest = builder.build_tfrecords(builder.BuildConfig(source="sample", out_dir=data_dir, verbose=verbose))
@@ -48,9 +58,9 @@ def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, v
         cfg = dataclasses.replace(cfg, mixed_precision=distribute.auto_mixed_precision(strategy))
         train_lib.train_and_evaluate(cfg, workdir, strategy, verbose=verbose)
         _banner(f"3/6 Exporting {kind}")
-        generator, meta = export_lib.generator_from_workdir(workdir)
-        psnr = export_lib.psnr_generator_from_workdir(workdir)  # The network-interpolation knob, with a GAN phase.
-        exported[kind] = export_lib.export(generator, meta, export_dir, f"demo_{kind}", psnr_generator=psnr)
+        generator, meta = run_dir.generator_from_workdir(workdir)
+        psnr = run_dir.psnr_generator_from_workdir(workdir)  # The network-interpolation knob, with a GAN phase.
+        exported[kind] = writer.export(generator, meta, export_dir, f"demo_{kind}", psnr_generator=psnr)
         print(f"exported {exported[kind]}" + (" (with the alpha knob)" if psnr is not None else ""))
 
     _banner("4/6 Evaluating against bicubic on the held-back photos: " + ", ".join(sources.SAMPLE_VAL))
@@ -60,9 +70,9 @@ def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, v
         enhancers[evaluate_lib.model_label(enhancer, path, taken)] = enhancer
     srgan_label = next(iter(enhancers))
     try:
-        default = inference.load()
+        default = sr_keras.load()
         enhancers[f"default ({default.metadata.get('model_name', 'shipped')})"] = default
-    except inference.ModelNotFoundError:
+    except layout.ModelNotFoundError:
         pass
     models = {}
     for label, enhancer in enhancers.items():  # The SRGAN at the ends and middle of its alpha knob.

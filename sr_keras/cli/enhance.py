@@ -52,7 +52,9 @@ flags.mark_flag_as_required("input")
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import enhance_lib, inference, limits, saved_models
+    import sr_keras
+    from sr_keras import enhance_lib, limits
+    from sr_keras.savedmodel import layout
 
     try:  # Checked before the inputs are listed and the model loads.
         output_format = enhance_lib.OutputFormat(_EXT.value, _QUALITY.value, _SUFFIX.value, _OUTSCALE.value)
@@ -65,18 +67,20 @@ def main(argv):
     if not paths:
         fail(f"--input={_INPUT.value}: no such file, or no images in that folder/glob")
     try:
-        enhancer = inference.load(_MODEL.value, tile=_TILE.value, tile_overlap=_OVERLAP.value,
+        enhancer = sr_keras.load(_MODEL.value, tile=_TILE.value, tile_overlap=_OVERLAP.value,
                                   precision=_PRECISION.value, self_ensemble=_ENSEMBLE.value,
                                   max_input_pixels=_MAX_PIXELS.value or None)
-    except (saved_models.ModelNotFoundError, saved_models.SavedModelError) as e:
+    except (layout.ModelNotFoundError, layout.SavedModelError) as e:
         fail(str(e))
     label = enhancer.metadata.get("model_name") or enhancer.metadata.get("model") or "model"
     if _ALPHA.value is not None:
         if not enhancer.interpolation:
             fail(f"--alpha: {_MODEL.value or 'the default model'} has no network interpolation (only models "
                  "exported from a run with a GAN phase do)")
-        if not 0.0 <= _ALPHA.value <= 1.0:
-            fail(f"--alpha={_ALPHA.value:g} must be in [0, 1]")
+        try:
+            limits.check_alpha(_ALPHA.value, "--alpha")
+        except ValueError as e:
+            fail(str(e))
         label += f" alpha={_ALPHA.value:g}"
     try:
         result = enhance_lib.enhance_files(enhancer, paths, _OUTPUT_DIR.value, compare=_COMPARE.value,

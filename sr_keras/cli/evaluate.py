@@ -26,6 +26,8 @@ _TILE = flags.DEFINE_integer("tile", None, "Tile side for the models (default: t
 _ALPHA = flags.DEFINE_list("alpha", [], "Network interpolation points for models that have it, e.g. "
                            "0,0.25,0.5,0.75,1: one row each, one comparison grid across them, and alpha.png (PSNR-Y, "
                            "colour shift and grid score against alpha).")
+_CROP = flags.DEFINE_integer("crop", 0, "Score N x N HR centre crops instead of whole images (reproduces a run's "
+                             "val_crop<N>/ scores; 0: whole images, as training validation by default).")
 _ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Also score each model with the geometric self-ensemble "
                               "(mean over 8 flips/rotations; 8x slower), as a row labelled `<model>+`.")
 
@@ -33,19 +35,19 @@ _ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Also score each model wit
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import evaluate_lib, inference
+    import sr_keras
+    from sr_keras import evaluate_lib, limits
+    from sr_keras.savedmodel import layout
 
     try:
-        alphas = [float(a) for a in _ALPHA.value]
-    except ValueError:
-        fail(f"--alpha={','.join(_ALPHA.value)}: give numbers in [0, 1], e.g. 0,0.5,1")
-    if any(not 0.0 <= a <= 1.0 for a in alphas):
-        fail(f"--alpha={','.join(_ALPHA.value)}: every alpha must be in [0, 1]")
+        alphas = [limits.check_alpha(a, "--alpha") for a in _ALPHA.value]
+    except ValueError as e:
+        fail(f"{e}; give numbers such as 0,0.5,1")
     models, taken = {}, {"bicubic"}
     for spec in [s.strip() for value in _MODELS.value for s in value.split(",") if s.strip()]:
         try:
-            enhancer = inference.load(None if spec == "default" else spec)
-        except (inference.ModelNotFoundError, inference.SavedModelError, ValueError) as e:
+            enhancer = sr_keras.load(None if spec == "default" else spec)
+        except (layout.ModelNotFoundError, layout.SavedModelError, ValueError) as e:
             fail(str(e))
         label = evaluate_lib.model_label(enhancer, spec, taken)
         models.update(evaluate_lib.alpha_rows(label, enhancer, alphas))
@@ -58,7 +60,7 @@ def main(argv):
         fail(f"the models have different scales ({', '.join(f'x{s}' for s in scales)}); evaluate them separately")
     scale = _SCALE.value or (scales[0] if scales else 4)
     try:
-        images, skipped = evaluate_lib.load_images(_IMAGES.value, scale)
+        images, skipped = evaluate_lib.load_images(_IMAGES.value, scale, crop=_CROP.value)
     except (ValueError, OSError) as e:
         fail(str(e))
     for path, reason in skipped.items():

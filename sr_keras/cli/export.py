@@ -33,25 +33,26 @@ _INTERPOLATION = flags.DEFINE_bool("interpolation", True, "Export the network-in
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import export_lib, saved_models
+    from sr_keras import run_dir
+    from sr_keras.savedmodel import layout, reader, writer
 
     if sum(bool(v) for v in (_WORKDIR.value, _KERAS.value, _MODEL.value)) != 1:
         fail("pass exactly one of --workdir (a training run), --keras_model (a .keras file) or --model (a zoo name)")
     try:
         psnr = None
         if _MODEL.value:
-            from sr_keras import zoo
+            from sr_keras.zoo import cache as zoo_cache
 
-            generator, meta = zoo.keras_generator(_MODEL.value)
+            generator, meta = zoo_cache.keras_generator(_MODEL.value)
         elif _WORKDIR.value:
-            generator, meta = export_lib.generator_from_workdir(_WORKDIR.value)
-            psnr = export_lib.psnr_generator_from_workdir(_WORKDIR.value) if _INTERPOLATION.value else None
+            generator, meta = run_dir.generator_from_workdir(_WORKDIR.value)
+            psnr = run_dir.psnr_generator_from_workdir(_WORKDIR.value) if _INTERPOLATION.value else None
         else:
-            generator, meta = saved_models.load_keras(_KERAS.value)
+            generator, meta = reader.load_keras(_KERAS.value)
         name = _NAME.value or str(meta["model"])
-        path = export_lib.export(generator, meta, _EXPORT_DIR.value, name, _VERSION.value, _TILE.value,
+        path = writer.export(generator, meta, _EXPORT_DIR.value, name, _VERSION.value, _TILE.value,
                                  _MAX_PIXELS.value, psnr_generator=psnr, default_alpha=_DEFAULT_ALPHA.value)
-    except (export_lib.ExportError, saved_models.ModelNotFoundError, saved_models.SavedModelError, ValueError) as e:
+    except (layout.ExportError, layout.ModelNotFoundError, layout.SavedModelError, run_dir.RunError, ValueError) as e:
         fail(str(e))
     knob = f", network interpolation (default alpha {_DEFAULT_ALPHA.value:g})" if psnr is not None else ""
     print(f"exported {name} version {path.rsplit('/', 1)[-1]} (x{meta['scale']}{knob}) to {path}")

@@ -20,14 +20,15 @@ _CONVERT = flags.DEFINE_list("convert", [], "Convert these zoo models into the c
 def table() -> str:
     """The models as a Markdown table, `default` marked."""
     from sr_keras import zoo
+    from sr_keras.zoo import cache as zoo_cache
 
-    default = zoo.default_name()
+    default = zoo_cache.default_name()
     rows = ["| name | scale | parameters | PSNR-Y gain on the sample photos | license | status |",
             "|---|---|---|---|---|---|"]
     for name in zoo.NAMES:
-        c = zoo.card(name)
+        c = zoo_cache.card(name)
         sample = c.get("sample_photos") or {}
-        status = zoo.status(name)
+        status = zoo_cache.status(name)
         if sample.get("gain_db") is not None:
             gain = f"{sample['gain_db']:+.2f} dB"
         else:
@@ -42,23 +43,25 @@ def table() -> str:
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import saved_models, zoo
+    from sr_keras import zoo
     from sr_keras.data.sources import SourceError
+    from sr_keras.savedmodel import layout
+    from sr_keras.zoo import cache as zoo_cache
 
     names = list(zoo.MODELS) if _CONVERT.value == ["all"] else _CONVERT.value
     for name in names:
         if name not in zoo.MODELS:
             fail(f"--convert={name}: not a zoo model ({', '.join(zoo.MODELS)})")
-        if _CONVERT.value == ["all"] and not zoo.available(name):
-            print(f"skipped {name}: {zoo.status(name)}")
+        if _CONVERT.value == ["all"] and not zoo_cache.available(name):
+            print(f"skipped {name}: {zoo_cache.status(name)}")
             continue
         try:
-            print(f"{name}: {zoo.ensure(name, remeasure=True)}")
-        except (saved_models.ModelNotFoundError, saved_models.SavedModelError, SourceError) as e:
+            print(f"{name}: {zoo_cache.ensure(name, remeasure=True)}")
+        except (layout.ModelNotFoundError, layout.SavedModelError, SourceError) as e:
             fail(str(e))
     try:
         print(table())
-    except zoo.CacheError as e:
+    except zoo_cache.CacheError as e:
         fail(str(e))
     print(f"\nconverted models live in {zoo.cache_dir()}/zoo (set ${zoo.CACHE_ENV} to move them)")
     return 0

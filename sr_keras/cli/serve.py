@@ -14,7 +14,7 @@ from absl import flags
 
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
-from sr_keras.serving.server import Limits
+from sr_keras.serving.limits import Limits
 
 _DEFAULTS = Limits()
 
@@ -52,13 +52,14 @@ def _limits() -> Limits:
 
 def main(argv):
     del argv
-    from sr_keras.serving import rest, server
+    from sr_keras.serving import limits as serving_limits
+    from sr_keras.serving import rest
 
     base = _BASE.value
     try:  # Every careless flag is refused here, before any model is loaded or converted.
         limits = _limits()
-        server.check_port(_PORT.value)
-        server.check_poll_seconds(_POLL.value)
+        serving_limits.check_port(_PORT.value)
+        serving_limits.check_poll_seconds(_POLL.value)
         if _NAME.value is not None:
             rest.check_model_name(_NAME.value)
     except ValueError as e:
@@ -66,7 +67,9 @@ def main(argv):
     if base and _MODEL.value:
         fail("pass --model (names) or --model_base_path (a folder), not both")
     quiet_tf_logs()
-    from sr_keras import saved_models, zoo
+    from sr_keras import zoo
+    from sr_keras.savedmodel import layout
+    from sr_keras.zoo import cache as zoo_cache
 
     if base:
         name = _NAME.value or os.path.basename(os.path.normpath(base))
@@ -86,11 +89,13 @@ def main(argv):
                     fail(f"--model={zoo_name}: not a model name ({', '.join(zoo.NAMES)}); serve a folder with "
                          "--model_base_path")
                 served = _NAME.value or zoo_name or "default"
-                models.append((served, zoo.ensure(zoo_name or zoo.default_name())))
-        except (saved_models.ModelNotFoundError, saved_models.SavedModelError) as e:
+                models.append((served, zoo_cache.ensure(zoo_name or zoo_cache.default_name())))
+        except (layout.ModelNotFoundError, layout.SavedModelError) as e:
             fail(str(e))
+    from sr_keras.serving import runner
+
     try:
-        server.serve(models, _HOST.value, _PORT.value, limits, _POLL.value)
+        runner.serve(models, _HOST.value, _PORT.value, limits, _POLL.value)
     except (ValueError, OSError) as e:
         fail(str(e))
     return 0

@@ -14,7 +14,9 @@ import sys
 
 from absl import flags
 
-from sr_keras import config as config_presets  # No TensorFlow import: --help stays fast.
+from sr_keras import (
+    config as config_presets,  # No TensorFlow import: --help stays fast.
+)
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
@@ -89,14 +91,14 @@ _MODEL_OVERRIDES = {"num_blocks": _BLOCKS, "filters": _FILTERS, "bicubic_skip": 
 
 def resolve_config():
     """The preset, with every flag the user set applied on top."""
-    from sr_keras import config
+    from sr_keras import config, zoo
 
     cfg = config.get_preset(_PRESET.value, _MODEL.value, int(_SCALE.value) if _SCALE.value else None)
     if _LOSS_WEIGHTS.value:
         cfg = dataclasses.replace(cfg, **config.LOSS_WEIGHTS[_LOSS_WEIGHTS.value])
     model = cfg.model
     if _GENERATOR.value or _INIT_FROM.value:
-        model = config.generator_architecture(model, _GENERATOR.value, _INIT_FROM.value, _MODEL.value)
+        model = zoo.generator_architecture(model, _GENERATOR.value, _INIT_FROM.value, _MODEL.value)
     model = dataclasses.replace(model, **{k: f.value for k, f in _MODEL_OVERRIDES.items() if f.value is not None})
     return dataclasses.replace(cfg, model=model,
                                **{k: f.value for k, f in _OVERRIDES.items() if f.value is not None})
@@ -108,8 +110,8 @@ def main(argv):
     import keras
 
     from sr_keras import distribute, train_lib
-    from sr_keras.run_dir import RunDir
     from sr_keras.models.vgg import VGGWeightsError
+    from sr_keras.run_dir import RunDir
 
     try:
         cfg = resolve_config()

@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import multiprocessing.pool
 import os
 import shutil
@@ -15,20 +13,23 @@ import time
 from typing import Iterable, Optional
 
 import numpy as np
-import tensorflow as tf
 
-from sr_keras import safe_files
-from sr_keras.data import schema
+from sr_keras import progress, safe_files
+from sr_keras.data import schema, shards
 from sr_keras.data import sources as sources_lib
-from sr_keras.data.degradation import DEGRADATIONS, crop_to_multiple, center_square_resize, degrade, rescale
+from sr_keras.data.degradation import (
+    DEGRADATIONS,
+    center_square_resize,
+    crop_to_multiple,
+    degrade,
+    rescale,
+)
+from sr_keras.data.shards import RECORDS_PER_SHARD, BuildError  # noqa: F401 - part of this API.
 from sr_keras.imageio import ImageError, load_rgb8
 
 SCALES = (2, 3, 4, 8)
-RECORDS_PER_SHARD = 2000  # ~80 MB of 128x128 faces per shard; large enough for sequential reads.
 
 
-class BuildError(RuntimeError):
-    """The build cannot produce anything useful. The message is one line that names the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,121 +134,32 @@ def resolve_config(cfg: BuildConfig, source: sources_lib.Source) -> BuildConfig:
     return dataclasses.replace(cfg, hr_size=hr_size, out_dir=out_dir, workers=workers)
 
 
-def _shards_for(split: str, cfg: BuildConfig, hint: Optional[int], train_hint: Optional[int]) -> int:
-    if cfg.num_shards and split == "train":
-        return cfg.num_shards
-    n = hint or 1
-    if cfg.num_shards and train_hint:
-        return max(1, min(cfg.num_shards, math.ceil(cfg.num_shards * n / train_hint)))
-    return max(1, math.ceil(n / RECORDS_PER_SHARD))
-
-
-class _ShardSet:
-    """Writes one split's shards into the (private) staging folder of a build."""
-
-    def __init__(self, out_dir: str, split: str, count: int):
-        self.out_dir, self.split = out_dir, split
-        self.finals = [schema.SHARD_PATTERN.format(split=split, index=i, count=count) for i in range(count)]
-        self.writers = [tf.io.TFRecordWriter(os.path.join(out_dir, f)) for f in self.finals]
-        self.records = [0] * count
-        self.n = 0
-        self.sides = []
-
-    def write(self, serialized: bytes, hr_side: int) -> None:
-        self.sides.append(hr_side)
-        i = self.n % len(self.writers)  # Round-robin keeps shards balanced and the order deterministic.
-        self.writers[i].write(serialized)
-        self.records[i] += 1
-        self.n += 1
-
-    def close(self) -> list:
-        """Closes the shards and returns their manifest entries (file, split, records, bytes, sha256)."""
-        for w in self.writers:
-            w.close()
-        shards = []
-        for final, n in zip(self.finals, self.records):
-            path = os.path.join(self.out_dir, final)
-            shards.append({"file": final, "split": self.split, "records": n, "bytes": os.path.getsize(path),
-                           "sha256": sources_lib.sha256_file(path)})
-        return shards
-
-
 def _progress(total: Optional[int], verbose: bool, label: str):
     if not verbose:
         return None
-    from sr_keras import progress
 
     print(f"{label}:", flush=True)
     return progress.bar(total, unit_name="image", stateful_metrics=["img/s"])
 
 
-def _write_manifest(out_dir: str, manifest: dict) -> None:
-    safe_files.write_text(schema.manifest_path(out_dir), json.dumps(manifest, indent=2))
-
-
-def _staging_dir(out_dir: str) -> str:
-    """A fresh private folder beside `out_dir` that becomes `out_dir` only when the build is complete."""
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    label = f"build-{os.path.basename(os.path.abspath(out_dir))}-"
-    try:
-        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-            raise NotADirectoryError(20, "it is a file")
-        os.makedirs(parent, exist_ok=True)
-        for name in os.listdir(parent):  # Left by a killed build of this dataset; never a finished one.
-            if name.startswith(safe_files.TEMP_PREFIX + label):
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-        return safe_files.make_temp_dir(parent, label)
-    except OSError as e:
-        raise BuildError(f"cannot write to --out_dir={out_dir}: {e.strerror or e}") from None
-
-
-def _carry_over(out_dir: str, staging: str, rebuilt: Iterable[str]) -> None:
-    """Links every file of the previous `out_dir` that this build does not replace into the staging folder.
-
-    Shards of the splits being rebuilt and the manifest are replaced; anything else (other splits, the user's
-    own files) is kept. Hard links cost no space and no copy; a filesystem without them gets a copy.
-    """
-    if not os.path.isdir(out_dir):
-        return
-    rebuilt = tuple(f"{s}-" for s in rebuilt)
-    for name in os.listdir(out_dir):
-        src = os.path.join(out_dir, name)
-        if name == schema.MANIFEST or (name.startswith(rebuilt) and name.endswith(".tfrecord")):
-            continue
-        if os.path.isdir(src) and not os.path.islink(src):
-            shutil.copytree(src, os.path.join(staging, name), symlinks=True, copy_function=_link_or_copy)
-        else:
-            _link_or_copy(src, os.path.join(staging, name))
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    if os.path.islink(src):
-        os.symlink(os.readlink(src), dst)
-        return
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 def _previous_manifest(out_dir: str, cfg_dict: dict, splits: Iterable[str]) -> dict:
     """Entries of splits this build does not touch, kept when the previous build was compatible."""
-    path = schema.manifest_path(out_dir)
-    if not os.path.exists(path):
+    if not os.path.exists(schema.manifest_path(out_dir)):
         return {}
     try:
-        with open(path) as f:
-            old = json.load(f)
-    except (OSError, ValueError):
+        old = schema.read_manifest(out_dir)
+    except schema.ManifestError:  # Damaged or of another format: nothing is carried over.
         return {}
-    same = all(old.get("config", {}).get(k) == cfg_dict[k] for k in ("source", "scale", "hr_size", "degradation",
-                                                                            "train_rescales"))
-    keep = {s for s in old.get("counts", {}) if s not in splits} if same else set()
+    same = all(old.config.get(k) == cfg_dict[k] for k in ("source", "scale", "hr_size", "degradation",
+                                                          "train_rescales"))
+    keep = {s for s in old.counts if s not in splits} if same else set()
     return {
-        "counts": {s: n for s, n in old.get("counts", {}).items() if s in keep},
-        "hr_min_side": {s: n for s, n in old.get("hr_min_side", {}).items() if s in keep},
-        "shards": [sh for sh in old.get("shards", []) if sh.get("split") in keep],
-        "skipped": [sk for sk in old.get("skipped", []) if sk.get("split") in keep],
+        "counts": {s: n for s, n in old.counts.items() if s in keep},
+        "hr_min_side": {s: n for s, n in old.hr_min_side.items() if s in keep},
+        "shards": [dataclasses.asdict(sh) for sh in old.shards if sh.split in keep],
+        "skipped": [sk for sk in old.skipped if sk.get("split") in keep],
     }
 
 
@@ -282,16 +194,16 @@ def build_tfrecords(cfg: BuildConfig) -> schema.Manifest:
     except sources_lib.SourceError as e:
         raise BuildError(str(e)) from None
     cfg = resolve_config(cfg, source)
-    staging = _staging_dir(cfg.out_dir)
+    staging = shards.staging_dir(cfg.out_dir)
     try:
         manifest = _build_into(staging, cfg, source)
-        _carry_over(cfg.out_dir, staging, list(source.splits))
-        _write_manifest(staging, manifest)
+        shards.carry_over(cfg.out_dir, staging, list(source.splits))
+        schema.write_manifest(schema.Manifest.from_dict(staging, manifest))
         safe_files.replace_dir(staging, cfg.out_dir)  # The commit point: all or nothing.
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return schema.Manifest.from_dict(cfg.out_dir, manifest)
+    return schema.read_manifest(cfg.out_dir)
 
 
 def _build_into(staging: str, cfg: BuildConfig, source) -> dict:
@@ -323,9 +235,9 @@ def _build_into(staging: str, cfg: BuildConfig, source) -> dict:
                 hint = min(hint, cfg.max_images)
             factors = (1.0,) + tuple(cfg.train_rescales) if split == "train" else (1.0,)
             train_hint = source.counts_hint.get("train")
-            count = _shards_for(split, cfg, hint and hint * len(factors),
+            count = shards.shards_for(split, cfg, hint and hint * len(factors),
                                 train_hint and train_hint * (1 + len(cfg.train_rescales)))
-            shard_set = _ShardSet(staging, split, count)
+            shard_set = shards.ShardSet(staging, split, count)
             _run_split(split, items, pool, job, shard_set, hint, cfg.verbose, manifest["skipped"], factors,
                        cfg.out_dir)
             manifest["counts"][split] = shard_set.n

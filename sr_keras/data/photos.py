@@ -27,8 +27,10 @@ import urllib.request
 from typing import Callable, Optional
 
 import numpy as np
+from PIL import Image
 
-from sr_keras import safe_files
+from sr_keras import imageio, safe_files
+from sr_keras.data import degradation
 from sr_keras.data.sources import sha256_file
 
 DEBIAN_MIRROR = "https://deb.debian.org/debian"
@@ -228,8 +230,6 @@ def deb_members(deb_path: str, wanted: set) -> dict:
 def reduce_photo(data: bytes, factor: int) -> np.ndarray:
     """Decodes a photo (an image file, or a .npz holding one uint8 image array, as PyWavelets stores them) and
     shrinks it `factor`x with antialiased bicubic (factor 1: as it is). Returns uint8, HxWx3 or HxW (gray .npz)."""
-    from sr_keras import imageio
-    from sr_keras.data import degradation
 
     if data[:4] == b"PK\x03\x04":  # A .npz is a zip archive.
         with np.load(io.BytesIO(data)) as z:
@@ -247,7 +247,6 @@ def reduce_photo(data: bytes, factor: int) -> np.ndarray:
 def fetch_photos(out_dir: str, cache_dir: Optional[str] = None, log: Callable[[str], None] = print) -> list:
     """Writes every photo of PHOTOS, reduced, to `out_dir`/images/NAME.png (training) or `out_dir`/test/NAME.png
     (held out), and the credits to `out_dir`/CREDITS.md; photos already there are kept. Returns the paths."""
-    from PIL import Image
 
     cache_dir = cache_dir or os.path.join(out_dir, "debs")
     paths = {p.name: os.path.join(out_dir, "images" if p.split == "train" else p.split, p.name + ".png")

@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from sr_keras import safe_files
 from sr_keras.data.degradation import RealisticParams
 
 SHARD_PATTERN = "{split}-{index:05d}-of-{count:05d}.tfrecord"
@@ -141,6 +142,7 @@ class Manifest:
     hr_min_side: dict = dataclasses.field(default_factory=dict)  # split -> {"min": px, "max": px}
     skipped: tuple = ()  # of {"path", "reason", "split"}
     seconds: float = 0.0
+    format: str = FORMAT
 
     def split_shards(self, split: str) -> list:
         return [s for s in self.shards if s.split == split]
@@ -150,12 +152,23 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data_dir: str, d: dict) -> "Manifest":
+        """Raises ManifestError for a manifest of another format (a dataset this version cannot read)."""
+        fmt = d.get("format", FORMAT)  # Manifests of the first builds carry none; they are this format.
+        if fmt != FORMAT:
+            raise ManifestError(f"{manifest_path(data_dir)} is in format {fmt!r}; this sr_keras reads {FORMAT!r}: "
+                                "rebuild the dataset with sr-build-tfrecords")
         fields = {f.name for f in dataclasses.fields(Shard)}
         return cls(data_dir=data_dir, dataset=d.get("dataset", ""), scale=int(d["config"]["scale"]),
                    counts=dict(d.get("counts", {})),
                    shards=tuple(Shard(**{k: v for k, v in s.items() if k in fields}) for s in d.get("shards", [])),
                    config=dict(d["config"]), hr_min_side=dict(d.get("hr_min_side", {})),
                    skipped=tuple(d.get("skipped", [])), seconds=float(d.get("seconds", 0.0)))
+
+    def to_dict(self) -> dict:
+        """What `write_manifest` stores (`from_dict` reads it back)."""
+        return {"format": self.format, "dataset": self.dataset, "config": self.config, "counts": self.counts,
+                "hr_min_side": self.hr_min_side, "shards": [dataclasses.asdict(s) for s in self.shards],
+                "skipped": list(self.skipped), "seconds": self.seconds}
 
     def summary(self) -> str:
         """A short human-readable summary."""
@@ -176,6 +189,11 @@ def manifest_path(data_dir: str) -> str:
     return os.path.join(data_dir, MANIFEST)
 
 
+def write_manifest(manifest: Manifest) -> None:
+    """Writes `<manifest.data_dir>/manifest.json` atomically."""
+    safe_files.write_text(manifest_path(manifest.data_dir), json.dumps(manifest.to_dict(), indent=2))
+
+
 def read_manifest(data_dir: str) -> Manifest:
     """Reads `<data_dir>/manifest.json`.
 
@@ -189,6 +207,8 @@ def read_manifest(data_dir: str) -> Manifest:
     try:
         with open(path) as f:
             return Manifest.from_dict(data_dir, json.load(f))
+    except ManifestError:
+        raise
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ManifestError(f"{path} is damaged ({type(e).__name__}: {str(e)[:100]}); rebuild the dataset with "
                             "sr-build-tfrecords") from None

@@ -62,6 +62,7 @@ def hash_split(key: str, val_fraction: float) -> str:
 
 def sample_dir() -> str:
     try:
+        # Here, not at the top: scikit-image (the sample photos) is a test and demo dependency, and slow to import.
         import skimage
     except ImportError:
         raise SourceError("the 'sample' source needs scikit-image: pip install scikit-image "
@@ -160,6 +161,7 @@ def can_download(host: str, timeout: float = 3.0) -> bool:
 
 def tfds_source(name: str, tfds_splits: list, data_dir: Optional[str], max_images: int = 0) -> Source:
     """A tensorflow-datasets dataset (e.g. `celeb_a`); splits map train->train, validation->val, test->test."""
+    # Here, not at the top: tensorflow-datasets takes seconds to import; only the tfds source needs it.
     import tensorflow_datasets as tfds
 
     for s in tfds_splits:

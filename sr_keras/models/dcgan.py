@@ -7,7 +7,7 @@ import math
 
 import keras
 
-from sr_keras.models.layers import batch_norm, activate, image_output, residual_block
+from sr_keras.models.layers import activate, batch_norm, image_output, residual_block
 
 
 def build_dcgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 5, bicubic_skip: bool = False,

@@ -10,13 +10,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-
-def check_alpha(alpha: float) -> float:
-    """alpha as a float in [0, 1]; ValueError otherwise."""
-    a = float(alpha)
-    if not 0.0 <= a <= 1.0:  # Also refuses NaN.
-        raise ValueError(f"alpha={alpha!r} must be in [0, 1] (0: the PSNR generator, 1: the GAN generator)")
-    return a
+from sr_keras.limits import check_alpha
 
 
 def blend(psnr_weights: list, gan_weights: list, alpha: float) -> list:

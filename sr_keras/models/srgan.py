@@ -7,7 +7,13 @@ import math
 
 import keras
 
-from sr_keras.models.layers import batch_norm, PixelShuffle, activate, image_output, residual_block
+from sr_keras.models.layers import (
+    PixelShuffle,
+    activate,
+    batch_norm,
+    image_output,
+    residual_block,
+)
 
 UPSAMPLERS = ("srresnet", "espcn", "nearest")
 

@@ -13,7 +13,6 @@ import urllib.request
 from typing import Optional
 
 
-
 class ServingError(RuntimeError):
     """The server answered with an error (its status and message) or could not be reached."""
 

@@ -12,12 +12,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import stat
 import threading
 from typing import Callable, Optional
 
 from absl import logging
 
+from sr_keras import inference
+from sr_keras.savedmodel.layout import complete_versions
 from sr_keras.serving import rest
+from sr_keras.serving.predict import SIGNATURES
 
 
 @dataclasses.dataclass
@@ -66,7 +70,6 @@ def folder_fingerprint(path: str) -> tuple:
 
 def writable_by_others(base_path: str) -> list:
     """The model base path and the folders in it that users other than the owner may write to."""
-    import stat
 
     found = []
     for root, dirs, _ in os.walk(base_path):
@@ -99,7 +102,6 @@ class ModelRegistry:
 
     def on_disk(self) -> list:
         """Complete version folders (numeric name with saved_model.pb), ascending."""
-        from sr_keras.saved_models import complete_versions
 
         return complete_versions(self.base_path)
 
@@ -159,8 +161,6 @@ class ModelRegistry:
 
 
 def _load_enhancer(path: str):
-    from sr_keras import inference
-    from sr_keras.serving.predict import SIGNATURES
 
     enhancer = inference.Enhancer(path, max_input_pixels=None)  # The server checks its own per-request limit.
     missing = [s for s in SIGNATURES if s not in enhancer.signatures]

@@ -15,56 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import json
+import multiprocessing
 import pathlib
-import socket
+import resource
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 from typing import Optional
 
 from absl import logging
+from aiohttp import web
 
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """What one request may ask of the server. Each is a flag of sr-serve, named in the error it causes."""
-
-    max_request_bytes: int = 32 * 1024 * 1024  # --max_request_mb
-    max_instances: int = 16  # --max_instances
-    # Input pixels per request, all instances together, read from the headers. With the default model at x4 on 2
-    # CPU cores a 1 MP input takes about 17 s (benchmarks/bench_memory.py), so 2 MP stays well within the deadline;
-    # raise both on a GPU.
-    max_input_pixels: int = 2_000_000  # --max_input_pixels
-    body_timeout_seconds: float = 30.0  # --body_timeout_seconds
-    # A connection that sends no complete request line and headers within this is closed (slow-header clients),
-    # as is an idle keep-alive connection. A request being read or run is not affected.
-    idle_timeout_seconds: float = 15.0  # --idle_timeout_seconds
-    request_timeout_seconds: float = 90.0  # --request_timeout_seconds
-    max_concurrent: int = 2  # --max_concurrent
-    max_queue: int = 64  # --max_queue
-    parse_workers: int = 1  # Processes that parse request JSON.
-    max_parse_mb: int = 3072  # --max_parse_mb: address space of each parser process.
-
-    def __post_init__(self):
-        """A limit that would refuse every request (or none of the abuse it is for) is refused at start."""
-        checks = (("max_request_mb", self.max_request_bytes / 2**20, self.max_request_bytes > 0, "above 0"),
-                  ("max_instances", self.max_instances, self.max_instances >= 1, "at least 1"),
-                  ("max_input_pixels", self.max_input_pixels, self.max_input_pixels >= 0, "0 (no limit) or more"),
-                  ("body_timeout_seconds", self.body_timeout_seconds, self.body_timeout_seconds > 0, "above 0"),
-                  ("idle_timeout_seconds", self.idle_timeout_seconds, self.idle_timeout_seconds > 0, "above 0"),
-                  ("request_timeout_seconds", self.request_timeout_seconds, self.request_timeout_seconds > 0,
-                   "above 0"),
-                  ("max_concurrent", self.max_concurrent, self.max_concurrent >= 1, "at least 1"),
-                  ("max_queue", self.max_queue, self.max_queue >= 1, "at least 1"),
-                  ("max_parse_mb", self.max_parse_mb, self.max_parse_mb == 0 or self.max_parse_mb >= 64,
-                   "0 (no cap) or at least 64"))
-        for flag, value, ok, need in checks:
-            if not ok or value != value:  # NaN compares unequal to itself.
-                raise ValueError(f"--{flag}={value:g} must be {need}")
-
-
-MIN_POLL_SECONDS = 0.1  # Polling more often than this only burns a core.
-
+from sr_keras import inference
+from sr_keras.serving import predict, rest
+from sr_keras.serving.limits import Limits
+from sr_keras.serving.registry import public_error
+from sr_keras.serving.rest import RestError, check_model_name, parse_path
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 PAGE_TEMPLATE = (_STATIC / "index.html").read_text(encoding="utf-8")
@@ -81,7 +48,6 @@ class Server:
 
     def __init__(self, registry, limits: Limits = Limits()):
         """`registry`: a `ModelRegistry`, or a list of them (one per served model, each under its own name)."""
-        from sr_keras.serving.rest import check_model_name
 
         registries = list(registry) if isinstance(registry, (list, tuple)) else [registry]
         for r in registries:
@@ -98,7 +64,6 @@ class Server:
         self.waiting = 0
 
     def app(self):
-        from aiohttp import web
 
         application = web.Application(client_max_size=self.limits.max_request_bytes + 1,
                                       middlewares=[_json_errors()])
@@ -115,17 +80,14 @@ class Server:
 
     @staticmethod
     def _json(status: int, payload: dict):
-        from aiohttp import web
 
         return web.Response(status=status, text=json.dumps(payload, allow_nan=False), content_type="application/json")
 
     def _error(self, status: int, message: str):
-        from sr_keras.serving import rest
 
         return self._json(status, rest.error_body(message))
 
     def _route(self, path: str):
-        from sr_keras.serving.rest import RestError, parse_path
 
         name, version, action = parse_path(path)
         if name not in self.registries:
@@ -135,7 +97,6 @@ class Server:
 
     @staticmethod
     def _serving(registry, version):
-        from sr_keras.serving.rest import RestError
 
         v = registry.get(version)
         if v is None:
@@ -146,7 +107,6 @@ class Server:
     def _page(self):
         """The web page (`static/index.html`): upload, before/after slider, model, version and alpha, download.
         It calls this server's own REST API; the served model's name and default alpha are written into it."""
-        from aiohttp import web
 
         v = self.registry.get()
         config = {"models": list(self.registries),
@@ -155,9 +115,7 @@ class Server:
         return web.Response(text=page, content_type="text/html", headers={"Content-Security-Policy": PAGE_CSP})
 
     async def handle(self, request):
-        from aiohttp import web
 
-        from sr_keras.serving import rest
 
         try:
             if request.path in ("/", "/index.html", "/app.js"):
@@ -187,15 +145,12 @@ class Server:
         except web.HTTPException:
             raise
         except Exception as e:  # A real internal fault: log it in full, tell the client without server paths.
-            from sr_keras.serving.registry import public_error
 
             logging.exception("internal error")
             return self._error(500, f"internal error: {public_error(e)}")
 
     async def _read_body(self, request) -> bytes:
-        from aiohttp import web
 
-        from sr_keras.serving.rest import RestError
 
         limit = self.limits.max_request_bytes
         if request.content_length is not None and request.content_length > limit:
@@ -214,8 +169,6 @@ class Server:
             raise RestError(400, f"cannot read the request body ({type(e).__name__}: {str(e)[:200]})") from None
 
     async def _predict(self, request, registry, version):
-        from sr_keras import inference
-        from sr_keras.serving import predict, rest
 
         body = await self._read_body(request)
         v = self._serving(registry, version)
@@ -263,9 +216,6 @@ class Server:
         """`rest.parse_predict` in a separate process: parsing a large JSON body holds the GIL for seconds, which
         in a thread would still stall every other request. The process has a memory cap, so a body built to
         explode while parsing costs a 413, not the server."""
-        from concurrent.futures.process import BrokenProcessPool
-
-        from sr_keras.serving import rest
 
         loop = asyncio.get_running_loop()
         args = (rest.parse_predict, body, signatures, self.limits.max_instances)
@@ -288,7 +238,6 @@ class Server:
 
     def _start_parse_pool(self):
         if self.parse_pool is None and not self.parse_in_thread:
-            import multiprocessing
 
             try:
                 pool = concurrent.futures.ProcessPoolExecutor(
@@ -303,7 +252,6 @@ class Server:
 
     async def _stream_json(self, request, chunks):
         """Writes a JSON answer chunk by chunk; each chunk is encoded in a thread, so the loop stays free."""
-        from aiohttp import web
 
         loop = asyncio.get_running_loop()
         first = await loop.run_in_executor(self.parser, next, chunks, b"")
@@ -332,9 +280,7 @@ class Server:
 def _json_errors():
     """A middleware answering aiohttp's own errors (a path its router cannot match, such as one holding a newline)
     in JSON, as every other error."""
-    from aiohttp import web
 
-    from sr_keras.serving import rest
 
     @web.middleware
     async def json_errors(request, handler):
@@ -350,7 +296,6 @@ def _json_errors():
 
 def _cap_memory(max_mb: int) -> None:
     """Parser processes: an address-space cap turns a runaway parse into MemoryError there, not an OOM kill here."""
-    import resource
 
     if max_mb:
         limit = max_mb * 1024 * 1024
@@ -362,144 +307,3 @@ def _gone(request) -> bool:
     return transport is None or transport.is_closing()
 
 
-async def _poll_forever(registries, seconds: float):
-    """Polls every registry (one or a list) for new version folders, forever."""
-    await asyncio.gather(*(_poll_one(r, seconds)
-                           for r in (registries if isinstance(registries, (list, tuple)) else [registries])))
-
-
-async def _poll_one(registry, seconds: float):
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            await loop.run_in_executor(None, registry.poll)
-        except Exception:  # Polling must never take the server down.
-            logging.exception("polling %s failed", registry.base_path)
-        await asyncio.sleep(seconds)
-
-
-def check_port(port: int) -> None:
-    """ValueError for a port outside 0..65535 (the C call would take it modulo 65536 and listen elsewhere)."""
-    if not 0 <= port <= 65535:
-        raise ValueError(f"--port={port} must be 1..65535 (0: any free port)")
-
-
-def check_poll_seconds(seconds: float) -> None:
-    if not seconds >= MIN_POLL_SECONDS:  # NaN too.
-        raise ValueError(f"--poll_seconds={seconds:g} must be at least {MIN_POLL_SECONDS:g} (polling more often "
-                         "only burns a core)")
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket, bound before anything slow happens, so a taken port fails at once, in one line."""
-    check_port(port)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as e:
-        raise OSError(f"--host={host}: {e.strerror}") from None
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(address)
-    except OSError as e:
-        sock.close()
-        why = "is already in use" if e.errno == 98 else f"cannot be used ({e.strerror})"
-        raise OSError(f"port {port} on {host} {why}; pick another with --port") from None
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
-class BackgroundServer:
-    """Runs a `Server` on its own event loop in a thread (tests, benchmarks, notebooks)."""
-
-    def __init__(self, registry, host: str = "127.0.0.1", port: int = 0, poll_seconds: float = 0.5,
-                 limits: Limits = Limits(), **limit_overrides):
-        if "max_request_mb" in limit_overrides:
-            limit_overrides["max_request_bytes"] = int(limit_overrides.pop("max_request_mb") * 1024 * 1024)
-        self.server = Server(registry, dataclasses.replace(limits, **limit_overrides))
-        self._ready = threading.Event()
-        self._sock = bind(host, port)
-        self.port = self._sock.getsockname()[1]
-        self._args = (registry, poll_seconds)
-        self._thread = threading.Thread(target=self._main, daemon=True)
-
-    def _main(self):
-        from aiohttp import web
-
-        registry, poll_seconds = self._args
-        self.loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self.loop)
-        runner = web.AppRunner(self.server.app(), access_log=None,
-                               keepalive_timeout=self.server.limits.idle_timeout_seconds)
-        self.loop.run_until_complete(runner.setup())
-        self.loop.run_until_complete(web.SockSite(runner, self._sock).start())
-        poller = self.loop.create_task(_poll_forever(registry, poll_seconds))
-        self._stop = asyncio.Event()
-        self._ready.set()
-        self.loop.run_until_complete(self._stop.wait())
-        poller.cancel()
-        self.loop.run_until_complete(runner.cleanup())
-        self.loop.close()
-        self.server.close()
-
-    def __enter__(self):
-        self._thread.start()
-        self._ready.wait(60)
-        return self
-
-    def __exit__(self, *exc):
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-def serve(models: list, host: str, port: int, limits: Limits = Limits(), poll_seconds: float = 2.0) -> None:
-    """Runs the server until interrupted: `models` is [(name, model base path), ...], each served under its name.
-    Binds the port first, then loads each model's newest version that loads."""
-    from aiohttp import web
-
-    from sr_keras.serving.registry import ModelRegistry, writable_by_others
-
-    check_poll_seconds(poll_seconds)
-    from sr_keras.serving.rest import check_model_name
-
-    for name, _ in models:
-        check_model_name(name)
-    sock = bind(host, port)
-    port = sock.getsockname()[1]  # The one really bound (0 picks a free one).
-    registries = []
-    for name, base_path in models:
-        for path in writable_by_others(base_path):
-            logging.warning("%s is writable by other users: a SavedModel is code, and anyone who can write there "
-                            "can run code as this server's user", path)
-        registry = ModelRegistry(name, base_path)
-        registry.poll()
-        if registry.get() is None:
-            sock.close()
-            errors = "; ".join(f"version {number}: {error}" for number, _, error in registry.status())
-            raise ValueError(f"--model_base_path={base_path} holds no loadable version folder"
-                             + (f" ({errors})" if errors else "")
-                             + f" (export one with: sr-export --export_dir={base_path.rstrip('/').rsplit('/', 1)[0]} "
-                             f"--model_name={name})")
-        registries.append(registry)
-    server = Server(registries, limits)
-    application = server.app()
-
-    async def start_polling(app_):
-        app_["poller"] = asyncio.create_task(_poll_forever(registries, poll_seconds))
-
-    async def stop_polling(app_):
-        app_["poller"].cancel()
-
-    application.on_startup.append(start_polling)
-    application.on_cleanup.append(stop_polling)
-    for r in registries:
-        print(f"serving {r.name} version {r.get().number} from {r.base_path} on http://{host}:{port}/v1/models/"
-              f"{r.name}", flush=True)
-    print(f"web page: http://{host}:{port}/", flush=True)
-    web.run_app(application, sock=sock, print=None, access_log=None, keepalive_timeout=limits.idle_timeout_seconds)

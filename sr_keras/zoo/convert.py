@@ -8,6 +8,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from sr_keras.models import rrdbnet, span
 from sr_keras.zoo.ncnn import NcnnFormatError
 
 
@@ -24,7 +25,6 @@ def _check(condition: bool, what: str) -> None:
 
 
 def _check_constants(layers: list, kind: str) -> None:
-    from sr_keras.models import rrdbnet, span
 
     if kind == "span":
         means = [lyr.weights["data"].ravel() for lyr in layers if lyr.type == "MemoryData"]

@@ -7,6 +7,9 @@ import os
 
 import numpy as np
 
+from sr_keras import zoo
+from sr_keras.zoo import cache as zoo_cache
+
 INPUT, OUTPUT = "data", "output"  # The blob names in both packages' .param files.
 
 
@@ -15,13 +18,13 @@ class NcnnModel:
 
     def __init__(self, name: str, threads: int = 0):
         try:
+            # Here, not at the top: ncnn is a test dependency, not the package's.
             import ncnn
         except ImportError:
             raise ImportError("running the original ncnn models needs the ncnn package: pip install ncnn") from None
-        from sr_keras import zoo
 
         entry = zoo.MODELS[name]
-        source = zoo.provenance(entry)
+        source = zoo_cache.provenance(entry)
         self.scale = entry.scale
         self.net = ncnn.Net()
         opt = self.net.opt

@@ -1,40 +1,20 @@
-"""Writing a generator as a versioned SavedModel that TF Serving serves as it is (`sr-export`).
+"""The exported object: a float32 generator with image-in/image-out signatures that tile in the graph.
 
-Layout (read back by `saved_models`): `<export_dir>/<model_name>/<version>/`, TF Serving's model base path, with
-the metadata in `saved_models.METADATA_FILE`. A version is written under a hidden temporary name and renamed when
-complete, so a server never sees half a version and an interrupted export leaves no numbered folder behind.
-
-The signatures and their input/output names are defined in `sr_keras.signatures`.
+The signatures and their input/output names are defined in `sr_keras.signatures`; the tiles are those of
+`sr_keras.tiling` (the same spans as the numpy path), so a TF Serving user gets the same bounded memory.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import json
-import os
-import shutil
-from typing import Optional
-
 import keras
 import tensorflow as tf
 
-import sr_keras
-from sr_keras import checkpoints, models, safe_files, saved_models, signatures, tiling
-from sr_keras.data import schema
-from sr_keras.models.precision import float32_copy
-from sr_keras.run_dir import RunDir
+from sr_keras import signatures, tiling
+from sr_keras.limits import ALPHA_RANGE, DEFAULT_EXPORT_MAX_INPUT_PIXELS
+from sr_keras.models.interpolation import blend, interpolated_generator
 from sr_keras.signatures import ENHANCE, ENHANCE_FLOAT, SERVING_DEFAULT
 
-
-class ExportError(RuntimeError):
-    """The export cannot proceed; the message names the fix."""
-
-
-# Exported signatures tile their input (as `sr_keras.load` does), so a TF Serving user gets the same bounded memory,
-# and refuse inputs over a pixel limit, checked for encoded images from the file header before decoding.
 DEFAULT_TILE = tiling.DEFAULT_TILE
-DEFAULT_MAX_INPUT_PIXELS = 4_000_000  # Per request, all instances together (sr-export --max_input_pixels).
 
 
 def _clipped(sr: tf.Tensor) -> tf.Tensor:
@@ -54,7 +34,7 @@ class SRModule(tf.Module):
     """
 
     def __init__(self, generator: keras.Model, scale: int, tile: int = DEFAULT_TILE, overlap: int = 16,
-                 max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS):
+                 max_input_pixels: int = DEFAULT_EXPORT_MAX_INPUT_PIXELS):
         super().__init__()
         self.generator = generator
         self.scale = tf.Variable(scale, dtype=tf.int32, trainable=False, name="scale")
@@ -78,37 +58,39 @@ class SRModule(tf.Module):
                     "--max_input_pixels)")]
 
     def _tiled(self, lr: tf.Tensor, quantize: bool, run=None) -> tf.Tensor:
-        """`run` (default `_run`) tile by tile: float32 [N, H, W, 3] -> [N, sH, sW, 3] (uint8 when `quantize`)."""
+        """`run` (default `_run`) tile by tile: float32 [N, H, W, 3] -> [N, sH, sW, 3] (uint8 when `quantize`).
+
+        The tiles are `tiling.tile_span`'s, as in the numpy path; each keeps its core (its context is at least the
+        receptive field, so the cores join without a seam and no cross-fade is needed)."""
         t, o, s = self._tile, self._overlap, self._scale
         run = run or self._run
         h, w = tf.shape(lr)[1], tf.shape(lr)[2]
+        dtype = tf.uint8 if quantize else tf.float32
 
         def finish(sr):
             return tf.cast(tf.round(sr * 255.0), tf.uint8) if quantize else sr
         if not t:
             return finish(run(lr))
+        span = dict(minimum=tf.minimum, maximum=tf.maximum, where=tf.where)
+        rows, cols = tiling.tile_count(h, t, o, tf.where), tiling.tile_count(w, t, o, tf.where)
 
         def one_row(i):
-            y0 = i * t
-            y1, cy0 = tf.minimum(y0 + t, h), tf.maximum(y0 - o, 0)
-            cy1 = tf.minimum(y1 + o, h)
+            cy0, cy1, y0, y1 = tiling.tile_span(i, rows, h, t, o, **span)
 
             def one_tile(j, acc):
-                x0 = j * t
-                x1, cx0 = tf.minimum(x0 + t, w), tf.maximum(x0 - o, 0)
-                cx1 = tf.minimum(x1 + o, w)
+                cx0, cx1, x0, x1 = tiling.tile_span(j, cols, w, t, o, **span)
                 sr = finish(run(lr[:, cy0:cy1, cx0:cx1]))
                 core = sr[:, (y0 - cy0) * s:(y1 - cy0) * s, (x0 - cx0) * s:(x1 - cx0) * s]
                 return j + 1, acc.write(j, tf.transpose(core, [2, 0, 1, 3]))  # Width first, to concat.
-            cols = tf.TensorArray(tf.uint8 if quantize else tf.float32, size=0, dynamic_size=True, infer_shape=False)
-            _, cols = tf.while_loop(lambda j, _: j * t < w, one_tile, [0, cols])
-            return tf.transpose(cols.concat(), [2, 1, 0, 3])  # [sH_row, N, sW, 3], rows first to concat.
+            parts = tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False)
+            _, parts = tf.while_loop(lambda j, _: j < cols, one_tile, [0, parts])
+            return tf.transpose(parts.concat(), [2, 1, 0, 3])  # [sH_row, N, sW, 3], rows first to concat.
 
         def one_band(i, acc):
             return i + 1, acc.write(i, one_row(i))
-        rows = tf.TensorArray(tf.uint8 if quantize else tf.float32, size=0, dynamic_size=True, infer_shape=False)
-        _, rows = tf.while_loop(lambda i, _: i * t < h, one_band, [0, rows])
-        out = tf.transpose(rows.concat(), [1, 0, 2, 3])
+        bands = tf.TensorArray(dtype, size=0, dynamic_size=True, infer_shape=False)
+        _, bands = tf.while_loop(lambda i, _: i < rows, one_band, [0, bands])
+        out = tf.transpose(bands.concat(), [1, 0, 2, 3])
         return tf.ensure_shape(out, [None, None, None, 3])
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name=ENHANCE_FLOAT.input)])
@@ -167,9 +149,7 @@ class InterpolatedSRModule(SRModule):
     """
 
     def __init__(self, psnr_generator: keras.Model, gan_generator: keras.Model, scale: int, default_alpha: float,
-                 tile: int = DEFAULT_TILE, overlap: int = 16, max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS):
-        from sr_keras.models.interpolation import interpolated_generator
-
+                 tile: int = DEFAULT_TILE, overlap: int = 16, max_input_pixels: int = DEFAULT_EXPORT_MAX_INPUT_PIXELS):
         baked = gan_generator if default_alpha == 1.0 else interpolated_generator(psnr_generator, gan_generator,
                                                                                   default_alpha)
         super().__init__(baked, scale, tile, overlap, max_input_pixels)
@@ -180,8 +160,6 @@ class InterpolatedSRModule(SRModule):
 
     def _blended(self, alpha: tf.Tensor) -> tuple:
         """(trainable, non-trainable) weight tensors at `alpha`: computed once per image, used by every tile."""
-        from sr_keras.models.interpolation import blend
-
         g = self.gan_generator
         return (blend(self.psnr_trainable, g.trainable_variables, alpha),
                 blend(self.psnr_non_trainable, g.non_trainable_variables, alpha))
@@ -195,9 +173,11 @@ class InterpolatedSRModule(SRModule):
 
     @staticmethod
     def _check_alpha(alpha: tf.Tensor, n: tf.Tensor) -> list:
+        lo, hi = ALPHA_RANGE
+        in_range = f"{_ALPHA} must be in [{lo:g}, {hi:g}]"
         return [tf.debugging.assert_equal(tf.shape(alpha)[0], n, message=f"give one {_ALPHA} per instance"),
-                tf.debugging.assert_greater_equal(alpha, 0.0, message=f"{_ALPHA} must be in [0, 1]"),
-                tf.debugging.assert_less_equal(alpha, 1.0, message=f"{_ALPHA} must be in [0, 1]")]
+                tf.debugging.assert_greater_equal(alpha, lo, message=in_range),
+                tf.debugging.assert_less_equal(alpha, hi, message=in_range)]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32), tf.TensorSpec([], tf.float32)])
     def sr_tile_alpha(self, lr, alpha):
@@ -287,111 +267,3 @@ def header_pixels(data: tf.Tensor) -> tf.Tensor:
         default=lambda: tf.constant(0, tf.int64))
 
 
-def generator_from_workdir(workdir: str) -> tuple:
-    """Rebuilds the run's generator and restores its EMA weights from the latest checkpoint.
-
-    Returns:
-      (generator, metadata dict with kind, scale, step, data, and the last validation PSNR/SSIM).
-    """
-    run = RunDir(workdir)
-    if not run.is_run():
-        raise ExportError(f"--workdir={workdir} is not a training run (no {os.path.basename(run.config_path)}); "
-                          "train with sr-train first")
-    cfg = run.read_config()
-    generator = models.build_generator(cfg.model)
-    step = tf.Variable(0, dtype=tf.int64)
-    try:  # The newest checkpoint that restores: a damaged latest one falls back to the one before.
-        ckpt = checkpoints.restore_newest_good(tf.train.Checkpoint(ema_generator=generator, step=step),
-                                               run.checkpoints)
-    except checkpoints.CheckpointError as e:
-        raise ExportError(str(e)) from None
-    if not ckpt:
-        raise ExportError(f"--workdir={workdir} has no checkpoint yet; let sr-train run until --ckpt_every steps")
-    meta = {"model": cfg.model.kind, "scale": cfg.model.scale, "steps": int(step.numpy()), "checkpoint": ckpt,
-            "architecture": dataclasses.asdict(cfg.model), "training_data": _training_data(cfg.data),
-            "training": {"pretrain_steps": cfg.pretrain_steps, "gan_steps": cfg.gan_steps,
-                         "content_loss": cfg.content_loss, "content_note": cfg.content_note,
-                         "weights": {"content": cfg.content_weight, "pixel": cfg.pixel_weight,
-                                     "adversarial": cfg.adv_weight}},
-            "validation": run.last_validation()}
-    return generator, meta
-
-
-def psnr_generator_from_workdir(workdir: str) -> Optional[keras.Model]:
-    """The pixel phase's EMA generator of a run whose GAN phase has started (the alpha = 0 end of network
-    interpolation), or None when the run has none (no GAN phase yet, or a run from before it was kept)."""
-    run = RunDir(workdir)
-    if not run.is_run() or not run.has_psnr_generator():
-        return None
-    generator = models.build_generator(run.read_config().model)
-    status = tf.train.Checkpoint(ema_generator=generator).read(run.psnr_generator_prefix)
-    status.assert_existing_objects_matched()
-    status.expect_partial()
-    return generator
-
-
-def _training_data(data_dir: str) -> dict:
-    try:
-        m = schema.read_manifest(data_dir)
-    except schema.ManifestError:  # The data may have moved since; the export does not need it.
-        return {"path": data_dir}
-    return {"path": data_dir, "dataset": m.dataset, "counts": m.counts, "degradation": m.config.get("degradation"),
-            "hr_size": m.config.get("hr_size"), "train_rescales": m.config.get("train_rescales", [])}
-
-
-def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
-           version: Optional[int] = None, tile: int = DEFAULT_TILE,
-           max_input_pixels: int = DEFAULT_MAX_INPUT_PIXELS, psnr_generator: Optional[keras.Model] = None,
-           default_alpha: float = 1.0) -> str:
-    """Writes `<export_dir>/<model_name>/<version>/` atomically; returns its path.
-
-    The signatures run `tile` x `tile` tiles with the generator's receptive field as context (measured here), and
-    refuse requests over `max_input_pixels` (0: no limit) with INVALID_ARGUMENT, which TF Serving answers with 400.
-    With `psnr_generator` (the pixel phase's generator of the same run), `generator` is the GAN end of a network-
-    interpolation knob: the export gets the `_alpha` signatures, and the plain ones run at `default_alpha`.
-
-    Raises:
-      ExportError: the version already exists, or the folder cannot be written.
-    """
-    model_dir = os.path.join(export_dir, model_name)
-    version = version or saved_models.next_version(model_dir)
-    final = os.path.join(model_dir, str(version))
-    if os.path.exists(final):
-        raise ExportError(f"{final} already exists; pick another --version or leave it out for the next one")
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-    except OSError as e:
-        raise ExportError(f"cannot write to {model_dir}: {e.strerror or e}") from None
-    safe_files.remove_stale_temps(model_dir)  # Left by a killed export.
-    tmp = safe_files.make_temp_dir(model_dir, f"v{version}-")
-    g32 = float32_copy(generator)
-    scale = int(meta["scale"])
-    overlap = tiling.default_overlap(tiling.measure_receptive_field(
-        lambda x: g32(tf.constant(x), training=False).numpy(), scale))
-    if psnr_generator is not None:
-        from sr_keras.models.interpolation import check_alpha
-
-        default_alpha = check_alpha(default_alpha)
-        module = InterpolatedSRModule(float32_copy(psnr_generator), g32, scale, default_alpha, tile, overlap,
-                                      max_input_pixels)
-        meta = {**meta, "interpolation": {"default_alpha": default_alpha, "blend": "weights",
-                                          "ends": "alpha 0: the pixel (PSNR) phase's EMA generator; alpha 1: the "
-                                                  "GAN phase's"}}
-    else:
-        module = SRModule(g32, scale, tile, overlap, max_input_pixels)
-    try:
-        tf.saved_model.save(module, tmp, signatures=module.signature_functions())
-        meta = {**meta, "tiling": {"tile": tile, "overlap": overlap}, "max_input_pixels": max_input_pixels,
-                "version": version, "model_name": model_name, "sr_keras_version": sr_keras.__version__,
-                "tensorflow_version": tf.__version__,
-                "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "signatures": signatures.describe_all(interpolation=psnr_generator is not None)}
-        meta_path = os.path.join(tmp, saved_models.METADATA_FILE)
-        os.makedirs(os.path.dirname(meta_path), exist_ok=True)
-        safe_files.write_text(meta_path, json.dumps(meta, indent=2))
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; TF Serving may run as another user.
-        os.rename(tmp, final)  # Fails if `final` appeared meanwhile (a non-empty folder is never replaced).
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final

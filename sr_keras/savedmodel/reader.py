@@ -1,0 +1,148 @@
+"""Rebuilding Keras generators from what sr-export wrote: a SavedModel's recorded architecture and variables,
+or a `.keras` file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Optional
+
+import keras
+import tensorflow as tf
+
+from sr_keras import config as config_lib
+from sr_keras import models, signatures
+from sr_keras.models.interpolation import interpolated_generator
+from sr_keras.models.precision import with_policy
+from sr_keras.savedmodel.layout import (
+    METADATA_FILE,
+    ModelNotFoundError,
+    SavedModelError,
+    read_metadata,
+)
+from sr_keras.tiling import measure_scale
+
+
+def load_keras(path: str) -> tuple:
+    """A `.keras` generator and its metadata ({model, scale, source}); the scale is measured from the model."""
+
+    if not os.path.isfile(path):
+        raise ModelNotFoundError(f"{path}: no such .keras file")
+    generator = keras.models.load_model(path, safe_mode=True, compile=False)
+    scale = measure_scale(lambda x: generator(tf.constant(x), training=False))
+    return generator, {"model": generator.name, "scale": scale, "source": os.path.abspath(path)}
+
+
+def generator_from_saved_model(version_dir: str) -> tuple:
+    """Rebuilds the Keras generator of an exported version from its recorded architecture, with the weights the
+    SavedModel holds (restored by object structure, so every layer must match). A SavedModel is therefore all
+    that needs shipping: the Keras model, for bf16 inference, fine-tuning or inspection, comes back from it.
+
+    Returns:
+      (generator, the version's metadata).
+
+    Raises:
+      SavedModelError: no metadata, no recorded architecture, or weights that do not fit it.
+    """
+
+    meta = read_metadata(version_dir)
+    if not meta:
+        raise SavedModelError(f"{version_dir} has no {METADATA_FILE}: it was not exported by sr-export")
+    if "architecture" not in meta:
+        raise SavedModelError(f"{version_dir} records no architecture (it was exported from a .keras file); "
+                              "load that .keras file instead")
+    generator = models.build_generator(config_lib.ModelConfig(**meta["architecture"]))
+    _read_variables(version_dir, "its weights do not fit the recorded architecture", generator=generator)
+    return generator, meta
+
+
+def _read_variables(version_dir: str, what: str, **objects) -> None:
+    """Restores `objects` (by their attribute names in the exported module) from the version's variables.
+
+    The rest of the module (its `scale`, other weight sets) is left unread; every given object must match.
+
+    Raises:
+      SavedModelError: missing layers, or layers of another shape ("<version_dir>: <what> (<reason>)").
+    """
+
+    try:
+        status = tf.train.Checkpoint(**objects).read(os.path.join(version_dir, "variables", "variables"))
+        status.expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0][:200]
+        raise SavedModelError(f"{version_dir}: {what} ({reason})") from None
+
+
+def interpolation_ends(version_dir: str) -> tuple:
+    """(PSNR generator, GAN generator): the two ends of an export's network interpolation, as Keras models rebuilt
+    from the recorded architecture and the SavedModel's variables.
+
+    Raises:
+      SavedModelError: the export has no interpolation, or its variables do not fit.
+    """
+
+    meta = read_metadata(version_dir)
+    if "interpolation" not in meta or "architecture" not in meta:
+        raise SavedModelError(f"{version_dir} has no network interpolation (export a run with a GAN phase)")
+    arch = config_lib.ModelConfig(**meta["architecture"])
+    psnr, gan = models.build_generator(arch), models.build_generator(arch)
+    _read_variables(version_dir, "its interpolation weights do not fit", gan_generator=gan,
+                    psnr_trainable=psnr.trainable_variables, psnr_non_trainable=psnr.non_trainable_variables)
+    return psnr, gan
+
+
+@dataclasses.dataclass
+class TileFunctions:
+    """How to run one untiled call of a loaded model (`inference.Enhancer` tiles around it).
+
+    fn: float32 [N, h, w, 3] in [0, 1] -> float32 [N, sh, sw, 3] clipped to [0, 1].
+    make_alpha_fn: alpha -> such a function at that network-interpolation point (None: the model has no knob).
+    signatures: the SavedModel's signatures when it runs as exported ({} for a rebuilt Keras generator).
+    """
+
+    fn: Callable
+    scale: int
+    metadata: dict
+    signatures: dict
+    make_alpha_fn: Optional[Callable] = None
+
+
+def _keras_fn(generator):
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    def run(x):
+        return tf.clip_by_value(tf.cast(generator(x, training=False), tf.float32), 0.0, 1.0)
+    return run
+
+
+def tile_functions(path: str, policy: Optional[str] = None) -> TileFunctions:
+    """Loads a version folder or .keras file for tiled inference. float32 (`policy` None) runs the exported graph as
+    it is; a mixed policy (`mixed_bfloat16`, `mixed_float16`) rebuilds the Keras generator computing in it (weights
+    stay float32), as does a .keras file."""
+    if path.endswith(".keras") or policy:
+        generator, meta = load_keras(path) if path.endswith(".keras") else generator_from_saved_model(path)
+
+        def in_policy(g):
+            return with_policy(g, policy) if policy else g
+        fn = _keras_fn(in_policy(generator))
+        make = None
+        if "interpolation" in meta:
+            psnr, gan = interpolation_ends(path)
+
+            def make(a):
+                return _keras_fn(in_policy(interpolated_generator(psnr, gan, a)))
+        return TileFunctions(fn, measure_scale(lambda x: fn(tf.constant(x))), meta, {}, make)
+    saved = tf.saved_model.load(path)  # The closures below keep the loaded object (and its variables) alive.
+    if hasattr(saved, signatures.TILE_FUNCTION):  # One untiled model call (exports since 0.2).
+        def fn(x):
+            return getattr(saved, signatures.TILE_FUNCTION)(x)
+    else:  # Older exports: their enhance_float signature runs the whole input at once.
+        sig, name = saved.signatures[signatures.ENHANCE_FLOAT.name], signatures.ENHANCE_FLOAT
+
+        def fn(x):
+            return sig(**{name.input: x})[name.output]
+    make = None
+    if hasattr(saved, signatures.TILE_ALPHA_FUNCTION):
+        def make(a):
+            return lambda x: getattr(saved, signatures.TILE_ALPHA_FUNCTION)(x, tf.constant(a, tf.float32))
+    return TileFunctions(fn, int(saved.scale.numpy()), read_metadata(path), saved.signatures, make)

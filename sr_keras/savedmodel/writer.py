@@ -1,0 +1,69 @@
+"""Writing a generator as a versioned SavedModel that TF Serving serves as it is (`sr-export`).
+
+A version is built in a hidden staging folder and renamed when complete (`layout.prepare_version` /
+`publish_version`), so a server never sees half a version and an interrupted export leaves no numbered folder.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from sr_keras import signatures, tiling
+from sr_keras.limits import DEFAULT_EXPORT_MAX_INPUT_PIXELS, check_alpha
+from sr_keras.models.precision import float32_copy
+from sr_keras.savedmodel import layout
+from sr_keras.savedmodel.sr_module import DEFAULT_TILE, InterpolatedSRModule, SRModule
+from sr_keras.version import __version__
+
+
+def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
+           version: Optional[int] = None, tile: int = DEFAULT_TILE,
+           max_input_pixels: int = DEFAULT_EXPORT_MAX_INPUT_PIXELS, psnr_generator: Optional[keras.Model] = None,
+           default_alpha: float = 1.0) -> str:
+    """Writes `<export_dir>/<model_name>/<version>/` atomically; returns its path.
+
+    The signatures run `tile` x `tile` tiles with the generator's receptive field as context (measured here), and
+    refuse requests over `max_input_pixels` (0: no limit) with INVALID_ARGUMENT, which TF Serving answers with 400.
+    With `psnr_generator` (the pixel phase's generator of the same run), `generator` is the GAN end of a network-
+    interpolation knob: the export gets the `_alpha` signatures, and the plain ones run at `default_alpha`.
+
+    Raises:
+      ExportError: the version already exists, or the folder cannot be written.
+    """
+    model_dir = os.path.join(export_dir, model_name)
+    version, staging = layout.prepare_version(model_dir, version)
+    try:
+        module, meta = _module(generator, meta, tile, max_input_pixels, psnr_generator, default_alpha)
+        tf.saved_model.save(module, staging, signatures=module.signature_functions())
+        layout.write_metadata(staging, {
+            **meta, "version": version, "model_name": model_name, "sr_keras_version": __version__,
+            "tensorflow_version": tf.__version__,
+            "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "signatures": signatures.describe_all(interpolation=psnr_generator is not None)})
+        return layout.publish_version(staging, model_dir, version)
+    except BaseException:
+        layout.discard(staging)
+        raise
+
+
+def _module(generator, meta: dict, tile: int, max_input_pixels: int, psnr_generator, default_alpha: float) -> tuple:
+    """(the module to save, `meta` with its tiling, limit and interpolation) for a float32 copy of `generator`,
+    with the context of its tiles measured from its receptive field."""
+    g32 = float32_copy(generator)
+    scale = int(meta["scale"])
+    overlap = tiling.default_overlap(tiling.measure_receptive_field(
+        lambda x: g32(tf.constant(x), training=False).numpy(), scale))
+    meta = {**meta, "tiling": {"tile": tile, "overlap": overlap}, "max_input_pixels": max_input_pixels}
+    if psnr_generator is None:
+        return SRModule(g32, scale, tile, overlap, max_input_pixels), meta
+    default_alpha = check_alpha(default_alpha)
+    module = InterpolatedSRModule(float32_copy(psnr_generator), g32, scale, default_alpha, tile, overlap,
+                                  max_input_pixels)
+    return module, {**meta, "interpolation": {"default_alpha": default_alpha, "blend": "weights",
+                                              "ends": "alpha 0: the pixel (PSNR) phase's EMA generator; alpha 1: "
+                                                      "the GAN phase's"}}

@@ -1,0 +1,3 @@
+"""The package version, a leaf: read by the package and by every artifact writer."""
+
+__version__ = "0.1.0"
