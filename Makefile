@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 test: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=25
 
 test-fast: install
 	$(PY) -m pytest tests -m "not slow"

@@ -35,7 +35,7 @@ def training_curves_figure(rows: list, smooth: int = SMOOTH, pretrain_steps: Opt
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # After use("Agg"), which must come first.
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True, constrained_layout=True)
     if val:

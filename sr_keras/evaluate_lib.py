@@ -255,7 +255,7 @@ def plot_against_alpha(results: dict, path: str) -> Optional[str]:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # After use("Agg"), which must come first.
 
     bic = results["methods"]["bicubic"]["mean"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), constrained_layout=True)

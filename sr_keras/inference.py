@@ -63,6 +63,7 @@ class Enhancer:
         loaded = reader.tile_functions(path, PRECISIONS[precision])
         self._fn, self.scale, self.metadata = loaded.fn, loaded.scale, loaded.metadata
         self.signatures, self._make_alpha_fn = loaded.signatures, loaded.make_alpha_fn
+        self._keras = loaded.keras
 
     @property
     def interpolation(self) -> bool:

@@ -106,6 +106,7 @@ class TileFunctions:
     metadata: dict
     signatures: dict
     make_alpha_fn: Optional[Callable] = None
+    keras: Optional[keras.Model] = None  # The rebuilt generator, in its policy (None when run as exported).
 
 
 def _keras_fn(generator):
@@ -124,14 +125,15 @@ def tile_functions(path: str, policy: Optional[str] = None) -> TileFunctions:
 
         def in_policy(g):
             return with_policy(g, policy) if policy else g
-        fn = _keras_fn(in_policy(generator))
+        model = in_policy(generator)
+        fn = _keras_fn(model)
         make = None
         if "interpolation" in meta:
             psnr, gan = interpolation_ends(path)
 
             def make(a):
                 return _keras_fn(in_policy(interpolated_generator(psnr, gan, a)))
-        return TileFunctions(fn, measure_scale(lambda x: fn(tf.constant(x))), meta, {}, make)
+        return TileFunctions(fn, measure_scale(lambda x: fn(tf.constant(x))), meta, {}, make, model)
     saved = tf.saved_model.load(path)  # The closures below keep the loaded object (and its variables) alive.
     if hasattr(saved, signatures.TILE_FUNCTION):  # One untiled model call (exports since 0.2).
         def fn(x):
