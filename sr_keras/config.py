@@ -23,6 +23,15 @@ MODELS = ("srgan", "dcgan")
 CONTENT_LOSSES = ("vgg54", "vgg22", "l1", "mse")
 SCHEDULES = ("step", "cosine")
 SCALES = (2, 4, 8)  # Both generators upsample in log2(scale) x2 stages (or one x`scale` pixel shuffle).
+GENERATORS = ("srgan", "span", "rrdb")  # An SRGAN-family run's generator (the DCGAN variant's is fixed).
+PIXEL_LOSSES = ("mse", "l1")
+UPSAMPLERS = ("srresnet", "espcn", "nearest")
+VGG_FALLBACKS = ("mse", "error")
+MIXED_PRECISIONS = ("mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+# Building datasets (sr-build-tfrecords).
+BUILD_SCALES = (2, 3, 4, 8)
+DEGRADATIONS = ("bicubic", "realistic")
 
 
 @dataclasses.dataclass(frozen=True)

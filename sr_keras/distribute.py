@@ -7,7 +7,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+from sr_keras.config import STRATEGIES  # noqa: F401 - named once, in the config; part of this API.
 
 
 def split_cpu(replicas: int) -> None:

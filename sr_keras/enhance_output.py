@@ -12,12 +12,13 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw, PngImagePlugin
 
+from sr_keras import limits
 from sr_keras.data.degradation import bicubic_upscale
 from sr_keras.png_writer import PngWriter
 
 SOFTWARE_TAG = "sr_keras"  # "Software" of every output (PNG tEXt, EXIF 0x0131): how sr-enhance knows its own files.
 EXIF_SOFTWARE = 0x0131
-EXTENSIONS = ("auto", "png", "jpg", "webp")
+EXTENSIONS = limits.OUTPUT_EXTENSIONS
 SAME_FORMAT = {".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".png": "png"}  # auto; anything else -> png.
 
 
@@ -34,7 +35,7 @@ class OutputFormat:
     """
 
     ext: str = "auto"
-    quality: int = 95
+    quality: int = limits.DEFAULT_QUALITY
     suffix: Optional[str] = None
     outscale: Optional[float] = None
 

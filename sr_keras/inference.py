@@ -31,10 +31,7 @@ DEFAULT_TILE = limits.DEFAULT_TILE
 DEFAULT_MAX_INPUT_PIXELS = limits.DEFAULT_MAX_INPUT_PIXELS  # Refused from the header, before decoding.
 _SIZE_FLAG = "max_input_pixels"  # Named in ImageTooLargeError: the argument of `load` that raises the limit.
 DEFAULT_OVERLAP = None  # None: the model's measured receptive field (at least 16), so tiles never show seams.
-# Compute precision of the generator: float32 runs the exported graph as is; the others rebuild the Keras generator
-# under a mixed policy (weights stay float32). bfloat16 suits CPUs with native bf16 (AVX512_BF16, AMX) and TPUs,
-# float16 suits GPUs; on the default model bf16 was 1.60x faster on this project's CPU at -0.002 dB PSNR-Y.
-PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+PRECISIONS = limits.PRECISIONS
 
 
 class Cancelled(RuntimeError):

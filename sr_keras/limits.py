@@ -13,6 +13,11 @@ DEFAULT_MAX_INPUT_PIXELS = 36_000_000  # The API and sr-enhance: a 7360x4912 cam
 DEFAULT_EXPORT_MAX_INPUT_PIXELS = 4_000_000  # Exported signatures, per request (sr-export --max_input_pixels).
 DEFAULT_SERVE_MAX_INPUT_PIXELS = 2_000_000  # sr-serve, per request: about 17 s at x4 on 2 CPU cores per MP.
 DEFAULT_BUILD_MAX_INPUT_PIXELS = 100_000_000  # sr-build-tfrecords, per photo.
+# Compute precision of inference -> Keras mixed policy (None: float32, the exported graph as it is). bfloat16 suits
+# CPUs with native bf16 (AVX512_BF16, AMX) and TPUs, float16 GPUs.
+PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+OUTPUT_EXTENSIONS = ("auto", "png", "jpg", "webp")  # sr-enhance --ext (auto: the input's own format).
+DEFAULT_QUALITY = 95  # JPEG/WebP quality of sr-enhance outputs, 1..100.
 ALPHA_RANGE = (0.0, 1.0)  # Network interpolation: 0 the PSNR generator, 1 the GAN generator.
 
 

@@ -125,7 +125,7 @@ def make_default_model(workdir: str, eval_out: str, out_dir: Optional[str] = Non
     when everything succeeded.
 
     Raises:
-      layout.ExportError: the run cannot be exported (no run, no checkpoint).
+      run_dir.RunError: no run, or no checkpoint to export; layout.ExportError: the export cannot be written.
     """
     generator, meta = run_dir.generator_from_workdir(workdir)
     meta["model_name"] = "default"

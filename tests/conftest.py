@@ -3,6 +3,7 @@ tested without GPUs (this must run before any TF op, hence at import time)."""
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -25,14 +26,60 @@ tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceCon
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_cli(module: str, *args: str, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
-    """Runs `python -m sr_keras.cli.<module> args...` in a fresh process, as a user would."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
-    proc = subprocess.run([sys.executable, "-m", f"sr_keras.cli.{module}", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=REPO)
+def run_cli(module: str, *args: str, timeout: float = 600, check: bool = False,
+            fresh_process: bool = False) -> subprocess.CompletedProcess:
+    """Runs the binary `sr_keras.cli.<module>` with `args`, as a user would, and returns its exit code and output.
+
+    In this process by default: the binary's own flags are defined afresh and parsed from `args`, and its `main`
+    runs with stdout and stderr captured (binaries share flag names such as --model, so the others' are forgotten
+    first). `fresh_process=True` runs `python -m sr_keras.cli.<module>` instead; tests/test_cli_help.py does that
+    for every binary, so each is also run for real in its own process.
+    """
+    if fresh_process:
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+        proc = subprocess.run([sys.executable, "-m", f"sr_keras.cli.{module}", *args], capture_output=True,
+                              text=True, timeout=timeout, env=env, cwd=REPO)
+    else:
+        proc = _run_in_process(module, list(args))
     if check and proc.returncode != 0:
         raise AssertionError(f"{module} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def _run_in_process(module: str, args: list) -> subprocess.CompletedProcess:
+    import contextlib
+    import importlib
+    import io
+
+    from absl import flags
+
+    fv = flags.FLAGS
+    for name, defined in list(fv.flags_by_module_dict().items()):
+        if name.startswith("sr_keras.cli.") and name != "sr_keras.cli.utils":
+            for flag in list(defined):  # Deleting edits this list.
+                if flag.name in fv:
+                    delattr(fv, flag.name)
+    name = f"sr_keras.cli.{module}"
+    sys.modules.pop(name, None)
+    binary = importlib.import_module(name)  # Defines its flags again, with their defaults.
+    fv.unparse_flags()
+    out, err, cwd = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(REPO)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = binary.main(fv([f"sr-{module.replace('_', '-')}", *args])) or 0
+            except flags.Error as e:  # As absl's app.run reports a bad flag.
+                print(f"FATAL Flags parsing error: {e}", file=sys.stderr)
+                code = 1
+            except SystemExit as e:
+                if e.code is not None and not isinstance(e.code, int):
+                    print(e.code, file=sys.stderr)
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(cwd)
+        fv.unparse_flags()
+    return subprocess.CompletedProcess([name, *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")
@@ -116,6 +163,18 @@ def export_with_architecture(tmp_path):
     return g, writer.export(g, meta, str(tmp_path), "m")
 
 
+def offline(monkeypatch) -> None:
+    """Makes every download of this process fail for real: HTTP(S) goes through a proxy on a closed local port
+    (urllib, which Keras' `get_file` uses, honours these variables), so no test depends on the machine's network."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # Free now, and nothing listens there.
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, f"http://127.0.0.1:{closed}")
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+
+
 def png_bytes(arr) -> bytes:
     import io
 
@@ -126,4 +185,4 @@ def png_bytes(arr) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["run_cli", "write_photo", "tiny_generator", "export_with_architecture", "png_bytes", "REPO", "shutil"]
+__all__ = ["offline", "run_cli", "write_photo", "tiny_generator", "export_with_architecture", "png_bytes", "REPO", "shutil"]

@@ -241,7 +241,7 @@ def test_killed_rebuild_leaves_the_previous_dataset_intact_and_rerun_is_correct(
     deadline = time.time() + 120
 
     def staged_bytes():
-        return sum(os.path.getsize(os.path.join(d, f)) for d in glob.glob(str(tmp_path / ".sr_keras-tmp-build-*"))
+        return sum(os.path.getsize(os.path.join(d, f)) for d in glob.glob(str(tmp_path / ".sr_keras-tmp-*build-*"))
                    for f in os.listdir(d) if f.endswith(".tfrecord"))
     while time.time() < deadline and staged_bytes() < 400_000:  # Kill once the new shards hold some records.
         time.sleep(0.05)

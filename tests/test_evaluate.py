@@ -12,7 +12,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from sr_keras import evaluate_lib, run_dir
-from sr_keras.cli import demo
+from sr_keras import demo
 from sr_keras.data import sources
 from sr_keras.savedmodel import writer
 

@@ -98,7 +98,7 @@ def test_kill_during_a_streamed_write_leaves_only_the_temporary_name(enhancer, t
     src = tmp_path / "big.png"
     write_photo(str(src), 600, 600)
     out = tmp_path / "out"
-    code = (f"import sr_keras, os, signal\nfrom sr_keras import enhance_lib, imageio\n"
+    code = (f"import sr_keras, os, signal\nfrom sr_keras import enhance_lib, png_writer\n"
             f"m = sr_keras.load({enhancer.path!r}, tile=32)\n"
             "real = png_writer.PngWriter.write_rows\n"
             "def w(self, rows):\n    real(self, rows)\n    os.kill(os.getpid(), signal.SIGKILL)\n"

@@ -37,7 +37,7 @@ def _photo_crop(h, w):
 
 # --- Verified equal to the original -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", SPAN + ["realesrgan_x4plus"])
+@pytest.mark.parametrize("name", SPAN + [pytest.param("realesrgan_x4plus", marks=pytest.mark.slow)])
 def test_converted_model_equals_ncnn_within_one_level(name):
     lr = _photo_crop(36, 44) if name.startswith("span") else _photo_crop(24, 28)
     generator, meta = zoo_cache.keras_generator(name)

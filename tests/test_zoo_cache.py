@@ -126,7 +126,7 @@ def test_a_broken_cache_location_is_one_line(tmp_path, monkeypatch, kind):
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
-_CONVERT = ("import sys; from sr_keras import zoo; print(zoo_cache.ensure(sys.argv[1], log=lambda m: None)); "
+_CONVERT = ("import sys; from sr_keras.zoo import cache as zoo_cache; print(zoo_cache.ensure(sys.argv[1], log=lambda m: None)); "
             "print(zoo_cache.verify(sys.argv[1]))")
 
 
@@ -152,6 +152,7 @@ def test_a_killed_conversion_leaves_no_entry_or_a_whole_one(tmp_path, monkeypatc
     for delay in (4.0, 9.0):
         p = _convert_in_subprocess(tmp_path, "span_x2_ch48")
         time.sleep(delay)
+        assert p.poll() is None, p.communicate()[1][-500:]  # Killed mid-conversion, not after a crash.
         p.send_signal(signal.SIGKILL)
         p.wait()
         assert zoo_cache.verify("span_x2_ch48") in ("missing", None)  # Never a half-written entry, never a lost card.

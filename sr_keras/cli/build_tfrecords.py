@@ -9,6 +9,7 @@ import sys
 
 from absl import flags
 
+from sr_keras import config  # A leaf: no TensorFlow import, --help stays fast.
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
@@ -24,7 +25,7 @@ _HR_SIZE = flags.DEFINE_integer("hr_size", -1, "N: centre-square crop and resize
 _MIN_SIDE = flags.DEFINE_integer("min_side", 96, "With --hr_size=0, skip images whose shorter side is below.")
 _NUM_SHARDS = flags.DEFINE_integer("num_shards", 0, "Training shards (0: one per 2000 images).")
 _WORKERS = flags.DEFINE_integer("workers", 0, "Worker processes (0: all cores).")
-_DEGRADATION = flags.DEFINE_enum("degradation", "bicubic", ["bicubic", "realistic"], "How LR is made.")
+_DEGRADATION = flags.DEFINE_enum("degradation", "bicubic", list(config.DEGRADATIONS), "How LR is made.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the realistic degradation.")
 _MAX_IMAGES = flags.DEFINE_integer("max_images", 0, "Use at most this many images per split (0: all).")
 _RESCALES = flags.DEFINE_list("train_rescales", [], "Multi-scale augmentation: the train split also gets pairs "

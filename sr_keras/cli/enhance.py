@@ -17,6 +17,7 @@ import sys
 
 from absl import flags
 
+from sr_keras import limits  # A leaf: no TensorFlow import, --help stays fast.
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
@@ -24,10 +25,10 @@ _MODEL = flags.DEFINE_string("model", None, "Model name (span_x4, sr_keras_x4, .
                              "version folder or .keras file (default: the best model this install has).")
 _INPUT = flags.DEFINE_string("input", None, "A file, a folder or a glob.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "enhanced", "Where the outputs go.")
-_TILE = flags.DEFINE_integer("tile", 256, "Tile side in input pixels (0: whole image at once).")
+_TILE = flags.DEFINE_integer("tile", limits.DEFAULT_TILE, "Tile side in input pixels (0: whole image at once).")
 _OVERLAP = flags.DEFINE_integer("tile_overlap", None, "Context and cross-fade between tiles, in input pixels "
                                 "(default: the model's receptive field, the least that shows no seam).")
-_PRECISION = flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16", "float16"],
+_PRECISION = flags.DEFINE_enum("precision", "float32", list(limits.PRECISIONS),
                                "Compute precision: bfloat16 is faster on CPUs with native bf16 and TPUs, float16 on "
                                "GPUs (weights stay float32).")
 _ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Average over the 8 flips/rotations of each input (8x "
@@ -36,13 +37,13 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace outputs that already
 _ALPHA = flags.DEFINE_float("alpha", None, "Network interpolation of a GAN model exported with it: 0 = its PSNR "
                             "generator (smooth, faithful), 1 = its GAN generator (sharp, invented detail), between "
                             "= a blend of their weights. Default: the export's default_alpha.")
-_MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 36_000_000, "Skip inputs with more pixels (read from the "
+_MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", limits.DEFAULT_MAX_INPUT_PIXELS, "Skip inputs with more pixels (read from the "
                                    "header, before decoding); memory stays bounded for any size, time does not.")
 _COMPARE = flags.DEFINE_bool("compare", False, "Also write a labelled bicubic | model picture.")
-_EXT = flags.DEFINE_enum("ext", "auto", ["auto", "png", "jpg", "webp"], "Output format: auto keeps the input's "
+_EXT = flags.DEFINE_enum("ext", "auto", list(limits.OUTPUT_EXTENSIONS), "Output format: auto keeps the input's "
                          "(JPEG stays JPEG, WebP stays WebP, others PNG); JPEG cannot hold alpha or 16 bits, so such "
                          "images are written as PNG.")
-_QUALITY = flags.DEFINE_integer("quality", 95, "JPEG/WebP quality (1..100).")
+_QUALITY = flags.DEFINE_integer("quality", limits.DEFAULT_QUALITY, "JPEG/WebP quality (1..100).")
 _SUFFIX = flags.DEFINE_string("suffix", None, "Output name suffix: <stem>_<suffix>.<ext> (default: x<outscale>).")
 _OUTSCALE = flags.DEFINE_float("outscale", None, "Final scale, e.g. 2 or 3.5: the model's output resized with "
                                "Lanczos (default: the model's scale).")
@@ -53,7 +54,7 @@ def main(argv):
     del argv
     quiet_tf_logs()
     import sr_keras
-    from sr_keras import enhance_lib, limits
+    from sr_keras import enhance_lib
     from sr_keras.savedmodel import layout
 
     try:  # Checked before the inputs are listed and the model loads.

@@ -9,6 +9,7 @@ import sys
 
 from absl import flags
 
+from sr_keras import limits  # A leaf: no TensorFlow import, --help stays fast.
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
@@ -19,9 +20,9 @@ _MODEL = flags.DEFINE_string("model", None, "A zoo model by name (span_x4, reale
 _EXPORT_DIR = flags.DEFINE_string("export_dir", "export", "TF Serving model base path root.")
 _NAME = flags.DEFINE_string("model_name", None, "Model name (default: the model kind, e.g. srgan).")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: the next integer, from 1).")
-_TILE = flags.DEFINE_integer("tile", 256, "The signatures run tiles of this side (input pixels; 0: whole images), "
+_TILE = flags.DEFINE_integer("tile", limits.DEFAULT_TILE, "The signatures run tiles of this side (input pixels; 0: whole images), "
                              "so memory stays bounded for any allowed input.")
-_MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 4_000_000, "The signatures refuse requests with more input "
+_MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", limits.DEFAULT_EXPORT_MAX_INPUT_PIXELS, "The signatures refuse requests with more input "
                                    "pixels (all instances together; 0: no limit).")
 _DEFAULT_ALPHA = flags.DEFINE_float("default_alpha", 1.0, "For a run with a GAN phase: the network-interpolation "
                                     "point of the plain signatures (0: the pixel phase's generator, 1: the GAN "
@@ -33,28 +34,15 @@ _INTERPOLATION = flags.DEFINE_bool("interpolation", True, "Export the network-in
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import run_dir
-    from sr_keras.savedmodel import layout, reader, writer
+    from sr_keras import export_sources
 
-    if sum(bool(v) for v in (_WORKDIR.value, _KERAS.value, _MODEL.value)) != 1:
-        fail("pass exactly one of --workdir (a training run), --keras_model (a .keras file) or --model (a zoo name)")
     try:
-        psnr = None
-        if _MODEL.value:
-            from sr_keras.zoo import cache as zoo_cache
-
-            generator, meta = zoo_cache.keras_generator(_MODEL.value)
-        elif _WORKDIR.value:
-            generator, meta = run_dir.generator_from_workdir(_WORKDIR.value)
-            psnr = run_dir.psnr_generator_from_workdir(_WORKDIR.value) if _INTERPOLATION.value else None
-        else:
-            generator, meta = reader.load_keras(_KERAS.value)
-        name = _NAME.value or str(meta["model"])
-        path = writer.export(generator, meta, _EXPORT_DIR.value, name, _VERSION.value, _TILE.value,
-                                 _MAX_PIXELS.value, psnr_generator=psnr, default_alpha=_DEFAULT_ALPHA.value)
-    except (layout.ExportError, layout.ModelNotFoundError, layout.SavedModelError, run_dir.RunError, ValueError) as e:
+        path, name, meta, knob = export_sources.export(
+            _EXPORT_DIR.value, _NAME.value, _VERSION.value, _TILE.value, _MAX_PIXELS.value, _DEFAULT_ALPHA.value,
+            workdir=_WORKDIR.value, keras_model=_KERAS.value, model=_MODEL.value, interpolation=_INTERPOLATION.value)
+    except export_sources.ERRORS as e:
         fail(str(e))
-    knob = f", network interpolation (default alpha {_DEFAULT_ALPHA.value:g})" if psnr is not None else ""
+    knob = f", network interpolation (default alpha {_DEFAULT_ALPHA.value:g})" if knob else ""
     print(f"exported {name} version {path.rsplit('/', 1)[-1]} (x{meta['scale']}{knob}) to {path}")
     return 0
 

@@ -23,7 +23,7 @@ _REPRODUCE = flags.DEFINE_bool("reproduce", False, "Run the recipe (model_card.R
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import model_card
+    from sr_keras import model_card, run_dir
     from sr_keras.savedmodel import layout
 
     if _REPRODUCE.value:
@@ -31,7 +31,7 @@ def main(argv):
     try:
         card = model_card.make_default_model(_WORKDIR.value or model_card.RECIPE_WORKDIR, _EVAL_OUT.value,
                                              _OUT_DIR.value, _TEST_IMAGES.value)
-    except layout.ExportError as e:
+    except (layout.ExportError, run_dir.RunError) as e:
         fail(str(e))
     with open(card) as f:
         print(f.read())

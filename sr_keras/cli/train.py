@@ -14,13 +14,11 @@ import sys
 
 from absl import flags
 
-from sr_keras import (
-    config as config_presets,  # No TensorFlow import: --help stays fast.
-)
+from sr_keras import config as config_presets  # No TensorFlow import: --help stays fast.
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
-_MODEL = flags.DEFINE_enum("model", "srgan", ["srgan", "dcgan"], "Which GAN.")
+_MODEL = flags.DEFINE_enum("model", "srgan", list(config_presets.MODELS), "Which GAN.")
 _PRESET = flags.DEFINE_enum("preset", "sample_x4", list(config_presets.PRESETS),
                             "Config preset.")
 _SCALE = flags.DEFINE_enum("scale", None, [str(s) for s in config_presets.SCALES], "Upscaling factor (default: "
@@ -34,16 +32,16 @@ _GAN = flags.DEFINE_integer("gan_steps", None, "Phase 2 steps (adversarial).")
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Adam learning rate of G and D.")
 _SCHEDULE = flags.DEFINE_enum("schedule", None, list(config_presets.SCHEDULES), "Learning-rate schedule. step: "
                               "x0.1 halfway through the GAN phase (paper); cosine: to 1/100 over all steps.")
-_PRETRAIN_LOSS = flags.DEFINE_enum("pretrain_loss", None, ["mse", "l1"], "Phase-1 pixel loss.")
+_PRETRAIN_LOSS = flags.DEFINE_enum("pretrain_loss", None, list(config_presets.PIXEL_LOSSES), "Phase-1 pixel loss.")
 _BLOCKS = flags.DEFINE_integer("num_blocks", None, "Generator residual blocks.")
 _FILTERS = flags.DEFINE_integer("filters", None, "Generator width.")
 _BICUBIC_SKIP = flags.DEFINE_bool("bicubic_skip", None, "Output = bicubic(lr) + f(lr) (VDSR-style residual).")
-_UPSAMPLER = flags.DEFINE_enum("upsampler", None, ["srresnet", "espcn", "nearest"], "SRGAN generator tail: "
+_UPSAMPLER = flags.DEFINE_enum("upsampler", None, list(config_presets.UPSAMPLERS), "SRGAN generator tail: "
                                "srresnet (the paper's x2 stages and 9x9 conv at HR), espcn (one pixel shuffle after "
                                "LR convs) or nearest (resize-convolution, as ESRGAN: no checkerboard under an "
                                "adversarial loss).")
 _BATCH_NORM = flags.DEFINE_bool("batch_norm", None, "SRGAN generator BatchNorms (--nobatch_norm: EDSR-style).")
-_CONTENT = flags.DEFINE_enum("content_loss", None, ["vgg54", "vgg22", "l1", "mse"], "Phase-2 content loss.")
+_CONTENT = flags.DEFINE_enum("content_loss", None, list(config_presets.CONTENT_LOSSES), "Phase-2 content loss.")
 _LOSS_WEIGHTS = flags.DEFINE_enum("loss_weights", None, list(config_presets.LOSS_WEIGHTS), "A named set of phase-2 "
                                   "loss weights: esrgan (perceptual 1, L1 pixel 1e-2, adversarial 5e-3; BasicSR, "
                                   "mmagic, ESRGAN; the SRGAN default) or srgan_paper (1, 0, 1e-3). The weight flags "
@@ -51,22 +49,21 @@ _LOSS_WEIGHTS = flags.DEFINE_enum("loss_weights", None, list(config_presets.LOSS
 _CONTENT_WEIGHT = flags.DEFINE_float("content_weight", None, "Weight of the phase-2 content loss.")
 _PIXEL_WEIGHT = flags.DEFINE_float("pixel_weight", None, "Weight of the phase-2 L1 pixel term.")
 _ADV_WEIGHT = flags.DEFINE_float("adv_weight", None, "Weight of the adversarial loss.")
-_VGG_FALLBACK = flags.DEFINE_enum("vgg_fallback", None, ["mse", "error"], "When --vgg_weights=imagenet cannot be "
+_VGG_FALLBACK = flags.DEFINE_enum("vgg_fallback", None, list(config_presets.VGG_FALLBACKS), "When --vgg_weights=imagenet cannot be "
                                   "found or downloaded: mse trains SRGAN-MSE and says so (default); error stops.")
 _D_STEPS = flags.DEFINE_integer("d_steps", None, "Discriminator updates per generator update.")
 _EMA = flags.DEFINE_float("ema_decay", None, "Decay of the EMA generator that is evaluated and exported.")
-_STRATEGY = flags.DEFINE_enum("strategy", "auto", ["auto", "default", "one_device", "mirrored", "multi_worker",
-                                                   "tpu"], "tf.distribute strategy.")
+_STRATEGY = flags.DEFINE_enum("strategy", "auto", list(config_presets.STRATEGIES), "tf.distribute strategy.")
 _CPU_REPLICAS = flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into N logical devices (testing).")
 _TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
 _VGG = flags.DEFINE_string("vgg_weights", None, "imagenet | PATH to the VGG19 notop .h5 | none (not perceptual).")
-_MIXED = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "none", "mixed_float16", "mixed_bfloat16"],
+_MIXED = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "none", *config_presets.MIXED_PRECISIONS],
                            "Mixed precision. auto: mixed_bfloat16 on TPUs and CPUs with native bf16, else none.")
 _JIT = flags.DEFINE_bool("jit_compile", None, "XLA-compile the train step.")
 _CKPT_EVERY = flags.DEFINE_integer("ckpt_every", None, "Steps between checkpoints.")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", None, "Steps between validation runs.")
 _SEED = flags.DEFINE_integer("seed", None, "Seed of data order, crops and initialisation.")
-_GENERATOR = flags.DEFINE_enum("generator", None, ["srgan", "span", "rrdb"], "Generator architecture of an SRGAN-"
+_GENERATOR = flags.DEFINE_enum("generator", None, list(config_presets.GENERATORS), "Generator architecture of an SRGAN-"
                                "style run (default: --model's own): span (SPAN) or rrdb (ESRGAN's RRDBNet) train with "
                                "SRGAN's discriminator and losses.")
 _INIT_FROM = flags.DEFINE_string("init_from", None, "Start the generator from a zoo model's weights (span_x4, "

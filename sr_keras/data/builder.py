@@ -14,6 +14,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from sr_keras import config as config_lib
 from sr_keras import progress, safe_files
 from sr_keras.data import schema, shards
 from sr_keras.data import sources as sources_lib
@@ -27,7 +28,7 @@ from sr_keras.data.degradation import (
 from sr_keras.data.shards import RECORDS_PER_SHARD, BuildError  # noqa: F401 - part of this API.
 from sr_keras.imageio import ImageError, load_rgb8
 
-SCALES = (2, 3, 4, 8)
+SCALES = config_lib.BUILD_SCALES
 
 
 

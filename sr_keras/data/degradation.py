@@ -14,7 +14,9 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-DEGRADATIONS = ("bicubic", "realistic")
+from sr_keras import config
+
+DEGRADATIONS = config.DEGRADATIONS
 
 
 @dataclasses.dataclass(frozen=True)
