@@ -13,8 +13,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import atexit  # noqa: E402
 import tempfile  # noqa: E402
 
-os.environ["SR_KERAS_CACHE"] = tempfile.mkdtemp(prefix="srk_test_cache_")
-atexit.register(shutil.rmtree, os.environ["SR_KERAS_CACHE"], True)
+# With pytest-xdist, the workers share the controller's cache (conversions of one model wait on its lock), and only
+# the controller removes it.
+if not (os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("SR_KERAS_CACHE", "").startswith(
+        os.path.join(tempfile.gettempdir(), "srk_test_cache_"))):
+    os.environ["SR_KERAS_CACHE"] = tempfile.mkdtemp(prefix="srk_test_cache_")
+    atexit.register(shutil.rmtree, os.environ["SR_KERAS_CACHE"], True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
