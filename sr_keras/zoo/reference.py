@@ -16,16 +16,20 @@ INPUT, OUTPUT = "data", "output"  # The blob names in both packages' .param file
 class NcnnModel:
     """An ncnn network from a zoo entry's original files, computing in float32 on the CPU."""
 
-    def __init__(self, name: str, threads: int = 0):
+    def __init__(self, name: str, threads: int = 0, files: tuple = ()):
+        """`files`: (param path, bin path, scale) of a network of a zoo architecture instead of a zoo name's."""
         try:
             # Here, not at the top: ncnn is a test dependency, not the package's.
             import ncnn
         except ImportError:
             raise ImportError("running the original ncnn models needs the ncnn package: pip install ncnn") from None
 
-        entry = zoo.MODELS[name]
-        source = zoo_cache.provenance(entry)
-        self.scale = entry.scale
+        if files:
+            param_path, bin_path, self.scale = files
+        else:
+            entry = zoo.MODELS[name]
+            paths = zoo_cache.provenance(entry)["files"]
+            param_path, bin_path, self.scale = paths[entry.param]["path"], paths[entry.bin]["path"], entry.scale
         self.net = ncnn.Net()
         opt = self.net.opt
         opt.use_vulkan_compute = False
@@ -36,8 +40,7 @@ class NcnnModel:
             if hasattr(opt, flag):
                 setattr(opt, flag, False)
         opt.num_threads = threads or os.cpu_count() or 1
-        files = source["files"]
-        if self.net.load_param(files[entry.param]["path"]) or self.net.load_model(files[entry.bin]["path"]):
+        if self.net.load_param(param_path) or self.net.load_model(bin_path):
             raise RuntimeError(f"ncnn could not load {name}")
         self._ncnn = ncnn
 
