@@ -32,13 +32,14 @@ def resolve_model_path(path: Optional[str] = None) -> str:
 
     if path in (None, "", "default"):
         path = zoo_cache.default_name()
-    if path in zoo.NAMES and not os.path.exists(path):
-        path = zoo_cache.ensure(path)
+    if not os.path.exists(path) and zoo.match_name(path):  # Names match case-insensitively.
+        path = zoo_cache.ensure(zoo.match_name(path))
     try:
         return layout.resolve(path)
-    except layout.ModelNotFoundError as e:
+    except layout.ModelNotFoundError:
         if not os.path.exists(path) and os.sep not in path and not path.endswith(".keras"):
-            raise layout.ModelNotFoundError(f"{e} (or a model name: {', '.join(zoo.NAMES)}; see sr-models)") from None
+            raise layout.ModelNotFoundError(f"{path}: not a model folder, file or name{zoo.did_you_mean(path)}; "
+                                            f"the names are {', '.join(zoo.NAMES)} (sr-models lists them)") from None
         raise
 
 

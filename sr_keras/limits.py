@@ -5,6 +5,7 @@ Each check raises ValueError with one line naming the argument or flag and what 
 
 from __future__ import annotations
 
+import numbers
 from typing import Optional
 
 DEFAULT_TILE = 256  # Core tile side in LR pixels: sr_keras.load, sr-enhance and the exported signatures.
@@ -33,21 +34,22 @@ def check_alpha(alpha: float, name: str = "alpha") -> float:
 
 def check_tile(tile: Optional[int], name: str = "tile") -> Optional[int]:
     """A core tile side in LR pixels: 0 (the whole image at once) or more; None: the default."""
-    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 0):
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 0):
         raise ValueError(f"{name}={tile!r} must be 0 (whole image at once) or a tile side in pixels")
     return tile
 
 
 def check_overlap(overlap: Optional[int], name: str = "tile_overlap") -> Optional[int]:
     """Tile context in LR pixels: 0 or more; None: the model's measured receptive field."""
-    if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0):
+    if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, numbers.Integral)
+                                   or overlap < 0):
         raise ValueError(f"{name}={overlap!r} must be 0 or more pixels (leave it out for the model's own context)")
     return overlap
 
 
 def check_max_pixels(max_pixels: Optional[int], name: str = "max_input_pixels") -> Optional[int]:
     """A pixel limit: None or 0 (no limit), or a positive count."""
-    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral)
                                    or max_pixels < 0):
         raise ValueError(f"{name}={max_pixels!r} must be 0 (no limit) or a number of pixels")
     return max_pixels

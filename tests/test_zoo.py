@@ -211,7 +211,14 @@ def test_sr_enhance_sr_evaluate_and_sr_models_take_names(tmp_path):
     assert "| span_x4 (default) | x4 | 498,208 |" in listing
     assert "realesrgan_x4plus" in listing and "BSD-3-Clause" in listing and "sr_keras_x4" in listing
     bad = run_cli("enhance", "--model=span_x9", f"--input={tmp_path / 'in'}", f"--output_dir={tmp_path / 'o2'}")
-    assert bad.returncode == 2 and "sr-models" in bad.stderr
+    assert bad.returncode == 2 and "sr-models" in bad.stderr and "(did you mean span_x" in bad.stderr
+
+
+def test_names_match_case_insensitively_and_typos_get_a_suggestion():
+    assert zoo.match_name("SPAN_X4") == "span_x4" and zoo.match_name(" RealESRGAN_x4plus") == "realesrgan_x4plus"
+    assert zoo.match_name("span_x9") is None and zoo.match_name("Sr_Keras_X4") == zoo.OWN
+    assert zoo.did_you_mean("realesrgan_4xplus") == " (did you mean realesrgan_x4plus?)"
+    assert zoo.did_you_mean("completely-unrelated") == ""
 
 
 @pytest.mark.slow

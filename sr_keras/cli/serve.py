@@ -84,10 +84,11 @@ def main(argv):
             fail("--model_name renames one model; with several --model names each is served under its own")
         models = []
         try:
-            for zoo_name in names:
-                if zoo_name is not None and zoo_name not in zoo.NAMES:
-                    fail(f"--model={zoo_name}: not a model name ({', '.join(zoo.NAMES)}); serve a folder with "
-                         "--model_base_path")
+            for asked in names:
+                zoo_name = zoo.match_name(asked) if asked is not None else None
+                if asked is not None and zoo_name is None:
+                    fail(f"--model={asked}: not a model name{zoo.did_you_mean(asked)} ({', '.join(zoo.NAMES)}); "
+                         "serve a folder with --model_base_path")
                 served = _NAME.value or zoo_name or "default"
                 models.append((served, zoo_cache.ensure(zoo_name or zoo_cache.default_name())))
         except (layout.ModelNotFoundError, layout.SavedModelError) as e:

@@ -20,6 +20,7 @@ Names: `span_x4` (the default), `span_x4_ch48`, `span_x2`, `span_x2_ch48`, `real
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.util
 import os
 from typing import Optional
@@ -98,6 +99,18 @@ MODELS = {m.name: m for m in (
 # `default` is the first of these a plain install has, best measured PSNR-Y first (BUILD.md, "Model zoo").
 DEFAULT_ORDER = ("span_x4", OWN)
 NAMES = tuple(MODELS) + (OWN,)
+
+
+def match_name(spec: str) -> Optional[str]:
+    """The zoo name `spec` means, matched case-insensitively (Real-ESRGAN's own `RealESRGAN_x4plus` included), or
+    None."""
+    return {n.lower(): n for n in NAMES}.get(str(spec).strip().lower())
+
+
+def did_you_mean(spec: str) -> str:
+    """" (did you mean span_x4?)" for the closest zoo name to a mistyped one, or ""."""
+    close = difflib.get_close_matches(str(spec).lower(), [n.lower() for n in NAMES], n=1, cutoff=0.6)
+    return f" (did you mean {match_name(close[0])}?)" if close else ""
 
 
 def cache_dir() -> str:
