@@ -62,6 +62,13 @@ class Enhancer:
         self.signatures, self._make_alpha_fn = loaded.signatures, loaded.make_alpha_fn
         self._keras = loaded.keras
 
+    def __repr__(self) -> str:
+        name = self.metadata.get("model_name") or self.metadata.get("model") or os.path.basename(self.path)
+        overlap = "receptive field" if self.tile_overlap is None else self.tile_overlap
+        knob = f", alpha={self.default_alpha:g}" if self.default_alpha is not None else ""
+        return (f"Enhancer({name!r}, x{self.scale}, precision={self.precision}, tile={self.tile}, "
+                f"tile_overlap={overlap}{knob}, path={self.path!r})")
+
     @property
     def interpolation(self) -> bool:
         """True when `alpha` can be chosen (a model exported from a run with a GAN phase)."""

@@ -26,6 +26,8 @@ def test_load_accepts_model_folder_version_folder_and_keras_file(exported, tmp_p
     assert a.shape == (36, 28, 3) and np.abs(a.astype(int) - b.astype(int)).max() <= 1
     with pytest.raises(layout.ModelNotFoundError, match="holds no SavedModel"):
         sr_keras.load(str(tmp_path))
+    assert repr(sr_keras.load(path, tile=64)).startswith("Enhancer('tiny', x4, precision=float32, tile=64, "
+                                                         "tile_overlap=receptive field, path=")
 
 
 def test_reduced_precision_inference_runs_in_that_dtype_and_stays_close(tmp_path, exported):
