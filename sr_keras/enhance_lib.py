@@ -185,14 +185,16 @@ def _enhance_one(enhancer, path, out_stem, compare, overwrite, model_label, writ
         final = output_format.outscale
         if fmt == "png" and (final is None or final == enhancer.scale):  # Streamed: memory stays one band.
             with safe_files.atomic_open(out, overwrite=overwrite) as f:
-                enhancer.write_png(decoded.pixels, f, decoded.icc_profile, text, **kw)
+                enhancer.write_png(decoded.pixels, f, decoded.icc_profile, text,
+                                   png_compression=output_format.png_compression, **kw)
         else:
             sr = enhancer.enhance(decoded.pixels, **kw)
             if final is not None and final != enhancer.scale:
                 sr = enhance_output.resize(sr, max(1, round(h * final)), max(1, round(w * final)))
             with safe_files.atomic_open(out, overwrite=overwrite) as f:
                 enhance_output.write(f, sr, fmt, output_format.quality, decoded.icc_profile, text,
-                       cmyk=decoded.source_mode == "CMYK")
+                                     png_compression=output_format.png_compression,
+                                     cmyk=decoded.source_mode == "CMYK")
         written.append(out)
         if compare:  # The picture needs the whole output: read back what was just written.
             sr = decode_image(out, None).pixels

@@ -29,6 +29,7 @@ class OutputFormat:
     ext: auto (the input's own format: JPEG stays JPEG, WebP stays WebP, the rest PNG), png, jpg or webp. JPEG holds
       neither alpha nor 16 bits: such images are written as PNG (and reported), never silently flattened.
     quality: JPEG/WebP quality, 1..100.
+    png_compression: the zlib level of PNG outputs, 0 (none, fastest) to 9 (smallest); the pixels are the same.
     suffix: the name's suffix (`<stem>_<suffix>.<ext>`); None: `x<outscale>`.
     outscale: the final scale, for example 2 or 3.5 (the model's output resized with Lanczos, antialiased); None:
       the model's scale.
@@ -38,12 +39,15 @@ class OutputFormat:
     quality: int = limits.DEFAULT_QUALITY
     suffix: Optional[str] = None
     outscale: Optional[float] = None
+    png_compression: int = limits.DEFAULT_PNG_COMPRESSION
 
     def __post_init__(self):
         if self.ext not in EXTENSIONS:
             raise ValueError(f"--ext={self.ext}: choose one of {', '.join(EXTENSIONS)}")
         if not 1 <= self.quality <= 100:
             raise ValueError(f"--quality={self.quality}: choose 1..100")
+        if not (isinstance(self.png_compression, int) and 0 <= self.png_compression <= 9):
+            raise ValueError(f"--png_compression={self.png_compression}: choose 0 (fastest) .. 9 (smallest)")
         if self.outscale is not None and not 0 < self.outscale <= 16:
             raise ValueError(f"--outscale={self.outscale:g}: choose a scale in (0, 16]")
         if self.suffix is not None and (os.sep in self.suffix or self.suffix in (".", "..")):
@@ -94,13 +98,14 @@ def resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def write(f, pixels: np.ndarray, fmt: str, quality: int, icc: Optional[bytes], text: dict,
-           cmyk: bool = False) -> None:
+           cmyk: bool = False, png_compression: int = limits.DEFAULT_PNG_COMPRESSION) -> None:
     """One whole image into the binary file `f` (PNG keeps 16 bits; JPEG/WebP get the marker in EXIF; a CMYK input
     written as JPEG is CMYK again)."""
     arr = pixels[..., 0] if pixels.ndim == 3 and pixels.shape[-1] == 1 else pixels
     if fmt == "png":
         channels = 1 if arr.ndim == 2 else arr.shape[-1]
-        writer = PngWriter(f, arr.shape[1], arr.shape[0], channels, 16 if arr.dtype == np.uint16 else 8, icc, text)
+        writer = PngWriter(f, arr.shape[1], arr.shape[0], channels, 16 if arr.dtype == np.uint16 else 8, icc, text,
+                           level=png_compression)
         writer.write_rows(arr)
         writer.close()
         return

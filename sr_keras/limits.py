@@ -19,6 +19,9 @@ DEFAULT_BUILD_MAX_INPUT_PIXELS = 100_000_000  # sr-build-tfrecords, per photo.
 PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 OUTPUT_EXTENSIONS = ("auto", "png", "jpg", "webp")  # sr-enhance --ext (auto: the input's own format).
 DEFAULT_QUALITY = 95  # JPEG/WebP quality of sr-enhance outputs, 1..100.
+# zlib level of PNG outputs, 0..9. Level 1 encodes several times faster than zlib's default 6 for a few percent
+# more bytes (upscaled photos compress poorly at any level), so encoding never costs as much as the model.
+DEFAULT_PNG_COMPRESSION = 1
 ALPHA_RANGE = (0.0, 1.0)  # Network interpolation: 0 the PSNR generator, 1 the GAN generator.
 
 

@@ -81,8 +81,27 @@ def test_an_input_is_never_overwritten(enhancer, tmp_path):
     assert open(os.path.join(src, "c.png"), "rb").read() == before
 
 
+def test_png_compression_changes_the_size_and_keeps_the_pixels(enhancer, tmp_path):
+    src = tmp_path / "p.png"
+    write_photo(str(src), 40, 48)
+    sizes, pixels = {}, {}
+    for level in (0, 1, 9):
+        for streamed in (True, False):  # Band by band at the model's scale; whole with --outscale.
+            fmt = enhance_lib.OutputFormat("png", png_compression=level, outscale=None if streamed else 3)
+            out = enhance_lib.enhance_files(enhancer, [str(src)], str(tmp_path / f"{level}{streamed}"),
+                                            progress=False, output_format=fmt)["written"][0]
+            sizes[level, streamed] = os.path.getsize(out)
+            pixels[level, streamed] = np.asarray(Image.open(out))
+    for streamed in (True, False):
+        assert sizes[0, streamed] > sizes[1, streamed] > sizes[9, streamed]
+        assert all(np.array_equal(pixels[0, streamed], pixels[lv, streamed]) for lv in (1, 9))
+    with pytest.raises(ValueError, match="png_compression=10"):
+        enhance_lib.OutputFormat(png_compression=10)
+
+
 @pytest.mark.parametrize("args,message", [(["--ext=gif"], "ext"), (["--quality=0"], "quality"),
-                                          (["--outscale=-1"], "outscale"), (["--suffix=a/b"], "suffix")])
+                                          (["--outscale=-1"], "outscale"), (["--suffix=a/b"], "suffix"),
+                                          (["--png_compression=-1"], "png_compression")])
 def test_bad_options_fail_before_any_work(tmp_path, args, message):
     write_photo(str(tmp_path / "a.png"), 8, 8)
     proc = run_cli("enhance", f"--input={tmp_path / 'a.png'}", f"--output_dir={tmp_path / 'o'}", *args)

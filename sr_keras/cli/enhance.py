@@ -44,6 +44,8 @@ _EXT = flags.DEFINE_enum("ext", "auto", list(limits.OUTPUT_EXTENSIONS), "Output 
                          "(JPEG stays JPEG, WebP stays WebP, others PNG); JPEG cannot hold alpha or 16 bits, so such "
                          "images are written as PNG.")
 _QUALITY = flags.DEFINE_integer("quality", limits.DEFAULT_QUALITY, "JPEG/WebP quality (1..100).")
+_PNG_LEVEL = flags.DEFINE_integer("png_compression", limits.DEFAULT_PNG_COMPRESSION, "zlib level of PNG outputs: "
+                                   "0 (fastest) to 9 (smallest); the pixels are the same.")
 _SUFFIX = flags.DEFINE_string("suffix", None, "Output name suffix: <stem>_<suffix>.<ext> (default: x<outscale>).")
 _OUTSCALE = flags.DEFINE_float("outscale", None, "Final scale, e.g. 2 or 3.5: the model's output resized with "
                                "Lanczos (default: the model's scale).")
@@ -58,7 +60,8 @@ def main(argv):
     from sr_keras.savedmodel import layout
 
     try:  # Checked before the inputs are listed and the model loads.
-        output_format = enhance_lib.OutputFormat(_EXT.value, _QUALITY.value, _SUFFIX.value, _OUTSCALE.value)
+        output_format = enhance_lib.OutputFormat(_EXT.value, _QUALITY.value, _SUFFIX.value, _OUTSCALE.value,
+                                                 _PNG_LEVEL.value)
         limits.check_tile(_TILE.value, "--tile")
         limits.check_overlap(_OVERLAP.value, "--tile_overlap")
         limits.check_max_pixels(_MAX_PIXELS.value, "--max_input_pixels")
