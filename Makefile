@@ -16,10 +16,10 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 test: install
-	$(PY) -m pytest tests -n 2 --dist loadfile --durations=25
+	$(PY) -m pytest tests -n 2 --dist worksteal --durations=25
 
 test-fast: install
-	$(PY) -m pytest tests -n 2 --dist loadfile -m "not slow"
+	$(PY) -m pytest tests -n 2 --dist worksteal -m "not slow"
 
 demo: install
 	$(PY) -m sr_keras.cli.demo

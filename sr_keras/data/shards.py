@@ -68,9 +68,7 @@ def staging_dir(out_dir: str) -> str:
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise NotADirectoryError(20, "it is a file")
         os.makedirs(parent, exist_ok=True)
-        for name in os.listdir(parent):  # Left by a killed build of this dataset; never a finished one.
-            if name.startswith(safe_files.TEMP_PREFIX + label):
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        safe_files.remove_stale_temps(parent)  # Left by killed builds (never a live one's, nor a finished one).
         return safe_files.make_temp_dir(parent, label)
     except OSError as e:
         raise BuildError(f"cannot write to --out_dir={out_dir}: {e.strerror or e}") from None
