@@ -173,10 +173,14 @@ def offline(monkeypatch) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]  # Free now, and nothing listens there.
+    import urllib.request
+
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(var, f"http://127.0.0.1:{closed}")
-    for var in ("no_proxy", "NO_PROXY"):
-        monkeypatch.delenv(var, raising=False)
+    for var in ("no_proxy", "NO_PROXY"):  # This process's own local servers are never proxied.
+        monkeypatch.setenv(var, "127.0.0.1,localhost")
+    # urlopen builds its global opener, proxies included, on first use: one built now is dropped after the test.
+    monkeypatch.setattr(urllib.request, "_opener", None)
 
 
 def png_bytes(arr) -> bytes:
