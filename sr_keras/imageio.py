@@ -259,7 +259,7 @@ def decode_image(source: Union[bytes, str, os.PathLike], max_pixels: Optional[in
 def _check_decoded(img: Image.Image, max_pixels: Optional[int], flag: str) -> None:
     """The limit, on what the decoder really produced (a container can hold a bigger image than its header says)."""
     sizes = {tuple(img.size)}
-    core = getattr(img, "_im", None) if hasattr(img, "_im") else None
+    core = getattr(img, "_im", None)  # The decoded pixels' own size, where the plugin set img.size from a header.
     if core is not None:
         sizes.add(tuple(core.size))
     for w, h in sizes:

@@ -35,27 +35,26 @@ def check_alpha(alpha: float, name: str = "alpha") -> float:
     return a
 
 
+def _count(value, name: str, need: str):
+    """`value` when it is None or a whole number >= 0 (numpy integers too; not a bool), else ValueError."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+        raise ValueError(f"{name}={value!r} must be {need}")
+    return value
+
+
 def check_tile(tile: Optional[int], name: str = "tile") -> Optional[int]:
     """A core tile side in LR pixels: 0 (the whole image at once) or more; None: the default."""
-    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 0):
-        raise ValueError(f"{name}={tile!r} must be 0 (whole image at once) or a tile side in pixels")
-    return tile
+    return _count(tile, name, "0 (whole image at once) or a tile side in pixels")
 
 
 def check_overlap(overlap: Optional[int], name: str = "tile_overlap") -> Optional[int]:
     """Tile context in LR pixels: 0 or more; None: the model's measured receptive field."""
-    if overlap is not None and (isinstance(overlap, bool) or not isinstance(overlap, numbers.Integral)
-                                   or overlap < 0):
-        raise ValueError(f"{name}={overlap!r} must be 0 or more pixels (leave it out for the model's own context)")
-    return overlap
+    return _count(overlap, name, "0 or more pixels (leave it out for the model's own context)")
 
 
 def check_max_pixels(max_pixels: Optional[int], name: str = "max_input_pixels") -> Optional[int]:
     """A pixel limit: None or 0 (no limit), or a positive count."""
-    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral)
-                                   or max_pixels < 0):
-        raise ValueError(f"{name}={max_pixels!r} must be 0 (no limit) or a number of pixels")
-    return max_pixels
+    return _count(max_pixels, name, "0 (no limit) or a number of pixels")
 
 
 def safe_tile(tile: int, overlap: int) -> int:

@@ -35,9 +35,13 @@ class UnsafePathError(OSError):
     """A path that would leave the folder it must stay in (a planted link, or a file where a folder should be)."""
 
 
+def _host() -> str:
+    """This machine's name as it appears in temporaries' names (no `@` or path separator)."""
+    return socket.gethostname().replace("@", "_").replace(os.sep, "_")[:64]
+
+
 def _owner_prefix() -> str:
-    host = socket.gethostname().replace("@", "_").replace(os.sep, "_")[:64]
-    return f"{TEMP_PREFIX}{os.getpid()}@{host}@"
+    return f"{TEMP_PREFIX}{os.getpid()}@{_host()}@"
 
 
 def _owner_alive(name: str) -> Optional[bool]:
@@ -45,7 +49,7 @@ def _owner_alive(name: str) -> Optional[bool]:
     parts = name[len(TEMP_PREFIX):].split("@", 2)
     if len(parts) < 3 or not parts[0].isdigit():
         return None
-    if parts[1] != socket.gethostname().replace("@", "_").replace(os.sep, "_")[:64]:
+    if parts[1] != _host():
         return None  # Another machine's (a shared folder): its process cannot be asked.
     try:
         os.kill(int(parts[0]), 0)

@@ -183,6 +183,19 @@ def offline(monkeypatch) -> None:
     monkeypatch.setattr(urllib.request, "_opener", None)
 
 
+def mutate(data: bytes, edits) -> bytes:
+    """`data` with hypothesis-drawn edits applied: (position, byte, cut) each sets a byte, or cuts the rest off."""
+    out = bytearray(data)
+    for pos, value, cut in edits:
+        if cut:
+            del out[pos % len(out):]
+            if not out:
+                break
+        else:
+            out[pos % len(out)] = value
+    return bytes(out)
+
+
 def png_bytes(arr) -> bytes:
     import io
 
@@ -193,4 +206,4 @@ def png_bytes(arr) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["offline", "run_cli", "write_photo", "tiny_generator", "export_with_architecture", "png_bytes", "REPO", "shutil"]
+__all__ = ["mutate", "offline", "run_cli", "write_photo", "tiny_generator", "export_with_architecture", "png_bytes", "REPO", "shutil"]

@@ -12,14 +12,13 @@ import sys
 import time
 import urllib.request
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO
+from conftest import REPO, tiny_generator
 from PIL import Image
 
-from sr_keras import config, inference, models
+from sr_keras import inference
 from sr_keras.savedmodel import writer
 from sr_keras.serving import registry as registry_lib
 from sr_keras.serving import rest
@@ -29,11 +28,8 @@ from sr_keras.serving.runner import BackgroundServer
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    keras.utils.set_random_seed(0)
-    g = models.build_generator(config.ModelConfig(kind="srgan", filters=8, num_blocks=2, upsample_filters=32,
-                                                  bicubic_skip=True))
     root = tmp_path_factory.mktemp("srv")
-    writer.export(g, {"model": "srgan", "scale": 4}, str(root), "sr")
+    writer.export(tiny_generator(), {"model": "srgan", "scale": 4}, str(root), "sr")
     reg = registry_lib.ModelRegistry("sr", str(root / "sr"),
                                      loader=lambda p: inference.Enhancer(p, tile=64, max_input_pixels=None))
     reg.poll()

@@ -150,8 +150,8 @@ def status(name: str) -> str:
 
 
 def available(name: str) -> bool:
-    return status(name) == "ready" or status(name).endswith("converts on first use") or \
-        status(name).endswith("converts again on first use")
+    state = status(name)  # Once: it verifies the entry, hashing its files.
+    return state == "ready" or state.endswith(("converts on first use", "converts again on first use"))
 
 
 def default_name() -> str:
