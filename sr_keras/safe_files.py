@@ -110,6 +110,23 @@ def write_text(path: Union[str, os.PathLike], text: str, overwrite: bool = True)
     write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
 
 
+@contextlib.contextmanager
+def locked(lock_path: str) -> Iterator[None]:
+    """Holds an exclusive advisory lock on `lock_path` (created if needed): other processes wait."""
+    try:
+        # Here, not at the top: POSIX only: Windows has no fcntl.
+        import fcntl  # noqa: PLC0415
+    except ImportError:  # Windows: no advisory locks; atomic publishing still keeps what is written whole.
+        yield
+        return
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # Releases the lock.
+
+
 def make_temp_dir(parent: str, label: str = "") -> str:
     """A new, exclusively created, hidden folder inside `parent` (created if needed)."""
     os.makedirs(parent, exist_ok=True)

@@ -19,11 +19,9 @@ reduced), like the photos a user would bring.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import os
 import tarfile
-import urllib.request
 from typing import Callable, Optional
 
 import numpy as np
@@ -31,7 +29,7 @@ from PIL import Image
 
 from sr_keras import imageio, safe_files
 from sr_keras.data import degradation
-from sr_keras.data.sources import sha256_file
+from sr_keras.data.sources import DownloadError, download_verified
 
 DEBIAN_MIRROR = "https://deb.debian.org/debian"
 
@@ -173,36 +171,15 @@ class FetchError(RuntimeError):
 
 
 def _download(pkg_name: str, pkg: Package, cache_dir: str, log: Callable[[str], None]) -> str:
-    """The verified .deb in `cache_dir`, downloaded once (to a temporary name, renamed when verified)."""
-    path = os.path.join(cache_dir, os.path.basename(pkg.pool_path))
-    if os.path.exists(path) and sha256_file(path) == pkg.sha256:
-        return path
-    log(f"Downloading {pkg.url} ({pkg.size / 1e6:.0f} MB)")
-    try:  # The download lands under an exclusive temporary name and is renamed only once verified.
-        os.makedirs(cache_dir, exist_ok=True)
-        with safe_files.atomic_open(path) as f:
-            digest = _fetch_into(pkg_name, pkg, cache_dir, f)
-            if digest != pkg.sha256:
-                raise FetchError(f"{pkg.url}: SHA-256 {digest} is not the pinned {pkg.sha256}; the mirror may serve "
-                                 "a newer revision. Update PACKAGES in sr_keras/data/photos.py and re-check the "
-                                 "licences")
-    except OSError as e:
-        raise FetchError(f"cannot write in {cache_dir} ({e.strerror or e}); choose a writable --out_dir") from None
-    return path
-
-
-def _fetch_into(pkg_name: str, pkg: Package, cache_dir: str, f) -> str:
-    """Streams the package into `f`; returns its SHA-256."""
-    digest = hashlib.sha256()
+    """The verified .deb in `cache_dir`, downloaded once (`sources.download_verified`)."""
     try:
-        with urllib.request.urlopen(pkg.url, timeout=60) as r:
-            while chunk := r.read(1 << 20):
-                digest.update(chunk)
-                f.write(chunk)
-    except OSError as e:  # URLError, HTTPError, timeouts and resets are all OSErrors.
-        raise FetchError(f"cannot download {pkg.url} ({e}); check the network, or download it by hand "
-                         f"(apt-get download {pkg_name}) into {cache_dir}") from None
-    return digest.hexdigest()
+        return download_verified(pkg.url, pkg.sha256, os.path.join(cache_dir, os.path.basename(pkg.pool_path)),
+                                 size=pkg.size, log=log,
+                                 fix=f"download it by hand (apt-get download {pkg_name}) into {cache_dir}, or, if "
+                                     "the mirror serves a newer revision, update PACKAGES in sr_keras/data/photos.py "
+                                     "and re-check the licences")
+    except DownloadError as e:
+        raise FetchError(str(e)) from None
 
 
 def deb_members(deb_path: str, wanted: set) -> dict:

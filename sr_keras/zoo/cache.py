@@ -9,7 +9,6 @@ model's; entries are written under a lock, in a staging folder published in one 
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import json
 import os
@@ -117,22 +116,9 @@ def verify(name: str) -> Optional[str]:
     return None
 
 
-@contextlib.contextmanager
 def _locked(name: str):
     """Holds an exclusive lock on the cache entry `name` (other processes converting it wait)."""
-    try:
-        # Here, not at the top: POSIX only: Windows has no fcntl.
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; the atomic publish still keeps the entry whole.
-        yield
-        return
-    fd = os.open(os.path.join(_zoo_root(), f".{name}.lock"), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
-                 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # Releases the lock.
+    return safe_files.locked(os.path.join(_zoo_root(), f".{name}.lock"))
 
 
 def status(name: str) -> str:
