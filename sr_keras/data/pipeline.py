@@ -18,7 +18,7 @@ from typing import Optional, Union
 import tensorflow as tf
 from absl import logging
 
-from sr_keras.data import schema, sources
+from sr_keras.data import real_degradation, schema, sources
 from sr_keras.data.schema import Manifest
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -151,7 +151,7 @@ def _at_least(ds: tf.data.Dataset, lr_crop: int) -> tf.data.Dataset:
 def train_dataset(data: Union[str, Manifest], hr_crop: int, batch_size: int,
                   input_context: Optional[tf.distribute.InputContext] = None, seed: int = 0,
                   scale: Optional[int] = None, cache: bool = False, crops_per_image: int = 1,
-                  shuffle_buffer: int = 256, split: str = "train") -> tf.data.Dataset:
+                  shuffle_buffer: int = 256, split: str = "train", degradation: str = "") -> tf.data.Dataset:
     """Training batches from a dataset built by `sr-build-tfrecords`: random aligned crops, flips, 90-degree
     rotations, shuffled, repeated forever.
 
@@ -165,6 +165,8 @@ def train_dataset(data: Union[str, Manifest], hr_crop: int, batch_size: int,
       cache: keep decoded images in memory (small datasets: decode once).
       crops_per_image: random crops taken from each decoded image (amortises decoding of large photos).
       shuffle_buffer: examples in the shuffle buffer.
+      degradation: "" (the LR images stored in the shards) or a name in `real_degradation.PRESETS`: each HR crop
+        is degraded on the fly (Real-ESRGAN's second-order model), seeded per example like the crops.
 
     Returns:
       A dataset of (lr, hr) float32 batches in [0, 1]: [b, c/s, c/s, 3] and [b, c, c, 3].
@@ -188,6 +190,14 @@ def train_dataset(data: Union[str, Manifest], hr_crop: int, batch_size: int,
     ds = ds.enumerate().map(lambda i, pair: random_aligned_crop(pair[0], pair[1], hr_crop, s, tf.stack([stream, i])),
                             num_parallel_calls=AUTOTUNE)
     ds = ds.map(_to_float, num_parallel_calls=AUTOTUNE)
+    if degradation:
+        if degradation not in real_degradation.PRESETS:
+            raise DataError(f"unknown degradation {degradation!r}; choose one of {', '.join(real_degradation.PRESETS)}")
+        model = real_degradation.PRESETS[degradation]
+        # Its own seed stream (stream + 1 << 32), so the degradations do not repeat the crops' draws.
+        ds = ds.enumerate().map(
+            lambda i, pair: (real_degradation.degrade(pair[1], tf.stack([stream + (1 << 32), i]), model, s), pair[1]),
+            num_parallel_calls=AUTOTUNE)
     per_replica = input_context.get_per_replica_batch_size(batch_size) if input_context else batch_size
     return ds.batch(per_replica, drop_remainder=True).prefetch(AUTOTUNE)
 

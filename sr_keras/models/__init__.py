@@ -5,6 +5,7 @@ from sr_keras.models.dcgan import build_dcgan_discriminator, build_dcgan_generat
 from sr_keras.models.rrdbnet import build_rrdbnet_generator
 from sr_keras.models.span import build_span_generator
 from sr_keras.models.srgan import build_srgan_discriminator, build_srgan_generator
+from sr_keras.models.unet import build_unet_discriminator
 
 KINDS = ("srgan", "dcgan", "span", "rrdb")
 
@@ -29,6 +30,8 @@ def build_generator(model_cfg):
 
 def build_discriminator(model_cfg, hr_size: int):
     """The discriminator for a `config.ModelConfig`, on hr_size x hr_size crops."""
+    if getattr(model_cfg, "discriminator", "") == "unet_sn":
+        return build_unet_discriminator(filters=model_cfg.d_filters)
     if model_cfg.kind in ("srgan", "span", "rrdb"):  # ESRGAN trains RRDBNet against this VGG-style one too.
         return build_srgan_discriminator(hr_size, filters=model_cfg.d_filters, dense_units=model_cfg.d_dense)
     if model_cfg.kind == "dcgan":

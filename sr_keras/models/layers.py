@@ -31,13 +31,15 @@ class PixelShuffle(keras.layers.Layer):
 class BicubicUpsample(keras.layers.Layer):
     """Bicubic upscaling by an integer factor; the base of the VDSR-style global residual (`bicubic_skip`)."""
 
+    method = "bicubic"
+
     def __init__(self, factor: int = 4, **kwargs):
         super().__init__(**kwargs)
         self.factor = factor
 
     def call(self, x):
         size = tf.shape(x)[1:3] * self.factor
-        return tf.cast(tf.image.resize(x, size, method="bicubic"), x.dtype)
+        return tf.cast(tf.image.resize(x, size, method=self.method), x.dtype)
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape
@@ -46,6 +48,14 @@ class BicubicUpsample(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="sr_keras")
+class BilinearUpsample(BicubicUpsample):
+    """Bilinear upscaling by an integer factor (half-pixel centres, as PyTorch's align_corners=False), for inputs of
+    any size (Keras's UpSampling2D needs static sizes for bilinear)."""
+
+    method = "bilinear"
 
 
 BN_MOMENTUM = 0.9

@@ -13,6 +13,12 @@ import keras
 from absl import logging
 
 VGG_LAYERS = {"vgg54": "block5_conv4", "vgg22": "block2_conv2"}
+# Real-ESRGAN's perceptual loss: VGG19 conv1_2, conv2_2, conv3_4, conv4_4, conv5_4 before their ReLU, L1, weighted.
+PERCEPTUAL_TAPS = ("block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4", "block5_conv4")
+PERCEPTUAL_WEIGHTS = (0.1, 0.1, 1.0, 1.0, 1.0)
+# Keras's VGG19 takes caffe-style input (0..255 minus the mean), torchvision's (which Real-ESRGAN's weights assume)
+# ImageNet-standardised input: features are about 255 x 0.226 larger here, so they are divided by it.
+CAFFE_TO_TORCH = 1.0 / (255.0 * 0.226)
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
@@ -94,3 +100,26 @@ def build_vgg_extractor(layer: str = "vgg54", weights: str = "imagenet") -> kera
     extractor = keras.Model(inputs, x, name=f"vgg19_{layer}")
     extractor.trainable = False
     return extractor
+
+
+def build_vgg19_taps(weights: str = "imagenet", taps=PERCEPTUAL_TAPS) -> keras.Model:
+    """[0, 1] RGB -> VGG19 features at `taps` (Keras layer names), each taken before its ReLU (as Real-ESRGAN's
+    perceptual loss), scaled by CAFFE_TO_TORCH. `weights` as `build_vgg_extractor`."""
+    base = build_vgg_extractor("vgg54", weights)
+    inputs = keras.Input((None, None, 3), name="rgb")
+    x, outs = base.get_layer("vgg_preprocess")(inputs), []
+    for lyr in base.layers[2:]:
+        if isinstance(lyr, keras.layers.Conv2D):
+            linear = keras.layers.Conv2D(lyr.filters, lyr.kernel_size, padding="same", name=lyr.name)
+            x = linear(x)
+            linear.set_weights(lyr.get_weights())
+            if lyr.name in taps:
+                outs.append(keras.layers.Rescaling(CAFFE_TO_TORCH, name=f"{lyr.name}_scaled")(x))
+            x = keras.layers.ReLU(name=f"{lyr.name}_relu")(x)
+        else:
+            x = lyr(x)
+        if len(outs) == len(taps):
+            break
+    model = keras.Model(inputs, outs, name="vgg19_taps")
+    model.trainable = False
+    return model
