@@ -14,7 +14,7 @@ import os
 import keras
 
 import sr_keras
-from sr_keras import config, distribute, enhance_lib, evaluate_lib, inference, run_dir, train_lib
+from sr_keras import config, distribute, enhance_lib, evaluate_lib, evaluate_report, inference, run_dir, train_lib
 from sr_keras.data import builder, sources
 from sr_keras.savedmodel import layout, writer
 
@@ -90,7 +90,7 @@ def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, v
 
 def report(done: dict, runs: str) -> str:
     """The last step's text: the table, where the pictures and numbers are, and what the demo models are."""
-    lines = [evaluate_lib.markdown_table(done["results"]),
+    lines = [evaluate_report.markdown_table(done["results"]),
              f"\nComparison grids (LR | bicubic | models | HR, with zoomed insets): {done['eval_dir']}/comparisons/",
              f"Numbers: {done['eval_dir']}/results.md and results.json"]
     for role, what in done["featured"].items():

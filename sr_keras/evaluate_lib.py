@@ -16,16 +16,20 @@ from typing import Optional
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageDraw
 
-from sr_keras import metrics
+from sr_keras import metrics, perceptual_metrics
 from sr_keras import progress as progress_lib
 from sr_keras.data import degradation, pipeline, schema, sources
 from sr_keras.data.degradation import bicubic_upscale
 from sr_keras.enhance_lib import expand_inputs
+from sr_keras.evaluate_report import comparison_grid, plot_against_alpha, write_reports
 from sr_keras.imageio import ImageError, load_rgb8
 
-KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "grid", "seconds")
+KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "grid", "seconds", "s_per_mp")
+OPTIONAL_KEYS = ("lpips", "niqe")  # Scored when asked for (sr-evaluate --metrics); None where not defined.
+METRICS = perceptual_metrics.METRICS
+DEFAULT_METRICS = ("psnr", "ssim")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 @dataclasses.dataclass
@@ -57,10 +61,39 @@ def _crop_pair(image: EvalImage, crop: int, scale: int) -> EvalImage:
                      image.lr[y:y + c, x:x + c])
 
 
-def load_images(spec: str, scale: int, crop: int = 0) -> tuple:
+def _lr_partners(lr_dir: str) -> dict:
+    """{file stem: path} of the images in `lr_dir` (real-world paired sets: RealSR, DRealSR)."""
+    if not os.path.isdir(lr_dir):
+        raise ValueError(f"--lr_images={lr_dir}: no such folder")
+    out = {}
+    for p in sorted(sources.walk_files(lr_dir)):
+        if p.lower().endswith(IMAGE_EXTENSIONS):
+            stem = os.path.splitext(os.path.relpath(p, lr_dir))[0]
+            if stem in out:
+                raise ValueError(f"--lr_images={lr_dir}: two files for {stem} ({out[stem]} and {p})")
+            out[stem] = p
+    return out
+
+
+def _paired(name: str, hr: np.ndarray, lr: np.ndarray, scale: int, crop: int) -> EvalImage:
+    """A given (HR, LR) pair, HR trimmed to LR x scale (datasets crop HR to a multiple of the scale)."""
+    h, w = lr.shape[0] * scale, lr.shape[1] * scale
+    if not (h <= hr.shape[0] < h + scale and w <= hr.shape[1] < w + scale):
+        raise ValueError(f"{name}: the LR image is {lr.shape[1]}x{lr.shape[0]}, so the HR image should be "
+                         f"{w}x{h} at x{scale}, not {hr.shape[1]}x{hr.shape[0]}")
+    return _crop_pair(EvalImage(name, hr[:h, :w], lr), crop, scale)
+
+
+def load_images(spec: str, scale: int, crop: int = 0, lr_images: str = "") -> tuple:
     """`sample` (the held-back sample photos), a TFRecord folder (its val split), a folder, a file or a glob.
 
     `crop`: score N x N HR centre crops instead of whole images (what training validation logs as val_crop<N>/).
+    `lr_images`: a folder of given LR inputs, paired with the HR images by file stem (relative path without its
+      extension), instead of bicubic downscales of them.
+
+    Raises:
+      ValueError: no images, or (with `lr_images`) an image without its partner, or a pair whose sizes do not
+        match the scale, naming the file.
 
     Returns:
       (images, skipped): EvalImage list and {path: reason} for files that could not be read.
@@ -83,12 +116,30 @@ def load_images(spec: str, scale: int, crop: int = 0) -> tuple:
     paths = expand_inputs(spec)
     if not paths:
         raise ValueError(f"--images={spec}: no images found")
+    partners = _lr_partners(lr_images) if lr_images else None
+    if partners is not None:
+        stems = {os.path.splitext(os.path.relpath(p, spec) if os.path.isdir(spec) else os.path.basename(p))[0]: p
+                 for p in paths}
+        for stem in sorted(set(stems) ^ set(partners)):
+            if stem in stems:
+                raise ValueError(f"{stems[stem]} has no LR partner {stem}.* in --lr_images={lr_images}")
+            raise ValueError(f"{partners[stem]} has no HR partner {stem}.* in --images={spec}")
     images = []
     for p in paths:
         try:
             hr = load_rgb8(p)
         except (ImageError, OSError) as e:
             skipped[p] = str(e)
+            continue
+        if partners is not None:
+            name = os.path.relpath(p, spec) if os.path.isdir(spec) else os.path.basename(p)
+            lr_path = partners[os.path.splitext(name)[0]]
+            try:
+                lr = load_rgb8(lr_path)
+            except (ImageError, OSError) as e:
+                skipped[lr_path] = str(e)
+                continue
+            images.append(_paired(name, hr, lr, scale, crop))
             continue
         if min(hr.shape[:2]) < 2 * scale + 1:
             skipped[p] = f"too small for x{scale} with {scale} border pixels shaved"
@@ -98,50 +149,29 @@ def load_images(spec: str, scale: int, crop: int = 0) -> tuple:
     return images, skipped
 
 
-def _detail_box(hr: np.ndarray, size: int) -> tuple:
-    """The size x size HR window with the most gradient energy (where SR differences show)."""
-    g = hr.astype(np.float32).mean(-1)
-    energy = np.abs(np.diff(g, axis=0))[:, :-1] + np.abs(np.diff(g, axis=1))[:-1]
-    ii = np.pad(energy, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    h, w = energy.shape
-    size = min(size, h, w)
-    sums = ii[size:, size:] - ii[:-size, size:] - ii[size:, :-size] + ii[:-size, :-size]
-    y, x = np.unravel_index(np.argmax(sums), sums.shape)
-    return int(y), int(x), size
+def _perceptual(hr: np.ndarray, sr: np.ndarray, scale: int, which) -> dict:
+    """LPIPS and NIQE (NIQE with `scale` border pixels shaved, as BasicSR); None where an image is too small."""
+    out = {}
+    if "lpips" in which:
+        out["lpips"] = perceptual_metrics.lpips(hr, sr) if min(hr.shape[:2]) >= 32 else None
+    if "niqe" in which:
+        big = min(sr.shape[:2]) - 2 * scale >= perceptual_metrics.NIQE_BLOCK
+        out["niqe"] = perceptual_metrics.niqe(sr, crop_border=scale) if big else None
+    return out
 
 
-def comparison_grid(image: EvalImage, outputs: dict, scores: dict, scale: int) -> Image.Image:
-    """LR (nearest) | bicubic | each model | HR, labelled with PSNR-Y, over zoomed insets of a detailed region."""
-    h, w = image.hr.shape[:2]
-    lr_up = np.repeat(np.repeat(image.lr, scale, 0), scale, 1)
-    panels = [("LR (nearest)", lr_up)] + [(f"{k} {scores[k]['psnr_y']:.2f} dB", v) for k, v in outputs.items()]
-    panels.append(("HR (ground truth)", image.hr))
-    y, x, size = _detail_box(image.hr, max(16, min(h, w) // 4))
-    zoom = max(1, min(w // size, 4))
-    label_h, gap = 18, 6
-    canvas = Image.new("RGB", (len(panels) * (w + gap) - gap, label_h + h + gap + size * zoom), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for i, (label, arr) in enumerate(panels):
-        left = i * (w + gap)
-        canvas.paste(Image.fromarray(arr), (left, label_h))
-        draw.rectangle((left + x, label_h + y, left + x + size - 1, label_h + y + size - 1), outline=(255, 0, 0))
-        crop = Image.fromarray(arr[y:y + size, x:x + size]).resize((size * zoom, size * zoom), Image.NEAREST)
-        canvas.paste(crop, (left, label_h + h + gap))
-        draw.text((left + 2, 3), label, fill=(0, 0, 0))
-    return canvas
-
-
-def score_methods(methods: dict, images: list, scale: int, on_image=None) -> dict:
+def score_methods(methods: dict, images: list, scale: int, on_image=None, which=DEFAULT_METRICS) -> dict:
     """The one scoring loop (sr-evaluate, training validation and the zoo's figures all use it).
 
     Args:
       methods: {label: fn(lr uint8 [h, w, 3]) -> sr uint8 [sh, sw, 3]}; None for bicubic.
       images: EvalImage list.
       on_image: called as on_image(index, image, {label: sr}, {label: scores}) after each image.
+      which: METRICS to score beyond PSNR and SSIM (which are always scored): "lpips", "niqe".
 
     Returns:
-      {label: {image name: {psnr_y, ssim_y, psnr_rgb, colour_shift_rgb, grid, seconds}}}, by `metrics.score` and
-      `metrics.artefacts` (bicubic is the artefacts' reference).
+      {label: {image name: {psnr_y, ssim_y, psnr_rgb, colour_shift_rgb, grid, seconds[, lpips, niqe]}}}, by
+      `metrics.score`, `metrics.artefacts` (bicubic is the artefacts' reference) and `perceptual_metrics`.
     """
     out = {label: {} for label in methods}
     for i, img in enumerate(images):
@@ -153,7 +183,9 @@ def score_methods(methods: dict, images: list, scale: int, on_image=None) -> dic
             seconds = time.perf_counter() - start
             outputs[label] = sr
             per[label] = out[label][img.name] = {**metrics.score(img.hr, sr, scale),
-                                                 **metrics.artefacts(img.hr, sr, bicubic, scale), "seconds": seconds}
+                                                 **metrics.artefacts(img.hr, sr, bicubic, scale), "seconds": seconds,
+                                                 "s_per_mp": seconds / (sr.shape[0] * sr.shape[1] / 1e6),
+                                                 **_perceptual(img.hr, sr, scale, which)}
         if on_image is not None:
             on_image(i, img, outputs, per)
     return out
@@ -162,6 +194,10 @@ def score_methods(methods: dict, images: list, scale: int, on_image=None) -> dic
 def mean_scores(per_image: dict) -> dict:
     """Means over the images; the colour shift is the largest |mean over images| of the three channels' shifts."""
     means = {k: float(np.mean([v[k] for v in per_image.values()])) for k in KEYS}
+    for k in OPTIONAL_KEYS:
+        values = [v[k] for v in per_image.values() if v.get(k) is not None]
+        if any(k in v for v in per_image.values()):
+            means[k] = float(np.mean(values)) if values else None
     rgb = np.mean([v["colour_shift_rgb"] for v in per_image.values()], axis=0)
     means["colour_shift_rgb"] = [float(v) for v in rgb]
     means["colour_shift"] = float(np.abs(rgb).max())
@@ -170,7 +206,7 @@ def mean_scores(per_image: dict) -> dict:
 
 
 def evaluate(models: dict, images: list, scale: int, out_dir: Optional[str] = None, progress: bool = True,
-             tile: Optional[int] = None) -> dict:
+             tile: Optional[int] = None, which=DEFAULT_METRICS, lr_given: bool = False) -> dict:
     """Scores bicubic and each model ({label: Enhancer}) on `images`; writes grids and reports to `out_dir`.
 
     Returns:
@@ -190,9 +226,13 @@ def evaluate(models: dict, images: list, scale: int, out_dir: Optional[str] = No
         if bar is not None:
             bar.update(i + 1)
     fns = {"bicubic": None, **{label: (lambda lr, m=m: m.enhance(lr, tile=tile)) for label, m in models.items()}}
-    methods = score_methods(fns, images, scale, on_image)
+    methods = score_methods(fns, images, scale, on_image, which)
+    lr = ("LR = the given images (--lr_images), paired by file stem" if lr_given else
+          "LR = antialiased bicubic downscale of the HR crop to a multiple of the scale")
+    extra = "; LPIPS: AlexNet, v0.1 heads" if "lpips" in which else ""
+    extra += f"; NIQE: BasicSR's, Y channel, {scale} border pixels shaved" if "niqe" in which else ""
     results = {"scale": scale, "protocol": f"PSNR/SSIM on the BT.601 Y channel, {scale} border pixels shaved; "
-               "LR = antialiased bicubic downscale of the HR crop to a multiple of the scale",
+               f"{lr}{extra}", "metrics": ["psnr", "ssim", *[m for m in which if m in OPTIONAL_KEYS]],
                "methods": {label: {"mean": mean_scores(per_img), "images": per_img,
                                    "alpha": getattr(models.get(label), "alpha", None)}
                            for label, per_img in methods.items()}}
@@ -240,69 +280,3 @@ def alpha_rows(label: str, enhancer, alphas: list) -> dict:
     if not alphas or not enhancer.interpolation:
         return {label: enhancer}
     return {alpha_row_label(label, a): AtAlpha(enhancer, a) for a in alphas}
-
-
-def plot_against_alpha(results: dict, path: str) -> Optional[str]:
-    """PSNR-Y, colour shift and grid score against alpha for each model evaluated at several alphas (matplotlib;
-    bicubic and the flag limits as reference lines). Returns the path, or None when no model has alpha rows."""
-    series = {}
-    for label, m in results["methods"].items():
-        if m.get("alpha") is not None:
-            series.setdefault(label.rsplit(" alpha=", 1)[0], []).append((m["alpha"], m["mean"]))
-    if not series:
-        return None
-    # Here, not at the top: matplotlib costs a second at start-up; only the alpha plot needs it.
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # After use("Agg"), which must come first.
-
-    bic = results["methods"]["bicubic"]["mean"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), constrained_layout=True)
-    panels = (("psnr_y", "PSNR-Y (dB), higher is closer", [(bic["psnr_y"], "bicubic", ":")]),
-              ("colour_shift", "colour shift (uint8 levels)", [(metrics.COLOUR_SHIFT_LIMIT, "flag limit", "--")]),
-              ("grid", "grid score (x bicubic's)", [(1.0, "bicubic", ":"), (metrics.GRID_LIMIT, "flag limit", "--")]))
-    for ax, (key, title, refs) in zip(axes, panels):
-        for model, points in series.items():
-            points.sort()
-            ax.plot([a for a, _ in points], [p[key] for _, p in points], "o-", label=model)
-        for value, ref_label, style in refs:
-            ax.axhline(value, color="gray", linestyle=style, label=ref_label)
-        ax.set_xlabel("alpha (0: PSNR generator, 1: GAN generator)")
-        ax.set_title(title, fontsize=10)
-        ax.grid(alpha=0.3)
-    handles, labels = axes[2].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8)
-    fig.suptitle(f"x{results['scale']}, {len(next(iter(results['methods'].values()))['images'])} images: "
-                 "network interpolation, distortion against artefacts")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def markdown_table(results: dict) -> str:
-    """Means per method. A method with a colour shift over 2 levels or more periodic error energy than bicubic
-    (a grid) is flagged in its last column."""
-    bic = results["methods"]["bicubic"]["mean"]
-    lines = ["| method | PSNR-Y (dB) | vs bicubic | SSIM-Y | PSNR-RGB (dB) | colour shift (levels) | grid (x bicubic) "
-             "| s/image | flags |", "|---|---|---|---|---|---|---|---|---|"]
-    for label, m in results["methods"].items():
-        a = m["mean"]
-        flags = ", ".join(a.get("flags", [])) if label != "bicubic" else ""
-        lines.append(f"| {label} | {a['psnr_y']:.2f} | {a['psnr_y'] - bic['psnr_y']:+.2f} | {a['ssim_y']:.4f} | "
-                     f"{a['psnr_rgb']:.2f} | {a.get('colour_shift', 0):.2f} | {a.get('grid', 1):.2f} | "
-                     f"{a['seconds']:.3f} | {'**' + flags + '**' if flags else 'none'} |")
-    return "\n".join(lines)
-
-
-def write_reports(results: dict, out_dir: str) -> None:
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    names = list(next(iter(results["methods"].values()))["images"])
-    per_image = ["| image | " + " | ".join(results["methods"]) + " |", "|---|" + "---|" * len(results["methods"])]
-    for n in names:
-        per_image.append(f"| {n} | " + " | ".join(f"{m['images'][n]['psnr_y']:.2f} / {m['images'][n]['ssim_y']:.4f}"
-                                                  for m in results["methods"].values()) + " |")
-    with open(os.path.join(out_dir, "results.md"), "w") as f:
-        f.write(f"# x{results['scale']} results\n\n{results['protocol']}.\n\n## Mean\n\n{markdown_table(results)}\n\n"
-                f"## Per image (PSNR-Y dB / SSIM-Y)\n\n" + "\n".join(per_image) + "\n")

@@ -61,3 +61,7 @@ def safe_tile(tile: int, overlap: int) -> int:
     """The tile actually used: one smaller than its context would cut the context short (the cross-fade cannot be
     wider than the tile), so it is raised to the context."""
     return overlap if tile and tile < overlap else tile
+
+
+# sr-evaluate --metrics (sr_keras.perceptual_metrics computes the last two).
+METRICS = ("psnr", "ssim", "lpips", "niqe")

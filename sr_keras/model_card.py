@@ -21,6 +21,7 @@ import tensorflow as tf
 from sr_keras import (
     curves,
     evaluate_lib,
+    evaluate_report,
     inference,
     model_card_text,
     run_dir,
@@ -142,7 +143,7 @@ def make_default_model(workdir: str, eval_out: str, out_dir: Optional[str] = Non
         folder = os.path.join(staging, "default_model")
         layout.write_card(folder, card)
         safe_files.write_text(os.path.join(folder, "MODEL_CARD.md"),
-                              model_card_text.card_markdown(card, evaluate_lib.markdown_table(results)))
+                              model_card_text.card_markdown(card, evaluate_report.markdown_table(results)))
         os.chmod(folder, 0o755)
         safe_files.replace_dir(folder, target)
     finally:
@@ -175,7 +176,7 @@ def _evaluate(enhancer, eval_out: str, test_images: Iterable[str]) -> tuple:
         test_results = evaluate_lib.evaluate({"default": enhancer}, held_out, scale,
                                              os.path.join(eval_out, os.path.basename(folder)))
         tests.append({**_summary(test_results, f"{len(held_out)} photos in {folder}"), "folder": folder,
-                      "table": evaluate_lib.markdown_table(test_results)})
+                      "table": evaluate_report.markdown_table(test_results)})
     return results, validation, tests
 
 

