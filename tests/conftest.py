@@ -207,3 +207,11 @@ def png_bytes(arr) -> bytes:
 
 
 __all__ = ["mutate", "offline", "run_cli", "write_photo", "tiny_generator", "export_with_architecture", "png_bytes", "REPO", "shutil"]
+
+
+@pytest.fixture(scope="session")
+def sample_photo():
+    """scikit-image's coffee photo (400 x 600), uint8 RGB."""
+    import skimage.data
+
+    return np.ascontiguousarray(skimage.data.coffee())

@@ -53,6 +53,7 @@ def test_offline_srgan_falls_back_to_mse_and_says_so(sample_data, tmp_path, monk
     from sr_keras.models import vgg
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # No cached weights here.
+    monkeypatch.setenv("SR_KERAS_CACHE", str(tmp_path / "cache"))  # Nor VGG16's (the first fallback).
     offline(monkeypatch)  # A real failed download, whether or not this machine has a network.
     assert not vgg.imagenet_weights_available()
     cfg = dataclasses.replace(config.get_preset("tiny"), data=sample_data, content_loss="vgg54",
@@ -60,7 +61,8 @@ def test_offline_srgan_falls_back_to_mse_and_says_so(sample_data, tmp_path, monk
     resolved = train_lib.resolve_content_loss(cfg)
     assert resolved.content_loss == "mse" and resolved.content_note == "MSE content: VGG19 weights unavailable"
     assert resolved.adv_weight == train_lib.SRGAN_MSE_ADV_WEIGHT == 5e-4  # Smaller: the MSE content is small.
-    assert "SRGAN-MSE" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "SRGAN-MSE" in out and "VGG16's cannot be had either" in out
     with pytest.raises(vgg.VGGWeightsError, match="place vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"):
         train_lib.resolve_content_loss(dataclasses.replace(cfg, vgg_fallback="error"))
     asked = dataclasses.replace(cfg, vgg_weights="none")  # Random features only when asked for.

@@ -107,6 +107,8 @@ def _window(size):
 def gaussian_family_kernel(kind, sigma_x, sigma_y, theta, beta, size):
     """BasicSR's bivariate (generalised / plateau) Gaussian kernels: kind 0 Gaussian, 1 generalised, 2 plateau."""
     xx, yy = _grid()
+    kind = tf.convert_to_tensor(kind, tf.int32)
+    sigma_x, sigma_y, theta, beta = (tf.cast(v, tf.float32) for v in (sigma_x, sigma_y, theta, beta))
     c, s = tf.cos(theta), tf.sin(theta)
     # Inverse covariance of R diag(sx^2, sy^2) R^T, applied to (x, y).
     u, v = c * xx + s * yy, -s * xx + c * yy
@@ -120,6 +122,7 @@ def gaussian_family_kernel(kind, sigma_x, sigma_y, theta, beta, size):
 def sinc_kernel(cutoff, size):
     """BasicSR's circular_lowpass_kernel: a 2-D sinc (Bessel J1) low-pass of `cutoff` radians per pixel."""
     xx, yy = _grid()
+    cutoff = tf.cast(cutoff, tf.float32)
     r = tf.sqrt(tf.square(xx) + tf.square(yy))
     safe_r = tf.where(r > 0, r, 1.0)
     k = tf.where(r > 0, cutoff * tf.math.special.bessel_j1(cutoff * safe_r) / (2 * math.pi * safe_r),

@@ -69,7 +69,8 @@ def build_alexnet_lpips(arrays: dict) -> keras.Model:
 
 
 def build_vgg16(arrays: dict, taps=VGG16_TAPS, pre_activation: bool = True) -> keras.Model:
-    """torchvision's VGG16 `features`, up to the last of `taps` (names in VGG16_CONVS).
+    """torchvision's VGG16 `features`, up to the last of `taps` (names in VGG16_CONVS): one output per tap (a
+    tensor for one tap, a list for several).
 
     Args:
       pre_activation: tap the convolutions before their ReLU (as Real-ESRGAN's perceptual loss and ESRGAN do);
@@ -92,6 +93,7 @@ def build_vgg16(arrays: dict, taps=VGG16_TAPS, pre_activation: bool = True) -> k
         x = keras.layers.ReLU(name=f"relu{name[4:]}")(x)
         if name in taps and not pre_activation:
             outs[name] = x
-    model = keras.Model(inputs, [outs[t] for t in taps], name="vgg16_features")
+    outputs = [outs[t] for t in taps]
+    model = keras.Model(inputs, outputs if len(outputs) > 1 else outputs[0], name="vgg16_features")
     model.trainable = False
     return model
