@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast demo bench default-model clean
+.PHONY: install test test-fast demo bench default-model real-model real-bench clean
 
 install: $(STAMP)
 
@@ -32,6 +32,15 @@ bench: install
 # on 2 CPU cores) and stage 2 (photo_x4_ms, ~30 min), then exports, evaluates on three held-out sets and writes the card.
 default-model: install
 	$(PY) -m sr_keras.cli.make_default_model --reproduce
+
+# sr_keras_real_x4 (sr_keras/real_model/), reproducibly: the same photos, the real_x4 preset (SPAN from span_x4, L1
+# then GAN under Real-ESRGAN's second-order degradations, ~2 hours on 2 CPU cores), then the real-world set and card.
+real-model: install
+	$(PY) -m sr_keras.cli.make_real_model --reproduce
+
+# The README's perception-distortion table: the seeded real-world set, and every model on it.
+real-bench: install
+	$(PY) benchmarks/bench_real.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -72,6 +72,7 @@ class TrainConfig:
     decay_factor: float = 0.1  # step: the drop (SRGAN paper: x0.1).
     cosine_floor: float = 0.01  # cosine: the final rate as a fraction of learning_rate.
     warmup_steps: int = 0  # cosine: a linear warm-up from 0 over these first steps (fine-tuning a trained model).
+    clip_norm: float = 0.0  # > 0: gradients clipped to this global norm (per replica; see trainer.AdversarialTrainer).
     adam_beta1: float = 0.9
     pretrain_loss: str = "mse"  # Phase-1 pixel loss: mse (SRResNet) or l1.
     # Phase 2, the generator's loss: content_weight * content + pixel_weight * L1 + adv_weight * adversarial.
@@ -214,7 +215,7 @@ def _real_x4() -> TrainConfig:
     return TrainConfig(model=ModelConfig(kind="span", filters=52, num_blocks=6, d_filters=64,
                                          discriminator="unet_sn"),
                        data="tfrecords/photos_x4", batch_size=4, hr_crop=128, pretrain_steps=4000, gan_steps=1500,
-                       learning_rate=1e-4, schedule="cosine", cosine_floor=0.1, warmup_steps=300,
+                       learning_rate=1e-4, schedule="cosine", cosine_floor=0.1, warmup_steps=300, clip_norm=5.0,
                        pretrain_loss="l1",
                        content_loss="percep", content_weight=1.0, pixel_weight=1.0, adv_weight=0.1,
                        ckpt_every=100, eval_every=250, log_every=10, eval_images=3, eval_crop=256, cache_data=True,

@@ -78,7 +78,7 @@ class TrainState:
                                               strategy, content_weight=cfg.content_weight,
                                               pixel_weight=cfg.pixel_weight, adv_weight=cfg.adv_weight,
                                               d_steps=cfg.d_steps, ema_decay=cfg.ema_decay,
-                                              jit_compile=cfg.jit_compile)
+                                              jit_compile=cfg.jit_compile, clip_norm=cfg.clip_norm)
             self.checkpoint = tf.train.Checkpoint(**self.trainer.checkpoint_objects())
 
     @property

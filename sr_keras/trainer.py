@@ -74,13 +74,16 @@ class AdversarialTrainer:
       d_steps: discriminator updates per generator update.
       ema_decay: decay of the EMA generator (`self.ema.model`).
       jit_compile: XLA-compile the replica step.
+      clip_norm: if > 0, each replica's gradients are clipped to this global norm before the update. Adam is
+        invariant to a constant gradient scale, so this only tames rare spikes (SPAN fine-tuned on real-world
+        degradations: median norm 1, 99th percentile 5, one batch in 300 at 5,400, which blew the model up).
     """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, content_loss, pixel_loss,
                  g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer,
                  strategy: Optional[tf.distribute.Strategy] = None, content_weight: float = 1.0,
                  adv_weight: float = 5e-3, d_steps: int = 1, ema_decay: float = 0.999, jit_compile: bool = False,
-                 pixel_weight: float = 0.0, gan_pixel_loss=losses.l1_loss):
+                 pixel_weight: float = 0.0, gan_pixel_loss=losses.l1_loss, clip_norm: float = 0.0):
         self.strategy = strategy or tf.distribute.get_strategy()
         self.generator = generator
         self.discriminator = discriminator
@@ -94,6 +97,7 @@ class AdversarialTrainer:
         self.adv_weight = adv_weight
         self.d_steps = d_steps
         self.jit_compile = jit_compile
+        self.clip_norm = clip_norm
         with self.strategy.scope():
             # Optimizer slots are created now, inside the scope (keras-team/keras#23085: "You must feed a value for
             # placeholder tensor cond/..." under tf.distribute otherwise).
@@ -134,11 +138,16 @@ class AdversarialTrainer:
             return logs
         return step_fn
 
-    @staticmethod
-    def _apply(optimizer, tape, scaled_loss, variables) -> None:
+    def _apply(self, optimizer, tape, scaled_loss, variables) -> None:
         # `scaled_loss` must come from `optimizer.scale_loss` *inside* the tape (a no-op without loss scaling),
         # and apply_gradients unscales: the LossScaleOptimizer contract under mixed_float16.
         grads = tape.gradient(scaled_loss, variables)
+        if self.clip_norm:
+            if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):  # Clip the unscaled norm.
+                limit = self.clip_norm * tf.cast(optimizer.dynamic_scale, tf.float32)
+            else:
+                limit = self.clip_norm
+            grads, _ = tf.clip_by_global_norm(grads, limit)
         optimizer.apply_gradients(zip(grads, variables))
 
     def _pretrain_replica(self, data) -> dict:

