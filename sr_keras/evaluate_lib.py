@@ -9,7 +9,6 @@ validation logged during training uses.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import Optional

@@ -25,8 +25,9 @@ def _detail_box(hr: np.ndarray, size: int) -> tuple:
     return int(y), int(x), size
 
 
-def comparison_grid(image: EvalImage, outputs: dict, scores: dict, scale: int) -> Image.Image:
-    """LR (nearest) | bicubic | each model | HR, labelled with PSNR-Y, over zoomed insets of a detailed region."""
+def comparison_grid(image, outputs: dict, scores: dict, scale: int) -> Image.Image:
+    """LR (nearest) | bicubic | each model | HR, labelled with PSNR-Y (and LPIPS when scored), over zoomed insets
+    of a detailed region. `image`: an `evaluate_lib.EvalImage`."""
     h, w = image.hr.shape[:2]
     lr_up = np.repeat(np.repeat(image.lr, scale, 0), scale, 1)
     panels = [("LR (nearest)", lr_up)] + [(f"{k} {scores[k]['psnr_y']:.2f} dB", v) for k, v in outputs.items()]
