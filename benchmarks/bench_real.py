@@ -35,7 +35,7 @@ def main() -> None:
     rows, taken = {}, {"bicubic"}
     for name in args.models.split(","):
         enhancer = load(name)
-        label = evaluate_lib.model_label(enhancer, name, taken).replace(" v1", "")
+        label = evaluate_lib.model_label(enhancer, name, taken)
         rows.update(evaluate_lib.alpha_rows(label, enhancer, list(ALPHAS)))
     results = evaluate_lib.evaluate(rows, images, 4, args.out, which=("lpips", "niqe"), lr_given=True)
     print(evaluate_report.markdown_table(results))

@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from sr_keras import metrics, perceptual_metrics
+from sr_keras import metrics, perceptual_metrics, zoo
 from sr_keras import progress as progress_lib
 from sr_keras.data import degradation, pipeline, schema, sources
 from sr_keras.data.degradation import bicubic_upscale
@@ -242,11 +242,15 @@ def evaluate(models: dict, images: list, scale: int, out_dir: Optional[str] = No
 
 
 def model_label(enhancer, spec: str, taken: set) -> str:
-    """A model's row label: its export name and version (or `default`, or the path), plus the note of an SRGAN
-    trained without its perceptual loss, e.g. "demo_srgan v1 (MSE content: VGG19 weights unavailable)"."""
+    """A model's row label: `default`, its zoo name for a model asked for by name (`span_x4`, `sr_keras_x4`, in
+    any case), else its export name and version (or the path), plus the note of a GAN trained without its VGG19
+    loss, e.g. "demo_srgan v1 (VGG16 content: VGG19 weights unavailable)"."""
     meta = enhancer.metadata
+    name = zoo.match_name(spec)
     if spec in ("default", ""):
         label = "default"
+    elif name:
+        label = name
     elif meta.get("model_name"):
         label = f"{meta['model_name']} v{meta.get('version', '?')}"
     else:

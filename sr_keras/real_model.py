@@ -22,6 +22,7 @@ from sr_keras import evaluate_lib, evaluate_report, inference, lossnets, model_c
 from sr_keras.data import real_degradation, real_set
 from sr_keras.run_dir import RunDir
 from sr_keras.savedmodel import layout, writer
+from sr_keras.zoo import cache as zoo_cache
 
 WORKDIR = "runs/real_x4"
 RECIPE = (
@@ -113,7 +114,7 @@ def make_real_model(workdir: str = WORKDIR, eval_out: str = "eval/real_model", o
             "Real-ESRGAN's recipe; alpha 0: L1 end, 1: GAN end)", generator.count_params(),
             {"license": "Apache-2.0 (this project's training); initial weights: " + SPAN_UPSTREAM_LICENSE,
              "license_short": "Apache-2.0 (see card)", "recipe": "sr_keras/real_model.py RECIPE (make real-model)"},
-            None, inputs=_inputs(cfg), config=dataclasses.asdict(cfg), stages=stages,
+            zoo_cache.measure(version_dir), inputs=_inputs(cfg), config=dataclasses.asdict(cfg), stages=stages,
             steps=cfg.total_steps, training_seconds=sum(s["seconds"] for s in stages),
             machine=f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}", recipe=recipe_text(),
             default_alpha=default_alpha, degradation=dataclasses.asdict(real_degradation.REAL_ESRGAN),
