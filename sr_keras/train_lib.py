@@ -80,6 +80,7 @@ def validate(cfg: config_lib.TrainConfig, strategy: tf.distribute.Strategy) -> s
 
 MSE_FALLBACK_NOTE = "MSE content: VGG19 weights unavailable"
 VGG16_FALLBACK_NOTE = "VGG16 content: VGG19 weights unavailable"
+RANDOM_VGG_NOTE = "random VGG features, not perceptual"
 # The adversarial weight of the SRGAN-MSE fallback (at most; a lower --adv_weight stays). The MSE content is
 # smaller than a perceptual loss, so the VGG recipes' 5e-3 lets the adversarial term take over. Measured offline on
 # the sample_x4 preset (grid score on the sample validation photos, 1 = bicubic's; two or three runs each):
@@ -97,7 +98,11 @@ def resolve_content_loss(cfg: config_lib.TrainConfig) -> config_lib.TrainConfig:
     Raises:
       VGGWeightsError: the weights are unavailable and `vgg_fallback=error`, or an explicit weights path is bad.
     """
-    if cfg.content_loss not in ("vgg54", "vgg22", "percep") or cfg.vgg_weights != "imagenet":
+    if cfg.content_loss not in ("vgg54", "vgg22", "percep"):
+        return cfg
+    if cfg.vgg_weights == "none":  # Asked for (the tiny preset, tests): labelled, as it makes no useful model.
+        return dataclasses.replace(cfg, content_note=RANDOM_VGG_NOTE)
+    if cfg.vgg_weights != "imagenet":
         return cfg
     if imagenet_weights_available():
         return cfg

@@ -11,7 +11,7 @@ from conftest import tiny_generator as _tiny_generator
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from sr_keras import evaluate_lib, run_dir
+from sr_keras import evaluate_lib, run_dir, train_lib
 from sr_keras import demo
 from sr_keras.data import sources
 from sr_keras.savedmodel import writer
@@ -71,7 +71,8 @@ def test_demo_smoke_with_the_tiny_preset(tmp_path):
     done = demo.run_demo("tiny", str(tmp_path / "data"), str(tmp_path / "runs"), str(tmp_path / "export"),
                          str(tmp_path / "out"), verbose=False)
     methods = done["results"]["methods"]
-    srgan_rows = {f"demo_srgan v1 alpha={a}" for a in ("0", "0.5", "1")}  # The SRGAN's knob: ends and middle.
+    srgan = f"demo_srgan v1 ({train_lib.RANDOM_VGG_NOTE})"  # The tiny preset's SRGAN is labelled as what it is.
+    srgan_rows = {f"{srgan} alpha={a}" for a in ("0", "0.5", "1")}  # The SRGAN's knob: ends and middle.
     assert {"bicubic", "demo_dcgan v1"} | srgan_rows <= set(methods)
     assert all(np.isfinite(m["mean"]["psnr_y"]) for m in methods.values())
     assert os.path.exists(os.path.join(done["eval_dir"], "results.md"))
@@ -79,13 +80,13 @@ def test_demo_smoke_with_the_tiny_preset(tmp_path):
     assert len(os.listdir(os.path.join(done["eval_dir"], "comparisons"))) == len(sources.SAMPLE_VAL)
     # The featured picture is the best model's (by mean PSNR-Y), and the SRGAN's comparison stays.
     psnr = {"demo_dcgan v1": methods["demo_dcgan v1"]["mean"]["psnr_y"],
-            "demo_srgan v1": methods["demo_srgan v1 alpha=1"]["mean"]["psnr_y"]}  # The export's default alpha.
+            srgan: methods[f"{srgan} alpha=1"]["mean"]["psnr_y"]}  # The export's default alpha.
     for label in methods:
         if label.startswith("default"):
             psnr[label] = methods[label]["mean"]["psnr_y"]
     featured = done["featured"]
     assert featured["best"]["label"] == max(psnr, key=psnr.get)
-    assert featured["srgan"]["label"] == "demo_srgan v1"
+    assert featured["srgan"]["label"] == srgan
     for role in ("best", "srgan"):
         assert any(p.endswith("_compare.png") for p in featured[role]["written"])
     assert sorted(os.listdir(tmp_path / "export")) == ["demo_dcgan", "demo_srgan"]

@@ -66,7 +66,7 @@ def test_offline_srgan_falls_back_to_mse_and_says_so(sample_data, tmp_path, monk
     with pytest.raises(vgg.VGGWeightsError, match="place vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"):
         train_lib.resolve_content_loss(dataclasses.replace(cfg, vgg_fallback="error"))
     asked = dataclasses.replace(cfg, vgg_weights="none")  # Random features only when asked for.
-    assert train_lib.resolve_content_loss(asked) == asked
+    assert train_lib.resolve_content_loss(asked) == dataclasses.replace(asked, content_note=train_lib.RANDOM_VGG_NOTE)
     # Through a run: the config and the export say which content loss was used, and sr-evaluate's label shows it.
     workdir = str(tmp_path / "run")
     train_lib.train_and_evaluate(cfg, workdir, verbose=False)
