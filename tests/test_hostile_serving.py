@@ -423,3 +423,28 @@ def test_exported_serving_default_refuses_large_images_from_the_header(tiled_exp
                 m.signatures["serving_default"](image_bytes=tf.constant([data]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="sr-export --max_input_pixels"):
         m.signatures["enhance"](lr_image=tf.zeros([1, 500, 500, 3], tf.uint8))
+
+
+def test_the_documented_curl_works_for_a_300_kb_photo(server, tmp_path):
+    import subprocess
+
+    bg, _ = server
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 256, (400, 560, 3), dtype=np.uint8)).save(photo, quality=95)
+    assert 250_000 < photo.stat().st_size < 400_000
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read().splitlines()
+    lines = [line.split("    #")[0] for line in readme if "req.json" in line]
+    assert len(lines) == 2 and lines[0].startswith("printf") and lines[1].startswith("curl")
+    script = "\n".join(lines).replace("localhost:8501/v1/models/srgan", bg.url + "/v1/models/sr")
+    proc = subprocess.run(["bash", "-c", "set -e\n" + script], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    answer = json.load(open(tmp_path / "answer.json"))
+    out = Image.open(io.BytesIO(base64.b64decode(answer["predictions"][0]["b64"])))
+    assert out.size == (560 * 4, 400 * 4)
+    # The form it replaced: the base64 on curl's command line is over the kernel's per-argument limit.
+    old = subprocess.run(["bash", "-c", f"curl -s -X POST {bg.url}/v1/models/sr:predict "
+                          "-d \"{\\\"instances\\\": [{\\\"b64\\\": \\\"$(base64 -w0 photo.jpg)\\\"}]}\""],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert old.returncode != 0 and "Argument list too long" in old.stderr
