@@ -26,6 +26,9 @@ def resolve_model_path(path: Optional[str] = None) -> str:
       ModelNotFoundError: nothing usable there (the message says what was expected, or what to install).
     """
     # Here, not at the top: `import sr_keras` stays light (the zoo's cache imports TensorFlow).
+    from sr_keras.quiet import quiet_import
+
+    quiet_import()
     from sr_keras import zoo
     from sr_keras.savedmodel import layout
     from sr_keras.zoo import cache as zoo_cache
@@ -60,7 +63,10 @@ def load(path: Optional[str] = None, tile: int = DEFAULT_TILE, tile_overlap: Opt
     Returns:
       An `inference.Enhancer`.
     """
-    # Here, not at the top: TensorFlow is imported when a model is loaded, not with the package.
+    # Here, not at the top: TensorFlow is imported when a model is loaded, not with the package (quietly).
+    from sr_keras.quiet import quiet_import
+
+    quiet_import()
     from sr_keras import inference
 
     return inference.Enhancer(resolve_model_path(path), tile=tile, tile_overlap=tile_overlap, precision=precision,

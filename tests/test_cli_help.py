@@ -53,3 +53,13 @@ def test_the_noise_filter_keeps_real_errors():
             "E0000 00:00:1795710855.1 1 op_kernel.cc:1800] OP_REQUIRES failed at save_restore_v2_ops.cc:"]
     assert all(STARTUP_NOISE.search(line) for line in noise)
     assert not any(STARTUP_NOISE.search(line) for line in real)
+
+
+def test_the_python_api_is_quiet_on_import_and_load_and_says_what_it_loaded():
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    code = "import sr_keras; m = sr_keras.load('sr_keras_x4'); print(repr(m))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=dict(env, PYTHONPATH=REPO), cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == "", proc.stderr  # No cuInit, CUDA-driver or oneDNN lines.
+    assert ", x4, precision=float32, tile=256" in proc.stdout
