@@ -12,6 +12,7 @@ import os
 from typing import Optional
 
 from sr_keras.limits import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_TILE
+from sr_keras.quiet import quiet_import
 from sr_keras.version import __version__  # noqa: F401 - the package's version.
 
 
@@ -25,10 +26,8 @@ def resolve_model_path(path: Optional[str] = None) -> str:
     Raises:
       ModelNotFoundError: nothing usable there (the message says what was expected, or what to install).
     """
-    # Here, not at the top: `import sr_keras` stays light (the zoo's cache imports TensorFlow).
-    from sr_keras.quiet import quiet_import
-
     quiet_import()
+    # Here, not at the top: `import sr_keras` stays light (the zoo's cache imports TensorFlow).
     from sr_keras import zoo
     from sr_keras.savedmodel import layout
     from sr_keras.zoo import cache as zoo_cache
@@ -63,10 +62,8 @@ def load(path: Optional[str] = None, tile: int = DEFAULT_TILE, tile_overlap: Opt
     Returns:
       An `inference.Enhancer`.
     """
-    # Here, not at the top: TensorFlow is imported when a model is loaded, not with the package (quietly).
-    from sr_keras.quiet import quiet_import
-
     quiet_import()
+    # Here, not at the top: TensorFlow is imported when a model is loaded, not with the package (quietly).
     from sr_keras import inference
 
     return inference.Enhancer(resolve_model_path(path), tile=tile, tile_overlap=tile_overlap, precision=precision,

@@ -34,6 +34,7 @@ def import_tensorflow_quietly():
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
         try:
+            # Here, not at the top: this function is how TensorFlow gets imported, with stderr captured.
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # Device discovery prints the CUDA lines; do it here.
