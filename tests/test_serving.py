@@ -133,7 +133,7 @@ def test_sixteen_concurrent_clients(server):
     assert all(all(r) for r in answers) and sum(len(r) for r in answers) == 160
 
 
-def test_new_version_is_picked_up_while_serving(tmp_path):
+def test_new_version_is_picked_up_while_serving(tmp_path, capfd):
     writer.export(_tiny_generator(0), {"model": "srgan", "scale": 4}, str(tmp_path), "sr")
     reg = registry_lib.ModelRegistry("sr", str(tmp_path / "sr"))
     reg.poll()
@@ -155,6 +155,7 @@ def test_new_version_is_picked_up_while_serving(tmp_path):
         assert after != before
         assert _request(bg.url + "/v1/models/sr/versions/2:predict",
                         {"instances": [{"b64": base64.b64encode(_png(img)).decode()}]})[0] == 200
+    assert f"hot-loaded sr version 2 from {tmp_path / 'sr' / '2'} (was version 1)" in capfd.readouterr().err
 
 
 def test_client_reports_server_errors(server):

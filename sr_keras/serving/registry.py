@@ -13,6 +13,7 @@ import dataclasses
 import os
 import re
 import stat
+import sys
 import threading
 from typing import Callable, Optional
 
@@ -135,12 +136,17 @@ class ModelRegistry:
                 self._versions[number] = Version(number, "END", error=public_error(e), fingerprint=fingerprint)
             return False
         with self._lock:
+            previous = max((n for n, v in self._versions.items() if v.state == "AVAILABLE"), default=None)
             self._versions[number] = Version(number, "AVAILABLE", model, fingerprint=fingerprint,
                                              signatures=signatures)
             available = sorted(n for n, v in self._versions.items() if v.state == "AVAILABLE")
             for n in available[:-self.keep_versions]:
                 self._versions[n] = Version(n, "END")  # Dropping the reference unloads it.
-        logging.info("serving %s version %d", self.name, number)
+        if previous is None:
+            logging.info("serving %s version %d", self.name, number)
+        else:  # A hot load: one line in the server's log, whatever the verbosity.
+            print(f"hot-loaded {self.name} version {number} from {path} (was version {previous})", file=sys.stderr,
+                  flush=True)
         return True
 
     def get(self, version: Optional[int] = None) -> Optional[Version]:
