@@ -162,7 +162,9 @@ def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool
 def _enhance_one(enhancer, path, out_stem, compare, overwrite, model_label, written, output_format,
                  kw) -> str:
     """Writes one output (and its comparison); returns why it did not (or a "note: ..."), or ""."""
-    text = {"Software": f"{enhance_output.SOFTWARE_TAG} {model_label}", "Source": os.path.basename(path)}
+    text = {"Software": f"{enhance_output.SOFTWARE_TAG} {model_label}"}
+    if not output_format.strip_metadata:
+        text["Source"] = os.path.basename(path)
     note = ""
     try:
         asked = output_format.ext if output_format.ext != "auto" else enhance_output.SAME_FORMAT.get(
@@ -183,10 +185,14 @@ def _enhance_one(enhancer, path, out_stem, compare, overwrite, model_label, writ
             return f"{out} {_EXISTS}"
         h, w = decoded.pixels.shape[:2]
         final = output_format.outscale
+        out_h, out_w = (h * enhancer.scale, w * enhancer.scale) if final is None or final == enhancer.scale else (
+            max(1, round(h * final)), max(1, round(w * final)))
+        exif = enhance_output.output_exif(None if output_format.strip_metadata else decoded.exif, out_w, out_h,
+                                          text["Software"])
         if fmt == "png" and (final is None or final == enhancer.scale):  # Streamed: memory stays one band.
             with safe_files.atomic_open(out, overwrite=overwrite) as f:
                 enhancer.write_png(decoded.pixels, f, decoded.icc_profile, text,
-                                   png_compression=output_format.png_compression, **kw)
+                                   png_compression=output_format.png_compression, exif=exif, **kw)
         else:
             sr = enhancer.enhance(decoded.pixels, **kw)
             if final is not None and final != enhancer.scale:
@@ -194,7 +200,7 @@ def _enhance_one(enhancer, path, out_stem, compare, overwrite, model_label, writ
             with safe_files.atomic_open(out, overwrite=overwrite) as f:
                 enhance_output.write(f, sr, fmt, output_format.quality, decoded.icc_profile, text,
                                      png_compression=output_format.png_compression,
-                                     cmyk=decoded.source_mode == "CMYK")
+                                     cmyk=decoded.source_mode == "CMYK", exif=exif)
         written.append(out)
         if compare:  # The picture needs the whole output: read back what was just written.
             sr = decode_image(out, None).pixels

@@ -18,6 +18,7 @@ from sr_keras.png_writer import PngWriter
 
 SOFTWARE_TAG = "sr_keras"  # "Software" of every output (PNG tEXt, EXIF 0x0131): how sr-enhance knows its own files.
 EXIF_SOFTWARE = 0x0131
+EXIF_IFD, EXIF_WIDTH, EXIF_HEIGHT = 0x8769, 0xA002, 0xA003  # The Exif sub-IFD and its PixelX/YDimension.
 EXTENSIONS = limits.OUTPUT_EXTENSIONS
 SAME_FORMAT = {".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".png": "png"}  # auto; anything else -> png.
 
@@ -30,6 +31,8 @@ class OutputFormat:
       neither alpha nor 16 bits: such images are written as PNG (and reported), never silently flattened.
     quality: JPEG/WebP quality, 1..100.
     png_compression: the zlib level of PNG outputs, 0 (none, fastest) to 9 (smallest); the pixels are the same.
+    strip_metadata: write no EXIF (camera, date, GPS...) and no source name; by default the input's EXIF is kept,
+      with the orientation reset (the pixels are upright), the pixel size updated and Software set.
     suffix: the name's suffix (`<stem>_<suffix>.<ext>`); None: `x<outscale>`.
     outscale: the final scale, for example 2 or 3.5 (the model's output resized with Lanczos, antialiased); None:
       the model's scale.
@@ -40,6 +43,7 @@ class OutputFormat:
     suffix: Optional[str] = None
     outscale: Optional[float] = None
     png_compression: int = limits.DEFAULT_PNG_COMPRESSION
+    strip_metadata: bool = False
 
     def __post_init__(self):
         if self.ext not in EXTENSIONS:
@@ -97,15 +101,35 @@ def resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     return y[..., 0] if pixels.ndim == 2 else y
 
 
+def output_exif(source: Optional[bytes], width: int, height: int, software: str) -> bytes:
+    """The output's EXIF: the input's (`source`, orientation already reset by imageio; None: none) with the pixel
+    size of the output and `software` as Software."""
+    exif = Image.Exif()
+    if source:
+        try:
+            exif.load(source)
+        except Exception:  # A malformed block is dropped, never fatal: the pixels matter more.
+            exif = Image.Exif()
+    exif[EXIF_SOFTWARE] = software
+    sub = exif.get_ifd(EXIF_IFD) if EXIF_IFD in exif else None
+    if sub:
+        for tag, value in ((EXIF_WIDTH, width), (EXIF_HEIGHT, height)):
+            if tag in sub:
+                sub[tag] = value
+    return exif.tobytes()
+
+
 def write(f, pixels: np.ndarray, fmt: str, quality: int, icc: Optional[bytes], text: dict,
-           cmyk: bool = False, png_compression: int = limits.DEFAULT_PNG_COMPRESSION) -> None:
-    """One whole image into the binary file `f` (PNG keeps 16 bits; JPEG/WebP get the marker in EXIF; a CMYK input
-    written as JPEG is CMYK again)."""
+          cmyk: bool = False, png_compression: int = limits.DEFAULT_PNG_COMPRESSION,
+          exif: Optional[bytes] = None) -> None:
+    """One whole image into the binary file `f` (PNG keeps 16 bits; every format gets `exif`, the input's EXIF
+    from `output_exif`, or just the Software marker; a CMYK input written as JPEG is CMYK again)."""
     arr = pixels[..., 0] if pixels.ndim == 3 and pixels.shape[-1] == 1 else pixels
+    exif = exif or output_exif(None, arr.shape[1], arr.shape[0], text["Software"])
     if fmt == "png":
         channels = 1 if arr.ndim == 2 else arr.shape[-1]
         writer = PngWriter(f, arr.shape[1], arr.shape[0], channels, 16 if arr.dtype == np.uint16 else 8, icc, text,
-                           level=png_compression)
+                           level=png_compression, exif=exif)
         writer.write_rows(arr)
         writer.close()
         return
@@ -114,8 +138,6 @@ def write(f, pixels: np.ndarray, fmt: str, quality: int, icc: Optional[bytes], t
         img = img.convert("RGBA")
     if cmyk and fmt == "jpg" and img.mode == "RGB":
         img = img.convert("CMYK")
-    exif = Image.Exif()
-    exif[EXIF_SOFTWARE] = text["Software"]
     extra = {"icc_profile": icc} if icc else {}
     if fmt == "jpg":
         img.save(f, format="JPEG", quality=quality, exif=exif, **extra)

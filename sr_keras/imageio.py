@@ -147,11 +147,14 @@ class DecodedImage:
       pixels: uint8 or uint16 array, H x W x C with C in {1, 3, 4}, already EXIF-oriented.
       icc_profile: the embedded ICC profile bytes, if any.
       source_mode: the PIL mode the file was stored in (for messages and metadata).
+      exif: the file's EXIF (camera, date, GPS, ...) with its orientation reset to 1, since `pixels` are already
+        oriented; None when it has none or it cannot be parsed.
     """
 
     pixels: np.ndarray
     icc_profile: Optional[bytes] = None
     source_mode: str = ""
+    exif: Optional[bytes] = None
 
 
 def _png_bit_depth(data: bytes) -> int:
@@ -236,9 +239,13 @@ def decode_image(source: Union[bytes, str, os.PathLike], max_pixels: Optional[in
             raise ImageError(f"truncated or corrupt image: {e}") from None
     _check_decoded(img, max_pixels, flag)
     try:
-        orientation = img.getexif().get(0x0112, 1)
+        exif = img.getexif()
+        orientation = exif.get(0x0112, 1)
+        if 0x0112 in exif:
+            exif[0x0112] = 1  # The pixels are turned upright below.
+        exif_bytes = exif.tobytes() if len(exif) else None
     except Exception:  # Malformed EXIF must not cost us the pixels.
-        orientation = 1
+        orientation, exif_bytes = 1, None
     icc = img.info.get("icc_profile")
     mode = img.mode
     try:
@@ -253,7 +260,7 @@ def decode_image(source: Union[bytes, str, os.PathLike], max_pixels: Optional[in
     if pixels.shape[0] == 0 or pixels.shape[1] == 0:
         raise ImageError("image has no pixels")
     pixels = _apply_orientation(pixels, int(orientation) if isinstance(orientation, int) else 1)
-    return DecodedImage(pixels=pixels, icc_profile=icc, source_mode=mode)
+    return DecodedImage(pixels=pixels, icc_profile=icc, source_mode=mode, exif=exif_bytes)
 
 
 def _check_decoded(img: Image.Image, max_pixels: Optional[int], flag: str) -> None:

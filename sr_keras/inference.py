@@ -216,7 +216,7 @@ class Enhancer:
             del band  # Released before the next band is computed.
 
     def write_png(self, image: np.ndarray, f, icc_profile: Optional[bytes] = None, text: Optional[dict] = None,
-                  png_compression: int = limits.DEFAULT_PNG_COMPRESSION, **kw) -> None:
+                  png_compression: int = limits.DEFAULT_PNG_COMPRESSION, exif: Optional[bytes] = None, **kw) -> None:
         """Enhances a uint8/uint16 array into a PNG written to the binary file `f`, band by band as the tiles finish,
         so memory never holds the decoded output; `png_compression` is the zlib level (0..9). Keyword arguments go
         to `enhance_bands`."""
@@ -225,7 +225,7 @@ class Enhancer:
             raise ValueError(f"a PNG holds uint8 or uint16 pixels, got {arr.dtype}")
         channels = 1 if arr.ndim == 2 else arr.shape[2]
         writer = PngWriter(f, arr.shape[1] * self.scale, arr.shape[0] * self.scale, channels,
-                           16 if arr.dtype == np.uint16 else 8, icc_profile, text, level=png_compression)
+                           16 if arr.dtype == np.uint16 else 8, icc_profile, text, level=png_compression, exif=exif)
         for band in self.enhance_bands(arr, **kw):
             writer.write_rows(band)
             del band  # Not held while the next band is computed.

@@ -30,7 +30,8 @@ class PngWriter:
     _CHUNK = 1 << 18  # IDAT payload per chunk.
 
     def __init__(self, f, width: int, height: int, channels: int, bit_depth: int = 8,
-                 icc_profile: Optional[bytes] = None, text: Optional[dict] = None, level: int = 6):
+                 icc_profile: Optional[bytes] = None, text: Optional[dict] = None, level: int = 6,
+                 exif: Optional[bytes] = None):
         if channels not in self._COLOR_TYPES or bit_depth not in (8, 16):
             raise ValueError(f"PNG needs 1 to 4 channels at 8 or 16 bits, got {channels} at {bit_depth}")
         self.f, self.width, self.height, self.channels, self.bit_depth = f, width, height, channels, bit_depth
@@ -42,6 +43,8 @@ class PngWriter:
         self._chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, self._COLOR_TYPES[channels], 0, 0, 0))
         if icc_profile:
             self._chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile))
+        if exif:  # eXIf holds the TIFF structure without JPEG's "Exif\0\0" preamble (PNG 1.5 extension).
+            self._chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
         for key, value in (text or {}).items():
             self._chunk(b"tEXt", key.encode("latin-1")[:79] + b"\0" + str(value).encode("latin-1", "replace"))
 

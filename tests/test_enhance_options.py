@@ -99,6 +99,41 @@ def test_png_compression_changes_the_size_and_keeps_the_pixels(enhancer, tmp_pat
         enhance_lib.OutputFormat(png_compression=10)
 
 
+def _camera_jpeg(path):
+    """A 24 x 20 (stored 20 x 24, orientation 6) JPEG with camera, date and GPS tags."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Canon", "EOS 5D", 6
+    exif.get_ifd(0x8769).update({0x9003: "2024:01:02 03:04:05", 0xA002: 24, 0xA003: 20})
+    exif.get_ifd(0x8825)[2] = (52.0, 13.0, 24.0)
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=95, exif=exif)
+
+
+def test_camera_exif_is_kept_upright_and_resized_and_strip_metadata_drops_it(enhancer, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    _camera_jpeg(str(src / "cam.jpg"))
+    for ext, streamed in (("auto", False), ("png", True)):  # JPEG out (whole), and PNG out (band by band).
+        out = enhance_lib.enhance_files(enhancer, [str(src / "cam.jpg")], str(tmp_path / ext), progress=False,
+                                        output_format=enhance_lib.OutputFormat(ext))["written"][0]
+        with Image.open(out) as img:
+            assert img.size == (80, 96)  # Upright: the orientation was applied to the pixels...
+            exif = img.getexif()
+            assert exif.get(0x0112, 1) == 1  # ... and reset in the tags, so viewers do not turn it again.
+            assert (exif[0x010F], exif[0x0110]) == ("Canon", "EOS 5D")
+            assert exif.get_ifd(0x8769)[0x9003] == "2024:01:02 03:04:05"
+            assert (exif.get_ifd(0x8769)[0xA002], exif.get_ifd(0x8769)[0xA003]) == (80, 96)
+            assert exif.get_ifd(0x8825)[2] == (52.0, 13.0, 24.0)
+            assert exif[0x0131].startswith("sr_keras")
+        assert enhance_lib.is_own_output(out)
+    stripped = enhance_lib.enhance_files(enhancer, [str(src / "cam.jpg")], str(tmp_path / "strip"), progress=False,
+                                         output_format=enhance_lib.OutputFormat(strip_metadata=True))["written"][0]
+    with Image.open(stripped) as img:
+        exif = img.getexif()
+        assert set(exif) == {0x0131} and not exif.get_ifd(0x8825)  # Only the marker: no camera, no GPS.
+    assert enhance_lib.is_own_output(stripped)
+
+
 @pytest.mark.parametrize("args,message", [(["--ext=gif"], "ext"), (["--quality=0"], "quality"),
                                           (["--outscale=-1"], "outscale"), (["--suffix=a/b"], "suffix"),
                                           (["--png_compression=-1"], "png_compression")])

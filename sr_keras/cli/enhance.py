@@ -49,6 +49,9 @@ _PNG_LEVEL = flags.DEFINE_integer("png_compression", limits.DEFAULT_PNG_COMPRESS
 _SUFFIX = flags.DEFINE_string("suffix", None, "Output name suffix: <stem>_<suffix>.<ext> (default: x<outscale>).")
 _OUTSCALE = flags.DEFINE_float("outscale", None, "Final scale, e.g. 2 or 3.5: the model's output resized with "
                                "Lanczos (default: the model's scale).")
+_STRIP = flags.DEFINE_bool("strip_metadata", False, "Write no EXIF (camera, date, GPS...) and no source name. By "
+                           "default the input's EXIF is kept, orientation reset (the pixels are upright), Software "
+                           "set.")
 flags.mark_flag_as_required("input")
 
 
@@ -61,7 +64,7 @@ def main(argv):
 
     try:  # Checked before the inputs are listed and the model loads.
         output_format = enhance_lib.OutputFormat(_EXT.value, _QUALITY.value, _SUFFIX.value, _OUTSCALE.value,
-                                                 _PNG_LEVEL.value)
+                                                 _PNG_LEVEL.value, _STRIP.value)
         limits.check_tile(_TILE.value, "--tile")
         limits.check_overlap(_OVERLAP.value, "--tile_overlap")
         limits.check_max_pixels(_MAX_PIXELS.value, "--max_input_pixels")
