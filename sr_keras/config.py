@@ -12,8 +12,9 @@ Presets (`PRESETS`, a registry filled by `@preset`):
                minutes).
   photo_x4_ms  stage 2: photo_x4 fine-tuned on those photos at 1, 0.75 and 0.5x size (~30 CPU minutes).
   photo_x2     photo_x4's recipe at x2, on the same photos built with --scale=2.
-  real_x4      sr_keras_real_x4: SPAN from span_x4, Real-ESRGAN's losses, U-Net SN discriminator and on-the-fly
-               second-order degradations, on the same photos (~70 CPU minutes).
+  real_x4      sr_keras_real_x4, stage 1: SPAN from span_x4, L1 under on-the-fly second-order degradations
+               (Real-ESRNet), on the same photos (~15 CPU minutes).
+  real_x4_gan  stage 2: + Real-ESRGAN's perceptual and adversarial losses, U-Net SN discriminator (~60 CPU minutes).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class TrainConfig:
     decay_factor: float = 0.1  # step: the drop (SRGAN paper: x0.1).
     cosine_floor: float = 0.01  # cosine: the final rate as a fraction of learning_rate.
     warmup_steps: int = 0  # cosine: a linear warm-up from 0 over these first steps (fine-tuning a trained model).
+    schedule_steps: int = 0  # cosine: the steps the curve spans (0: this run's total; more: the run stops early on it).
     clip_norm: float = 0.0  # > 0: gradients clipped to this global norm (per replica; see trainer.AdversarialTrainer).
     adam_beta1: float = 0.9
     pretrain_loss: str = "mse"  # Phase-1 pixel loss: mse (SRResNet) or l1.
@@ -205,21 +207,32 @@ def _photo_x2() -> TrainConfig:
 
 @preset("real_x4")
 def _real_x4() -> TrainConfig:
-    # sr_keras_real_x4 (`make real-model`): Real-ESRGAN's two-stage recipe (options/train_realesrnet_x4plus.yml,
-    # then train_realesrgan_x4plus.yml) on a compact generator, under the second-order degradations on the fly, on
-    # the default model's photos. SPAN x4 starts from span_x4's weights; phase 1 trains it with L1 alone on the
-    # degraded inputs (Real-ESRNet: the PSNR end of the alpha knob); phase 2 adds the perceptual loss 1.0 (VGG19
-    # conv1_2...conv5_4 before ReLU, or VGG16's conv1_2...conv5_3 offline) and the adversarial loss 0.1 against the
-    # U-Net discriminator with spectral normalisation. EMA 0.999. Real-ESRGAN trains 1M + 400k steps of batch 48 at
-    # 256 px on GPUs; this is sized for about 100 minutes of 2 CPU cores (float32: bfloat16 diverged in a trial).
+    # sr_keras_real_x4, stage 1 (`make real-model`; Real-ESRGAN's options/train_realesrnet_x4plus.yml on a compact
+    # generator): SPAN x4 from span_x4's weights, trained with L1 alone on inputs degraded on the fly by the
+    # second-order model, on the default model's photos. Its EMA generator is the alpha = 0 end of the knob. The
+    # cosine spans 5,500 steps, of which this stage runs 4,000 (the recipe was first laid out as one run). Gradients
+    # are clipped: one batch in 300 gave SPAN a gradient of 5,400x the median, which blew it up. About 15 minutes
+    # on 2 CPU cores.
     return TrainConfig(model=ModelConfig(kind="span", filters=52, num_blocks=6, d_filters=64,
                                          discriminator="unet_sn"),
-                       data="tfrecords/photos_x4", batch_size=4, hr_crop=128, pretrain_steps=4000, gan_steps=1500,
-                       learning_rate=1e-4, schedule="cosine", cosine_floor=0.1, warmup_steps=300, clip_norm=5.0,
-                       pretrain_loss="l1",
-                       content_loss="percep", content_weight=1.0, pixel_weight=1.0, adv_weight=0.1,
-                       ckpt_every=100, eval_every=250, log_every=10, eval_images=3, eval_crop=256, cache_data=True,
-                       crops_per_image=8, degradation="realesrgan", init_from="span_x4", ema_decay=0.999)
+                       data="tfrecords/photos_x4", batch_size=4, hr_crop=128, pretrain_steps=4000, gan_steps=0,
+                       learning_rate=1e-4, schedule="cosine", cosine_floor=0.1, warmup_steps=300,
+                       schedule_steps=5500, clip_norm=5.0, pretrain_loss="l1", content_loss="percep",
+                       content_weight=1.0, pixel_weight=1.0, adv_weight=0.1, ckpt_every=100, eval_every=250,
+                       log_every=10, eval_images=3, eval_crop=256, cache_data=True, crops_per_image=8,
+                       degradation="realesrgan", init_from="span_x4", ema_decay=0.999)
+
+
+@preset("real_x4_gan")
+def _real_x4_gan() -> TrainConfig:
+    # sr_keras_real_x4, stage 2 (Real-ESRGAN's train_realesrgan_x4plus.yml): stage 1's EMA generator, then L1 1.0 +
+    # perceptual 1.0 (VGG19 conv1_2...conv5_4 before ReLU, or VGG16's conv1_2...conv5_3 offline) + adversarial 0.1
+    # against the U-Net discriminator with spectral normalisation, Adam 1e-4 (Real-ESRGAN's) on a cosine to half
+    # of it, EMA 0.999. Real-ESRGAN trains 400k steps of batch 48 at 256 px on GPUs; this runs 1,200 of batch 4 at
+    # 128 px: about an hour on 2 CPU cores (float32: bfloat16 diverged in a trial).
+    return dataclasses.replace(_real_x4(), pretrain_steps=0, gan_steps=1200, schedule_steps=0, warmup_steps=50,
+                               cosine_floor=0.5, init_from="", init_checkpoint="runs/real_x4", ckpt_every=100,
+                               eval_every=200)
 
 
 def _dcgan(cfg: TrainConfig, name: str) -> TrainConfig:

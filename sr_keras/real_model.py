@@ -1,9 +1,9 @@
 """The project's fast GAN for real-world photos, `sr_keras_real_x4`: its recipe, and shipping a finished run into the
 package (sr_keras/real_model/) with a card giving the provenance and licence of every input.
 
-`make real-model` runs RECIPE, then `python -m sr_keras.cli.make_real_model` exports runs/real_x4 with both ends of
-the alpha knob (0: the L1 phase, Real-ESRNet-like; 1: the GAN phase), evaluates it on the real-world set
-(`sr-make-real-set`) and writes the card.
+`make real-model` runs RECIPE (stage 1: L1 under the degradations, Real-ESRNet-like; stage 2: the GAN), then
+`python -m sr_keras.cli.make_real_model` exports runs/real_x4_gan with both ends of the alpha knob (0: stage 1,
+1: stage 2), evaluates it on the real-world set (`sr-make-real-set`) and writes the card.
 """
 
 from __future__ import annotations
@@ -20,16 +20,18 @@ import tensorflow as tf
 
 from sr_keras import evaluate_lib, evaluate_report, inference, lossnets, model_card, run_dir, safe_files, zoo
 from sr_keras.data import real_degradation, real_set
-from sr_keras.run_dir import RunDir
+from sr_keras.run_dir import RunDir, run_of_checkpoint
 from sr_keras.savedmodel import layout, writer
 from sr_keras.zoo import cache as zoo_cache
 
-WORKDIR = "runs/real_x4"
+STAGE1 = "runs/real_x4"
+WORKDIR = "runs/real_x4_gan"
 RECIPE = (
     ("sr-fetch-photos", "--out_dir=tfrecords/free_photos"),
     ("sr-build-tfrecords", "--source=sample,dir:tfrecords/free_photos/images", "--val_fraction=0",
      "--out_dir=tfrecords/photos_x4"),
-    ("sr-train", "--preset=real_x4", f"--workdir={WORKDIR}", "--mixed_precision=none", "--seed=0"),
+    ("sr-train", "--preset=real_x4", f"--workdir={STAGE1}", "--mixed_precision=none", "--seed=0"),
+    ("sr-train", "--preset=real_x4_gan", f"--workdir={WORKDIR}", "--mixed_precision=none", "--seed=1"),
     ("sr-make-real-set", "--out=eval/real_set"),
 )
 _MODULES = {"sr-fetch-photos": "sr_keras.cli.fetch_photos", "sr-build-tfrecords": "sr_keras.cli.build_tfrecords",
@@ -53,11 +55,11 @@ def reproduce(log=print) -> None:
         subprocess.run([sys.executable, "-m", _MODULES[step[0]], *step[1:]], check=True)
 
 
-def _inputs(cfg) -> dict:
-    """Provenance and licence of everything the model was made from."""
-    span = zoo.MODELS[cfg.init_from] if cfg.init_from in zoo.MODELS else None
+def _inputs(cfg, first) -> dict:
+    """Provenance and licence of everything the model was made from (`first`: stage 1's config)."""
+    span = zoo.MODELS[first.init_from] if first.init_from in zoo.MODELS else None
     out = {"photos": model_card._training_photos(),
-           "initial_weights": {"model": cfg.init_from, "upstream": span.upstream if span else None,
+           "initial_weights": {"model": first.init_from, "upstream": span.upstream if span else None,
                                "package": span.package if span else None,
                                "package_version": importlib.metadata.version(span.package) if span else None,
                                "files_sha256": dict(zip((span.param, span.bin), span.sha256)) if span else None,
@@ -87,16 +89,23 @@ def evaluate_on_real_set(enhancer, eval_out: str, real_dir: str = REAL_SET, alph
 
 def make_real_model(workdir: str = WORKDIR, eval_out: str = "eval/real_model", out_dir: Optional[str] = None,
                     default_alpha: float = 1.0) -> str:
-    """Exports a finished real_x4 run as `sr_keras_real_x4` with its alpha knob, evaluates it and writes its card;
-    returns the card's path. The model folder is replaced in one atomic step, only when all of it succeeded.
+    """Exports a finished real_x4_gan run as `sr_keras_real_x4`, with its alpha knob (0: the stage-1 run it started
+    from, 1: its own EMA generator), evaluates it and writes its card; returns the card's path. The model folder is
+    replaced in one atomic step, only when all of it succeeded.
 
     Raises:
-      run_dir.RunError: no run, or no GAN phase yet (the knob needs both ends); layout.ExportError.
+      run_dir.RunError: no run, or no stage 1 to start the knob from; layout.ExportError.
     """
     generator, meta = run_dir.generator_from_workdir(workdir)
     psnr = run_dir.psnr_generator_from_workdir(workdir)
+    cfg = RunDir(workdir).read_config()
+    stage1 = run_of_checkpoint(cfg.init_checkpoint) if cfg.init_checkpoint else None
+    if psnr is None and stage1 is not None:  # Two stages: the L1 end is the run this one started from.
+        psnr = run_dir.generator_from_workdir(stage1.path)[0]
     if psnr is None:
-        raise run_dir.RunError(f"{workdir} has no GAN phase yet: train it to the end (sr-train --preset=real_x4)")
+        raise run_dir.RunError(f"{workdir} has neither an L1 phase nor a stage-1 run (--init_checkpoint) for the "
+                               "alpha = 0 end; train it with the recipe (make real-model)")
+    first = stage1.read_config() if stage1 is not None else cfg
     meta["model_name"] = zoo.REAL
     target = os.path.abspath(out_dir or layout.shipped_model_path(zoo.SHIPPED[zoo.REAL]))
     os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -106,7 +115,6 @@ def make_real_model(workdir: str = WORKDIR, eval_out: str = "eval/real_model", o
                                     default_alpha=default_alpha)
         enhancer = inference.Enhancer(version_dir)
         results = evaluate_on_real_set(enhancer, eval_out)
-        cfg = RunDir(workdir).read_config()
         stages = model_card.training_stages(workdir)
         table = evaluate_report.markdown_table(results)
         card = layout.card_record(
@@ -114,8 +122,9 @@ def make_real_model(workdir: str = WORKDIR, eval_out: str = "eval/real_model", o
             "Real-ESRGAN's recipe; alpha 0: L1 end, 1: GAN end)", generator.count_params(),
             {"license": "Apache-2.0 (this project's training); initial weights: " + SPAN_UPSTREAM_LICENSE,
              "license_short": "Apache-2.0 (see card)", "recipe": "sr_keras/real_model.py RECIPE (make real-model)"},
-            zoo_cache.measure(version_dir), inputs=_inputs(cfg), config=dataclasses.asdict(cfg), stages=stages,
-            steps=cfg.total_steps, training_seconds=sum(s["seconds"] for s in stages),
+            zoo_cache.measure(version_dir), inputs=_inputs(cfg, first), config=dataclasses.asdict(cfg),
+            stages=stages,
+            steps=sum(st["steps"] for st in stages), training_seconds=sum(s["seconds"] for s in stages),
             machine=f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}", recipe=recipe_text(),
             default_alpha=default_alpha, degradation=dataclasses.asdict(real_degradation.REAL_ESRGAN),
             real_world_set={"folder": REAL_SET, "images": len(next(iter(results["methods"].values()))["images"]),

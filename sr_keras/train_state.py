@@ -41,12 +41,12 @@ class FollowSchedule(keras.optimizers.schedules.LearningRateSchedule):
 def learning_rates(cfg: config_lib.TrainConfig) -> tuple:
     """(generator, discriminator) learning-rate schedules, each over its own optimizer's iterations."""
     rate = cfg.learning_rate
+    span = cfg.schedule_steps or cfg.total_steps
     if cfg.schedule == "cosine" and cfg.warmup_steps:
-        g = keras.optimizers.schedules.CosineDecay(0.0, max(1, cfg.total_steps - cfg.warmup_steps),
-                                                   alpha=cfg.cosine_floor, warmup_target=rate,
-                                                   warmup_steps=cfg.warmup_steps)
+        g = keras.optimizers.schedules.CosineDecay(0.0, max(1, span - cfg.warmup_steps), alpha=cfg.cosine_floor,
+                                                   warmup_target=rate, warmup_steps=cfg.warmup_steps)
     elif cfg.schedule == "cosine":
-        g = keras.optimizers.schedules.CosineDecay(rate, max(1, cfg.total_steps), alpha=cfg.cosine_floor)
+        g = keras.optimizers.schedules.CosineDecay(rate, max(1, span), alpha=cfg.cosine_floor)
     else:
         decay_at = cfg.pretrain_steps + int(cfg.gan_steps * cfg.decay_at)
         g = keras.optimizers.schedules.PiecewiseConstantDecay([decay_at], [rate, rate * cfg.decay_factor])

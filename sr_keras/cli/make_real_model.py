@@ -1,6 +1,6 @@
 """Ships a finished real_x4 run as the package's `sr_keras_real_x4` (`make real-model` runs this with --reproduce).
 
-  python -m sr_keras.cli.make_real_model --workdir=runs/real_x4
+  python -m sr_keras.cli.make_real_model --workdir=runs/real_x4_gan
   python -m sr_keras.cli.make_real_model --reproduce      # the whole recipe first (about 2 hours on 2 CPU cores)
 """
 
@@ -10,7 +10,8 @@ from absl import app, flags
 
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/real_x4", "The finished real_x4 training run to ship.")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/real_x4_gan", "The finished real_x4_gan run to ship (its stage-1 "
+                                "run, --init_checkpoint, is the alpha = 0 end).")
 _EVAL_OUT = flags.DEFINE_string("eval_out", "eval/real_model", "Where the evaluation files go.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where the model folder goes (default: the package's "
                                "sr_keras/real_model). Replaced only when everything succeeded.")
