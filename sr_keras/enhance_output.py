@@ -9,11 +9,9 @@ import os
 from typing import Optional
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from sr_keras import limits
-from sr_keras.data.degradation import bicubic_upscale
 from sr_keras.png_writer import PngWriter
 
 SOFTWARE_TAG = "sr_keras"  # "Software" of every output (PNG tEXt, EXIF 0x0131): how sr-enhance knows its own files.
@@ -84,6 +82,9 @@ def _label(img: Image.Image, text: str) -> Image.Image:
 def comparison(lr_rgb8: np.ndarray, sr_rgb8: np.ndarray, model_label: str) -> Image.Image:
     """Side by side: the input upscaled with bicubic | the model's output, each labelled."""
     h, w = sr_rgb8.shape[:2]
+    # Here, not at the top: OutputFormat is checked before TensorFlow is imported (a bad flag fails at once).
+    from sr_keras.data.degradation import bicubic_upscale
+
     bic = bicubic_upscale(lr_rgb8, h // lr_rgb8.shape[0])
     canvas = Image.new("RGB", (2 * w + 8, h), (255, 255, 255))
     canvas.paste(_label(Image.fromarray(bic), "bicubic"), (0, 0))
@@ -96,6 +97,9 @@ def resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
 
     top = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(pixels.dtype, 1.0)
     x = pixels[..., None] if pixels.ndim == 2 else pixels
+    # Here, not at the top: as `comparison`.
+    import tensorflow as tf
+
     y = tf.image.resize(x.astype(np.float32), (height, width), method="lanczos3", antialias=True).numpy()
     y = np.clip(np.round(y) if top > 1 else y, 0, top).astype(pixels.dtype)
     return y[..., 0] if pixels.ndim == 2 else y

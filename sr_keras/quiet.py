@@ -4,6 +4,8 @@
 notebook sees the same quiet start as the command line (set TF_CPP_MIN_LOG_LEVEL yourself to see everything).
 """
 
+import importlib.abc
+import importlib.util
 import os
 import re
 import sys
@@ -47,6 +49,40 @@ def import_tensorflow_quietly():
             if kept:
                 print("\n".join(kept), file=sys.stderr, flush=True)
     return tf
+
+
+class _QuietTensorFlow:
+    """A meta-path finder that turns the first `import tensorflow`, wherever it happens, into
+    `import_tensorflow_quietly()`: a binary that fails on a bad flag before it needs TensorFlow never imports it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        defer(False)  # Once: the real import below must not come back here.
+        module = import_tensorflow_quietly()
+        return importlib.util.spec_from_loader(name, _Imported(module), is_package=True)
+
+
+class _Imported(importlib.abc.Loader):
+    def __init__(self, module):
+        self.module = module
+
+    def create_module(self, spec):
+        return self.module
+
+    def exec_module(self, module):
+        pass  # Already executed by the real import.
+
+
+_FINDER = _QuietTensorFlow()
+
+
+def defer(on: bool = True) -> None:
+    """Installs (or removes) the finder; a no-op once TensorFlow is imported."""
+    if _FINDER in sys.meta_path:
+        sys.meta_path.remove(_FINDER)
+    if on and "tensorflow" not in sys.modules:
+        sys.meta_path.insert(0, _FINDER)
 
 
 def quiet_import() -> None:

@@ -63,3 +63,21 @@ def test_the_python_api_is_quiet_on_import_and_load_and_says_what_it_loaded():
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == "", proc.stderr  # No cuInit, CUDA-driver or oneDNN lines.
     assert ", x4, precision=float32, tile=256" in proc.stdout
+
+
+@pytest.mark.parametrize("module,args,message", [
+    ("enhance", ["--input=x.png", "--quality=0"], "--quality=0"),
+    ("enhance", ["--input=x.png", "--tile=-5"], "--tile=-5"),
+    ("evaluate", ["--metrics=foo"], "--metrics: unknown foo"),
+    ("evaluate", ["--alpha=2"], "--alpha='2'"),
+    ("train", ["--workdir=w", "--preset=celeba_x8", "--scale=4"], "x8 only"),
+    ("serve", ["--port=99999"], "--port"),
+])
+def test_flag_errors_fail_fast_without_importing_tensorflow(module, args, message):
+    code = (f"import runpy, sys; sys.argv = ['sr-{module}'] + {args!r}\n"
+            "try:\n    runpy.run_module('sr_keras.cli." + module + "', run_name='__main__')\n"
+            "except SystemExit as e:\n    print('exit', e.code, 'tensorflow' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO)
+    assert proc.stdout.strip() == "exit 2 False", (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith("error: ") and message in proc.stderr

@@ -58,18 +58,19 @@ flags.mark_flag_as_required("input")
 def main(argv):
     del argv
     quiet_tf_logs()
-    import sr_keras
-    from sr_keras import enhance_lib
-    from sr_keras.savedmodel import layout
+    from sr_keras.enhance_output import OutputFormat
 
-    try:  # Checked before the inputs are listed and the model loads.
-        output_format = enhance_lib.OutputFormat(_EXT.value, _QUALITY.value, _SUFFIX.value, _OUTSCALE.value,
-                                                 _PNG_LEVEL.value, _STRIP.value)
+    try:  # Checked before TensorFlow is imported, the inputs are listed and the model loads.
+        output_format = OutputFormat(_EXT.value, _QUALITY.value, _SUFFIX.value, _OUTSCALE.value, _PNG_LEVEL.value,
+                                     _STRIP.value)
         limits.check_tile(_TILE.value, "--tile")
         limits.check_overlap(_OVERLAP.value, "--tile_overlap")
         limits.check_max_pixels(_MAX_PIXELS.value, "--max_input_pixels")
     except ValueError as e:
         fail(str(e))
+    import sr_keras
+    from sr_keras import enhance_lib
+    from sr_keras.savedmodel import layout
     paths = enhance_lib.expand_inputs(_INPUT.value)
     if not paths:
         fail(f"--input={_INPUT.value}: no such file, or no images in that folder/glob")

@@ -42,18 +42,20 @@ _ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Also score each model wit
 def main(argv):
     del argv
     quiet_tf_logs()
-    import sr_keras
-    from sr_keras import evaluate_lib, evaluate_report, limits, lossnets
-    from sr_keras.savedmodel import layout
+    from sr_keras import limits
 
-    try:
+    try:  # The flags are checked before TensorFlow is imported.
         alphas = [limits.check_alpha(a, "--alpha") for a in _ALPHA.value]
     except ValueError as e:
         fail(f"{e}; give numbers such as 0,0.5,1")
     which = tuple(m.strip().lower() for m in _METRICS.value if m.strip())
-    unknown = sorted(set(which) - set(evaluate_lib.METRICS))
+    unknown = sorted(set(which) - set(limits.METRICS))
     if unknown:
-        fail(f"--metrics: unknown {', '.join(unknown)}; choose from {','.join(evaluate_lib.METRICS)}")
+        fail(f"--metrics: unknown {', '.join(unknown)}; choose from {','.join(limits.METRICS)}")
+    import sr_keras
+    from sr_keras import evaluate_lib, evaluate_report, lossnets
+    from sr_keras.savedmodel import layout
+
     models, taken = {}, {"bicubic"}
     for spec in [s.strip() for value in _MODELS.value for s in value.split(",") if s.strip()]:
         try:

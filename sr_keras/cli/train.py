@@ -121,6 +121,10 @@ def resolve_config():
 def main(argv):
     del argv
     quiet_tf_logs()
+    try:  # The preset and the flags are resolved before TensorFlow is imported.
+        cfg = resolve_config()
+    except ValueError as e:
+        fail(str(e))
     import keras
 
     from sr_keras import distribute, train_lib
@@ -128,7 +132,6 @@ def main(argv):
     from sr_keras.run_dir import RunDir
 
     try:
-        cfg = resolve_config()
         keras.utils.set_random_seed(cfg.seed)
         strategy = distribute.make_strategy(_STRATEGY.value, _CPU_REPLICAS.value, _TPU.value)
         policy = {"auto": distribute.auto_mixed_precision(strategy), "none": None}.get(_MIXED.value, _MIXED.value)

@@ -3,6 +3,7 @@
 import os
 import sys
 
+from sr_keras import quiet
 from sr_keras.quiet import STARTUP_NOISE, import_tensorflow_quietly  # noqa: F401 - used by the binaries.
 
 
@@ -13,7 +14,7 @@ def quiet_tf_logs() -> None:
 
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-        import_tensorflow_quietly()
+        quiet.defer()  # TensorFlow is imported, quietly, when something first needs it (a bad flag may not).
 
 
 def fail(message: str, code: int = 2) -> None:
