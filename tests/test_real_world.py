@@ -166,3 +166,29 @@ def test_the_real_world_recipe_runs_end_to_end_on_the_tiny_preset(sample_data, t
     gan = [r for r in rows if r.get("phase") == 2 and "d/acc" in r]
     assert gan and all(np.isfinite(r["g/adv"]) for r in gan)
     assert any("val/lpips" in r and 0 < r["val/lpips"] < 1.5 for r in rows)  # Training validation logs LPIPS.
+
+
+def test_the_shipped_real_world_model_and_its_card():
+    import sr_keras
+    from sr_keras import zoo
+    from sr_keras.savedmodel import layout
+    from sr_keras.zoo import cache as zoo_cache
+
+    assert zoo.match_name("SR_Keras_Real_X4") == zoo.REAL and zoo.REAL in zoo.NAMES
+    assert zoo_cache.status(zoo.REAL) == "ready"
+    card = layout.read_card(zoo.model_dir(zoo.REAL))
+    assert card["model"] == zoo.REAL and card["scale"] == 4
+    inputs = card["inputs"]
+    assert inputs["photos"] and all(row["license"] for row in inputs["photos"])
+    init = inputs["initial_weights"]
+    assert init["model"] == "span_x4" and "Apache-2.0" in init["license"] and "hongyuanyu/SPAN" in init["license"]
+    assert len(init["files_sha256"]) == 2
+    assert "Real-ESRGAN" in inputs["degradations"]["source"] and inputs["degradations"]["license"]
+    loss = inputs["loss_network"]
+    assert loss.get("sources") or loss.get("license")
+    assert "make real-model" in card["provenance"]["recipe"] and "real_x4_gan" in card["recipe"]
+    means = card["real_world_set"]["means"]
+    assert all({"lpips", "niqe", "psnr_y"} <= set(m) for m in means.values())
+    model = sr_keras.load("sr_keras_real_x4")
+    assert model.interpolation and model.default_alpha == card["default_alpha"]
+    assert os.path.exists(os.path.join(zoo.model_dir(zoo.REAL), "MODEL_CARD.md"))

@@ -18,7 +18,8 @@ def test_wheel_installs_into_a_fresh_venv_and_enhances_from_any_folder(tmp_path)
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), REPO], check=True,
                    capture_output=True, timeout=600)
     wheels = glob.glob(str(dist / "sr_keras-*.whl"))
-    assert len(wheels) == 1 and os.path.getsize(wheels[0]) < 12e6  # Small: no converted zoo weights inside.
+    # Small: the project's two own models are inside (about 15 MB), no converted zoo weights.
+    assert len(wheels) == 1 and os.path.getsize(wheels[0]) < 20e6
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     pip = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", wheels[0]],

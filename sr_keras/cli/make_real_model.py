@@ -15,8 +15,8 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/real_x4_gan", "The finished real
 _EVAL_OUT = flags.DEFINE_string("eval_out", "eval/real_model", "Where the evaluation files go.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where the model folder goes (default: the package's "
                                "sr_keras/real_model). Replaced only when everything succeeded.")
-_ALPHA = flags.DEFINE_float("default_alpha", 1.0, "The alpha the plain signatures run at.", lower_bound=0,
-                            upper_bound=1)
+_ALPHA = flags.DEFINE_float("default_alpha", 0.0, "The alpha the plain signatures run at (0: the L1 stage, 1: "
+                            "the GAN; real_model.DEFAULT_ALPHA).", lower_bound=0, upper_bound=1)
 _REPRODUCE = flags.DEFINE_bool("reproduce", False, "Run the recipe (real_model.RECIPE: fetch, build, train, the "
                                "real-world set) first.")
 
