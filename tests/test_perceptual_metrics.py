@@ -68,3 +68,18 @@ def test_a_damaged_conversion_is_converted_again():
         f.write(b"\0\0\0\0")
     assert "does not match" in lossnets.verify("niqe")
     assert lossnets.ensure("niqe") == path and lossnets.verify("niqe") is None
+
+
+def test_lpips_stays_float32_under_a_bfloat16_policy():
+    import keras
+
+    ref, dist = perceptual_reference.make_inputs()["coffee_noise"]
+    policy = keras.mixed_precision.global_policy()
+    perceptual_metrics._lpips_model.cache_clear()
+    try:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        value = perceptual_metrics.lpips(ref, dist)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+        perceptual_metrics._lpips_model.cache_clear()
+    assert value == pytest.approx(REFERENCE["lpips_alex"]["coffee_noise"], abs=1e-3)

@@ -79,13 +79,13 @@ def test_unet_discriminator_judges_every_pixel_under_spectral_normalisation():
     assert out.shape == (2, 32, 48, 1)
     sn = [layer for layer in d.layers if isinstance(layer, keras.layers.SpectralNormalization)]
     assert len(sn) == 8  # Every convolution but the first and the last (conv1 ... conv8).
-    x = tf.random.stateless_uniform([2, 32, 32, 3], [0, 1])
-    for _ in range(30):  # Power iterations converge on the largest singular value.
+    x = tf.random.stateless_uniform([1, 16, 16, 3], [0, 1])
+    for _ in range(80):  # Power iterations converge on the largest singular value (from above, once normalised).
         d(x, training=True)
     for layer in sn:  # The kernel each convolution uses has spectral norm 1 (its raw kernel does not).
         raw = layer.layer.kernel.numpy()
         used = np.asarray(layer.normalized_weights()[1]).reshape(-1, raw.shape[-1])
-        assert np.linalg.svd(used, compute_uv=False)[0] == pytest.approx(1.0, abs=0.05), layer.name
+        assert np.linalg.svd(used, compute_uv=False)[0] == pytest.approx(1.0, abs=0.03), layer.name
 
 
 def test_a_few_real_world_gan_steps_lower_the_loss_on_a_fixed_batch(sample_photo):

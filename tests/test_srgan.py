@@ -171,7 +171,8 @@ def test_sr_evaluate_alpha_grid_and_plot(gan_run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.load(open(out / "results.json"))
     rows = [k for k in results["methods"] if k != "bicubic"]
-    assert rows == ["srgan v1 alpha=0", "srgan v1 alpha=0.5", "srgan v1 alpha=1"]
+    label = f"srgan v1 ({train_lib.RANDOM_VGG_NOTE})"  # This run asked for random VGG features: labelled.
+    assert rows == [f"{label} alpha=0", f"{label} alpha=0.5", f"{label} alpha=1"]
     assert [results["methods"][k]["alpha"] for k in rows] == [0.0, 0.5, 1.0]
     assert all({"colour_shift", "grid", "flags"} <= set(results["methods"][k]["mean"]) for k in rows)
     assert Image.open(out / "alpha.png").size[0] > 800

@@ -286,7 +286,8 @@ def test_killed_training_resumes_at_the_saved_step(sample_data, tmp_path):
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     ckpts = workdir / "checkpoints"
     deadline = time.time() + 300
-    while time.time() < deadline and not (ckpts / "ckpt-10.index").exists():
+    # The state file names a checkpoint only once it is whole (its index appears a moment before).
+    while time.time() < deadline and int((tf.train.latest_checkpoint(str(ckpts)) or "-0").rsplit("-", 1)[1]) < 10:
         assert proc.poll() is None, "training ended before it could be killed"
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)

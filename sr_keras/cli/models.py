@@ -26,7 +26,7 @@ def table() -> str:
     rows = ["| name | scale | parameters | PSNR-Y gain on the sample photos | license | status |",
             "|---|---|---|---|---|---|"]
     for name in zoo.NAMES:
-        c = zoo_cache.card(name)
+        c = zoo_cache.card(name) or {}  # None: a shipped model missing from this install (its status says so).
         sample = c.get("sample_photos") or {}
         status = zoo_cache.status(name)
         if sample.get("gain_db") is not None:

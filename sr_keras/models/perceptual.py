@@ -41,27 +41,30 @@ class ChannelAffine(keras.layers.Layer):
         return {**super().get_config(), "scale": self.scale, "offset": self.offset}
 
 
-def _conv(x, arrays, key, filters, kernel, strides=1, pad=0, activation="relu", name=None):
+def _conv(x, arrays, key, filters, kernel, strides=1, pad=0, activation="relu", name=None, dtype=None):
     if pad:
-        x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-    layer = keras.layers.Conv2D(filters, kernel, strides=strides, padding="valid", activation=activation, name=name)
+        x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad", dtype=dtype)(x)
+    layer = keras.layers.Conv2D(filters, kernel, strides=strides, padding="valid", activation=activation, name=name,
+                                dtype=dtype)
     x = layer(x)
     layer.set_weights([arrays[f"{key}/kernel"], arrays[f"{key}/bias"]])
     return x
 
 
 def build_alexnet_lpips(arrays: dict) -> keras.Model:
-    """torchvision's AlexNet `features` up to the five ReLUs LPIPS compares (relu1 ... relu5)."""
+    """torchvision's AlexNet `features` up to the five ReLUs LPIPS compares (relu1 ... relu5), in float32 whatever
+    the global mixed-precision policy (a metric, also run inside bfloat16 training)."""
+    f32 = "float32"
     inputs = keras.Input((None, None, 3), name="rgb")
     # [0, 1] -> [-1, 1] -> LPIPS scaling: (2x - 1 - shift) / scale.
     x = ChannelAffine([2.0 / s for s in LPIPS_SCALE], [(-1.0 - t) / s for t, s in zip(LPIPS_SHIFT, LPIPS_SCALE)],
-                      name="lpips_scaling")(inputs)
+                      name="lpips_scaling", dtype=f32)(inputs)
     outs = []
     spec = [(64, 11, 4, 2), (192, 5, 1, 2), (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1)]
     for i, (filters, kernel, stride, pad) in enumerate(spec):
         if i in (1, 2):
-            x = keras.layers.MaxPooling2D(3, 2, padding="valid", name=f"pool{i}")(x)
-        x = _conv(x, arrays, f"conv{i + 1}", filters, kernel, stride, pad, name=f"conv{i + 1}")
+            x = keras.layers.MaxPooling2D(3, 2, padding="valid", name=f"pool{i}", dtype=f32)(x)
+        x = _conv(x, arrays, f"conv{i + 1}", filters, kernel, stride, pad, name=f"conv{i + 1}", dtype=f32)
         outs.append(x)
     model = keras.Model(inputs, outs, name="alexnet_lpips")
     model.trainable = False

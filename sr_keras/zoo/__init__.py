@@ -128,6 +128,8 @@ def cache_dir() -> str:
 
 def model_dir(name: str) -> str:
     """A zoo model's TF Serving model base path in the cache (the shipped folder for `sr_keras_x4`)."""
+    if name == OWN:
+        return layout.default_model_path()
     if name in SHIPPED:
         return layout.shipped_model_path(SHIPPED[name])
     return os.path.join(cache_dir(), "zoo", name)
