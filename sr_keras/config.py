@@ -102,6 +102,7 @@ class TrainConfig:
     eval_every: int = 500
     log_every: int = 1
     eval_images: int = 8  # Validation images evaluated (and shown) at each evaluation.
+    eval_lpips: bool = True  # Validation also scores LPIPS (val/lpips), when its weights can be had.
     eval_crop: int = 0  # HR centre crop for validation (0: whole images, as sr-evaluate; a crop logs val_crop<N>/).
     cache_data: bool = False  # Keep decoded training images in memory (small datasets).
     crops_per_image: int = 1
@@ -146,7 +147,7 @@ def data_dir_for(dataset: str, scale: int) -> str:
 def _tiny() -> TrainConfig:
     return TrainConfig(model=ModelConfig(filters=8, num_blocks=2, upsample_filters=32, d_filters=8, d_dense=16),
                        batch_size=4, hr_crop=32, pretrain_steps=2, gan_steps=2, ckpt_every=2, eval_every=2,
-                       eval_images=2, vgg_weights="none", content_loss="vgg22", cache_data=True)
+                       eval_images=2, vgg_weights="none", content_loss="vgg22", cache_data=True, eval_lpips=False)
 
 
 @preset("sample_x4")

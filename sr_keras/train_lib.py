@@ -250,7 +250,7 @@ def _loop(cfg, manifest: schema.Manifest, state: TrainState, strategy, manager, 
             if step % cfg.log_every == 0 or step == cfg.total_steps:
                 record.update(logs, images_per_s=rate, **state.learning_rate_logs())
             if step % cfg.eval_every == 0 or step == cfg.total_steps:
-                scores, panels = validation.evaluate(trainer.ema.model, examples, cfg.model.scale)
+                scores, panels = validation.evaluate(trainer.ema.model, examples, cfg.model.scale, cfg.eval_lpips)
                 val = run_dir_lib.val_prefix(cfg.eval_crop)
                 record.update({f"{val}/{k}": v for k, v in scores.items()})
                 flags = metrics.artefact_flags(scores["colour_shift"], scores["grid"])

@@ -21,12 +21,13 @@ def examples(cfg: config_lib.TrainConfig, manifest: schema.Manifest) -> list:
     return [(lr.numpy(), hr.numpy()) for lr, hr in ds.take(cfg.eval_images)]
 
 
-def evaluate(generator: keras.Model, examples: list, scale: int) -> tuple:
+def evaluate(generator: keras.Model, examples: list, scale: int, lpips: bool = True) -> tuple:
     """Mean scores of SR and of bicubic under the evaluation protocol (`metrics.score`, as sr-evaluate reports
     them), plus bicubic|SR|HR panels.
 
     Args:
       examples: (lr, hr) uint8 [1, h, w, 3] pairs.
+      lpips: also score LPIPS (`TrainConfig.eval_lpips`; off in the tiny preset, where it would dominate).
 
     Returns:
       ({psnr_y, ssim_y, psnr_rgb, colour_shift, grid, bicubic_psnr_y, ...}, [uint8 panel [1, H, 3W, 3], ...]).
@@ -40,7 +41,7 @@ def evaluate(generator: keras.Model, examples: list, scale: int) -> tuple:
 
     def panel(i, img, outputs, per):
         panels.append(np.concatenate([outputs["bicubic"], outputs["sr"], img.hr], axis=1)[None])
-    which = ("lpips",) if _lpips_available() else ()
+    which = ("lpips",) if lpips and _lpips_available() else ()
     per_image = evaluate_lib.score_methods({"sr": sr_fn, "bicubic": None}, images, scale, panel, which=which)
     sr, bicubic = (evaluate_lib.mean_scores(per_image[k]) for k in ("sr", "bicubic"))
     keys = ("psnr_y", "ssim_y", "psnr_rgb") + (("lpips",) if which and sr.get("lpips") is not None else ())

@@ -156,6 +156,7 @@ def test_the_real_world_recipe_runs_end_to_end_on_the_tiny_preset(sample_data, t
 
     cfg = dataclasses.replace(config.get_preset("tiny"), data=sample_data, degradation="realesrgan",
                               content_loss="percep", pixel_weight=1.0, adv_weight=0.1, clip_norm=5.0,
+                              eval_lpips=True,
                               model=dataclasses.replace(config.get_preset("tiny").model, discriminator="unet_sn"))
     workdir = str(tmp_path / "run")
     train_lib.train_and_evaluate(cfg, workdir, verbose=False)

@@ -60,6 +60,7 @@ _DISCRIMINATOR = flags.DEFINE_enum("discriminator", None, ["default", *[d for d 
 _WARMUP = flags.DEFINE_integer("warmup_steps", None, "cosine schedule: linear warm-up steps from 0.")
 _SCHEDULE_STEPS = flags.DEFINE_integer("schedule_steps", None, "cosine schedule: the steps its curve spans (0: the "
                                       "run's total).")
+_EVAL_LPIPS = flags.DEFINE_bool("eval_lpips", None, "Validation also scores LPIPS (val/lpips; off in the tiny preset).")
 _CLIP = flags.DEFINE_float("clip_norm", None, "Clip each update's gradients to this global norm (0: off).")
 _D_STEPS = flags.DEFINE_integer("d_steps", None, "Discriminator updates per generator update.")
 _EMA = flags.DEFINE_float("ema_decay", None, "Decay of the EMA generator that is evaluated and exported.")
@@ -93,7 +94,7 @@ _OVERRIDES = {"data": _DATA, "batch_size": _BATCH, "hr_crop": _HR_CROP, "pretrai
               "d_steps": _D_STEPS, "ema_decay": _EMA, "vgg_weights": _VGG, "jit_compile": _JIT,
               "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY, "seed": _SEED, "init_checkpoint": _INIT,
               "init_from": _INIT_FROM, "warmup_steps": _WARMUP, "clip_norm": _CLIP,
-              "schedule_steps": _SCHEDULE_STEPS}
+              "schedule_steps": _SCHEDULE_STEPS, "eval_lpips": _EVAL_LPIPS}
 _MODEL_OVERRIDES = {"num_blocks": _BLOCKS, "filters": _FILTERS, "bicubic_skip": _BICUBIC_SKIP,
                     "batch_norm": _BATCH_NORM, "upsampler": _UPSAMPLER}
 
