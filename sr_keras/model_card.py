@@ -49,7 +49,7 @@ RECIPE = (
 RECIPE_WORKDIR = "runs/photo_x4_ms"  # The last stage's run: what ships.
 # Console script -> module, to run the recipe with this interpreter (the scripts need not be on PATH).
 _MODULES = {"sr-fetch-photos": "sr_keras.cli.fetch_photos", "sr-build-tfrecords": "sr_keras.cli.build_tfrecords",
-            "sr-train": "sr_keras.cli.train"}
+            "sr-train": "sr_keras.cli.train", "sr-make-real-set": "sr_keras.cli.make_real_set"}
 
 
 def recipe_text() -> str:
@@ -58,10 +58,9 @@ def recipe_text() -> str:
     return "\n".join(lines)
 
 
-def reproduce(log=print) -> None:
-    """Runs every step of RECIPE in order (each resumes or rebuilds as its command does); raises on a failure."""
-
-    for step in RECIPE:
+def reproduce(log=print, recipe: tuple = RECIPE) -> None:
+    """Runs every step of `recipe` in order (each resumes or rebuilds as its command does); raises on a failure."""
+    for step in recipe:
         log("$ " + " ".join(step))
         subprocess.run([sys.executable, "-m", _MODULES[step[0]], *step[1:]], check=True)
 

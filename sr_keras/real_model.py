@@ -12,8 +12,6 @@ import dataclasses
 import importlib.metadata
 import os
 import shutil
-import subprocess
-import sys
 from typing import Optional
 
 import tensorflow as tf
@@ -34,8 +32,6 @@ RECIPE = (
     ("sr-train", "--preset=real_x4_gan", f"--workdir={WORKDIR}", "--mixed_precision=none", "--seed=1"),
     ("sr-make-real-set", "--out=eval/real_set"),
 )
-_MODULES = {"sr-fetch-photos": "sr_keras.cli.fetch_photos", "sr-build-tfrecords": "sr_keras.cli.build_tfrecords",
-            "sr-train": "sr_keras.cli.train", "sr-make-real-set": "sr_keras.cli.make_real_set"}
 REAL_SET = "eval/real_set"
 # The alpha the plain signatures run at: the largest of 0, 0.1, 0.2, 0.5, 1 with neither flag (colour shift <= 2
 # levels, grid <= 1.1) on the real-world set, measured on the shipped run (README, "Real-world photos").
@@ -52,10 +48,8 @@ def recipe_text() -> str:
 
 
 def reproduce(log=print) -> None:
-    """Runs every step of RECIPE in order; raises on a failure."""
-    for step in RECIPE:
-        log("$ " + " ".join(step))
-        subprocess.run([sys.executable, "-m", _MODULES[step[0]], *step[1:]], check=True)
+    """Runs every step of RECIPE in order (`model_card.reproduce`); raises on a failure."""
+    model_card.reproduce(log, RECIPE)
 
 
 def _inputs(cfg, first) -> dict:
