@@ -64,7 +64,16 @@ def read_file(path: Union[str, os.PathLike], max_bytes: int = MAX_FILE_BYTES) ->
         if st.st_size > max_bytes:
             raise ImageError(f"file of {st.st_size / 2**20:.0f} MB is over the {max_bytes / 2**20:.0f} MB "
                              "input limit")
-        data = f.read(max_bytes + 1)  # A file that grows while read is still bounded.
+        # Read what the size says (+1 to see growth), then more until EOF: a file that grows while it is read is
+        # still bounded, and no buffer of `max_bytes` is ever allocated for a small file.
+        chunks, total, want = [], 0, min(st.st_size, max_bytes) + 1
+        while total <= max_bytes:
+            chunk = f.read(min(want, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total, want = total + len(chunk), 1 << 20
+        data = b"".join(chunks)
     if len(data) > max_bytes:
         raise ImageError(f"file grew past the {max_bytes / 2**20:.0f} MB input limit while it was read")
     return data

@@ -4,6 +4,7 @@ models save and load as `.keras` under safe_mode and export as SavedModels."""
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -27,9 +28,39 @@ class PixelShuffle(keras.layers.Layer):
         return {**super().get_config(), "factor": self.factor}
 
 
+def bicubic_phase_weights(factor: int, a: float = -0.5, table_size: int = 1024) -> np.ndarray:
+    """[factor, 5] weights of input offsets -2..2 for each output phase of `tf.image.resize(method="bicubic")`
+    (half-pixel centres, Keys' cubic with a = -0.5), as TF computes them: from its 1024-entry coefficient table,
+    in float32, so the convolution below reproduces the resize to float rounding."""
+    w = np.zeros((factor, 5), np.float64)
+    f32 = np.float32
+
+    def near(i):  # Keys' cubic at distance i / table_size (< 1) and at 1 + that (TF's coeffs_table).
+        d = f32(i / table_size)
+        return f32(((a + 2) * d - (a + 3)) * d * d + 1)
+
+    def far(i):
+        d = f32(i / table_size) + 1
+        return f32(((a * d - 5 * a) * d + 8 * a) * d - 4 * a)
+
+    for k in range(factor):
+        t = f32(k + 0.5) * f32(1.0 / factor) - f32(0.5)  # Source position of output phase k, from input i.
+        i0 = int(np.floor(t))
+        o = int(np.rint(f32(t - i0) * table_size))
+        for off, weight in zip(range(i0 - 1, i0 + 3), (far(o), near(o), near(table_size - o), far(table_size - o))):
+            w[k, off + 2] = weight
+    return w
+
+
 @keras.saving.register_keras_serializable(package="sr_keras")
 class BicubicUpsample(keras.layers.Layer):
-    """Bicubic upscaling by an integer factor; the base of the VDSR-style global residual (`bicubic_skip`)."""
+    """Bicubic upscaling by an integer factor; the base of the VDSR-style global residual (`bicubic_skip`).
+
+    Equal to `tf.image.resize(method="bicubic")` (to float rounding), but built from ops that every runtime has:
+    one 5x5 convolution gives the factor x factor phases of each input pixel and `depth_to_space` places them.
+    Taps outside the image get no weight and the rest are renormalised, as TF does: the same convolution of an
+    image of ones gives the divisor. So the layer exports to ONNX and LiteRT builtins (TF's ResizeBicubic would
+    need LiteRT's Flex delegate)."""
 
     method = "bicubic"
 
@@ -37,9 +68,24 @@ class BicubicUpsample(keras.layers.Layer):
         super().__init__(**kwargs)
         self.factor = factor
 
+    def build(self, input_shape):
+        r, c = self.factor, int(input_shape[-1])
+        w = bicubic_phase_weights(r)
+        kernel = np.zeros((5, 5, c, r * r * c), np.float32)
+        ones = np.zeros((5, 5, 1, r * r), np.float32)
+        for ky in range(r):
+            for kx in range(r):
+                ones[:, :, 0, ky * r + kx] = np.outer(w[ky], w[kx])
+                for ch in range(c):  # depth_to_space's channel order: (ky * r + kx) * c + ch.
+                    kernel[:, :, ch, (ky * r + kx) * c + ch] = ones[:, :, 0, ky * r + kx]
+        self._kernel, self._ones_kernel = kernel, ones
+
     def call(self, x):
-        size = tf.shape(x)[1:3] * self.factor
-        return tf.cast(tf.image.resize(x, size, method=self.method), x.dtype)
+        pad = [[0, 0], [2, 2], [2, 2], [0, 0]]
+        x32 = tf.cast(x, tf.float32)
+        y = tf.nn.depth_to_space(tf.nn.conv2d(x32, self._kernel, 1, pad), self.factor)
+        norm = tf.nn.depth_to_space(tf.nn.conv2d(tf.ones_like(x32[..., :1]), self._ones_kernel, 1, pad), self.factor)
+        return tf.cast(y / norm, x.dtype)
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape
@@ -56,6 +102,13 @@ class BilinearUpsample(BicubicUpsample):
     any size (Keras's UpSampling2D needs static sizes for bilinear)."""
 
     method = "bilinear"
+
+    def build(self, input_shape):
+        pass
+
+    def call(self, x):
+        size = tf.shape(x)[1:3] * self.factor
+        return tf.cast(tf.image.resize(x, size, method=self.method), x.dtype)
 
 
 BN_MOMENTUM = 0.9
