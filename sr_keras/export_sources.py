@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sr_keras import run_dir
-from sr_keras.savedmodel import layout, reader, writer
+from sr_keras import run_dir, zoo
+from sr_keras.limits import check_alpha
+from sr_keras.models.interpolation import interpolated_generator
+from sr_keras.savedmodel import layout, portable, reader, writer
 from sr_keras.zoo import cache as zoo_cache
 
 ERRORS = (layout.ExportError, layout.ModelNotFoundError, layout.SavedModelError, run_dir.RunError, ValueError)
@@ -23,7 +25,13 @@ def generator_and_meta(workdir: Optional[str] = None, keras_model: Optional[str]
         raise ValueError("pass exactly one of --workdir (a training run), --keras_model (a .keras file) or --model "
                          "(a zoo name)")
     if model:
-        return (*zoo_cache.keras_generator(model), None)
+        name = zoo.match_name(model) or model
+        if name in zoo.SHIPPED:  # The project's own trained models: rebuilt from their shipped SavedModel.
+            version_dir = layout.resolve(layout.shipped_model_path(zoo.SHIPPED[name]))
+            generator, meta = reader.generator_from_saved_model(version_dir)
+            psnr = reader.interpolation_ends(version_dir)[0] if interpolation and "interpolation" in meta else None
+            return generator, {**meta, "model": name}, psnr
+        return (*zoo_cache.keras_generator(name), None)
     if workdir:
         generator, meta = run_dir.generator_from_workdir(workdir)
         return generator, meta, run_dir.psnr_generator_from_workdir(workdir) if interpolation else None
@@ -31,10 +39,22 @@ def generator_and_meta(workdir: Optional[str] = None, keras_model: Optional[str]
 
 
 def export(export_dir: str, model_name: Optional[str] = None, version: Optional[int] = None, tile: int = 0,
-           max_input_pixels: int = 0, default_alpha: float = 1.0, **source) -> tuple:
-    """Exports the generator of `source` (`generator_and_meta`'s arguments); returns (path, name, meta, knob)."""
+           max_input_pixels: int = 0, default_alpha: Optional[float] = None, fmt: str = "savedmodel",
+           **source) -> tuple:
+    """Exports the generator of `source` (`generator_and_meta`'s arguments) as a `fmt` version; returns (path,
+    name, meta, knob). ONNX and LiteRT hold one network-interpolation point: `default_alpha`, else the source's
+    own default (1: the GAN end of a run)."""
     generator, meta, psnr = generator_and_meta(**source)
-    name = model_name or str(meta["model"])
-    path = writer.export(generator, meta, export_dir, name, version, tile, max_input_pixels, psnr_generator=psnr,
-                         default_alpha=default_alpha)
-    return path, name, meta, psnr is not None
+    if default_alpha is None:
+        default_alpha = meta.get("interpolation", {}).get("default_alpha", 1.0)
+    if fmt == "savedmodel":
+        name = model_name or str(meta["model"])
+        path = writer.export(generator, meta, export_dir, name, version, tile, max_input_pixels,
+                             psnr_generator=psnr, default_alpha=default_alpha)
+        return path, name, meta, psnr is not None
+    name = model_name or f"{meta['model']}_{fmt}"
+    if psnr is not None:
+        generator = interpolated_generator(psnr, generator, check_alpha(default_alpha))
+        meta = {**meta, "interpolation": {"alpha": default_alpha, "note": "one point of the knob, fixed at export"}}
+    meta = {k: v for k, v in meta.items() if k != "interpolation"} if psnr is None else meta
+    return portable.export(generator, meta, export_dir, name, fmt, version, tile, max_input_pixels), name, meta, False

@@ -93,7 +93,7 @@ class Enhancer:
     @functools.cached_property
     def receptive_field(self) -> int:
         """How far (in input pixels) one input pixel can change the output: measured once, by perturbation."""
-        return tiling.measure_receptive_field(lambda x: self._fn(tf.constant(x)).numpy(), self.scale)
+        return tiling.measure_receptive_field(lambda x: np.asarray(self._fn(tf.constant(x))), self.scale)
 
     def default_overlap(self) -> int:
         return tiling.default_overlap(self.receptive_field)
@@ -104,7 +104,7 @@ class Enhancer:
         fn = self._model_fn(alpha)
 
         def run(x):
-            out = fn(tf.convert_to_tensor(x[None], tf.float32))[0].numpy()
+            out = np.asarray(fn(tf.convert_to_tensor(x[None], tf.float32)))[0]  # A tensor, or numpy (ONNX, LiteRT).
             if on_call:
                 on_call()
             return out

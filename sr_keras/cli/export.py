@@ -3,8 +3,12 @@
   sr-export --workdir=runs/srgan --model_name=srgan            # -> export/srgan/<next version>/
   sr-export --keras_model=g.keras --model_name=mine --version=7
   sr-export --model=realesrgan_x4plus                          # a zoo model (sr-models) -> export/realesrgan_x4plus/
+  sr-export --model=span_x4 --format=onnx                      # -> export/span_x4_onnx/<version>/model.onnx
+  sr-export --model=span_x4 --format=litert                    # -> export/span_x4_litert/<version>/model.tflite
+  sr-export --model_config_file=export/models.config           # TF Serving's config for every SavedModel in export/
 """
 
+import os
 import sys
 
 from absl import flags
@@ -24,9 +28,18 @@ _TILE = flags.DEFINE_integer("tile", limits.DEFAULT_TILE, "The signatures run ti
                              "so memory stays bounded for any allowed input.")
 _MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", limits.DEFAULT_EXPORT_MAX_INPUT_PIXELS, "The signatures refuse requests with more input "
                                    "pixels (all instances together; 0: no limit).")
-_DEFAULT_ALPHA = flags.DEFINE_float("default_alpha", 1.0, "For a run with a GAN phase: the network-interpolation "
+_DEFAULT_ALPHA = flags.DEFINE_float("default_alpha", None, "For a run with a GAN phase: the network-interpolation "
                                     "point of the plain signatures (0: the pixel phase's generator, 1: the GAN "
-                                    "generator). The `_alpha` signatures take any alpha per request.")
+                                    "generator; default: the model's own, 1 for a run). The `_alpha` signatures "
+                                    "take any alpha per request; ONNX and LiteRT hold this one point.")
+_FORMAT = flags.DEFINE_enum("format", "savedmodel", ["savedmodel", "onnx", "litert"],
+                            "savedmodel (TF Serving, sr_keras.load), onnx (model.onnx, for onnxruntime) or litert "
+                            "(model.tflite, for phones: ai-edge-litert). ONNX and LiteRT take float32 NHWC in [0, 1] "
+                            "with dynamic height and width, and are verified against the Keras model before they "
+                            "are published. Default model name: <model>_<format>.")
+_CONFIG = flags.DEFINE_string("model_config_file", None, "Write or update TF Serving's --model_config_file listing "
+                              "every SavedModel base path under --export_dir (absolute paths; entries for other "
+                              "places are kept). With no model to export, only the file is written.")
 _INTERPOLATION = flags.DEFINE_bool("interpolation", True, "Export the network-interpolation knob when the run has a "
                                    "GAN phase (--nointerpolation: the GAN generator alone).")
 
@@ -36,14 +49,37 @@ def main(argv):
     quiet_tf_logs()
     from sr_keras import export_sources
 
+    from sr_keras.savedmodel import layout, serving_config
+
+    if _CONFIG.value and not (_WORKDIR.value or _KERAS.value or _MODEL.value):
+        return _write_config(serving_config)
     try:
         path, name, meta, knob = export_sources.export(
             _EXPORT_DIR.value, _NAME.value, _VERSION.value, _TILE.value, _MAX_PIXELS.value, _DEFAULT_ALPHA.value,
-            workdir=_WORKDIR.value, keras_model=_KERAS.value, model=_MODEL.value, interpolation=_INTERPOLATION.value)
+            fmt=_FORMAT.value, workdir=_WORKDIR.value, keras_model=_KERAS.value, model=_MODEL.value,
+            interpolation=_INTERPOLATION.value)
     except export_sources.ERRORS as e:
         fail(str(e))
-    knob = f", network interpolation (default alpha {_DEFAULT_ALPHA.value:g})" if knob else ""
-    print(f"exported {name} version {path.rsplit('/', 1)[-1]} (x{meta['scale']}{knob}) to {path}")
+    if knob:
+        knob = f", network interpolation (default alpha {meta.get('interpolation', {}).get('default_alpha', 1):g})"
+    elif "alpha" in meta.get("interpolation", {}):
+        knob = f", alpha {meta['interpolation']['alpha']:g}"
+    print(f"exported {name} version {path.rsplit('/', 1)[-1]} (x{meta['scale']}{knob or ''}) to {path}")
+    if _FORMAT.value != "savedmodel":
+        check = layout.read_metadata(path).get("verification")
+        print(f"  verified against the Keras model: at most {check['max_uint8_diff']} uint8 level(s) apart on "
+              f"{', '.join(check['images'])} ({check['runtime']})" if check else
+              "  not verified: the sample photos need scikit-image")
+    return _write_config(serving_config) if _CONFIG.value else 0
+
+
+def _write_config(serving_config) -> int:
+    try:
+        names = serving_config.update(_CONFIG.value, _EXPORT_DIR.value)
+    except (OSError, ValueError) as e:
+        fail(f"--model_config_file={_CONFIG.value}: {e}")
+    print(f"wrote {_CONFIG.value}: {', '.join(names) or 'no models'} (tensorflow_model_server "
+          f"--model_config_file={os.path.abspath(_CONFIG.value)})")
     return 0
 
 

@@ -3,7 +3,7 @@
     <model_dir>/                 a model base path (TF Serving's --model_base_path)
       card.json                  optional (`CARD_FILE`): provenance, figures and, for cached conversions, hashes
       <version>/                 one complete export (numeric name; saved_model.pb present)
-        saved_model.pb, variables/
+        saved_model.pb, variables/   (or model.onnx / model.tflite: `PORTABLE_FILES`, sr-export --format)
         assets.extra/model.json  the metadata (`METADATA_FILE`): architecture, scale, tiling, limits, provenance
 
 This module names that layout once and does both the reading and the (atomic) writing of it; `writer` builds what
@@ -21,6 +21,9 @@ from sr_keras import safe_files
 
 METADATA_FILE = os.path.join("assets.extra", "model.json")
 SAVED_MODEL_FILE = "saved_model.pb"
+# A version of another format (`sr-export --format`) holds its one model file instead of saved_model.pb.
+PORTABLE_FILES = {"onnx": "model.onnx", "litert": "model.tflite"}
+PORTABLE_SUFFIXES = {".onnx": "onnx", ".tflite": "litert"}
 CARD_FILE = "card.json"
 
 
@@ -47,8 +50,15 @@ def default_model_path() -> str:
     return shipped_model_path("default_model")
 
 
+def version_format(path: str) -> Optional[str]:
+    """'savedmodel', 'onnx' or 'litert' for a complete version folder, else None."""
+    if os.path.exists(os.path.join(path, SAVED_MODEL_FILE)):
+        return "savedmodel"
+    return next((fmt for fmt, name in PORTABLE_FILES.items() if os.path.isfile(os.path.join(path, name))), None)
+
+
 def is_version_dir(path: str) -> bool:
-    return os.path.exists(os.path.join(path, SAVED_MODEL_FILE))
+    return version_format(path) is not None
 
 
 def complete_versions(model_dir: str) -> list:
@@ -79,16 +89,17 @@ def resolve(path: str) -> str:
       ModelNotFoundError: nothing usable there (the message says what was expected).
     """
     path = os.path.expanduser(path)
-    if path.endswith(".keras"):
+    suffix = os.path.splitext(path)[1].lower()
+    if path.endswith(".keras") or suffix in PORTABLE_SUFFIXES:
         if not os.path.isfile(path):
-            raise ModelNotFoundError(f"{path}: no such .keras file")
+            raise ModelNotFoundError(f"{path}: no such {suffix} file")
         return path
     if is_version_dir(path):
         return path
     latest = latest_version_dir(path)
     if latest is None:
-        raise ModelNotFoundError(f"{path} holds no SavedModel (expected saved_model.pb, numbered version folders "
-                                 "as written by sr-export, or a .keras file)")
+        raise ModelNotFoundError(f"{path} holds no model (expected saved_model.pb, numbered version folders "
+                                 "as written by sr-export, or a .keras, .onnx or .tflite file)")
     return latest
 
 
@@ -147,13 +158,20 @@ def write_card(model_dir: str, card: dict) -> None:
     safe_files.write_text(os.path.join(model_dir, CARD_FILE), json.dumps(card, indent=2))
 
 
-def prepare_version(model_dir: str, version: Optional[int]) -> tuple:
-    """(version number, staging folder) for a new version of `model_dir`: the next number unless given, and an
-    exclusively created temporary beside the version folders, which `publish_version` renames into place.
+def prepare_version(model_dir: str, version: Optional[int], fmt: str = "savedmodel") -> tuple:
+    """(version number, staging folder) for a new version of `model_dir` in format `fmt`: the next number unless
+    given, and an exclusively created temporary beside the version folders, which `publish_version` renames into
+    place.
 
     Raises:
-      ExportError: the version exists, or the folder cannot be written.
+      ExportError: the version exists, the base path holds versions of another format (a server would take the
+        newest for its own), or the folder cannot be written.
     """
+    held = {version_format(os.path.join(model_dir, str(v))) for v in complete_versions(model_dir)} - {fmt}
+    if held:
+        raise ExportError(f"{model_dir} holds {'/'.join(sorted(held))} versions, and a model base path holds one "
+                          f"format (TF Serving would take a {fmt} version for its latest): use another --model_name, "
+                          f"such as {os.path.basename(os.path.normpath(model_dir))}_{fmt}")
     version = version or next_version(model_dir)
     final = os.path.join(model_dir, str(version))
     if os.path.exists(final):

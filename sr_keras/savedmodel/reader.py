@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from sr_keras import config as config_lib
-from sr_keras import models, signatures
+from sr_keras import models, portable_runtime, signatures
 from sr_keras.models.interpolation import interpolated_generator
 from sr_keras.models.precision import with_policy
 from sr_keras.savedmodel.layout import (
@@ -120,6 +120,11 @@ def tile_functions(path: str, policy: Optional[str] = None) -> TileFunctions:
     """Loads a version folder or .keras file for tiled inference. float32 (`policy` None) runs the exported graph as
     it is; a mixed policy (`mixed_bfloat16`, `mixed_float16`) rebuilds the Keras generator computing in it (weights
     stay float32), as does a .keras file."""
+    if portable_runtime.format_of(path):
+        if policy:
+            raise SavedModelError(f"{path}: an ONNX or LiteRT file runs as converted (float32); precision applies "
+                                  "to SavedModels and .keras files")
+        return portable_tile_functions(path)
     if path.endswith(".keras") or policy:
         generator, meta = load_keras(path) if path.endswith(".keras") else generator_from_saved_model(path)
 
@@ -148,3 +153,22 @@ def tile_functions(path: str, policy: Optional[str] = None) -> TileFunctions:
         def make(a):
             return lambda x: getattr(saved, signatures.TILE_ALPHA_FUNCTION)(x, tf.constant(a, tf.float32))
     return TileFunctions(fn, int(saved.scale.numpy()), read_metadata(path), saved.signatures, make)
+
+
+def portable_tile_functions(path: str) -> TileFunctions:
+    """An ONNX or LiteRT file, or a version folder holding one, for tiled inference. Its metadata is the version's
+    (sr-export) or, for a user's own file, what can be measured: the scale, from the output of a small input."""
+    try:
+        run = portable_runtime.runner(path)
+        version_dir = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+        meta = read_metadata(version_dir) if os.path.isfile(os.path.join(version_dir, METADATA_FILE)) else {}
+        scale = measure_scale(run)
+    except portable_runtime.PortableModelError as e:
+        raise SavedModelError(str(e)) from None
+    if meta.get("scale") not in (None, scale):
+        raise SavedModelError(f"{path}: its metadata says x{meta['scale']}, the model upscales x{scale}")
+    if not meta:
+        meta = {"model": os.path.splitext(os.path.basename(path))[0], "scale": scale,
+                "source": os.path.abspath(path)}
+    meta = {**meta, "format": portable_runtime.format_of(path), "runtime": run.runtime, "layout": run.layout}
+    return TileFunctions(run, scale, meta, {})
