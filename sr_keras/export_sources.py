@@ -27,8 +27,10 @@ def generator_and_meta(workdir: Optional[str] = None, keras_model: Optional[str]
     if model:
         name = zoo.match_name(model) or model
         if name in zoo.SHIPPED:  # The project's own trained models: rebuilt from their shipped SavedModel.
-            version_dir = layout.resolve(layout.shipped_model_path(zoo.SHIPPED[name]))
+            model_dir = layout.shipped_model_path(zoo.SHIPPED[name])
+            version_dir = layout.resolve(model_dir)
             generator, meta = reader.generator_from_saved_model(version_dir)
+            meta = {**meta, "provenance": (layout.read_card(model_dir) or {}).get("provenance")}
             psnr = reader.interpolation_ends(version_dir)[0] if interpolation and "interpolation" in meta else None
             return generator, {**meta, "model": name}, psnr
         return (*zoo_cache.keras_generator(name), None)

@@ -34,6 +34,11 @@ DEFAULT_OVERLAP = None  # None: the model's measured receptive field (at least 1
 PRECISIONS = limits.PRECISIONS
 
 
+def _numpy(out) -> np.ndarray:
+    """A model call's output as a writable array: a tensor's copy, or the numpy array ONNX and LiteRT return."""
+    return out.numpy() if hasattr(out, "numpy") else out
+
+
 class Cancelled(RuntimeError):
     """`should_stop()` asked to stop (a deadline passed, or the client went away)."""
 
@@ -93,7 +98,7 @@ class Enhancer:
     @functools.cached_property
     def receptive_field(self) -> int:
         """How far (in input pixels) one input pixel can change the output: measured once, by perturbation."""
-        return tiling.measure_receptive_field(lambda x: np.asarray(self._fn(tf.constant(x))), self.scale)
+        return tiling.measure_receptive_field(lambda x: _numpy(self._fn(tf.constant(x))), self.scale)
 
     def default_overlap(self) -> int:
         return tiling.default_overlap(self.receptive_field)
@@ -104,7 +109,7 @@ class Enhancer:
         fn = self._model_fn(alpha)
 
         def run(x):
-            out = np.asarray(fn(tf.convert_to_tensor(x[None], tf.float32)))[0]  # A tensor, or numpy (ONNX, LiteRT).
+            out = _numpy(fn(tf.convert_to_tensor(x[None], tf.float32)))[0]
             if on_call:
                 on_call()
             return out

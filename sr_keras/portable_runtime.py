@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from sr_keras.quiet import filtered_stderr
 from sr_keras.savedmodel.layout import PORTABLE_FILES as FILES
 from sr_keras.savedmodel.layout import PORTABLE_SUFFIXES as SUFFIXES
 
@@ -115,7 +116,8 @@ class LiteRTRunner(_Runner):
         except ImportError:
             raise _missing("litert") from None
         try:
-            self.interpreter = litert.Interpreter(model_path=path, num_threads=threads)
+            with filtered_stderr():
+                self.interpreter = litert.Interpreter(model_path=path, num_threads=threads)
         except (ValueError, RuntimeError) as e:
             raise PortableModelError(f"{path}: LiteRT cannot load it ({str(e).strip().splitlines()[0][:200]})"
                                      ) from None
@@ -136,8 +138,9 @@ class LiteRTRunner(_Runner):
         with self._lock:
             if self._shape != x.shape:
                 try:
-                    self.interpreter.resize_tensor_input(self._in, list(x.shape), strict=False)
-                    self.interpreter.allocate_tensors()
+                    with filtered_stderr():
+                        self.interpreter.resize_tensor_input(self._in, list(x.shape), strict=False)
+                        self.interpreter.allocate_tensors()
                 except (ValueError, RuntimeError) as e:
                     raise PortableModelError(f"LiteRT cannot run an input of {list(x.shape)} "
                                              f"({str(e).strip().splitlines()[0][:200]})") from None

@@ -4,6 +4,7 @@
 notebook sees the same quiet start as the command line (set TF_CPP_MIN_LOG_LEVEL yourself to see everything).
 """
 
+import contextlib
 import importlib.abc
 import importlib.util
 import os
@@ -23,7 +24,28 @@ STARTUP_NOISE = re.compile("|".join([
     r"Unable to register cu(DNN|FFT|BLAS) factory",
     r"computation placer already registered",
     r"TF-TRT Warning: Could not find TensorRT",
+    r"Created TensorFlow Lite XNNPACK delegate for CPU",  # LiteRT's interpreter, on every first run.
 ]))
+
+
+@contextlib.contextmanager
+def filtered_stderr(noise: re.Pattern = STARTUP_NOISE):
+    """Runs the block with file descriptor 2 captured (C++ libraries write there directly) and passes on every
+    line that `noise` does not match: real errors still reach stderr, start-up chatter does not."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines()
+                    if line.strip() and not noise.search(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
 
 
 def import_tensorflow_quietly():
@@ -31,23 +53,11 @@ def import_tensorflow_quietly():
     every other line written meanwhile (a real error) still reaches stderr. Returns the module."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            # Here, not at the top: this function is how TensorFlow gets imported, with stderr captured.
-            import tensorflow as tf
+    with filtered_stderr():
+        # Here, not at the top: this function is how TensorFlow gets imported, with stderr captured.
+        import tensorflow as tf
 
-            tf.config.list_physical_devices()  # Device discovery prints the CUDA lines; do it here.
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines()
-                    if line.strip() and not STARTUP_NOISE.search(line)]
-            if kept:
-                print("\n".join(kept), file=sys.stderr, flush=True)
+        tf.config.list_physical_devices()  # Device discovery prints the CUDA lines; do it here.
     return tf
 
 

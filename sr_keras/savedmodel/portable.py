@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import os
+import warnings
 from typing import Optional
 
 import keras
@@ -81,7 +82,9 @@ def compare(model: keras.Model, run, crops: list) -> dict:
 
 def _convert(model: keras.Model, fmt: str, path: str) -> None:
     try:
-        model.export(path, format=fmt, verbose=False)
+        with warnings.catch_warnings():  # tf2onnx's own use of a deprecated numpy name.
+            warnings.simplefilter("ignore", FutureWarning)
+            model.export(path, format=fmt, verbose=False)
     except ImportError:
         raise _missing(fmt) from None
 
