@@ -9,6 +9,7 @@ imports TensorFlow: a phone-class runtime is all an exported file needs.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import threading
 from typing import Optional
@@ -130,8 +131,6 @@ class LiteRTRunner(_Runner):
         self.layout = _layout(signature, f"{path}: the input")
         self._shape = None
         self._lock = threading.Lock()
-        import importlib.metadata
-
         self.runtime = f"ai-edge-litert {importlib.metadata.version('ai-edge-litert')}"
 
     def _run(self, x):
