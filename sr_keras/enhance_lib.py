@@ -129,34 +129,50 @@ def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool
     written, failed, skipped = [], {}, {}
     cleaned = set()
     for i, path in enumerate(paths):
-        folder = None
-        if path not in own:
-            try:
-                folder = safe_files.make_dirs_inside(output_dir, os.path.dirname(names[path]))
-            except OSError as e:
-                failed[path] = str(e) if isinstance(e, safe_files.UnsafePathError) else f"cannot create its " \
-                    f"output folder: {e.strerror or e}"
-        if folder is not None and folder not in cleaned:  # Temporaries of a killed earlier run.
-            cleaned.add(folder)
-            safe_files.remove_stale_temps(folder)
-        if path in own:
-            skipped[path] = "an sr-enhance output; not enhanced again"
-        elif path not in failed:
-            why = _enhance_one(enhancer, path, os.path.join(output_dir, names[path]), compare, overwrite,
-                               model_label, written, output_format,
-                               dict(tile=tile, tile_overlap=tile_overlap, progress=progress and len(paths) == 1,
-                                    alpha=alpha))
-            if why.endswith(_EXISTS) or why.startswith(NOT_REGULAR):
-                skipped[path] = why
-            elif why.startswith("note: "):
-                print(f"{path}: {why[6:]}", flush=True)
-            elif why:
-                failed[path] = why
-        if path in failed or path in skipped:
-            print(f"skipped {path}: {failed.get(path) or skipped.get(path)}", flush=True)
+        status, why, files = enhance_file(
+            enhancer, path, output_dir, names.get(path), own=path in own, compare=compare, overwrite=overwrite,
+            model_label=model_label, output_format=output_format, cleaned=cleaned,
+            tile=tile, tile_overlap=tile_overlap, progress=progress and len(paths) == 1, alpha=alpha)
+        written += files
+        if status == "note":
+            print(f"{path}: {why}", flush=True)
+        elif status in ("failed", "skipped"):
+            (failed if status == "failed" else skipped)[path] = why
+            print(f"skipped {path}: {why}", flush=True)
         if bar is not None:
             bar.update(i + 1)
     return {"written": written, "failed": failed, "skipped": skipped}
+
+
+def enhance_file(enhancer, path: str, output_dir: str, name: Optional[str], own: bool = False,
+                 compare: bool = False, overwrite: bool = False, model_label: str = "model",
+                 output_format: OutputFormat = OutputFormat(), cleaned: Optional[set] = None, **kw) -> tuple:
+    """One input of `enhance_files` (also each element of the Beam job): `name` is its output path without
+    extension, relative to `output_dir` (`output_names`), `own` whether it is an sr-enhance output itself.
+
+    Returns:
+      (status, why, written paths): status "written", "note" (written, with `why` to tell), "skipped" (not an
+      error: an existing output, an own output, not a regular file) or "failed" (`why` is the reason).
+    """
+    if own:
+        return "skipped", "an sr-enhance output; not enhanced again", []
+    try:
+        folder = safe_files.make_dirs_inside(output_dir, os.path.dirname(name))
+    except OSError as e:
+        return "failed", str(e) if isinstance(e, safe_files.UnsafePathError) else \
+            f"cannot create its output folder: {e.strerror or e}", []
+    if cleaned is None or folder not in cleaned:  # Temporaries of a killed earlier run.
+        if cleaned is not None:
+            cleaned.add(folder)
+        safe_files.remove_stale_temps(folder)
+    written = []
+    why = _enhance_one(enhancer, path, os.path.join(output_dir, name), compare, overwrite, model_label, written,
+                       output_format, kw)
+    if why.endswith(_EXISTS) or why.startswith(NOT_REGULAR):
+        return "skipped", why, written
+    if why.startswith("note: "):
+        return "note", why[6:], written
+    return ("failed" if why else "written"), why, written
 
 
 def _enhance_one(enhancer, path, out_stem, compare, overwrite, model_label, written, output_format,

@@ -53,6 +53,11 @@ _OUTSCALE = flags.DEFINE_float("outscale", None, "Final scale, e.g. 2 or 3.5: th
 _STRIP = flags.DEFINE_bool("strip_metadata", False, "Write no EXIF (camera, date, GPS...) and no source name. By "
                            "default the input's EXIF is kept, orientation reset (the pixels are upright), Software "
                            "set.")
+_BEAM = flags.DEFINE_string("beam_pipeline_options", None, "Run as an Apache Beam pipeline (the beam extra) with "
+                            "these options, tfds's convention: runner=DirectRunner,direct_num_workers=2 (or "
+                            "runner=DataflowRunner,project=...,region=...,temp_location=gs://...). --input and "
+                            "--output_dir may then be gs:// or s3:// (where TensorFlow has that filesystem); each "
+                            "worker loads --model once; the same outputs, and a report file in --output_dir.")
 flags.mark_flag_as_required("input")
 
 
@@ -72,13 +77,13 @@ def main(argv):
     import sr_keras
     from sr_keras import enhance_lib
     from sr_keras.savedmodel import layout
+    if _BEAM.value:
+        return _run_on_beam(output_format)
     paths = enhance_lib.expand_inputs(_INPUT.value)
     if not paths:
         fail(f"--input={_INPUT.value}: no such file, or no images in that folder/glob")
     try:
-        enhancer = sr_keras.load(_MODEL.value, tile=_TILE.value, tile_overlap=_OVERLAP.value,
-                                  precision=_PRECISION.value, self_ensemble=_ENSEMBLE.value,
-                                  max_input_pixels=_MAX_PIXELS.value or None)
+        enhancer = sr_keras.load(_MODEL.value, **_load_kwargs())
     except (layout.ModelNotFoundError, layout.SavedModelError) as e:
         fail(str(e))
     label = enhancer.metadata.get("model_name") or enhancer.metadata.get("model") or "model"
@@ -105,6 +110,49 @@ def main(argv):
         print(f"{len(result['failed'])} of {len(paths)} inputs failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _load_kwargs() -> dict:
+    return dict(tile=_TILE.value, tile_overlap=_OVERLAP.value, precision=_PRECISION.value,
+                self_ensemble=_ENSEMBLE.value, max_input_pixels=_MAX_PIXELS.value or None)
+
+
+def _run_on_beam(output_format) -> int:
+    try:
+        # Here, not at the top: apache-beam is an optional extra, imported only for --beam_pipeline_options.
+        from sr_keras import beam_enhance
+    except ImportError as e:
+        fail(f"--beam_pipeline_options needs apache-beam ({e}): pip install 'sr_keras[beam]'")
+    import sr_keras
+    from sr_keras import enhance_lib
+    from sr_keras.savedmodel import layout
+
+    try:
+        options = beam_enhance.pipeline_options(_BEAM.value)
+    except ValueError as e:
+        fail(str(e))
+    paths = beam_enhance.list_inputs(_INPUT.value)
+    if not paths:
+        fail(f"--input={_INPUT.value}: no such file, or no images in that folder/glob")
+    try:  # Loaded here too: a bad --model fails at once, and the scale and label name the outputs.
+        enhancer = sr_keras.load(_MODEL.value, **_load_kwargs())
+    except (layout.ModelNotFoundError, layout.SavedModelError) as e:
+        fail(str(e))
+    if _ALPHA.value is not None and not enhancer.interpolation:
+        fail(f"--alpha: {_MODEL.value or 'the default model'} has no network interpolation")
+    label = enhancer.metadata.get("model_name") or enhancer.metadata.get("model") or "model"
+    label += f" alpha={_ALPHA.value:g}" if _ALPHA.value is not None else ""
+    try:
+        result = beam_enhance.run(paths, _OUTPUT_DIR.value, options, _MODEL.value, _load_kwargs(), enhancer.scale,
+                                  compare=_COMPARE.value, overwrite=_OVERWRITE.value, alpha=_ALPHA.value,
+                                  model_label=f"{label} x{enhancer.scale}", output_format=output_format)
+    except enhance_lib.EnhanceError as e:
+        fail(str(e))
+    for path, why in result["failures"].items():
+        print(f"failed {path}: {why}", file=sys.stderr)
+    print(f"{result['written']} written, {result['skipped']} skipped, {result['failed']} failed of {len(paths)} "
+          f"inputs (report: {result['report']})")
+    return 1 if result["failed"] else 0
 
 
 def run():
