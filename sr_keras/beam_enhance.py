@@ -24,12 +24,24 @@ import tempfile
 import uuid
 from typing import Optional
 
-import apache_beam as beam
-from apache_beam.ml.inference.base import ModelHandler, RunInference
-from apache_beam.options.pipeline_options import PipelineOptions
-
 from sr_keras import enhance_lib
 from sr_keras.enhance_output import OutputFormat
+
+# Beam's chatter that says nothing a user can act on: "apitools not found" (its GCP IO, on import), and
+# RunInference's "Resource module is not available" on every batch (Beam imports `resource` together with its
+# model manager, which needs PyTorch; Beam 2.77). Filtered here and on each worker, which imports this module.
+_BEAM_NOISE = ("apitools not found", "Resource module is not available")
+
+
+def _quiet(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_BEAM_NOISE)
+
+
+logging.getLogger().addFilter(_quiet)
+
+import apache_beam as beam  # noqa: E402 - after the filter, which must see its import-time warning.
+from apache_beam.ml.inference.base import ModelHandler, RunInference  # noqa: E402
+from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 REPORT = "sr_enhance_report.jsonl"  # One line per input: {"input", "status", "why", "outputs"}.
 NAMESPACE = "sr_keras"
@@ -75,15 +87,6 @@ def output_names(paths: list, suffix) -> dict:
     keys = {p: "/" + p.split("://", 1)[1] for p in paths}
     by_key = enhance_lib.output_names(list(keys.values()), suffix)
     return {p: by_key[k] for p, k in keys.items()}
-
-
-def _no_resource_warning(record: logging.LogRecord) -> bool:
-    """Drops RunInference's per-batch "Resource module is not available" warning: Beam imports `resource` together
-    with its model manager, which needs PyTorch, so without PyTorch it warns on every batch (Beam 2.77)."""
-    return not str(record.msg).startswith("Resource module is not available")
-
-
-logging.getLogger().addFilter(_no_resource_warning)  # Here and on each worker, which imports this module.
 
 
 class EnhanceHandler(ModelHandler):
@@ -145,6 +148,7 @@ class EnhanceHandler(ModelHandler):
                     if gfile.exists(f"{final_stem}.{ext}"):
                         return "skipped", f"{final_stem}.{ext} {enhance_lib._EXISTS}", []
             local_out = os.path.join(stage, "out")
+            os.makedirs(local_out)
             status, why, files = enhance_lib.enhance_file(enhancer, local_in, local_out, posixpath.basename(name),
                                                           own=enhance_lib.is_own_output(local_in), **self._options)
             published = []
@@ -173,18 +177,26 @@ def run(paths: list, output_dir: str, options: PipelineOptions, model: Optional[
         compare=compare, overwrite=overwrite, alpha=alpha, model_label=model_label, output_format=output_format,
         progress=False))
     report = posixpath.join(output_dir, REPORT) if not is_local(output_dir) else os.path.join(output_dir, REPORT)
-    # Here, not at the top: the report may live on any filesystem TensorFlow reaches.
-    import tensorflow as tf
-
-    if tf.io.gfile.exists(report):  # The previous run's: replaced (Beam would say so in a warning).
-        tf.io.gfile.remove(report)
     with beam.Pipeline(options=options) as p:
         (p | "Inputs" >> beam.Create(paths)
            | "Spread" >> beam.Reshuffle()
            | "Enhance" >> RunInference(handler)
-           | "Record" >> beam.Map(json.dumps)
-           | "Report" >> beam.io.WriteToText(report, shard_name_template="", num_shards=1))
+           | "Collect" >> beam.combiners.ToList()
+           | "Report" >> beam.Map(write_report, report))
     return summary(report)
+
+
+def write_report(records: list, report: str) -> None:
+    """Writes the report (one JSON line per input, sorted) through tf.io.gfile, under a temporary name renamed
+    into place: any filesystem TensorFlow reaches, not only Beam's."""
+    # Here, not at the top: the report may live on any filesystem TensorFlow reaches.
+    import tensorflow as tf
+
+    temp = f"{report}.tmp-{uuid.uuid4().hex}"
+    with tf.io.gfile.GFile(temp, "w") as f:
+        for record in sorted(records, key=lambda r: r["input"]):
+            f.write(json.dumps(record) + "\n")
+    tf.io.gfile.rename(temp, report, overwrite=True)
 
 
 def summary(report: str) -> dict:
