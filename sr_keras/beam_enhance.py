@@ -27,40 +27,11 @@ from typing import Optional
 from sr_keras import enhance_lib
 from sr_keras.enhance_output import OutputFormat
 
-# Beam's chatter that says nothing a user can act on: "apitools not found" (its GCP IO, on import), and
-# RunInference's "Resource module is not available" on every batch (Beam imports `resource` together with its
-# model manager, which needs PyTorch; Beam 2.77). Filtered here and on each worker, which imports this module.
-_BEAM_NOISE = ("apitools not found", "Resource module is not available")
+from sr_keras.beam_options import pipeline_options  # noqa: F401 - part of this API; first: quiets Beam's import.
 
-
-def _quiet(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith(_BEAM_NOISE)
-
-
-logging.getLogger().addFilter(_quiet)
-
-import apache_beam as beam  # noqa: E402 - after the filter, which must see its import-time warning.
+import apache_beam as beam  # noqa: E402, I001
 from apache_beam.ml.inference.base import ModelHandler, RunInference  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
-
-REPORT = "sr_enhance_report.jsonl"  # One line per input: {"input", "status", "why", "outputs"}.
-NAMESPACE = "sr_keras"
-
-
-def pipeline_options(spec: str) -> PipelineOptions:
-    """tfds's convention: "runner=DirectRunner,direct_num_workers=2" -> --runner=DirectRunner --direct_num_workers=2.
-
-    Raises:
-      ValueError: an entry that is not key=value.
-    """
-    entries = [e.strip() for e in spec.split(",") if e.strip()]
-    bad = [e for e in entries if "=" not in e or not e.split("=", 1)[0]]
-    if not entries or bad:
-        raise ValueError(f"--beam_pipeline_options={spec!r}: expected key=value pairs separated by commas, such as "
-                         "runner=DirectRunner,direct_num_workers=2")
-    keys = {e.split("=", 1)[0] for e in entries}
-    quiet = [] if "default_sdk_harness_log_level" in keys else ["--default_sdk_harness_log_level=WARNING"]
-    return PipelineOptions(flags=[f"--{e}" for e in entries] + quiet)
 
 
 def is_local(path: str) -> bool:

@@ -85,3 +85,35 @@ def test_bad_beam_options_and_a_missing_beam_fail_in_one_line(exported, inputs, 
     monkeypatch.setitem(sys.modules, "apache_beam", None)
     proc = run_cli("enhance", f"--model={model}", f"--input={inputs}", f"--output_dir={tmp_path}/o", BEAM)
     assert proc.returncode == 2 and "pip install 'sr_keras[beam]'" in proc.stderr
+
+
+def test_dataset_built_on_beam_has_the_local_builds_shards_byte_for_byte(tmp_path, monkeypatch):
+    from sr_keras.data import beam_build, builder
+
+    photos = tmp_path / "photos"
+    (photos / "deeper").mkdir(parents=True)
+    for i in range(7):
+        write_photo(str(photos / ("deeper" if i % 2 else ".") / f"p{i}.png"), 130 + 8 * i, 150, seed=i)
+    (photos / "torn.jpg").write_bytes(b"\xff\xd8\xff\xe0 torn")
+    write_photo(str(photos / "small.png"), 40, 40)
+    cfg = builder.BuildConfig(source=f"dir:{photos}", val_fraction=0.2, num_shards=3, train_rescales=(0.75,),
+                              verbose=False, out_dir=str(tmp_path / "local"))
+    local = builder.build_tfrecords(cfg)
+    options = beam_enhance.pipeline_options("runner=DirectRunner,direct_num_workers=2,"
+                                            "direct_running_mode=multi_threading")
+    beam = builder.build_tfrecords(builder.BuildConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "beam")}),
+                                   beam_options=options)
+    assert local.counts == beam.counts and local.counts["train"] >= 6, local.counts
+    assert [s.__dict__ for s in local.shards] == [s.__dict__ for s in beam.shards]  # Names, counts, SHA-256.
+    assert local.skipped == beam.skipped and len(local.skipped) >= 2  # The torn JPEG, the small photo.
+    # A job that fails part-way leaves the dataset that was there, and no staging folder.
+    before = sorted(os.listdir(tmp_path / "beam"))
+
+    def broken(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(beam_build, "write_shard", broken)
+    with pytest.raises(Exception, match="No space left"):
+        builder.build_tfrecords(builder.BuildConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "beam")}),
+                                beam_options=options)
+    assert sorted(os.listdir(tmp_path / "beam")) == before
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []

@@ -35,6 +35,10 @@ _MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 0, "Skip (with a reason) 
 _VERIFY = flags.DEFINE_bool("verify", False, "Do not build: check the dataset at --out_dir against its manifest "
                             "(every shard's size, record count and SHA-256).")
 _TFDS_DATA_DIR = flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets data_dir.")
+_BEAM = flags.DEFINE_string("beam_pipeline_options", None, "Make the examples and write the shards with an Apache "
+                            "Beam pipeline (the beam extra), tfds's convention: runner=DirectRunner,"
+                            "direct_num_workers=4 (or a Flink, Spark or Dataflow runner's options). The same "
+                            "records, shard count and manifest; --out_dir must be a folder the workers share.")
 
 
 def _parse_factors(values: list) -> list:
@@ -58,8 +62,19 @@ def main(argv):
         degradation=_DEGRADATION.value, seed=_SEED.value, max_images=_MAX_IMAGES.value,
         tfds_data_dir=_TFDS_DATA_DIR.value, train_rescales=tuple(_parse_factors(_RESCALES.value)),
         max_input_pixels=_MAX_PIXELS.value or builder.BuildConfig.max_input_pixels)
+    options = None
+    if _BEAM.value:
+        try:
+            # Here, not at the top: apache-beam is an optional extra, imported only for --beam_pipeline_options.
+            from sr_keras import beam_options
+        except ImportError as e:
+            fail(f"--beam_pipeline_options needs apache-beam ({e}): pip install 'sr_keras[beam]'")
+        try:
+            options = beam_options.pipeline_options(_BEAM.value)
+        except ValueError as e:
+            fail(str(e))
     try:
-        manifest = builder.build_tfrecords(cfg)
+        manifest = builder.build_tfrecords(cfg, beam_options=options)
     except builder.BuildError as e:
         fail(str(e))
     print(manifest.summary())

@@ -180,11 +180,13 @@ def _run_split(split, items, pool, job, shard_set, total, verbose, skipped, fact
             bar.update(done, values=[("img/s", rate)])
 
 
-def build_tfrecords(cfg: BuildConfig) -> schema.Manifest:
+def build_tfrecords(cfg: BuildConfig, beam_options=None) -> schema.Manifest:
     """Builds `<out_dir>/<split>-NNNNN-of-NNNNN.tfrecord` shards plus `manifest.json`.
 
     Bad inputs are skipped with a reason and listed in the manifest; shards appear under their final
-    names only once complete. Returns the manifest (as every reader sees it).
+    names only once complete. Returns the manifest (as every reader sees it). With `beam_options` (Beam
+    PipelineOptions) the examples are made and the shards written by an Apache Beam pipeline (`beam_build`):
+    the same records, shards and manifest, in another order within and across shards.
 
     Raises:
       BuildError / sources.SourceError: no valid image at all, a bad option, or an unwritable output.
@@ -197,7 +199,7 @@ def build_tfrecords(cfg: BuildConfig) -> schema.Manifest:
     cfg = resolve_config(cfg, source)
     staging = shards.staging_dir(cfg.out_dir)
     try:
-        manifest = _build_into(staging, cfg, source)
+        manifest = _build_into(staging, cfg, source, beam_options)
         shards.carry_over(cfg.out_dir, staging, list(source.splits))
         schema.write_manifest(schema.Manifest.from_dict(staging, manifest))
         safe_files.replace_dir(staging, cfg.out_dir)  # The commit point: all or nothing.
@@ -207,37 +209,34 @@ def build_tfrecords(cfg: BuildConfig) -> schema.Manifest:
     return schema.read_manifest(cfg.out_dir)
 
 
-def _build_into(staging: str, cfg: BuildConfig, source) -> dict:
-    job = _Job(cfg.scale, cfg.hr_size, cfg.min_side, cfg.degradation, cfg.seed, cfg.max_input_pixels)
-    splits = list(source.splits)
-    cfg_dict = dataclasses.asdict(cfg)
-    cfg_dict["split"] = list(cfg.split)
-    cfg_dict["train_rescales"] = list(cfg.train_rescales)
-    manifest = {"format": schema.FORMAT, "dataset": source.name, "config": cfg_dict,
-                "counts": {}, "shards": [], "skipped": [], "hr_min_side": {}}
-    previous = _previous_manifest(cfg.out_dir, cfg_dict, splits)
-    start = time.time()
+def split_items(split: str, cfg: BuildConfig, source) -> tuple:
+    """(the split's items in build order, its shard count, its multi-scale factors, its expected count)."""
+    items = source.items(split)
+    if cfg.max_images and not cfg.source.startswith("tfds:"):  # tfds slices its own splits.
+        items = [it for i, it in enumerate(items) if i < cfg.max_images]
+    if isinstance(source.splits[split], list):
+        # Largest files first: with few big photos, a large one started last would leave the other
+        # workers idle (longest-processing-time-first). Same order for any worker count.
+        items = sorted(items, key=lambda it: (-_file_size(it.path), it.key))
+    hint = source.counts_hint.get(split)
+    if cfg.max_images and hint:
+        hint = min(hint, cfg.max_images)
+    factors = (1.0,) + tuple(cfg.train_rescales) if split == "train" else (1.0,)
+    train_hint = source.counts_hint.get("train")
+    count = shards.shards_for(split, cfg, hint and hint * len(factors),
+                              train_hint and train_hint * (1 + len(cfg.train_rescales)))
+    return items, count, factors, hint
+
+
+def _build_splits(staging: str, cfg: BuildConfig, source, job: _Job, manifest: dict) -> None:
     pool = None
     if cfg.workers > 1:
         # Threads, not processes: decoding (Pillow) and resizing/encoding (TF ops) release the GIL, and
         # threads start at once where a process that imports TF takes seconds.
         pool = multiprocessing.pool.ThreadPool(cfg.workers)
     try:
-        for split in splits:
-            items = source.items(split)
-            if cfg.max_images and not cfg.source.startswith("tfds:"):  # tfds slices its own splits.
-                items = [it for i, it in enumerate(items) if i < cfg.max_images]
-            if isinstance(source.splits[split], list):
-                # Largest files first: with few big photos, a large one started last would leave the other
-                # workers idle (longest-processing-time-first). Same order for any worker count.
-                items = sorted(items, key=lambda it: (-_file_size(it.path), it.key))
-            hint = source.counts_hint.get(split)
-            if cfg.max_images and hint:
-                hint = min(hint, cfg.max_images)
-            factors = (1.0,) + tuple(cfg.train_rescales) if split == "train" else (1.0,)
-            train_hint = source.counts_hint.get("train")
-            count = shards.shards_for(split, cfg, hint and hint * len(factors),
-                                train_hint and train_hint * (1 + len(cfg.train_rescales)))
+        for split in source.splits:
+            items, count, factors, hint = split_items(split, cfg, source)
             shard_set = shards.ShardSet(staging, split, count)
             _run_split(split, items, pool, job, shard_set, hint, cfg.verbose, manifest["skipped"], factors,
                        cfg.out_dir)
@@ -249,6 +248,25 @@ def _build_into(staging: str, cfg: BuildConfig, source) -> dict:
         if pool is not None:
             pool.terminate()
             pool.join()
+
+
+def _build_into(staging: str, cfg: BuildConfig, source, beam_options=None) -> dict:
+    job = _Job(cfg.scale, cfg.hr_size, cfg.min_side, cfg.degradation, cfg.seed, cfg.max_input_pixels)
+    splits = list(source.splits)
+    cfg_dict = dataclasses.asdict(cfg)
+    cfg_dict["split"] = list(cfg.split)
+    cfg_dict["train_rescales"] = list(cfg.train_rescales)
+    manifest = {"format": schema.FORMAT, "dataset": source.name, "config": cfg_dict,
+                "counts": {}, "shards": [], "skipped": [], "hr_min_side": {}}
+    previous = _previous_manifest(cfg.out_dir, cfg_dict, splits)
+    start = time.time()
+    if beam_options is not None:
+        # Here, not at the top: apache-beam is an optional extra (sr-build-tfrecords --beam_pipeline_options).
+        from sr_keras.data import beam_build
+
+        beam_build.build_splits(staging, cfg, source, job, manifest, beam_options)
+    else:
+        _build_splits(staging, cfg, source, job, manifest)
     if sum(manifest["counts"].values()) == 0:
         raise BuildError(f"no valid image found in {cfg.source} ({len(manifest['skipped'])} files skipped; "
                          "see the reasons above)" if manifest["skipped"] else f"no input found in {cfg.source}")

@@ -75,9 +75,10 @@ def make_example(hr_png: bytes, lr_png: bytes, hr_shape, lr_shape, scale: int, k
 
 def serialize_pair(hr: np.ndarray, lr: np.ndarray, scale: int, key: str,
                    params: RealisticParams = RealisticParams()) -> bytes:
-    """Encodes an (hr, lr) uint8 pair as a serialized example."""
+    """Encodes an (hr, lr) uint8 pair as a serialized example: the same bytes in any process (deterministic
+    serialization orders the feature map, which protobuf otherwise writes in a per-process hash order)."""
     return make_example(encode_png(hr), encode_png(lr), hr.shape, lr.shape, scale, key,
-                        params).SerializeToString()
+                        params).SerializeToString(deterministic=True)
 
 
 def parse_example(serialized: tf.Tensor) -> dict:
