@@ -6,7 +6,7 @@
                           GroupByKey -> one TFRecord file per shard in rank order, and a sidecar with its entry
                   skip -> one list of (path, reason) per split, in build order
 
-`builder` does everything around it as for a local build: the staging folder, carrying over untouched splits,
+`builder` plans the work and does everything around it as for a local build: the staging folder, carrying over untouched splits,
 the manifest, and the one atomic swap at the end, so a failed or killed job leaves the previous dataset as it was.
 The shards are the local build's, byte for byte: the same function makes each record (serialized
 deterministically), the same rule counts the shards, and each record lands in the shard and place that the local
@@ -23,7 +23,7 @@ from sr_keras import beam_options  # noqa: F401 - first: quiets Beam's import-ti
 
 import apache_beam as beam  # noqa: E402, I001
 
-from sr_keras.data import builder, schema
+from sr_keras.data import schema
 from sr_keras.data import sources as sources_lib
 
 
@@ -58,21 +58,19 @@ def write_shard(index: int, records, staging: str, split: str, count: int) -> No
                 _sidecar(staging, split, index))
 
 
-def build_splits(staging: str, cfg, source, job, manifest: dict, options) -> None:
-    """Fills `manifest` (counts, shards, skipped, hr_min_side) for every split of `source`, as
-    `builder._build_splits` does, with the work done by a Beam pipeline run with `options`."""
-    plans = {}
-    for split in source.splits:
-        items, count, factors, _ = builder.split_items(split, cfg, source)
-        plans[split] = (count, list(enumerate((item, f) for item in items for f in factors)))
-    if cfg.verbose:
+def build_splits(staging: str, plans: dict, make, manifest: dict, options, verbose: bool = True) -> None:
+    """Fills `manifest` (counts, shards, skipped, hr_min_side) as `builder._build_splits` does, with the work
+    done by a Beam pipeline run with `options`. `plans`: {split: (shard count, [(item, factor)] in build order)};
+    `make(item, factor)` -> `builder.process_item`'s result."""
+    plans = {split: (count, list(enumerate(work))) for split, (count, work) in plans.items()}
+    if verbose:
         print(f"building {', '.join(f'{s} ({len(w)} items)' for s, (_, w) in plans.items())} on Apache Beam",
               flush=True)
     with beam.Pipeline(options=options) as p:
         for split, (count, work) in plans.items():
             made = (p | f"{split}/Items" >> beam.Create(work)
                       | f"{split}/Spread" >> beam.Reshuffle()
-                      | f"{split}/Make" >> beam.Map(lambda w: (w[0], builder.process_item(w[1][0], job, w[1][1]))))
+                      | f"{split}/Make" >> beam.Map(lambda w: (w[0], make(*w[1]))))
             ok, skip = made | f"{split}/Split" >> beam.Partition(lambda r, _: 0 if r[1][0] == "ok" else 1, 2)
             # The local build deals the examples that were made, in build order, round-robin over the shards:
             # the rank of each among them (from their positions alone, a small list) places it the same way.

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import multiprocessing.pool
 import os
 import shutil
@@ -102,6 +103,10 @@ def process_item(item: sources_lib.SourceItem, job: _Job, factor: float = 1.0) -
         hr = crop_to_multiple(hr, job.scale)
     lr, params = degrade(hr, job.scale, job.degradation, key=key, seed=job.seed)
     return ("ok", key, (schema.serialize_pair(hr, lr, job.scale, key, params), min(hr.shape[:2])))
+
+
+def _make(job: _Job, item: sources_lib.SourceItem, factor: float) -> tuple:
+    return process_item(item, job, factor)
 
 
 def _process_star(args):
@@ -264,7 +269,11 @@ def _build_into(staging: str, cfg: BuildConfig, source, beam_options=None) -> di
         # Here, not at the top: apache-beam is an optional extra (sr-build-tfrecords --beam_pipeline_options).
         from sr_keras.data import beam_build
 
-        beam_build.build_splits(staging, cfg, source, job, manifest, beam_options)
+        plans = {}
+        for split in source.splits:
+            items, count, factors, _ = split_items(split, cfg, source)
+            plans[split] = (count, [(item, f) for item in items for f in factors])
+        beam_build.build_splits(staging, plans, functools.partial(_make, job), manifest, beam_options, cfg.verbose)
     else:
         _build_splits(staging, cfg, source, job, manifest)
     if sum(manifest["counts"].values()) == 0:
