@@ -16,7 +16,6 @@ final place and renamed (an object store publishes an object whole).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import posixpath
 import shutil
@@ -32,6 +31,9 @@ from sr_keras.beam_options import pipeline_options  # noqa: F401 - part of this 
 import apache_beam as beam  # noqa: E402, I001
 from apache_beam.ml.inference.base import ModelHandler, RunInference  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
+
+REPORT = "sr_enhance_report.jsonl"  # One line per input: {"input", "status", "why", "outputs"}.
+NAMESPACE = "sr_keras"  # Of the job's counters: written, skipped, failed.
 
 
 def is_local(path: str) -> bool:

@@ -119,3 +119,44 @@ def test_every_documented_command_uses_real_programs_flags_names_and_targets():
 def test_the_check_catches_drift(bad):
     programs = _programs()
     assert _check("DOC", 1, bad, programs, {"test", "demo", "install"})
+
+
+RUNNABLE = {"deploy": ("--format=", "--model_config_file", "_onnx", "_litert"), "beam": ("runner=DirectRunner",)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(RUNNABLE))
+def test_the_deployment_examples_run(kind, tmp_path):
+    """The README's and BUILD.md's ONNX, LiteRT and TF Serving config commands ("deploy"), and their Beam commands
+    on DirectRunner ("beam"), run as written, in order, in a folder holding the photo.jpg and photos/ they name.
+    (Dataflow, Flink, Spark and tensorflow_model_server cannot run here; their flags are checked above.)"""
+    from conftest import write_photo
+
+    write_photo(str(tmp_path / "photo.jpg"), 48, 64)
+    (tmp_path / "photos").mkdir()
+    for i in range(3):
+        write_photo(str(tmp_path / "photos" / f"p{i}.png"), 40, 40 + 8 * i, seed=i)
+    programs = _programs()
+    seen, ran = set(), []
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+    for doc, number, words in doc_commands():
+        line = " ".join(words)
+        if not any(k in line for k in RUNNABLE[kind]) or any(k in line for k in RUNNABLE["beam"]) != (
+                kind == "beam") or line in seen:
+            continue
+        seen.add(line)
+        argv = [sys.executable, "-m", programs[words[0]], *words[1:]]
+        proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{doc}:{number}: {line}\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+        ran.append(line)
+    if kind == "deploy":
+        assert len(ran) >= 5, ran
+        assert (tmp_path / "export" / "span_x4_onnx" / "1" / "model.onnx").is_file()
+        assert (tmp_path / "export" / "sr_keras_x4_litert" / "1" / "model.tflite").is_file()
+        assert "span_x4" in (tmp_path / "export" / "models.config").read_text()
+        assert (tmp_path / "out" / "photo_x4.jpg").is_file()
+    else:
+        assert len(ran) >= 2, ran
+        assert sorted(os.listdir(tmp_path / "out_beam")) == ["p0_x4.png", "p1_x4.png", "p2_x4.png",
+                                                             "sr_enhance_report.jsonl"]
+        assert (tmp_path / "tfrecords" / "sample_x4" / "manifest.json").is_file()

@@ -12,7 +12,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 from tensorflow_serving.config import model_server_config_pb2
 
-from sr_keras.savedmodel import layout, portable, serving_config, writer
+from sr_keras.savedmodel import layout, portable, writer
 from sr_keras.zoo import cache as zoo_cache
 
 
