@@ -37,8 +37,8 @@ def test_commands_print_no_tensorflow_startup_noise():
                           text=True, timeout=300, env=dict(env, PYTHONPATH=REPO), cwd=REPO)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: /nonexistent holds no SavedModel (expected saved_model.pb, numbered version folders as written by "
-        "sr-export, or a .keras file)"]
+        "error: /nonexistent holds no model (expected saved_model.pb, numbered version folders as written by "
+        "sr-export, or a .keras, .onnx or .tflite file)"]
 
 
 def test_the_noise_filter_keeps_real_errors():

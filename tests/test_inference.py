@@ -24,7 +24,7 @@ def test_load_accepts_model_folder_version_folder_and_keras_file(exported, tmp_p
     x = np.random.default_rng(0).integers(0, 256, (9, 7, 3), dtype=np.uint8)
     a, b = m.enhance(x), sr_keras.load(path).enhance(x)
     assert a.shape == (36, 28, 3) and np.abs(a.astype(int) - b.astype(int)).max() <= 1
-    with pytest.raises(layout.ModelNotFoundError, match="holds no SavedModel"):
+    with pytest.raises(layout.ModelNotFoundError, match="holds no model"):
         sr_keras.load(str(tmp_path))
     assert repr(sr_keras.load(path, tile=64)).startswith("Enhancer('tiny', x4, precision=float32, tile=64, "
                                                          "tile_overlap=receptive field, path=")
