@@ -176,3 +176,34 @@ def test_cli_enhances_odd_files_and_reports_bad_ones(exported, tmp_path):
     assert Image.open(out / "one_x4.png").size == (4, 4)
     assert Image.open(out / "rotated_x4.jpg").size == (21 * 4, 30 * 4)  # Orientation 8: turned upright.
     assert Image.open(out / "photo_x4_compare.png").size == (2 * 30 * 4 + 8, 21 * 4)
+
+
+def test_bfloat16_keeps_the_quality_of_float32_on_photo_crops():
+    """Only the body's convolutions compute in bfloat16 (emulated on CPUs without it: same numbers, slower). On
+    256 px crops of the photos where bfloat16 loses most (smooth, high-PSNR ones) that costs at most 0.025 dB
+    PSNR-Y, where every layer in bfloat16 costs several times more (benchmarks/bench_bf16.py: all 12 photos)."""
+    import skimage.data
+
+    from sr_keras import metrics
+    from sr_keras.models.precision import float32_layers, with_policy
+
+    f32 = sr_keras.load("span_x4", tile=0)
+    bf16 = sr_keras.load("span_x4", tile=0, precision="bfloat16")
+    kept = float32_layers(bf16._keras)
+    assert {"conv_1", "conv_2", "conv_cat", "upsampler_conv", "block_1_attention", "mean_shift"} <= kept
+    assert "block_3_c2_r" not in kept and bf16._keras.get_layer("block_3_c2_r").compute_dtype == "bfloat16"
+    naive = with_policy(bf16._keras, "mixed_bfloat16")  # Every layer in bfloat16.
+    losses = []
+    for name in ("retina", "hubble_deep_field", "brick"):
+        hr = getattr(skimage.data, name)()
+        hr = np.stack([hr] * 3, -1) if hr.ndim == 2 else hr[..., :3]
+        y, x = hr.shape[0] // 2 - 128, hr.shape[1] // 2 - 128
+        hr = np.ascontiguousarray(hr[y:y + 256, x:x + 256])
+        lr = tf.image.resize(hr[None].astype(np.float32), (64, 64), "bicubic", antialias=True)
+        lr = np.clip(np.round(lr.numpy()[0]), 0, 255).astype(np.uint8)
+        a, b = (float(metrics.psnr(m.enhance(lr), hr, 4).numpy()[0]) for m in (f32, bf16))
+        out = tf.cast(naive(tf.constant(lr[None] / 255.0, tf.float32)), tf.float32).numpy()[0]
+        c = float(metrics.psnr(np.round(np.clip(out, 0, 1) * 255).astype(np.uint8), hr, 4).numpy()[0])
+        assert abs(a - b) <= 0.025, (name, a, b)
+        losses.append((abs(a - b), abs(a - c)))
+    assert sum(x for x, _ in losses) * 2 < sum(y for _, y in losses), losses

@@ -13,7 +13,7 @@ import tensorflow as tf
 from sr_keras import config as config_lib
 from sr_keras import models, portable_runtime, signatures
 from sr_keras.models.interpolation import interpolated_generator
-from sr_keras.models.precision import with_policy
+from sr_keras.models.precision import inference_copy
 from sr_keras.savedmodel.layout import (
     METADATA_FILE,
     ModelNotFoundError,
@@ -129,7 +129,7 @@ def tile_functions(path: str, policy: Optional[str] = None) -> TileFunctions:
         generator, meta = load_keras(path) if path.endswith(".keras") else generator_from_saved_model(path)
 
         def in_policy(g):
-            return with_policy(g, policy) if policy else g
+            return inference_copy(g, policy) if policy else g
         model = in_policy(generator)
         fn = _keras_fn(model)
         make = None
