@@ -55,7 +55,8 @@ def load(path: Optional[str] = None, tile: int = DEFAULT_TILE, tile_overlap: Opt
         `.keras` file, or None for the best model this install has.
       tile: core tile side in input pixels (0: whole images at once).
       tile_overlap: context around each tile; None: the model's measured receptive field (no seams).
-      precision: float32, or bfloat16 / float16 on hardware that has them (`inference.PRECISIONS`).
+      precision: float32, or bfloat16 / float16 on hardware that has them (`inference.PRECISIONS`), or auto:
+        bfloat16 on a CPU with native bfloat16, else float32.
       self_ensemble: average the outputs for the 8 flips/rotations of the input (8x slower, slightly better PSNR).
       max_input_pixels: larger inputs raise `ImageTooLargeError` before any work (None or 0: no limit).
 

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from sr_keras import limits, tiling
+from sr_keras import distribute, limits, tiling
 from sr_keras import progress as progress_lib
 from sr_keras.imageio import check_pixels, decode_image, pil_to_array
 from sr_keras.limits import check_alpha
@@ -32,6 +32,13 @@ DEFAULT_MAX_INPUT_PIXELS = limits.DEFAULT_MAX_INPUT_PIXELS  # Refused from the h
 _SIZE_FLAG = "max_input_pixels"  # Named in ImageTooLargeError: the argument of `load` that raises the limit.
 DEFAULT_OVERLAP = None  # None: the model's measured receptive field (at least 16), so tiles never show seams.
 PRECISIONS = limits.PRECISIONS
+
+
+def auto_precision() -> str:
+    """`precision="auto"`: bfloat16 on a CPU with native bfloat16 (AVX512_BF16 or AMX) and no GPU, else float32."""
+    if not tf.config.list_logical_devices("GPU") and distribute.native_bf16_cpu():
+        return "bfloat16"
+    return "float32"
 
 
 def _numpy(out) -> np.ndarray:
@@ -49,8 +56,10 @@ class Enhancer:
     def __init__(self, path: str, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP,
                  precision: str = "float32", self_ensemble: bool = False,
                  max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS):
+        if precision == "auto":
+            precision = auto_precision()
         if precision not in PRECISIONS:
-            raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+            raise ValueError(f"precision={precision!r}: choose one of auto, {', '.join(PRECISIONS)}")
         limits.check_tile(tile)
         limits.check_overlap(tile_overlap)
         limits.check_max_pixels(max_input_pixels)

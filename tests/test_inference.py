@@ -207,3 +207,14 @@ def test_bfloat16_keeps_the_quality_of_float32_on_photo_crops():
         assert abs(a - b) <= 0.025, (name, a, b)
         losses.append((abs(a - b), abs(a - c)))
     assert sum(x for x, _ in losses) * 2 < sum(y for _, y in losses), losses
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_follows_the_cpu(native, monkeypatch):
+    from sr_keras import distribute
+
+    monkeypatch.setattr(distribute, "native_bf16_cpu", lambda: native)
+    m = sr_keras.load("span_x2", precision="auto")
+    assert m.precision == ("bfloat16" if native else "float32")
+    assert f"precision={m.precision}" in repr(m)
+    assert (m._keras is not None) == native  # bfloat16 rebuilds the Keras generator; float32 runs the export.
