@@ -35,7 +35,10 @@ def test_reduced_precision_inference_runs_in_that_dtype_and_stays_close(tmp_path
     lr = np.random.default_rng(7).integers(0, 256, (21, 19, 3), dtype=np.uint8)
     f32 = sr_keras.load(path).enhance(lr)
     fast = sr_keras.load(path, precision="bfloat16")
-    assert fast._keras.get_layer("stem_conv").compute_dtype == "bfloat16"
+    convs = [lyr for lyr in fast._keras.layers if isinstance(lyr, tf.keras.layers.Conv2D)]
+    # The body's convolutions compute in bfloat16; the first and the last three stay float32 (inference_copy).
+    assert [c.compute_dtype for c in convs] == ["float32"] + ["bfloat16"] * (len(convs) - 4) + ["float32"] * 3
+    assert fast._keras.get_layer("stem_conv").compute_dtype == "float32" and len(convs) > 4
     out = fast.enhance(lr)
     assert out.shape == f32.shape and out.dtype == np.uint8
     assert np.abs(out.astype(int) - f32.astype(int)).max() <= 3
