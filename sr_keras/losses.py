@@ -25,6 +25,22 @@ def mse_loss(hr: tf.Tensor, sr: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.square(tf.cast(hr, tf.float32) - tf.cast(sr, tf.float32)), axis=[1, 2, 3])
 
 
+def phase_mean_loss(hr: tf.Tensor, sr: tf.Tensor, period: int) -> tf.Tensor:
+    """Per example: the mean absolute value of the error's mean over each of the `period` x `period` pixel phases,
+    per channel, in [0, 1] units.
+
+    It targets the two artefacts `metrics.artefacts` flags, at their source: a colour shift moves every phase's mean
+    error the same way, and a checkerboard from a pixel shuffle moves them apart. A texture a GAN invents (or
+    noise) averages out within each phase, so this term leaves it alone, where an L1 pixel loss strong enough to
+    stop the drift would blur it.
+    """
+    e = tf.cast(sr, tf.float32) - tf.cast(hr, tf.float32)
+    shape = tf.shape(e)
+    h, w = shape[1] // period * period, shape[2] // period * period
+    e = tf.reshape(e[:, :h, :w], [shape[0], h // period, period, w // period, period, shape[3]])
+    return tf.reduce_mean(tf.abs(tf.reduce_mean(e, axis=[1, 3])), axis=[1, 2, 3])
+
+
 class VGGContentLoss:
     """SRGAN's perceptual content loss: MSE between VGG19 features of HR and SR, features scaled by 1/12.75."""
 

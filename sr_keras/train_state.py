@@ -69,7 +69,10 @@ class TrainState:
         with strategy.scope():
             self.generator = models.build_generator(m)
             self.discriminator = models.build_discriminator(m, cfg.hr_crop)
-            content = losses.make_content_loss(cfg.content_loss, cfg.vgg_weights, cfg.vgg_feature_scale)
+            # A run without a GAN phase never computes the content loss, so it needs no loss network (and no VGG
+            # weights).
+            content = (losses.make_content_loss(cfg.content_loss, cfg.vgg_weights, cfg.vgg_feature_scale)
+                       if cfg.gan_steps else None)
             pixel = losses.mse_loss if cfg.pretrain_loss == "mse" else losses.l1_loss
             self.g_learning_rate, self.d_learning_rate = learning_rates(cfg)
             g_opt = make_optimizer(self.g_learning_rate, cfg.adam_beta1, cfg.mixed_precision)
@@ -78,7 +81,8 @@ class TrainState:
                                               strategy, content_weight=cfg.content_weight,
                                               pixel_weight=cfg.pixel_weight, adv_weight=cfg.adv_weight,
                                               d_steps=cfg.d_steps, ema_decay=cfg.ema_decay,
-                                              jit_compile=cfg.jit_compile, clip_norm=cfg.clip_norm)
+                                              jit_compile=cfg.jit_compile, clip_norm=cfg.clip_norm,
+                                              phase_weight=cfg.phase_weight)
             self.checkpoint = tf.train.Checkpoint(**self.trainer.checkpoint_objects())
 
     @property

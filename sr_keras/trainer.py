@@ -21,7 +21,7 @@ import tensorflow as tf
 from sr_keras import losses, run_dir
 
 LOG_KEYS = {1: ("g/total", "g/content"),
-            2: ("g/total", "g/content", "g/pixel", "g/adv", "d/real", "d/fake", "d/acc")}
+            2: ("g/total", "g/content", "g/pixel", "g/phase", "g/adv", "d/real", "d/fake", "d/acc")}
 # EMA warm-up: the decay used at update n is min(decay, (1 + n) / (EMA_WARMUP + n)), so that short runs are not
 # dominated by the random initialisation (as in TF's ExponentialMovingAverage with num_updates).
 EMA_WARMUP = 10.0
@@ -69,8 +69,9 @@ class AdversarialTrainer:
         `pixel_weight`.
       g_optimizer, d_optimizer: Keras optimizers (LossScaleOptimizer under mixed_float16).
       strategy: the tf.distribute strategy the trainer was built under (default: the current one).
-      content_weight, pixel_weight, adv_weight: the phase-2 generator loss is content_weight * content +
-        pixel_weight * gan_pixel_loss + adv_weight * adversarial.
+      content_weight, pixel_weight, adv_weight, phase_weight: the phase-2 generator loss is content_weight *
+        content + pixel_weight * gan_pixel_loss + phase_weight * phase-mean loss (`losses.phase_mean_loss` at the
+        generator's scale) + adv_weight * adversarial.
       d_steps: discriminator updates per generator update.
       ema_decay: decay of the EMA generator (`self.ema.model`).
       jit_compile: XLA-compile the replica step.
@@ -83,7 +84,8 @@ class AdversarialTrainer:
                  g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer,
                  strategy: Optional[tf.distribute.Strategy] = None, content_weight: float = 1.0,
                  adv_weight: float = 5e-3, d_steps: int = 1, ema_decay: float = 0.999, jit_compile: bool = False,
-                 pixel_weight: float = 0.0, gan_pixel_loss=losses.l1_loss, clip_norm: float = 0.0):
+                 pixel_weight: float = 0.0, gan_pixel_loss=losses.l1_loss, clip_norm: float = 0.0,
+                 phase_weight: float = 0.0):
         self.strategy = strategy or tf.distribute.get_strategy()
         self.generator = generator
         self.discriminator = discriminator
@@ -95,6 +97,7 @@ class AdversarialTrainer:
         self.pixel_weight = pixel_weight
         self.gan_pixel_loss = gan_pixel_loss
         self.adv_weight = adv_weight
+        self.phase_weight = phase_weight
         self.d_steps = d_steps
         self.jit_compile = jit_compile
         self.clip_norm = clip_norm
@@ -169,7 +172,10 @@ class AdversarialTrainer:
             content = _average(self.content_loss(hr, sr))
             pixel = _average(self.gan_pixel_loss(hr, sr))
             adv = _average(losses.generator_adversarial_loss(fake_for_g))
-            g_total = self.content_weight * content + self.pixel_weight * pixel + self.adv_weight * adv
+            period = sr.shape[1] // lr.shape[1] if sr.shape[1] and lr.shape[1] else tf.shape(sr)[1] // tf.shape(lr)[1]
+            phase = _average(losses.phase_mean_loss(hr, sr, period))
+            g_total = (self.content_weight * content + self.pixel_weight * pixel + self.phase_weight * phase
+                       + self.adv_weight * adv)
             g_scaled = self.g_optimizer.scale_loss(g_total)
         sr = tf.stop_gradient(sr)
         for _ in range(self.d_steps):
@@ -182,8 +188,8 @@ class AdversarialTrainer:
             self._apply(self.d_optimizer, d_tape, d_scaled, self.discriminator.trainable_variables)
         self._apply(self.g_optimizer, g_tape, g_scaled, self.generator.trainable_variables)
         acc = _average(losses.discriminator_accuracy(real_logits, fake_logits))
-        return {"g/total": g_total, "g/content": content, "g/pixel": pixel, "g/adv": adv, "d/real": d_real,
-                "d/fake": d_fake, "d/acc": acc}
+        return {"g/total": g_total, "g/content": content, "g/pixel": pixel, "g/phase": phase, "g/adv": adv,
+                "d/real": d_real, "d/fake": d_fake, "d/acc": acc}
 
 
 def make_optimizer(learning_rate, beta1: float, mixed_precision: Optional[str]) -> keras.optimizers.Optimizer:

@@ -108,6 +108,32 @@ def test_a_few_real_world_gan_steps_lower_the_loss_on_a_fixed_batch(sample_photo
     assert all(np.isfinite(float(x["d/real"])) for x in logs)
 
 
+def test_the_phase_mean_loss_sees_colour_shifts_and_checkerboards_but_not_texture():
+    rng = np.random.default_rng(0)
+    hr = tf.constant(rng.uniform(0.2, 0.8, (2, 64, 64, 3)), tf.float32)
+    period = 4
+    checker = np.zeros((64, 64, 3), np.float32)
+    checker[0::period, 0::period] = 0.04  # One phase of 16 brighter by 0.04: the phase means' mean |.| is 0.04/16...
+    loss = lambda sr: losses.phase_mean_loss(hr, sr, period).numpy()
+    np.testing.assert_allclose(loss(hr), 0.0, atol=1e-7)
+    np.testing.assert_allclose(loss(hr + 0.01), 0.01, rtol=1e-4)  # A colour shift: every phase moves by it.
+    np.testing.assert_allclose(loss(hr + checker), 0.04 / period ** 2, rtol=1e-4)
+    texture = rng.normal(0, 0.05, (2, 64, 64, 3)).astype(np.float32)  # Zero-mean detail: 256 pixels per phase.
+    assert (loss(hr + texture) < 0.1 * losses.l1_loss(hr, hr + texture).numpy()).all()
+    # Odd sizes are cropped to whole periods; the loss is per example.
+    assert losses.phase_mean_loss(hr[:, :61, :62], hr[:, :61, :62] + 0.01, period).shape == (2,)
+
+
+def test_a_pixel_loss_run_needs_no_loss_network(sample_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # No VGG19 weights, and none downloadable.
+    offline(monkeypatch)
+    cfg = dataclasses.replace(config.get_preset("tiny"), data=sample_data, content_loss="percep",
+                              vgg_weights="imagenet", vgg_fallback="error", pretrain_steps=2, gan_steps=0,
+                              pretrain_loss="l1")
+    result = train_lib.train_and_evaluate(cfg, str(tmp_path / "run"), verbose=False)
+    assert result["step"] == 2
+
+
 def test_offline_the_vgg16_content_path_is_picked_and_labelled(tmp_path, monkeypatch, capsys):
     lossnets.ensure("vgg16")  # Converted once (online), as a user's first run does.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # No VGG19 weights.

@@ -49,6 +49,8 @@ _LOSS_WEIGHTS = flags.DEFINE_enum("loss_weights", None, list(config_presets.LOSS
 _CONTENT_WEIGHT = flags.DEFINE_float("content_weight", None, "Weight of the phase-2 content loss.")
 _PIXEL_WEIGHT = flags.DEFINE_float("pixel_weight", None, "Weight of the phase-2 L1 pixel term.")
 _ADV_WEIGHT = flags.DEFINE_float("adv_weight", None, "Weight of the adversarial loss.")
+_PHASE_WEIGHT = flags.DEFINE_float("phase_weight", None, "Weight of the phase-2 phase-mean loss (the error's mean "
+                                   "per pixel-shuffle phase and channel: against colour shift and checkerboards).")
 _VGG_FALLBACK = flags.DEFINE_enum("vgg_fallback", None, list(config_presets.VGG_FALLBACKS), "When --vgg_weights=imagenet cannot be "
                                   "found or downloaded: mse trains SRGAN-MSE and says so (default); error stops.")
 _DEGRADATION = flags.DEFINE_enum("degradation", None, ["none", *[d for d in config_presets.TRAIN_DEGRADATIONS if d]],
@@ -90,7 +92,8 @@ flags.mark_flag_as_required("workdir")
 _OVERRIDES = {"data": _DATA, "batch_size": _BATCH, "hr_crop": _HR_CROP, "pretrain_steps": _PRETRAIN,
               "gan_steps": _GAN, "learning_rate": _LEARNING_RATE, "schedule": _SCHEDULE,
               "pretrain_loss": _PRETRAIN_LOSS, "content_loss": _CONTENT, "content_weight": _CONTENT_WEIGHT,
-              "pixel_weight": _PIXEL_WEIGHT, "adv_weight": _ADV_WEIGHT, "vgg_fallback": _VGG_FALLBACK,
+              "pixel_weight": _PIXEL_WEIGHT, "adv_weight": _ADV_WEIGHT, "phase_weight": _PHASE_WEIGHT,
+              "vgg_fallback": _VGG_FALLBACK,
               "d_steps": _D_STEPS, "ema_decay": _EMA, "vgg_weights": _VGG, "jit_compile": _JIT,
               "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY, "seed": _SEED, "init_checkpoint": _INIT,
               "init_from": _INIT_FROM, "warmup_steps": _WARMUP, "clip_norm": _CLIP,
