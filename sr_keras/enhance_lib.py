@@ -64,6 +64,7 @@ def is_own_output(path: str) -> bool:
 
 
 _EXISTS = "exists (pass --overwrite to replace it)"
+OWN_OUTPUT = "an sr-enhance output; not enhanced again"
 
 
 def prepare_output_dir(output_dir: str) -> None:
@@ -101,6 +102,33 @@ def output_names(paths: list, suffix) -> dict:
     return names
 
 
+def all_skipped(paths: list, output_dir: str, scale: Optional[int], output_format: OutputFormat,
+                overwrite: bool = False) -> Optional[dict]:
+    """{input: why} when every input would be skipped (its output exists, or it is an sr-enhance output itself), so
+    a rerun of a finished batch need not load the model; None when some input needs the model, or when `scale` is
+    not known without loading it. Decodes nothing: the output's format is the one asked for (or the input's)."""
+    if overwrite or scale is None or not paths or not os.path.isdir(output_dir):
+        return None
+    own = {p for p in paths if is_own_output(p)}
+    names = output_names([p for p in paths if p not in own], output_format.suffix_for(scale))
+    skipped = {}
+    for path in paths:
+        if path in own:
+            skipped[path] = OWN_OUTPUT
+            continue
+        guess = f"{os.path.join(output_dir, names[path])}.{_asked_format(path, output_format)}"
+        if not os.path.lexists(guess):
+            return None
+        skipped[path] = f"{guess} {_EXISTS}"
+    return skipped
+
+
+def _asked_format(path: str, output_format: OutputFormat) -> str:
+    if output_format.ext != "auto":
+        return output_format.ext
+    return enhance_output.SAME_FORMAT.get(os.path.splitext(path)[1].lower(), "png")
+
+
 def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool = False, tile=None,
                   tile_overlap=None, progress: bool = True, model_label: str = "model",
                   overwrite: bool = False, alpha: Optional[float] = None,
@@ -135,10 +163,10 @@ def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool
             tile=tile, tile_overlap=tile_overlap, progress=progress and len(paths) == 1, alpha=alpha)
         written += files
         if status == "note":
-            print(f"{path}: {why}", flush=True)
+            progress_lib.message(f"{path}: {why}", bar)
         elif status in ("failed", "skipped"):
             (failed if status == "failed" else skipped)[path] = why
-            print(f"skipped {path}: {why}", flush=True)
+            progress_lib.message(f"skipped {path}: {why}", bar)
         if bar is not None:
             bar.update(i + 1)
     return {"written": written, "failed": failed, "skipped": skipped}
@@ -155,7 +183,7 @@ def enhance_file(enhancer, path: str, output_dir: str, name: Optional[str], own:
       error: an existing output, an own output, not a regular file) or "failed" (`why` is the reason).
     """
     if own:
-        return "skipped", "an sr-enhance output; not enhanced again", []
+        return "skipped", OWN_OUTPUT, []
     try:
         folder = safe_files.make_dirs_inside(output_dir, os.path.dirname(name))
     except OSError as e:
@@ -183,9 +211,7 @@ def _enhance_one(enhancer, path, out_stem, compare, overwrite, model_label, writ
         text["Source"] = os.path.basename(path)
     note = ""
     try:
-        asked = output_format.ext if output_format.ext != "auto" else enhance_output.SAME_FORMAT.get(
-            os.path.splitext(path)[1].lower(), "png")
-        guess = f"{out_stem}.{asked}"
+        guess = f"{out_stem}.{_asked_format(path, output_format)}"
         if os.path.realpath(guess) == os.path.realpath(path):
             return f"{guess} is an input; choose a --suffix or another --output_dir (inputs are never written)"
         if not overwrite and os.path.lexists(guess):  # Checked first, so no work is done for nothing.

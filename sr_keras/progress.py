@@ -26,6 +26,8 @@ class LineProgress:
         self.label = label
         self.start = time.monotonic()
         self.last_print = None
+        self.first = None  # (time, count) of the first update: the rate for the ETA is measured from there, so
+        # start-up (graph tracing, a model's first call) does not inflate it.
         self.current = 0
         self.values = {}
 
@@ -34,6 +36,8 @@ class LineProgress:
         for name, value in values or ():
             self.values[name] = value  # The latest value (a log wants the state now, not a running mean).
         now = time.monotonic()
+        if self.first is None and current > 0:
+            self.first = (now, current)
         done = self.target is not None and current >= self.target
         first = self.last_print is None and current > 0
         if not (done or first or (self.last_print is not None and now - self.last_print >= self.every)):
@@ -44,8 +48,9 @@ class LineProgress:
         if self.target:
             parts[0] += f" ({100.0 * current / self.target:.0f}%)"
         parts.append(f"{elapsed:.0f} s")
-        if self.target and 0 < current < self.target:
-            parts.append(f"ETA {elapsed / current * (self.target - current):.0f} s")
+        since, counted = self.first
+        if self.target and counted < current < self.target:
+            parts.append(f"ETA {(now - since) / (current - counted) * (self.target - current):.0f} s")
         parts += [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in self.values.items()]
         print((self.label + " " if self.label else "") + ", ".join(parts), file=self.stream, flush=True)
 
@@ -59,6 +64,14 @@ def is_terminal(stream=None) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def message(text: str, bar=None) -> None:
+    """Prints one line of `text` while `bar` (from `bar()`, or None) is showing: on a terminal the bar's partial
+    line is cleared first (the bar draws itself again on its next update), so the two never run together."""
+    if bar is not None and not isinstance(bar, LineProgress):
+        sys.stdout.write("\r\x1b[K")
+    print(text, flush=True)
 
 
 def bar(target: Optional[int], unit_name: str = "step", stateful_metrics=None, verbose: bool = True):

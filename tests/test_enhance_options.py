@@ -141,3 +141,28 @@ def test_bad_options_fail_before_any_work(tmp_path, args, message):
     write_photo(str(tmp_path / "a.png"), 8, 8)
     proc = run_cli("enhance", f"--input={tmp_path / 'a.png'}", f"--output_dir={tmp_path / 'o'}", *args)
     assert proc.returncode != 0 and message in proc.stderr and not os.path.exists(tmp_path / "o")
+
+
+def test_a_finished_batch_run_again_skips_everything_without_loading_the_model(exported, tmp_path, monkeypatch):
+    src, out = _photos(str(tmp_path / "in")), str(tmp_path / "out")
+    args = (f"--model={exported[2]}", f"--input={src}", f"--output_dir={out}")
+    assert run_cli("enhance", *args).returncode == 0
+    before = {f: os.path.getmtime(os.path.join(out, f)) for f in os.listdir(out)}
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(sr_keras, "load", no_model)
+    proc = run_cli("enhance", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("exists (pass --overwrite to replace it)") == 4
+    assert "4 of 4 inputs skipped" in proc.stderr
+    assert {f: os.path.getmtime(os.path.join(out, f)) for f in os.listdir(out)} == before
+    # One new input needs the model; so does --overwrite.
+    write_photo(os.path.join(src, "e.png"), 20, 24, seed=4)
+    assert enhance_lib.all_skipped(enhance_lib.expand_inputs(src), out, 4, enhance_lib.OutputFormat()) is None
+    os.remove(os.path.join(src, "e.png"))
+    inputs = enhance_lib.expand_inputs(src)
+    assert enhance_lib.all_skipped(inputs, out, 4, enhance_lib.OutputFormat(), overwrite=True) is None
+    assert enhance_lib.all_skipped(inputs, out, 2, enhance_lib.OutputFormat()) is None  # Other names (_x2).
+    assert len(enhance_lib.all_skipped(inputs, out, 4, enhance_lib.OutputFormat())) == 4

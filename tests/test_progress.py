@@ -14,7 +14,7 @@ def test_line_progress_prints_the_first_step_then_at_most_every_interval_and_the
         p.update(i, values=[("loss", 1.0 / i)])
     lines = out.getvalue().splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith("1/100 steps (1%)") and "ETA" in lines[0] and "loss 1" in lines[0]
+    assert lines[0].startswith("1/100 steps (1%)") and "ETA" not in lines[0] and "loss 1" in lines[0]
     assert lines[1].startswith("100/100 steps (100%)") and "ETA" not in lines[1] and "loss 0.01" in lines[1]
     out = io.StringIO()
     p = progress.LineProgress(3, "image", every_seconds=0.0, stream=out)
@@ -24,9 +24,40 @@ def test_line_progress_prints_the_first_step_then_at_most_every_interval_and_the
         "1/3 images (33%)", "2/3 images (67%)", "3/3 images (100%)"]
 
 
+def test_the_eta_leaves_out_a_slow_first_step(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    p = progress.LineProgress(100, "step", every_seconds=0.0, stream=out)
+    clock[0] = 100.0  # The first step traces the graph: 100 s.
+    p.update(1)
+    for i in range(2, 12):  # Then 1 s per step.
+        clock[0] += 1.0
+        p.update(i)
+    lines = out.getvalue().splitlines()
+    assert "ETA" not in lines[0]  # One step says nothing about the rate.
+    assert lines[-1].startswith("11/100 steps") and "110 s" in lines[-1] and "ETA 89 s" in lines[-1], lines[-1]
+
+
 def test_commands_log_plain_lines_when_output_is_not_a_terminal(tmp_path):
     proc = run_cli("build_tfrecords", "--source=sample", f"--out_dir={tmp_path / 'd'}", "--max_images=4",
                    "--workers=1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "\x1b[" not in proc.stdout and "\u2501" not in proc.stdout  # No bar redraws in a pipe.
     assert "4/4 images (100%)" in proc.stdout
+
+
+def test_a_message_clears_the_bar_on_a_terminal_so_they_never_run_together(monkeypatch, capsys):
+    from keras.utils import Progbar
+
+    monkeypatch.setattr(progress, "is_terminal", lambda stream=None: True)
+    bar = progress.bar(3, unit_name="image")
+    assert isinstance(bar, Progbar)
+    bar.update(1)
+    progress.message("skipped a.png: exists", bar)
+    bar.update(3)  # The last update is always drawn (Progbar skips some in between).
+    out = capsys.readouterr().out
+    before, line, after = out.partition("\r\x1b[Kskipped a.png: exists\n")
+    assert line and "1/3" in before and "3/3" in after  # The message is a line of its own, between two bars.
+    progress.message("plain", progress.LineProgress(3))  # A log gets the line alone.
+    assert capsys.readouterr().out == "plain\n"

@@ -82,6 +82,15 @@ def main(argv):
     paths = enhance_lib.expand_inputs(_INPUT.value)
     if not paths:
         fail(f"--input={_INPUT.value}: no such file, or no images in that folder/glob")
+    from sr_keras import zoo
+
+    done = None if _ALPHA.value is not None else enhance_lib.all_skipped(
+        paths, _OUTPUT_DIR.value, zoo.scale_of(_MODEL.value), output_format, _OVERWRITE.value)
+    if done is not None:  # A finished batch run again: nothing needs the model, so it is not loaded.
+        for path, why in done.items():
+            print(f"skipped {path}: {why}", flush=True)
+        print(f"{len(done)} of {len(paths)} inputs skipped (see above)", file=sys.stderr)
+        return 0
     try:
         enhancer = sr_keras.load(_MODEL.value, **_load_kwargs())
     except (layout.ModelNotFoundError, layout.SavedModelError) as e:

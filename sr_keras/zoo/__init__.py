@@ -118,6 +118,24 @@ def did_you_mean(spec: str) -> str:
     return f" (did you mean {match_name(close[0])}?)" if close else ""
 
 
+def scale_of(spec: Optional[str]) -> Optional[int]:
+    """The upscaling factor `sr_keras.load(spec)` will have, found without loading (or converting) anything: from the
+    registry for a name or the default, from a version's metadata for a folder; None when only loading can tell (a
+    .keras, .onnx or .tflite file, a SavedModel without metadata, or nothing there)."""
+    if spec in (None, "", "default"):
+        scales = {MODELS[n].scale if n in MODELS else 4 for n in DEFAULT_ORDER}  # The shipped models are x4.
+        return scales.pop() if len(scales) == 1 else None
+    if not os.path.exists(spec) and match_name(spec):
+        name = match_name(spec)
+        return MODELS[name].scale if name in MODELS else 4
+    try:
+        version = layout.resolve(spec)
+    except layout.ModelNotFoundError:
+        return None
+    scale = layout.read_metadata(version).get("scale") if os.path.isdir(version) else None
+    return int(scale) if isinstance(scale, int) and scale > 0 else None
+
+
 def cache_dir() -> str:
     """Where converted models live: $SR_KERAS_CACHE, else $XDG_CACHE_HOME/sr_keras, else ~/.cache/sr_keras."""
     if os.environ.get(CACHE_ENV):
