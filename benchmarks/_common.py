@@ -10,3 +10,37 @@ def write_results(path: str, results: dict) -> None:
     with open(path, "w") as f:
         json.dump(results, f, indent=2, default=float)
     print(json.dumps(results, indent=2, default=float))
+
+
+def conv_flops(model, h, w):
+    """Multiply-adds x 2 of every conv in `model` for an h x w input (shapes measured on the model itself)."""
+    import keras
+    import numpy as np
+
+    convs = [lyr for lyr in model.layers if isinstance(lyr, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
+    probe = keras.Model(model.input, [c.output for c in convs])
+    outs = probe(np.zeros((1, 8, 8, 3), "float32"), training=False)
+    total = 0
+    for c, o in zip(convs, outs):
+        k = c.kernel.shape
+        pixels = (o.shape[1] / 8 * h) * (o.shape[2] / 8 * w)
+        total += 2 * pixels * k[0] * k[1] * k[2] * k[3]
+    return total
+
+
+def matmul_gflops(n=2048, repeats=5, dtype="float32"):
+    """The machine's dense matmul rate in `dtype` (float32 or bfloat16), best of `repeats`: the reference "peak"."""
+    import time
+
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.uniform([n, n]), dtype)
+    b = tf.cast(tf.random.uniform([n, n]), dtype)
+    f = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
+    f().numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f().numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9

@@ -18,7 +18,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from _common import write_results  # noqa: E402
+from _common import conv_flops, matmul_gflops, write_results  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 _OUT = flags.DEFINE_string("out", "benchmarks/out/infer.json", "Where to write the figures.")
@@ -37,32 +37,6 @@ def best_seconds(fn, repeats, warmup=True):
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-def conv_flops(model, h, w):
-    """Multiply-adds x 2 of every conv in `model` for an h x w input (shapes measured on the model itself)."""
-    import keras
-    import numpy as np
-
-    convs = [lyr for lyr in model.layers if isinstance(lyr, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
-    probe = keras.Model(model.input, [c.output for c in convs])
-    outs = probe(np.zeros((1, 8, 8, 3), "float32"), training=False)
-    total = 0
-    for c, o in zip(convs, outs):
-        k = c.kernel.shape
-        pixels = (o.shape[1] / 8 * h) * (o.shape[2] / 8 * w)
-        total += 2 * pixels * k[0] * k[1] * k[2] * k[3]
-    return total
-
-
-def matmul_gflops(n=2048, repeats=5):
-    import tensorflow as tf
-
-    a = tf.random.uniform([n, n])
-    b = tf.random.uniform([n, n])
-    f = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    sec = best_seconds(lambda: f().numpy(), repeats)
-    return 2 * n**3 / sec / 1e9
 
 
 def time_breakdown(g, size, repeats):

@@ -10,7 +10,11 @@ comparison is of the networks). TensorFlow variants:
   saved_model  sr_keras.load(): the exported SavedModel's tile function
   xla          the same tf.function with jit_compile=True
   onednn_off   `graph` in a process with TF_ENABLE_ONEDNN_OPTS=0
-  bfloat16     `graph` under mixed_bfloat16 (not fp32: reported for CPUs with native bf16; not in the ratio target)
+  bfloat16     `graph` under mixed_bfloat16, everything in bf16 (loses up to 0.28 dB: for comparison only)
+  api_bf16     sr_keras.load(precision="bfloat16"): the shipped policy (convolutions of the body in bf16, the rest
+               in float32; `models.precision.inference_copy`), what precision="auto" picks on CPUs with native bf16
+Each variant's share of peak is its convolutions' FLOP rate over the dense matmul rate in its own precision
+(float32, or bfloat16 for bfloat16 and api_bf16), both measured in this run.
 ncnn runs with the ncnn package on the CPU in float32 (fp16/bf16 storage and arithmetic off), all cores.
 """
 
@@ -30,7 +34,8 @@ _BIG = flags.DEFINE_string("big", "2000x1500", "WxH of the tiled input.")
 _TILE = flags.DEFINE_integer("tile", 256, "Tile side of the tiled input (sr_keras' default).")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per case (the median is reported).")
 _QUICK = flags.DEFINE_bool("quick", False, "Small sizes and one repeat.")
-_VARIANTS = flags.DEFINE_list("variants", ["ncnn", "graph", "saved_model", "xla", "onednn_off", "bfloat16"],
+_VARIANTS = flags.DEFINE_list("variants", ["ncnn", "graph", "saved_model", "api_bf16", "xla", "onednn_off",
+                                            "bfloat16"],
                               "What to time.")
 _CHILD = flags.DEFINE_bool("child", False, "Internal: time the given variants in this process only.")
 
@@ -60,8 +65,8 @@ def _runners(variant, name):
         model = NcnnModel(name)
         scale = model.scale
         call = model
-    elif variant == "saved_model":
-        enhancer = sr_keras.load(name, tile=0)
+    elif variant in ("saved_model", "api_bf16"):
+        enhancer = sr_keras.load(name, tile=0, precision="bfloat16" if variant == "api_bf16" else "float32")
         scale = enhancer.scale
 
         def call(x):
@@ -130,11 +135,21 @@ def main(argv):
         results["onednn_off"] = json.loads(out.split("CHILD", 1)[1])["graph"]
     cases = [k for k in results.get("ncnn", {}) if k != "overlap"]
     speed = {v: {c: results["ncnn"][c] / r[c] for c in cases} for v, r in results.items() if "ncnn" in results}
+    from _common import conv_flops, matmul_gflops
+
+    from sr_keras.zoo import cache as zoo_cache
+
+    generator, meta = zoo_cache.keras_generator(_MODEL.value)
+    gflop_per_mp = conv_flops(generator, 100, 100) / (100 * 100 * meta["scale"] ** 2) * 1e6 / 1e9
+    peaks = {"float32": matmul_gflops(), "bfloat16": matmul_gflops(dtype="bfloat16")}
+    share = {v: {c: gflop_per_mp / r[c] / peaks["bfloat16" if "bf16" in v or v == "bfloat16" else "float32"]
+                 for c in r if c != "overlap"} for v, r in results.items() if v != "ncnn"}
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                "?") if os.path.exists("/proc/cpuinfo") else "?"
     report = {"model": _MODEL.value, "unit": "seconds per output megapixel (lower is better)",
               "speed_vs_ncnn": "ncnn seconds / variant seconds (1.0 = as fast as ncnn; target >= 0.8 for fp32)",
-              "cpu": cpu, "cores": os.cpu_count(), "results": results, "speed_relative_to_ncnn": speed}
+              "cpu": cpu, "cores": os.cpu_count(), "results": results, "speed_relative_to_ncnn": speed,
+              "conv_gflop_per_output_mp": gflop_per_mp, "matmul_peak_gflops": peaks, "share_of_peak": share}
     from _common import write_results
 
     write_results(_OUT.value, report)

@@ -1,6 +1,7 @@
 """`make bench`: every benchmark in one run, plus the hardware reference, into benchmarks/results.{json,md}.
 
-Runs bench_data.py, bench_train.py and bench_infer.py one after another (each in its own process, so one's memory
+Runs bench_data.py, bench_train.py, bench_infer.py, bench_memory.py, bench_zoo.py (span_x4 against ncnn, float32
+and the bfloat16 policy, with the share of peak) and bench_bf16.py (bfloat16 quality) one after another (each in its own process, so one's memory
 does not weigh on the next) and a dense fp32 matmul as the machine's reference rate. Figures are not pass/fail:
 compare ratios measured in the same run, since the machine is shared and noisy.
 """
@@ -35,8 +36,13 @@ def main():
     train = run(out_dir, "bench_train.py", *(["--steps=1"] if quick else []))
     infer = run(out_dir, "bench_infer.py", *(["--sizes=64,128", "--big=300,400", "--repeats=1"] if quick else []))
     memory = run(out_dir, "bench_memory.py", *(["--sizes=64x64,500x400"] if quick else []))
+    # span_x4 against ncnn (float32, and the bfloat16 policy precision="auto" picks), share of peak, tiling.
+    zoo = run(out_dir, "bench_zoo.py", "--variants=ncnn,saved_model,api_bf16",
+              *(["--quick"] if quick else ["--sizes=512,768", "--repeats=3"]))
+    bf16 = run(out_dir, "bench_bf16.py", *(["--models=span_x4", "--photos=camera,retina"] if quick else []))
     matmul = infer["matmul_fp32_gflops"]
-    results = {"data": data, "train": train, "infer": infer, "memory": memory, "matmul_fp32_gflops": matmul}
+    results = {"data": data, "train": train, "infer": infer, "memory": memory, "zoo": zoo, "bf16": bf16,
+               "matmul_fp32_gflops": matmul}
     with open(os.path.join(HERE, f"results{suffix}.json"), "w") as f:
         json.dump(results, f, indent=2, default=float)
     b = data["build"]
@@ -66,10 +72,37 @@ def main():
         rows.append((f"bytes per output pixel above the loaded model, {path_kind} ("
                      + ", ".join(f"{v['input_mp']:.2g} MP" for v in per_size.values()) + " in)",
                      " / ".join(f"{v['bytes_per_output_pixel']:.2f}" for v in per_size.values())))
+    rows += zoo_rows(zoo, bf16)
     table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
     with open(os.path.join(HERE, f"results{suffix}.md"), "w") as f:
         f.write(f"# Benchmarks ({os.cpu_count()} CPU cores)\n\n{table}\n")
     print(table)
+
+
+def zoo_rows(zoo, bf16):
+    """Issue 23's ratios: span_x4 against ncnn, share of peak, tiling overhead, bfloat16 quality."""
+    rows = []
+    speed, share, res = zoo["speed_relative_to_ncnn"], zoo["share_of_peak"], zoo["results"]
+    peaks = zoo["matmul_peak_gflops"]
+    rows.append(("dense matmul GFLOP/s, float32 / bfloat16 (the peaks)",
+                 f"{peaks['float32']:.0f} / {peaks['bfloat16']:.0f}"))
+    for variant in ("saved_model", "api_bf16"):
+        if variant not in res:
+            continue
+        for case in [c for c in res[variant] if c != "overlap"]:
+            rows.append((f"span_x4 {variant} {case}: x ncnn float32 / share of peak",
+                         f"{speed[variant][case]:.2f}x / {share[variant][case]:.0%}"))
+        tiled = [c for c in res[variant] if c.endswith("tiled")]
+        untiled = [c for c in res[variant] if c != "overlap" and not c.endswith("tiled")]
+        if tiled and untiled:
+            rows.append((f"span_x4 {variant}: a {tiled[0]} input, per MP, over a {untiled[-1]} one whole",
+                         f"{res[variant][tiled[0]] / res[variant][untiled[-1]] - 1:+.0%}"))
+    for model, row in bf16.items():
+        for key, label in (("bfloat16_db", "the shipped bfloat16 policy"), ("all_bfloat16_db", "all in bfloat16")):
+            r = row["summary"][key]
+            rows.append((f"{model} {label} vs float32 on photo crops: PSNR-Y change worst |.| / mean",
+                         f"{r['worst_abs_db']:.4f} / {r['mean_db']:+.4f} dB"))
+    return rows
 
 
 if __name__ == "__main__":
