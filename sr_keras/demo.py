@@ -25,16 +25,16 @@ def _banner(step: int, text: str) -> None:
     print(f"\n== {step}/{STEPS} {text} ==", flush=True)
 
 
-def _train_and_export(kind: str, preset: str, data_dir: str, runs: str, export_dir: str, verbose: bool) -> str:
-    _banner(2, f"Training {kind} ({preset} preset)")
-    # SRGAN's perceptual loss needs the ImageNet VGG19 weights; offline it trains SRGAN-MSE and says so.
+def _train_and_export(step: int, kind: str, preset: str, data_dir: str, runs: str, export_dir: str,
+                      verbose: bool) -> str:
+    _banner(step, f"Training {kind} ({preset} preset), then exporting it")
+    # SRGAN's perceptual loss needs the ImageNet VGG19 weights; offline it uses VGG16's and says so.
     cfg = dataclasses.replace(config.get_preset(preset, kind), data=data_dir)
     workdir = os.path.join(runs, kind)
     strategy = distribute.make_strategy("auto")
     keras.utils.set_random_seed(cfg.seed)  # As sr-train does: the same start on every run of the demo.
     cfg = dataclasses.replace(cfg, mixed_precision=distribute.auto_mixed_precision(strategy))
     train_lib.train_and_evaluate(cfg, workdir, strategy, verbose=verbose)
-    _banner(3, f"Exporting {kind}")
     generator, meta = run_dir.generator_from_workdir(workdir)
     psnr = run_dir.psnr_generator_from_workdir(workdir)  # The network-interpolation knob, with a GAN phase.
     path = writer.export(generator, meta, export_dir, f"demo_{kind}", psnr_generator=psnr)
@@ -67,8 +67,8 @@ def run_demo(preset: str, data_dir: str, runs: str, export_dir: str, out: str, v
     _banner(1, "Building LR/HR TFRecords from the sample photos")
     manifest = builder.build_tfrecords(builder.BuildConfig(source="sample", out_dir=data_dir, verbose=verbose))
     print(manifest.summary())
-    exported = {kind: _train_and_export(kind, preset, data_dir, runs, export_dir, verbose)
-                for kind in ("srgan", "dcgan")}
+    exported = {kind: _train_and_export(step, kind, preset, data_dir, runs, export_dir, verbose)
+                for step, kind in ((2, "srgan"), (3, "dcgan"))}
     results, eval_dir, enhancers, srgan_label = _evaluate(exported, out, verbose)
     _banner(5, "Enhancing one photo with --compare: the best model, and the SRGAN")
     photo = os.path.join(sources.sample_dir(), sources.SAMPLE_VAL[0])

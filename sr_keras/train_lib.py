@@ -116,7 +116,7 @@ def resolve_content_loss(cfg: config_lib.TrainConfig) -> config_lib.TrainConfig:
             why = f" (and VGG16's cannot be had either: {e})"
         else:
             message = f"{VGG16_FALLBACK_NOTE}: the content loss uses VGG16's ImageNet features. For VGG19, {fix}"
-            logging.warning(message)
+            logging.info(message)  # Said once on stdout; the log file gets it too.
             print(f"note: {message}", flush=True)
             return dataclasses.replace(cfg, vgg_weights="vgg16", content_note=VGG16_FALLBACK_NOTE)
     else:
@@ -124,7 +124,7 @@ def resolve_content_loss(cfg: config_lib.TrainConfig) -> config_lib.TrainConfig:
     adv_weight = min(cfg.adv_weight, SRGAN_MSE_ADV_WEIGHT)
     message = (f"{MSE_FALLBACK_NOTE}{why}: training SRGAN-MSE (the paper's MSE-content variant; adversarial weight "
                f"{adv_weight:g}). For a perceptual loss, {fix}")
-    logging.warning(message)
+    logging.info(message)
     print(f"note: {message}", flush=True)
     return dataclasses.replace(cfg, content_loss="mse", content_note=MSE_FALLBACK_NOTE, adv_weight=adv_weight)
 

@@ -67,9 +67,13 @@ def test_evaluate_reads_the_val_split_of_a_tfrecord_folder(sample_data):
 
 
 @pytest.mark.slow
-def test_demo_smoke_with_the_tiny_preset(tmp_path):
+def test_demo_smoke_with_the_tiny_preset(tmp_path, capsys):
+    import re
+
     done = demo.run_demo("tiny", str(tmp_path / "data"), str(tmp_path / "runs"), str(tmp_path / "export"),
                          str(tmp_path / "out"), verbose=False)
+    steps = re.findall(r"^== (\d)/6 ", capsys.readouterr().out, re.M)
+    assert steps == ["1", "2", "3", "4", "5"]  # Each step once, in order (the report is step 6).
     methods = done["results"]["methods"]
     srgan = f"demo_srgan v1 ({train_lib.RANDOM_VGG_NOTE})"  # The tiny preset's SRGAN is labelled as what it is.
     srgan_rows = {f"{srgan} alpha={a}" for a in ("0", "0.5", "1")}  # The SRGAN's knob: ends and middle.
