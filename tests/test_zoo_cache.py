@@ -146,13 +146,26 @@ def test_concurrent_first_uses_convert_once_and_both_succeed(tmp_path):
     assert sorted(os.listdir(tmp_path / "zoo")) == [".span_x2_ch48.lock", "span_x2_ch48"]
 
 
+def _staged(cache, name=None):
+    """The conversion's staging folders under `cache`/zoo, or the files called `name` inside them."""
+    found = []
+    for root, dirs, files in os.walk(os.path.join(cache, "zoo")):
+        if ".sr_keras-tmp-" in root:
+            found += [root] if name is None else [os.path.join(root, f) for f in files if f == name]
+    return found
+
+
 @pytest.mark.slow
 def test_a_killed_conversion_leaves_no_entry_or_a_whole_one(tmp_path, monkeypatch):
     monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path))
-    for delay in (4.0, 9.0):
+    # Killed at two points of the conversion, found by what it has written (not by time: CPUs differ 3x): as soon
+    # as its staging folder exists, and once the SavedModel is written there (while it is measured).
+    for staged_file in (None, "saved_model.pb"):
         p = _convert_in_subprocess(tmp_path, "span_x2_ch48")
-        time.sleep(delay)
-        assert p.poll() is None, p.communicate()[1][-500:]  # Killed mid-conversion, not after a crash.
+        deadline = time.monotonic() + 300
+        while not _staged(tmp_path, staged_file) and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert p.poll() is None, p.communicate()[1][-500:]  # Killed mid-conversion, not after it ended.
         p.send_signal(signal.SIGKILL)
         p.wait()
         assert zoo_cache.verify("span_x2_ch48") in ("missing", None)  # Never a half-written entry, never a lost card.
