@@ -62,17 +62,7 @@ def main(argv):
         degradation=_DEGRADATION.value, seed=_SEED.value, max_images=_MAX_IMAGES.value,
         tfds_data_dir=_TFDS_DATA_DIR.value, train_rescales=tuple(_parse_factors(_RESCALES.value)),
         max_input_pixels=_MAX_PIXELS.value or builder.BuildConfig.max_input_pixels)
-    options = None
-    if _BEAM.value:
-        try:
-            # Here, not at the top: apache-beam is an optional extra, imported only for --beam_pipeline_options.
-            from sr_keras import beam_options
-        except ImportError as e:
-            fail(f"--beam_pipeline_options needs apache-beam ({e}): pip install 'sr_keras[beam]'")
-        try:
-            options = beam_options.pipeline_options(_BEAM.value)
-        except ValueError as e:
-            fail(str(e))
+    options = cli_utils.beam_pipeline_options(_BEAM.value)[1] if _BEAM.value else None
     try:
         manifest = builder.build_tfrecords(cfg, beam_options=options)
     except builder.BuildError as e:

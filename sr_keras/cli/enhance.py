@@ -127,19 +127,11 @@ def _load_kwargs() -> dict:
 
 
 def _run_on_beam(output_format) -> int:
-    try:
-        # Here, not at the top: apache-beam is an optional extra, imported only for --beam_pipeline_options.
-        from sr_keras import beam_enhance
-    except ImportError as e:
-        fail(f"--beam_pipeline_options needs apache-beam ({e}): pip install 'sr_keras[beam]'")
+    beam_enhance, options = cli_utils.beam_pipeline_options(_BEAM.value, "sr_keras.beam_enhance")
     import sr_keras
     from sr_keras import enhance_lib
     from sr_keras.savedmodel import layout
 
-    try:
-        options = beam_enhance.pipeline_options(_BEAM.value)
-    except ValueError as e:
-        fail(str(e))
     paths = beam_enhance.list_inputs(_INPUT.value)
     if not paths:
         fail(f"--input={_INPUT.value}: no such file, or no images in that folder/glob")

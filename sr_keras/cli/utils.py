@@ -1,5 +1,6 @@
 """Small helpers shared by the absl binaries."""
 
+import importlib
 import os
 import sys
 
@@ -21,6 +22,20 @@ def fail(message: str, code: int = 2) -> None:
     """Exits with one clear line on stderr, no stack trace."""
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(code)
+
+
+def beam_pipeline_options(spec: str, module: str = "sr_keras.beam_options") -> tuple:
+    """(`module`, its `pipeline_options(spec)`) for --beam_pipeline_options, or a one-line failure: apache-beam
+    missing (naming the extra to install) or options Beam refuses. apache-beam is an optional extra, so `module`
+    (which imports it) is imported only here."""
+    try:
+        beam_module = importlib.import_module(module)
+    except ImportError as e:
+        fail(f"--beam_pipeline_options needs apache-beam ({e}): pip install 'sr_keras[beam]'")
+    try:
+        return beam_module, beam_module.pipeline_options(spec)
+    except ValueError as e:
+        fail(str(e))
 
 
 def run(main) -> None:
