@@ -37,6 +37,7 @@ _QUICK = flags.DEFINE_bool("quick", False, "Small sizes and one repeat.")
 _VARIANTS = flags.DEFINE_list("variants", ["ncnn", "graph", "saved_model", "api_bf16", "xla", "onednn_off",
                                             "bfloat16"],
                               "What to time.")
+_PRECISION = {"api_bf16": "bfloat16", "bfloat16": "bfloat16"}  # Whose peak each variant is measured against.
 _CHILD = flags.DEFINE_bool("child", False, "Internal: time the given variants in this process only.")
 
 
@@ -142,8 +143,8 @@ def main(argv):
     generator, meta = zoo_cache.keras_generator(_MODEL.value)
     gflop_per_mp = conv_flops(generator, 100, 100) / (100 * 100 * meta["scale"] ** 2) * 1e6 / 1e9
     peaks = {"float32": matmul_gflops(), "bfloat16": matmul_gflops(dtype="bfloat16")}
-    share = {v: {c: gflop_per_mp / r[c] / peaks["bfloat16" if "bf16" in v or v == "bfloat16" else "float32"]
-                 for c in r if c != "overlap"} for v, r in results.items() if v != "ncnn"}
+    share = {v: {c: gflop_per_mp / r[c] / peaks[_PRECISION.get(v, "float32")] for c in r if c != "overlap"}
+             for v, r in results.items() if v != "ncnn"}
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                "?") if os.path.exists("/proc/cpuinfo") else "?"
     report = {"model": _MODEL.value, "unit": "seconds per output megapixel (lower is better)",

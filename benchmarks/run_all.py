@@ -1,8 +1,8 @@
 """`make bench`: every benchmark in one run, plus the hardware reference, into benchmarks/results.{json,md}.
 
 Runs bench_data.py, bench_train.py, bench_infer.py, bench_memory.py, bench_zoo.py (span_x4 against ncnn, float32
-and the bfloat16 policy, with the share of peak) and bench_bf16.py (bfloat16 quality) one after another (each in its own process, so one's memory
-does not weigh on the next) and a dense fp32 matmul as the machine's reference rate. Figures are not pass/fail:
+and the bfloat16 policy, with the share of peak) and bench_bf16.py (bfloat16 quality) one after another (each in
+its own process, so one's memory does not weigh on the next) and a dense fp32 matmul as the machine's reference rate. Figures are not pass/fail:
 compare ratios measured in the same run, since the machine is shared and noisy.
 """
 

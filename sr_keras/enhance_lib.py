@@ -109,17 +109,26 @@ def all_skipped(paths: list, output_dir: str, scale: Optional[int], output_forma
     not known without loading it. Decodes nothing: the output's format is the one asked for (or the input's)."""
     if overwrite or scale is None or not paths or not os.path.isdir(output_dir):
         return None
-    own = {p for p in paths if is_own_output(p)}
-    names = output_names([p for p in paths if p not in own], output_format.suffix_for(scale))
+    suffix = output_format.suffix_for(scale)
+
+    def guess(names, path):
+        return f"{os.path.join(output_dir, names[path])}.{_asked_format(path, output_format)}"
+
+    # A first pass that opens no file while outputs exist: a new batch stops at its first input. It may answer
+    # None wrongly (names ignoring own outputs), which only costs loading the model, never a wrong skip.
+    rough = output_names(paths, suffix)
+    if any(not os.path.lexists(guess(rough, p)) and not is_own_output(p) for p in paths):
+        return None
+    own = {p for p in paths if is_own_output(p)}  # Every input looks done: decide with enhance_files' own names.
+    names = output_names([p for p in paths if p not in own], suffix)
     skipped = {}
     for path in paths:
         if path in own:
             skipped[path] = OWN_OUTPUT
-            continue
-        guess = f"{os.path.join(output_dir, names[path])}.{_asked_format(path, output_format)}"
-        if not os.path.lexists(guess):
+        elif os.path.lexists(guess(names, path)):
+            skipped[path] = f"{guess(names, path)} {_EXISTS}"
+        else:
             return None
-        skipped[path] = f"{guess} {_EXISTS}"
     return skipped
 
 

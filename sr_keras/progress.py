@@ -26,7 +26,7 @@ class LineProgress:
         self.label = label
         self.start = time.monotonic()
         self.last_print = None
-        self.first = None  # (time, count) of the first update: the rate for the ETA is measured from there, so
+        self.rate_start = None  # (time, count) of the first update: the ETA's rate is measured from there, so
         # start-up (graph tracing, a model's first call) does not inflate it.
         self.current = 0
         self.values = {}
@@ -36,8 +36,8 @@ class LineProgress:
         for name, value in values or ():
             self.values[name] = value  # The latest value (a log wants the state now, not a running mean).
         now = time.monotonic()
-        if self.first is None and current > 0:
-            self.first = (now, current)
+        if self.rate_start is None and current > 0:
+            self.rate_start = (now, current)
         done = self.target is not None and current >= self.target
         first = self.last_print is None and current > 0
         if not (done or first or (self.last_print is not None and now - self.last_print >= self.every)):
@@ -48,7 +48,7 @@ class LineProgress:
         if self.target:
             parts[0] += f" ({100.0 * current / self.target:.0f}%)"
         parts.append(f"{elapsed:.0f} s")
-        since, counted = self.first
+        since, counted = self.rate_start
         if self.target and counted < current < self.target:
             parts.append(f"ETA {(now - since) / (current - counted) * (self.target - current):.0f} s")
         parts += [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in self.values.items()]

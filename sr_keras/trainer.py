@@ -172,8 +172,7 @@ class AdversarialTrainer:
             content = _average(self.content_loss(hr, sr))
             pixel = _average(self.gan_pixel_loss(hr, sr))
             adv = _average(losses.generator_adversarial_loss(fake_for_g))
-            period = sr.shape[1] // lr.shape[1] if sr.shape[1] and lr.shape[1] else tf.shape(sr)[1] // tf.shape(lr)[1]
-            phase = _average(losses.phase_mean_loss(hr, sr, period))
+            phase = _average(losses.phase_mean_loss(hr, sr, tf.shape(sr)[1] // tf.shape(lr)[1]))
             g_total = (self.content_weight * content + self.pixel_weight * pixel + self.phase_weight * phase
                        + self.adv_weight * adv)
             g_scaled = self.g_optimizer.scale_loss(g_total)

@@ -120,16 +120,17 @@ def did_you_mean(spec: str) -> str:
 
 def scale_of(spec: Optional[str]) -> Optional[int]:
     """The upscaling factor `sr_keras.load(spec)` will have, found without loading (or converting) anything: from the
-    registry for a name or the default, from a version's metadata for a folder; None when only loading can tell (a
-    .keras, .onnx or .tflite file, a SavedModel without metadata, or nothing there)."""
+    registry for a zoo name, from a version's metadata for a folder or a shipped model; None when only loading can
+    tell (a .keras, .onnx or .tflite file, a SavedModel without metadata, nothing there, or a default whose
+    candidates differ)."""
     if spec in (None, "", "default"):
-        scales = {MODELS[n].scale if n in MODELS else 4 for n in DEFAULT_ORDER}  # The shipped models are x4.
+        scales = {scale_of(name) for name in DEFAULT_ORDER}
         return scales.pop() if len(scales) == 1 else None
-    if not os.path.exists(spec) and match_name(spec):
-        name = match_name(spec)
-        return MODELS[name].scale if name in MODELS else 4
+    name = None if os.path.exists(spec) else match_name(spec)
+    if name in MODELS:
+        return MODELS[name].scale
     try:
-        version = layout.resolve(spec)
+        version = layout.resolve(model_dir(name) if name else spec)
     except layout.ModelNotFoundError:
         return None
     scale = layout.read_metadata(version).get("scale") if os.path.isdir(version) else None
