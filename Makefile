@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast demo bench default-model real-model real-bench clean
+.PHONY: install test test-fast demo bench default-model real-model real-bench zoo-figures clean
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
+
+# sr_keras/zoo/figures.json: each zoo model's figures on the sample photos, as its conversion measures them (what
+# sr-models prints before any conversion); run after a change to the zoo, the sample photos or the protocol.
+zoo-figures: install
+	$(PY) benchmarks/zoo_figures.py
 
 # The shipped default model (sr_keras/default_model/), reproducibly: its recipe (sr_keras/model_card.py, RECIPE)
 # fetches free photos from pinned Debian packages (~156 MB), builds the TFRecords, trains stage 1 (photo_x4, ~95 min

@@ -17,7 +17,8 @@ from sr_keras.version import __version__  # noqa: F401 - the package's version.
 
 
 def resolve_model_path(path: Optional[str] = None) -> str:
-    """A model name, folder or file -> the version folder (or .keras file) to load.
+    """A model name, folder or file -> the version folder (or .keras file) to load. A user's ncnn `.param`/`.bin`
+    pair is converted into the cache first (`zoo.user_ncnn`).
 
     None, "" or "default" -> the best model this install has; a zoo name (`sr_keras.zoo.NAMES`) -> its cache
     folder, converted on first use, unless a file or folder of that name exists here; a model folder -> its latest
@@ -31,11 +32,17 @@ def resolve_model_path(path: Optional[str] = None) -> str:
     from sr_keras import zoo
     from sr_keras.savedmodel import layout
     from sr_keras.zoo import cache as zoo_cache
+    from sr_keras.zoo import user_ncnn
 
     if path in (None, "", "default"):
         path = zoo_cache.default_name()
     if not os.path.exists(path) and zoo.match_name(path):  # Names match case-insensitively.
         path = zoo_cache.ensure(zoo.match_name(path))
+    elif user_ncnn.is_ncnn_path(path):  # A user's own ncnn pair: converted with the zoo's checks, cached.
+        try:
+            path = user_ncnn.ensure(path)
+        except user_ncnn.ncnn.NcnnFormatError as e:
+            raise layout.SavedModelError(str(e)) from None
     try:
         return layout.resolve(path)
     except layout.ModelNotFoundError:

@@ -146,6 +146,10 @@ def data_dir_for(dataset: str, scale: int) -> str:
     return f"tfrecords/{dataset}_x{scale}"
 
 
+TEST_PRESETS = ("tiny",)  # Seconds on a CPU, for tests: no useful model (sr-train says so, naming the next).
+SMALLEST_USEFUL_PRESET = "sample_x4"
+
+
 @preset("tiny", scales=SCALES)
 def _tiny() -> TrainConfig:
     return TrainConfig(model=ModelConfig(filters=8, num_blocks=2, upsample_filters=32, d_filters=8, d_dense=16),

@@ -10,6 +10,7 @@ from sr_keras.limits import check_alpha
 from sr_keras.models.interpolation import interpolated_generator
 from sr_keras.savedmodel import layout, portable, reader, writer
 from sr_keras.zoo import cache as zoo_cache
+from sr_keras.zoo import user_ncnn
 
 ERRORS = (layout.ExportError, layout.ModelNotFoundError, layout.SavedModelError, run_dir.RunError, ValueError)
 
@@ -33,6 +34,8 @@ def generator_and_meta(workdir: Optional[str] = None, keras_model: Optional[str]
             meta = {**meta, "provenance": (layout.read_card(model_dir) or {}).get("provenance")}
             psnr = reader.interpolation_ends(version_dir)[0] if interpolation and "interpolation" in meta else None
             return generator, {**meta, "model": name}, psnr
+        if user_ncnn.is_ncnn_path(model):  # A user's own ncnn pair, converted with the zoo's checks.
+            return (*user_ncnn.keras_generator(model), None)
         return (*zoo_cache.keras_generator(name), None)
     if workdir:
         generator, meta = run_dir.generator_from_workdir(workdir)

@@ -4,6 +4,7 @@
 notebook sees the same quiet start as the command line (set TF_CPP_MIN_LOG_LEVEL yourself to see everything).
 """
 
+import atexit
 import contextlib
 import importlib.abc
 import importlib.util
@@ -26,6 +27,84 @@ STARTUP_NOISE = re.compile("|".join([
     r"TF-TRT Warning: Could not find TensorRT",
     r"Created TensorFlow Lite XNNPACK delegate for CPU",  # LiteRT's interpreter, on every first run.
 ]))
+
+
+# TensorFlow's C++ lines while it runs, logged at ERROR level but harmless: a graph rewrite that is skipped (the
+# graph still runs, unoptimised in that spot), and oneDNN falling back to Eigen for uint8 on CPUs without VNNI.
+RUNTIME_NOISE = re.compile("|".join([
+    r"\] remapper failed: ",
+    r"\] oneDNN supports DT_\w+ only on platforms with",
+    r"\] (layout|arithmetic_optimizer|constant_folding|dependency_optimizer) failed: ",
+]))
+
+_LOG_LINE_START = re.compile(rb"[IWEF]\d{4} \d")  # absl's C++ format: severity, MMDD, then the time.
+
+
+def _relay(pattern: str) -> None:
+    """The relay that `filter_stderr_for_life` starts, as a process of its own (not a thread), so that what a crash
+    writes last still gets out after the crash: standard input to standard output, every byte passed on as it
+    comes, except a line that starts like a C++ log line (`E0000 00:00:...`), held until it is whole and dropped
+    when `pattern` matches it. It ignores Ctrl-C and SIGTERM: it ends when its input does, after the binary has said
+    what it saved."""
+    import signal  # Only the relay process needs it.
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    noise, out = re.compile(pattern.encode()), sys.stdout.buffer
+    line, mode = b"", None  # mode None: at a line's start, undecided; "pass" or "hold" for the rest of the line.
+    while True:
+        data = os.read(0, 65536)
+        if not data:
+            break
+        while data:
+            end = data.find(b"\n") + 1 or len(data)
+            piece, data = data[:end], data[end:]
+            ended = piece.endswith(b"\n")
+            if mode is None:
+                line += piece
+                if len(line) < 7 and not ended:
+                    continue  # Too short to tell.
+                mode = "hold" if _LOG_LINE_START.match(line) else "pass"
+                piece, line = (b"", line) if mode == "hold" else (line, b"")
+            elif mode == "hold":
+                line, piece = line + piece, b""
+            if mode == "hold" and ended:
+                piece, line = (b"" if noise.search(line) else line), b""
+            if piece:
+                out.write(piece)
+                out.flush()
+            if ended:
+                mode = None
+    if line and not noise.search(line):
+        out.write(line)
+    out.flush()
+
+
+def filter_stderr_for_life(noise: re.Pattern = RUNTIME_NOISE) -> bool:
+    """From now on, file descriptor 2 goes through a relay process that drops C++ log lines matching `noise` and
+    passes everything else on unchanged (Python's own errors, tracebacks, real TensorFlow errors). For binaries
+    that run TensorFlow for minutes; False (nothing done) where a relay cannot start."""
+    import subprocess  # Only the binaries that ask for the relay pay for it.
+
+    sys.stderr.flush()
+    try:
+        relay = subprocess.Popen([sys.executable, "-S", os.path.abspath(__file__), noise.pattern],
+                                 stdin=subprocess.PIPE, stdout=2, close_fds=True)
+    except OSError:
+        return False
+    saved = os.dup(2)
+    os.dup2(relay.stdin.fileno(), 2)
+    relay.stdin.close()
+
+    def finish():  # At exit: the relay's input closes, and what it still holds is written before the prompt.
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        try:
+            relay.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+    atexit.register(finish)
+    return True
 
 
 @contextlib.contextmanager
@@ -100,3 +179,7 @@ def quiet_import() -> None:
     if "tensorflow" not in sys.modules:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import_tensorflow_quietly()
+
+
+if __name__ == "__main__":  # The relay process (`filter_stderr_for_life`).
+    _relay(sys.argv[1])

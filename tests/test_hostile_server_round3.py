@@ -88,6 +88,9 @@ def test_memory_is_given_back_after_a_large_request(server, tmp_path):
     ("--max_concurrent=0", "--max_concurrent=0 must be at least 1"),
     ("--poll_seconds=0", "--poll_seconds=0 must be at least 0.1"),
     ("--model_name=a/b", "--model_name='a/b'"),
+    ("--max_input_pixels=span_x4=-5", "--max_input_pixels=span_x4=-5 must be 0 (no limit) or more"),
+    ("--max_input_pixels=lots", "--max_input_pixels=lots: 'lots' is not a number or NAME=number"),
+    ("--request_timeout_seconds=nosuch=30", "no model 'nosuch' is served here (serving: default)"),
 ])
 def test_careless_serve_flags_are_refused_at_start_in_one_line(flag, fragment):
     # One subprocess each: the binary itself must refuse before loading anything (and without TensorFlow).

@@ -271,7 +271,8 @@ def test_deadline_stops_the_work_and_answers_413(model_dir):
     reg = registry_lib.ModelRegistry("sr", str(model_dir), loader=CountingEnhancer)
     reg.poll()
     img = np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)
-    with BackgroundServer(reg, request_timeout_seconds=0.3) as bg:
+    # A pixel limit of its own: with a deadline alone, the limit would follow from it and refuse the image first.
+    with BackgroundServer(reg, request_timeout_seconds=0.3, max_input_pixels=0) as bg:
         status, body = _predict(bg, {"instances": [_b64(_png(img))]})
         assert status == 413 and "--request_timeout_seconds" in body["error"]
         assert reg.get().model.calls < 625  # Stopped early: not every tile ran.

@@ -61,3 +61,70 @@ def test_a_message_clears_the_bar_on_a_terminal_so_they_never_run_together(monke
     assert line and "1/3" in before and "3/3" in after  # The message is a line of its own, between two bars.
     progress.message("plain", progress.LineProgress(3))  # A log gets the line alone.
     assert capsys.readouterr().out == "plain\n"
+
+
+# --- TensorFlow's harmless C++ error lines, filtered out of a binary's stderr ----------------------------------
+
+_NOISY = (b"E0000 00:00:1796237560.914894    9800 util.cc:131] oneDNN supports DT_UINT8 only on platforms with "
+          b"AVX-512. Falling back to the default Eigen-based implementation if present.\n"
+          b"E0000 00:00:1.5 71 meta_optimizer.cc:966] remapper failed: INVALID_ARGUMENT: Mutation::Apply error\n")
+_KEPT = (b"E0000 00:00:1.5 71 op_kernel.cc:1] a real error\nTraceback (most recent call last):\n  File x\n"
+         b"short\n\rab\r12%\r50%\n")
+
+
+def _relay(chunks) -> bytes:
+    import subprocess
+    import sys
+
+    from sr_keras import quiet
+
+    proc = subprocess.Popen([sys.executable, "-S", quiet.__file__, quiet.RUNTIME_NOISE.pattern],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    for chunk in chunks:
+        proc.stdin.write(chunk)
+        proc.stdin.flush()
+    proc.stdin.close()
+    out = proc.stdout.read()
+    assert proc.wait(30) == 0
+    return out
+
+
+def test_the_relay_drops_only_the_known_noise_and_passes_every_other_byte():
+    noise = _NOISY.splitlines(keepends=True)
+    kept = _KEPT.splitlines(keepends=True)
+    data = noise[0] + kept[0] + noise[1] + b"".join(kept[1:]) + b"no newline at the end"
+    whole = _relay([data])
+    assert whole == _KEPT + b"no newline at the end"
+    # Written one byte at a time (as a progress bar's partial lines come), the same bytes come out.
+    assert _relay([data[i:i + 1] for i in range(len(data))]) == whole
+
+
+def test_what_a_binary_writes_before_it_crashes_still_gets_out():
+    """The relay is a process of its own: a C++ abort in the binary does not lose the lines just before it."""
+    import subprocess
+    import sys
+
+    code = ("import os; from sr_keras import quiet\n"
+            "assert quiet.filter_stderr_for_life()\n"
+            f"os.write(2, {_NOISY!r})\n"
+            "os.write(2, b'F0000 00:00:1.0 1 check.cc:1] Check failed: the last words\\n')\n"
+            "os.abort()\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, env=env)
+    assert proc.returncode < 0  # Killed by SIGABRT.
+    assert proc.stderr == b"F0000 00:00:1.0 1 check.cc:1] Check failed: the last words\n", proc.stderr
+
+
+def test_a_binary_in_its_own_process_filters_its_stderr_and_keeps_its_errors(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = REPO
+    proc = subprocess.run([sys.executable, "-m", "sr_keras.cli.enhance", f"--input={tmp_path / 'none'}",
+                           f"--output_dir={tmp_path / 'out'}"], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --input=") and len(proc.stderr.splitlines()) == 1

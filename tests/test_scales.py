@@ -36,6 +36,8 @@ def test_tiny_preset_end_to_end(scale, kind, tmp_path):
     proc = run_cli("train", f"--model={kind}", "--preset=tiny", f"--scale={scale}", f"--data={data}",
                    f"--workdir={workdir}", "--pretrain_steps=2", "--gan_steps=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # Said up front: this preset makes no useful model, and which one does.
+    assert "note: --preset=tiny is for tests" in proc.stdout and "--preset=sample_x4" in proc.stdout
     last = [json.loads(x) for x in open(workdir / "metrics.jsonl")][-1]
     assert last["step"] == 3 and np.isfinite(last["val/psnr_y"]) and last["val/bicubic_psnr_y"] > 15
     assert json.load(open(workdir / "config.json"))["model"]["scale"] == scale

@@ -162,3 +162,65 @@ def test_client_reports_server_errors(server):
     bg, _ = server
     with pytest.raises(client.ServingError, match="HTTP 404"):
         client.enhance_bytes(_png(np.zeros((2, 2, 3), np.uint8)), bg.url, "missing")
+
+
+def test_limits_follow_from_the_cost_measured_at_load():
+    from sr_keras.serving.limits import (DEFAULT_MAX_INPUT_PIXELS, DEFAULT_REQUEST_TIMEOUT_SECONDS,
+                                         MAX_DERIVED_TIMEOUT_SECONDS, Limits)
+
+    fast = Limits().for_model("m", 2e-6)  # 2 s per input MP: 2 MP fit in 90 s with room.
+    assert (fast.max_input_pixels, fast.request_timeout_seconds) == (DEFAULT_MAX_INPUT_PIXELS,
+                                                                      DEFAULT_REQUEST_TIMEOUT_SECONDS)
+    slow = Limits().for_model("m", 5e-4)  # Real-ESRGAN on 2 CPU cores: 500 s per input MP.
+    assert 0 < slow.max_input_pixels < 1_000_000 and slow.request_timeout_seconds <= MAX_DERIVED_TIMEOUT_SECONDS
+    assert slow.request_timeout_seconds >= 2 * 5e-4 * slow.max_input_pixels  # Its deadline covers its limit.
+    assert slow.seconds_per_megapixel == pytest.approx(500)
+    # Set for one model, the other limit follows; set for all, it holds for every model without its own.
+    named = Limits(model_pixels={"m": 1_000_000}, request_timeout_seconds=60.0)
+    assert named.for_model("m", 5e-4).max_input_pixels == 1_000_000
+    assert named.for_model("m", 5e-4).request_timeout_seconds == 60.0
+    assert Limits(model_pixels={"m": 1_000_000}).for_model("m", 5e-4).request_timeout_seconds >= 1000
+    assert named.for_model("other", 5e-4).max_input_pixels < slow.max_input_pixels  # 60 s hold fewer than 600.
+    assert Limits(max_input_pixels=0).for_model("m", 5e-4).max_input_pixels == 0  # No limit stays no limit.
+    assert Limits().for_model("m", None).max_input_pixels == DEFAULT_MAX_INPUT_PIXELS  # Not measured: defaults.
+
+
+def test_each_model_gets_its_own_limits_from_its_measured_cost(tmp_path, capfd):
+    import keras
+
+    from sr_keras import config, models
+    from sr_keras.serving.limits import Limits
+
+    keras.utils.set_random_seed(0)
+    big = models.build_generator(config.ModelConfig(kind="srgan", scale=4, filters=64, num_blocks=8,
+                                                    upsample_filters=64))
+    writer.export(_tiny_generator(0), {"model": "srgan", "scale": 4}, str(tmp_path), "small")
+    writer.export(big, {"model": "srgan", "scale": 4}, str(tmp_path), "big")
+    registries = [registry_lib.ModelRegistry(n, str(tmp_path / n)) for n in ("small", "big")]
+    for reg in registries:
+        reg.poll()
+    small_cost, big_cost = (reg.get().seconds_per_pixel for reg in registries)
+    assert big_cost > 2 * small_cost > 0  # Measured: the big model (about 100 times the work) is the slower.
+    # A short deadline of its own: big's pixel limit follows from its cost, small keeps the default.
+    limits = Limits(model_timeouts={"big": 6.0})
+    with BackgroundServer(registries, limits=limits) as bg:
+        small, big_limits = (bg.server.model_limits(r) for r in registries)
+        assert small == limits.for_model("small", small_cost) and small.max_input_pixels == 2_000_000
+        assert big_limits.request_timeout_seconds == 6.0
+        assert big_limits.max_input_pixels == limits.for_model("big", big_cost).max_input_pixels < 2_000_000
+        side = int(np.ceil(np.sqrt(big_limits.max_input_pixels))) + 1
+        img = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+        body = {"instances": [{"b64": base64.b64encode(_png(img)).decode()}]}
+        status, _, answer = _request(bg.url + "/v1/models/big:predict", body)
+        assert status == 413 and answer["error"].startswith(
+            f"the request holds {side * side / 1e6:.2f} MP of input; model 'big' takes at most "
+            f"{big_limits.max_input_pixels / 1e6:g} MP per request (--max_input_pixels)"), answer
+        assert _request(bg.url + "/v1/models/small:predict", body)[0] == 200  # Within small's own limit.
+        # The page is told each model's limits.
+        page = urllib.request.urlopen(bg.url + "/").read().decode()
+        config_json = json.loads(page.split('<script id="sr-config" type="application/json">', 1)[1]
+                                 .split("</script>", 1)[0])
+        assert config_json["limits"]["big"]["max_input_pixels"] == big_limits.max_input_pixels
+        assert config_json["limits"]["small"]["scale"] == 4
+    with pytest.raises(ValueError, match="no model 'typo' is served here"):
+        BackgroundServer(registries, limits=Limits(model_pixels={"typo": 5}))

@@ -30,6 +30,7 @@ def test_wheel_installs_into_a_fresh_venv_and_enhances_from_any_folder(tmp_path)
                           cwd=str(tmp_path), check=True).stdout.strip()
     assert site.startswith(str(venv)) and os.path.isfile(os.path.join(site, "default_model", "1", "saved_model.pb"))
     assert os.path.isfile(os.path.join(site, "serving", "static", "index.html"))
+    assert os.path.isfile(os.path.join(site, "zoo", "figures.json"))  # sr-models' figures, before any conversion.
     elsewhere = tmp_path / "somewhere" / "else"
     elsewhere.mkdir(parents=True)
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(elsewhere / "p.jpg")

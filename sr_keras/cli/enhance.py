@@ -22,8 +22,9 @@ from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _MODEL = flags.DEFINE_string("model", None, "Model name (span_x4, sr_keras_x4, ...: see sr-models), model folder, "
-                             "version folder, .keras file, or an ONNX (.onnx) or LiteRT (.tflite) file taking float32 "
-                             "[0, 1] images, NHWC or NCHW (default: the best model this install has).")
+                             "version folder, .keras file, your own ncnn .param file (SPAN or RRDBNet, its .bin beside it), "
+                             "or an ONNX (.onnx) or LiteRT (.tflite) file taking float32 [0, 1] images, NHWC or NCHW "
+                             "(default: the best model this install has).")
 _INPUT = flags.DEFINE_string("input", None, "A file, a folder or a glob.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "enhanced", "Where the outputs go.")
 _TILE = flags.DEFINE_integer("tile", limits.DEFAULT_TILE, "Tile side in input pixels (0: whole image at once).")

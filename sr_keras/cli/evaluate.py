@@ -18,7 +18,8 @@ from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _MODELS = flags.DEFINE_multi_string("model", [], "Model name (`default`, `span_x4`, ...: see sr-models), folder, "
-                                    "version folder or .keras file; several as a comma list or by repeating.")
+                                    "version folder, .keras file or ncnn .param file; several as a comma list or by "
+                                    "repeating.")
 _IMAGES = flags.DEFINE_string("images", "sample", "HR images: `sample` (held-back sample photos), a TFRecord "
                               "folder (its val split), a folder, a file or a glob.")
 _LR_IMAGES = flags.DEFINE_string("lr_images", "", "A folder of given LR inputs (real-world paired sets such as "

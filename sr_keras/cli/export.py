@@ -20,7 +20,8 @@ from sr_keras.cli.utils import fail, quiet_tf_logs
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run: its latest checkpoint's EMA generator is used.")
 _KERAS = flags.DEFINE_string("keras_model", None, "A .keras generator file instead of --workdir.")
 _MODEL = flags.DEFINE_string("model", None, "A zoo model by name (span_x4, realesrgan_x4plus, ...: see sr-models), "
-                             "converted from its original weights, instead of --workdir.")
+                             "converted from its original weights, or your own ncnn .param file (SPAN or RRDBNet, its "
+                             ".bin beside it), instead of --workdir.")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", "export", "TF Serving model base path root.")
 _NAME = flags.DEFINE_string("model_name", None, "Model name (default: the model kind, e.g. srgan).")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: the next integer, from 1).")

@@ -14,6 +14,7 @@ from absl import flags
 
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
+from sr_keras.serving import limits as serving_limits
 from sr_keras.serving.limits import Limits
 
 _DEFAULTS = Limits()
@@ -21,19 +22,28 @@ _DEFAULTS = Limits()
 _BASE = flags.DEFINE_string("model_base_path", None, "Folder of numbered SavedModel versions (export/<name>); "
                             "default: the best model this install has, served as `default`.")
 _MODEL = flags.DEFINE_list("model", [], "Models by name (span_x4, realesrgan_x4plus, sr_keras_x4, ...: see "
-                           "sr-models), each served under its name, e.g. span_x4,sr_keras_x4; instead of "
+                           "sr-models), each served under its name, e.g. span_x4,sr_keras_x4, or your own ncnn "
+                           ".param file (its .bin beside it; served under the file's stem); instead of "
                            "--model_base_path.")
 _NAME = flags.DEFINE_string("model_name", None, "Model name in URLs (default: the folder's name).")
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0 for all).")
 _PORT = flags.DEFINE_integer("port", 8501, "REST port (TF Serving's default is 8501).")
 _MAX_MB = flags.DEFINE_float("max_request_mb", _DEFAULTS.max_request_bytes / 2**20, "Largest request body accepted (413 above).")
 _MAX_INSTANCES = flags.DEFINE_integer("max_instances", _DEFAULTS.max_instances, "Most instances in one request (413 above).")
-_MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", _DEFAULTS.max_input_pixels, "Most input pixels per request, all instances "
-                                   "together, read from the image headers before decoding (413 above).")
+_MAX_PIXELS = flags.DEFINE_string(
+    "max_input_pixels", "", "Most input pixels per request, all instances together, read from the image headers "
+    "before decoding (413 above). A number for every model (0: no limit), or NAME=N for one (span_x4=4000000,"
+    "realesrgan_x4plus=300000). Default: each model's own, from its cost measured at load: "
+    f"{serving_limits.DEFAULT_MAX_INPUT_PIXELS / 1e6:g} MP, or fewer for a model too slow to do that within its "
+    "deadline.")
 _BODY_TIMEOUT = flags.DEFINE_float("body_timeout_seconds", _DEFAULTS.body_timeout_seconds, "A request body must arrive within this (408).")
 _IDLE = flags.DEFINE_float("idle_timeout_seconds", _DEFAULTS.idle_timeout_seconds, "Close connections that send no complete headers (or stay "
                            "idle) this long.")
-_TIMEOUT = flags.DEFINE_float("request_timeout_seconds", _DEFAULTS.request_timeout_seconds, "Work on one request stops after this (413).")
+_TIMEOUT = flags.DEFINE_string(
+    "request_timeout_seconds", "", "Work on one request stops after this (413). A number for every model, or "
+    "NAME=S for one. Default: each model's own, from its cost measured at load: "
+    f"{serving_limits.DEFAULT_REQUEST_TIMEOUT_SECONDS:g} s, or what its pixel limit needs (at most "
+    f"{serving_limits.MAX_DERIVED_TIMEOUT_SECONDS:g} s when both are derived).")
 _PARSE_MB = flags.DEFINE_integer("max_parse_mb", _DEFAULTS.max_parse_mb, "Memory cap of the process that parses request JSON (413 "
                                  "when a body needs more).")
 _CONCURRENCY = flags.DEFINE_integer("max_concurrent", _DEFAULTS.max_concurrent, "Inferences run at once (the rest wait).")
@@ -43,16 +53,18 @@ _POLL = flags.DEFINE_float("poll_seconds", 2.0, "How often to look for new versi
 
 def _limits() -> Limits:
     """The limits from the flags; ValueError naming the flag for one that would break the server."""
+    pixels, model_pixels = serving_limits.parse_per_model(_MAX_PIXELS.value, "max_input_pixels", serving_limits.count)
+    timeout, model_timeouts = serving_limits.parse_per_model(_TIMEOUT.value, "request_timeout_seconds", float)
     return Limits(max_request_bytes=int(_MAX_MB.value * 1024 * 1024),
-                  max_instances=_MAX_INSTANCES.value, max_input_pixels=_MAX_PIXELS.value,
-                  body_timeout_seconds=_BODY_TIMEOUT.value, request_timeout_seconds=_TIMEOUT.value,
+                  max_instances=_MAX_INSTANCES.value, max_input_pixels=pixels, model_pixels=model_pixels,
+                  body_timeout_seconds=_BODY_TIMEOUT.value, request_timeout_seconds=timeout,
+                  model_timeouts=model_timeouts,
                   idle_timeout_seconds=_IDLE.value, max_concurrent=_CONCURRENCY.value, max_queue=_QUEUE.value,
                   max_parse_mb=_PARSE_MB.value)
 
 
 def main(argv):
     del argv
-    from sr_keras.serving import limits as serving_limits
     from sr_keras.serving import rest
 
     base = _BASE.value
@@ -66,10 +78,8 @@ def main(argv):
         fail(str(e))
     if base and _MODEL.value:
         fail("pass --model (names) or --model_base_path (a folder), not both")
-    quiet_tf_logs()
-    from sr_keras import zoo
-    from sr_keras.savedmodel import layout
-    from sr_keras.zoo import cache as zoo_cache
+    from sr_keras import zoo  # The registry of names: no TensorFlow.
+    from sr_keras.zoo import user_ncnn
 
     if base:
         name = _NAME.value or os.path.basename(os.path.normpath(base))
@@ -77,22 +87,35 @@ def main(argv):
             rest.check_model_name(name)
         except ValueError as e:
             fail(f"{e}; the folder's name cannot be used, pass --model_name")
-        models = [(name, base)]
+        asked_names = [(name, None)]
     else:
         names = _MODEL.value or [None]
         if _NAME.value and len(names) > 1:
             fail("--model_name renames one model; with several --model names each is served under its own")
-        models = []
-        try:
-            for asked in names:
-                zoo_name = zoo.match_name(asked) if asked is not None else None
-                if asked is not None and zoo_name is None:
-                    fail(f"--model={asked}: not a model name{zoo.did_you_mean(asked)} ({', '.join(zoo.NAMES)}); "
-                         "serve a folder with --model_base_path")
-                served = _NAME.value or zoo_name or "default"
-                models.append((served, zoo_cache.ensure(zoo_name or zoo_cache.default_name())))
-        except (layout.ModelNotFoundError, layout.SavedModelError) as e:
-            fail(str(e))
+        asked_names = []
+        for asked in names:
+            zoo_name = zoo.match_name(asked) if asked is not None else None
+            if asked is not None and zoo_name is None and user_ncnn.is_ncnn_path(asked):
+                asked_names.append((_NAME.value or user_ncnn.model_name(asked), asked))  # Converted below.
+                continue
+            if asked is not None and zoo_name is None:
+                fail(f"--model={asked}: not a model name{zoo.did_you_mean(asked)} ({', '.join(zoo.NAMES)}); "
+                     "serve a folder with --model_base_path")
+            asked_names.append((_NAME.value or zoo_name or "default", zoo_name))
+    try:
+        limits.check_names([served for served, _ in asked_names])  # Before anything slow.
+    except ValueError as e:
+        fail(str(e))
+    quiet_tf_logs()
+    from sr_keras.savedmodel import layout
+    from sr_keras.zoo import cache as zoo_cache
+
+    try:
+        models = [(served, base or (user_ncnn.ensure(zoo_name) if user_ncnn.is_ncnn_path(zoo_name) else
+                                    zoo_cache.ensure(zoo_name or zoo_cache.default_name())))
+                  for served, zoo_name in asked_names]
+    except (layout.ModelNotFoundError, layout.SavedModelError, user_ncnn.ncnn.NcnnFormatError) as e:
+        fail(str(e))
     from sr_keras.serving import runner
 
     try:

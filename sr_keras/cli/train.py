@@ -129,6 +129,10 @@ def main(argv):
         cfg = resolve_config()
     except ValueError as e:
         fail(str(e))
+    if _PRESET.value in config_presets.TEST_PRESETS:
+        print(f"note: --preset={_PRESET.value} is for tests: seconds on a CPU, and no useful model; the smallest useful "
+              f"one is --preset={config_presets.SMALLEST_USEFUL_PRESET} (minutes on a CPU, on the sample photos)",
+              flush=True)
     import keras
 
     from sr_keras import distribute, train_lib

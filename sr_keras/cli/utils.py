@@ -8,14 +8,23 @@ from sr_keras import quiet
 from sr_keras.quiet import STARTUP_NOISE, import_tensorflow_quietly  # noqa: F401 - used by the binaries.
 
 
+_OWN_PROCESS = []  # Set by `run`: the binary owns its process (not called from a test or a notebook).
+
+
 def quiet_tf_logs() -> None:
-    """Hides TF's C++ start-up chatter and INFO logs (checkpoint sharding...) unless --verbosity asks for them."""
+    """Hides TF's C++ start-up chatter and INFO logs (checkpoint sharding...) unless --verbosity asks for them,
+    and, in a binary's own process, the harmless C++ error lines TensorFlow logs while it runs
+    (`quiet.RUNTIME_NOISE`; set TF_CPP_MIN_LOG_LEVEL yourself to see everything)."""
+    user_level = "TF_CPP_MIN_LOG_LEVEL" in os.environ
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from absl import flags, logging
 
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
         quiet.defer()  # TensorFlow is imported, quietly, when something first needs it (a bad flag may not).
+        if _OWN_PROCESS and not user_level:
+            quiet.filter_stderr_for_life()
+            _OWN_PROCESS.clear()  # Once.
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -49,4 +58,5 @@ def run(main) -> None:
     fv = flags.FLAGS
     for flag in fv.get_key_flags_for_module(sys.modules[main.__module__]):
         fv.register_key_flag_for_module(sys.argv[0], flag)
+    _OWN_PROCESS.append(True)
     app.run(main)

@@ -45,17 +45,18 @@ def request_pixels(sig_name: str, inputs: dict) -> int:
     return total
 
 
-def check_request_size(sig_name: str, inputs: dict, max_pixels: int) -> None:
-    """RestError(413) naming --max_input_pixels when a request holds too many pixels."""
+def check_request_size(sig_name: str, inputs: dict, max_pixels: int, model: str = "") -> None:
+    """RestError(413) naming --max_input_pixels when a request holds more pixels than `model` takes."""
     pixels = request_pixels(sig_name, inputs)
     if max_pixels and pixels > max_pixels:
-        raise RestError(413, _too_many(pixels, max_pixels))
+        raise RestError(413, _too_many(pixels, max_pixels, model))
 
 
-def _too_many(pixels: Optional[int] = None, max_pixels: Optional[int] = None) -> str:
+def _too_many(pixels: Optional[int] = None, max_pixels: Optional[int] = None, model: str = "") -> str:
     held = f"{pixels / 1e6:.2f} MP of input" if pixels is not None else "more input pixels than allowed"
     most = f"at most {max_pixels / 1e6:g} MP" if max_pixels else "no more"
-    return f"the request holds {held}; this server takes {most} per request (--max_input_pixels)"
+    who = f"model {model!r} takes" if model else "this server takes"
+    return f"the request holds {held}; {who} {most} per request (--max_input_pixels)"
 
 
 @functools.lru_cache(maxsize=1)
@@ -73,17 +74,17 @@ def release_memory() -> None:
 
 
 def run(enhancer, sig_name: str, inputs: dict, should_stop: Optional[Callable[[], bool]] = None,
-        max_pixels: Optional[int] = None) -> dict:
+        max_pixels: Optional[int] = None, model: str = "") -> dict:
     """Runs one request. Raises RestError(400) for an image that cannot be decoded, RestError(413) for images whose
     decoded pixels, all together, are over `max_pixels` (the headers were checked before; a container can hold
     more than its header says); `Cancelled` goes up. The memory the request used is given back to the system."""
     try:
-        return _run(enhancer, sig_name, inputs, should_stop, max_pixels)
+        return _run(enhancer, sig_name, inputs, should_stop, max_pixels, model)
     finally:
         release_memory()
 
 
-def _run(enhancer, sig_name, inputs, should_stop, max_pixels) -> dict:
+def _run(enhancer, sig_name, inputs, should_stop, max_pixels, model) -> dict:
     served = SIGNATURES + (tuple(signatures.alpha_name(n) for n in SIGNATURES) if enhancer.interpolation else ())
     if sig_name not in served:
         raise RestError(400, f"signature {sig_name!r} cannot be served here; use one of {list(served)}")
@@ -95,7 +96,7 @@ def _run(enhancer, sig_name, inputs, should_stop, max_pixels) -> dict:
         if len(alphas) != len(value):
             raise RestError(400, f"give one {signatures.ALPHA_INPUT} per instance ({len(value)}), got {len(alphas)}")
     if sig == signatures.SERVING_DEFAULT:
-        budget = [max_pixels, max_pixels]  # What the instances decoded so far leave for the next.
+        budget = [max_pixels, max_pixels, model]  # What the instances decoded so far leave for the next.
         out = np.array([_one_png(enhancer, data, should_stop, a, budget) for data, a in zip(value.reshape(-1), alphas)],
                        dtype=object)
         return {sig.output: out.reshape(value.shape)}
@@ -103,10 +104,10 @@ def _run(enhancer, sig_name, inputs, should_stop, max_pixels) -> dict:
                                   for img, a in zip(value, alphas)])}
 
 
-def _one_png(enhancer, data: bytes, should_stop, alpha=None, budget=(None, None)) -> bytes:
+def _one_png(enhancer, data: bytes, should_stop, alpha=None, budget=(None, None, "")) -> bytes:
     limit = budget[0]
     if limit is not None and limit <= 0:
-        raise RestError(413, _too_many(max_pixels=budget[1]))
+        raise RestError(413, _too_many(max_pixels=budget[1], model=budget[2]))
     try:
         decoded = imageio.decode_image(data, limit, "--max_input_pixels")
     except imageio.ImageTooLargeError as e:

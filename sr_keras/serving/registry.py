@@ -15,8 +15,10 @@ import re
 import stat
 import sys
 import threading
+import time
 from typing import Callable, Optional
 
+import numpy as np
 from absl import logging
 
 from sr_keras import inference
@@ -33,6 +35,7 @@ class Version:
     error: str = ""
     signatures: dict = dataclasses.field(default_factory=dict)  # `rest.describe_signatures` of the model.
     fingerprint: tuple = ()  # What the folder looked like when it was loaded or failed.
+    seconds_per_pixel: Optional[float] = None  # Measured at load (`measure_cost`), per input pixel.
 
 
 _PATH_LIKE = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][^\s'\"/\\:;,)]+)+[/\\]?")
@@ -130,6 +133,7 @@ class ModelRegistry:
         try:
             model = self.loader(path)
             signatures = rest.describe_signatures(model.signatures)
+            cost = measure_cost(model)
         except Exception as e:  # Any load failure: keep serving what we had.
             logging.error("version %d of %s failed to load: %s", number, self.name, e)
             with self._lock:
@@ -138,15 +142,16 @@ class ModelRegistry:
         with self._lock:
             previous = max((n for n, v in self._versions.items() if v.state == "AVAILABLE"), default=None)
             self._versions[number] = Version(number, "AVAILABLE", model, fingerprint=fingerprint,
-                                             signatures=signatures)
+                                             signatures=signatures, seconds_per_pixel=cost)
             available = sorted(n for n, v in self._versions.items() if v.state == "AVAILABLE")
             for n in available[:-self.keep_versions]:
                 self._versions[n] = Version(n, "END")  # Dropping the reference unloads it.
+        cost_text = f", {cost * 1e6:.3g} s per input MP" if cost else ""
         if previous is None:
-            logging.info("serving %s version %d", self.name, number)
+            logging.info("serving %s version %d%s", self.name, number, cost_text)
         else:  # A hot load: one line in the server's log, whatever the verbosity.
-            print(f"hot-loaded {self.name} version {number} from {path} (was version {previous})", file=sys.stderr,
-                  flush=True)
+            print(f"hot-loaded {self.name} version {number} from {path} (was version {previous}){cost_text}",
+                  file=sys.stderr, flush=True)
         return True
 
     def get(self, version: Optional[int] = None) -> Optional[Version]:
@@ -164,6 +169,24 @@ class ModelRegistry:
         with self._lock:
             items = sorted(self._versions.values(), key=lambda v: -v.number)
         return [(v.number, v.state, v.error) for v in items if version is None or v.number == version]
+
+
+PROBE_SIDE = 64  # Input side of the cost probe: a few tiles' worth of work, even for the slowest zoo model.
+
+
+def measure_cost(model) -> Optional[float]:
+    """Seconds per input pixel of `model.enhance` on this machine: the second of two runs on a PROBE_SIDE square
+    of noise (the first builds the graph). Small inputs cost more per pixel than photos, which errs on the safe
+    side. None for a model that cannot be probed (its requests still run, under the default limits)."""
+    x = np.random.default_rng(0).integers(0, 256, (PROBE_SIDE, PROBE_SIDE, 3), dtype=np.uint8)
+    try:
+        model.enhance(x)
+        start = time.perf_counter()
+        model.enhance(x)
+        return (time.perf_counter() - start) / x[..., 0].size
+    except Exception as e:  # noqa: BLE001 - a probe failure must not stop a model that loads from serving.
+        logging.warning("could not measure the cost of a model (%s); it gets the default limits", e)
+        return None
 
 
 def _load_enhancer(path: str):

@@ -137,7 +137,9 @@ def serve(models: list, host: str, port: int, limits: Limits = Limits(), poll_se
     application.on_startup.append(start_polling)
     application.on_cleanup.append(stop_polling)
     for r in registries:
+        mine = server.model_limits(r)
+        pixels = f"{mine.max_input_pixels / 1e6:g} MP" if mine.max_input_pixels else "any size"
         print(f"serving {r.name} version {r.get().number} from {r.base_path} on http://{host}:{port}/v1/models/"
-              f"{r.name}", flush=True)
+              f"{r.name} ({pixels} per request, {mine.request_timeout_seconds:g} s deadline)", flush=True)
     print(f"web page: http://{host}:{port}/", flush=True)
     web.run_app(application, sock=sock, print=None, access_log=None, keepalive_timeout=limits.idle_timeout_seconds)

@@ -54,6 +54,7 @@ class Server:
             check_model_name(r.name)
         self.registries = {r.name: r for r in registries}
         self.registry = registries[0]  # The first model: the page's initial choice.
+        limits.check_names(self.registries)
         self.limits = limits
         self.executor = concurrent.futures.ThreadPoolExecutor(limits.max_concurrent, thread_name_prefix="infer")
         self.parser = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="parse")
@@ -104,12 +105,24 @@ class Server:
             raise RestError(404, f"{what}model {registry.name!r} is not available")
         return v
 
+    def model_limits(self, registry, v=None):
+        """The `ModelLimits` of `registry`'s model, with the cost measured when version `v` (default: the newest
+        being served) loaded."""
+        v = v if v is not None else registry.get()
+        return self.limits.for_model(registry.name, v.seconds_per_pixel if v is not None else None)
+
     def _page(self):
         """The web page (`static/index.html`): upload, before/after slider, model, version and alpha, download.
-        It calls this server's own REST API; the served model's name and default alpha are written into it."""
+        It calls this server's own REST API; the served models' names, scales and limits, and the default alpha,
+        are written into it."""
 
         v = self.registry.get()
-        config = {"models": list(self.registries),
+        models = {}
+        for name, registry in self.registries.items():
+            served = registry.get()
+            models[name] = {"scale": getattr(served.model, "scale", None) if served is not None else None,
+                            **self.model_limits(registry, served).as_json()}
+        config = {"models": list(self.registries), "limits": models,
                   "default_alpha": v.model.default_alpha if v is not None and v.model is not None else None}
         page = PAGE_TEMPLATE.replace("/*CONFIG*/{}", json.dumps(config).replace("<", "\\u003c"))
         return web.Response(text=page, content_type="text/html", headers={"Content-Security-Policy": PAGE_CSP})
@@ -174,15 +187,16 @@ class Server:
         v = self._serving(registry, version)
         loop = asyncio.get_running_loop()
         sig_name, inputs, row = await self._parse(body, v.signatures)
+        limits = self.model_limits(registry, v)
         # Image headers are read in a thread: decoding starts only within the limits.
         await loop.run_in_executor(self.parser, predict.check_request_size, sig_name, inputs,
-                                   self.limits.max_input_pixels)
+                                   limits.max_input_pixels, registry.name)
         if self.semaphore is None:
             self.semaphore = asyncio.Semaphore(self.limits.max_concurrent)
         if self.waiting >= self.limits.max_queue:
             raise rest.RestError(503, f"server busy: {self.waiting} requests waiting (--max_queue)")
         stop = threading.Event()
-        deadline = time.monotonic() + self.limits.request_timeout_seconds
+        deadline = time.monotonic() + limits.request_timeout_seconds
         self.waiting += 1
         try:
             async with self.semaphore:
@@ -190,7 +204,8 @@ class Server:
                     return self._error(400, "client disconnected")
                 job = loop.run_in_executor(
                     self.executor, predict.run, v.model, sig_name, inputs,
-                    lambda: stop.is_set() or time.monotonic() > deadline, self.limits.max_input_pixels)
+                    lambda: stop.is_set() or time.monotonic() > deadline, limits.max_input_pixels or None,
+                    registry.name)
                 while not job.done():  # Watch the client while the tiles run; a hang-up stops the work.
                     await asyncio.wait({job}, timeout=0.2)
                     if _gone(request):
@@ -200,9 +215,9 @@ class Server:
                 except inference.Cancelled:
                     if stop.is_set():
                         return self._error(400, "client disconnected")
-                    raise rest.RestError(413, f"the request needs more than the {self.limits.request_timeout_seconds:g}"
-                                              " s this server allows (--request_timeout_seconds); send a smaller "
-                                              "image") from None
+                    raise rest.RestError(413, f"the request needs more than the {limits.request_timeout_seconds:g} s "
+                                              f"this server allows {registry.name!r} (--request_timeout_seconds); "
+                                              "send a smaller image") from None
                 except ValueError as e:  # The image itself is unusable (shape, values).
                     raise rest.RestError(400, f"invalid input: {str(e)[:300]}") from None
                 except MemoryError:

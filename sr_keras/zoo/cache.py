@@ -17,16 +17,21 @@ import stat
 import sys
 from typing import Optional
 
-from sr_keras import config, evaluate_lib, inference, models, safe_files, zoo
+from sr_keras import safe_files, zoo
 from sr_keras.data.sources import SourceError, sha256_file
-from sr_keras.savedmodel import layout, writer
+from sr_keras.savedmodel import layout
 from sr_keras.savedmodel.layout import (
     CARD_FILE,
     METADATA_FILE,
     ModelNotFoundError,
     SavedModelError,
 )
-from sr_keras.zoo import convert, ncnn
+from sr_keras.zoo import ncnn
+
+# What `card` knows of a model before it is converted: its parameters and its figures on the sample photos, as the
+# conversion measures them (`measure`), shipped so that sr-models prints them at once, the same on every machine.
+# Written by `make zoo-figures` (benchmarks/zoo_figures.py); tests check that a conversion measures the same.
+FIGURES_FILE = os.path.join(os.path.dirname(__file__), "figures.json")
 
 
 class CacheError(SavedModelError):
@@ -176,6 +181,10 @@ def keras_generator(name: str):
     """(Keras generator with the converted weights, metadata) for a zoo name, converted from the package's files."""
     if name not in zoo.MODELS:
         raise ModelNotFoundError(f"unknown zoo model {name!r}: choose one of {', '.join(zoo.MODELS)}")
+    # TensorFlow, only where a model is built: status, cards and sr-models start without it.
+    from sr_keras import config, models
+    from sr_keras.zoo import convert
+
     entry = zoo.MODELS[name]
     source = provenance(entry)
     generator = models.build_generator(config.ModelConfig(**entry.architecture))
@@ -214,7 +223,7 @@ def ensure(name: str, log=None, remeasure: bool = False) -> str:
                 _convert(name, folder, problem, log)
     if remeasure:
         with _locked(name):
-            c = card(name)
+            c = layout.read_card(folder)  # Its own card: shipped figures do not count as measured here.
             if c.get("sample_photos") is None:
                 log(f"sr_keras: measuring {name} on the sample photos")
                 layout.write_card(folder, {**c, "sample_photos": measure(os.path.join(folder, str(zoo.VERSION)))})
@@ -223,6 +232,8 @@ def ensure(name: str, log=None, remeasure: bool = False) -> str:
 
 def _convert(name: str, folder: str, problem: str, log) -> None:
     """Converts `name` into a staging folder beside the cache entry and publishes it (caller holds the lock)."""
+    from sr_keras.savedmodel import writer  # TensorFlow, only when converting.
+
     entry = zoo.MODELS[name]
     try:
         generator, meta = keras_generator(name)
@@ -261,6 +272,8 @@ def _convert(name: str, folder: str, problem: str, log) -> None:
 def measure(version_dir: str) -> dict:
     """Mean PSNR-Y / SSIM-Y of a model and of bicubic on the held-back sample photos (`evaluate_lib.score_methods`,
     the project's one protocol), with the gain in dB."""
+    from sr_keras import evaluate_lib, inference  # TensorFlow, only when measuring.
+
     enhancer = inference.Enhancer(version_dir)
     images, _ = evaluate_lib.load_images("sample", enhancer.scale)
     per_image = evaluate_lib.score_methods({"model": enhancer.enhance, "bicubic": None}, images, enhancer.scale)
@@ -272,11 +285,24 @@ def measure(version_dir: str) -> dict:
 
 def card(name: str) -> dict:
     """What is known about a model without loading it: its card (`layout.card_record`: measured figures,
-    provenance) when converted or shipped, else the registry's description in the same layout."""
-    if name in zoo.SHIPPED or verify(name) is None:
+    provenance) when converted or shipped, else the registry's description with the shipped figures
+    (`shipped_figures`) in the same layout."""
+    if name in zoo.SHIPPED:
         return layout.read_card(zoo.model_dir(name))
+    shipped = shipped_figures().get(name, {})
+    if verify(name) is None:  # Converted here: its own card, measured by its conversion when it could be.
+        c = layout.read_card(zoo.model_dir(name))
+        return c if c.get("sample_photos") is not None else {**c, "sample_photos": shipped.get("sample_photos")}
     entry = zoo.MODELS[name]
-    parameters = models.build_generator(config.ModelConfig(**entry.architecture)).count_params()
-    return layout.card_record(name, entry.scale, entry.summary, parameters,
+    return layout.card_record(name, entry.scale, entry.summary, shipped.get("parameters", 0),
                               {"package": entry.package, "upstream": entry.upstream, "license": entry.license,
-                               "license_short": entry.license_short}, None)
+                               "license_short": entry.license_short}, shipped.get("sample_photos"))
+
+
+def shipped_figures() -> dict:
+    """{zoo name: {parameters, sample_photos, measured_with}} from FIGURES_FILE ({} when it is missing)."""
+    try:
+        with open(FIGURES_FILE, encoding="utf-8") as f:
+            return json.load(f)["models"]
+    except FileNotFoundError:
+        return {}

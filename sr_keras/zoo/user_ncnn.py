@@ -1,0 +1,146 @@
+"""A user's own ncnn model (a `.param` file and its `.bin`) of an architecture the zoo converts: SPAN at any
+width, depth and scale, or Real-ESRGAN's RRDBNet (x2^n by nearest upsampling). The architecture is read from the
+graph, the weights go through the zoo's converter with all its checks (`zoo.convert.load_into`: every shape, the
+hard-coded constants, activations), and the result is cached as a model folder keyed by the two files' SHA-256,
+so a changed file converts anew and an unchanged one loads at once.
+
+  sr_keras.load("my_models/4x_span.param")      sr-enhance --model=my_models/4x_span.param ...
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from typing import Optional
+
+from sr_keras import safe_files, zoo
+from sr_keras.data.sources import sha256_file
+from sr_keras.savedmodel import layout
+from sr_keras.zoo import ncnn
+
+SUFFIXES = (".param", ".bin")
+_HASH_CHARS = 16  # Of the files' SHA-256, in the cache folder's name.
+
+
+def is_ncnn_path(path: str) -> bool:
+    return isinstance(path, str) and os.path.splitext(path)[1].lower() in SUFFIXES
+
+
+def pair(path: str) -> tuple:
+    """(.param, .bin) for either of the two files.
+
+    Raises:
+      ModelNotFoundError: one of them is missing (the message names it).
+    """
+    stem = os.path.splitext(os.path.expanduser(path))[0]
+    files = (stem + ".param", stem + ".bin")
+    for f in files:
+        if not os.path.isfile(f):
+            raise layout.ModelNotFoundError(f"{path}: an ncnn model needs both {os.path.basename(files[0])} and "
+                                            f"{os.path.basename(files[1])} side by side; {f} is missing")
+    return files
+
+
+def architecture(layers: list, path: str = "") -> dict:
+    """The `config.ModelConfig` fields of the graph `layers` (from `ncnn.read_model`).
+
+    Raises:
+      NcnnFormatError: neither SPAN nor RRDBNet, or a layer count neither could have.
+    """
+    types = [lyr.type for lyr in layers]
+    convs = [lyr for lyr in layers if lyr.type == "Convolution"]
+    if not convs:
+        raise ncnn.NcnnFormatError(f"{path}: no convolutions: not a super-resolution model")
+    filters = int(convs[0].params.get(0, 0))
+    if "PixelShuffle" in types and "MemoryData" in types:  # SPAN: conv_1, 3 per block, conv_2, conv_cat, upsampler.
+        blocks, rest = divmod(len(convs) - 4, 3)
+        shuffle = next(lyr for lyr in layers if lyr.type == "PixelShuffle")
+        scale = int(shuffle.params.get(0, 0))
+        if blocks >= 1 and not rest and scale >= 2:
+            return {"kind": "span", "scale": scale, "filters": filters, "num_blocks": blocks}
+    interps = types.count("Interp")
+    if interps and "Eltwise" in types:  # RRDBNet: conv_first, 15 per block, conv_body, one per x2, conv_hr, last.
+        blocks, rest = divmod(len(convs) - 4 - interps, 15)
+        if blocks >= 1 and not rest and len(convs) > 1:
+            return {"kind": "rrdb", "scale": 2 ** interps, "filters": filters, "num_blocks": blocks,
+                    "growth": int(convs[1].params.get(0, 0))}
+    raise ncnn.NcnnFormatError(f"{path}: not an architecture sr_keras converts (SPAN, or Real-ESRGAN's RRDBNet with "
+                               f"nearest upsampling; {len(convs)} convolutions, layer types "
+                               f"{', '.join(sorted(set(types)))})")
+
+
+def keras_generator(path: str):
+    """(Keras generator with the file's weights, metadata) for a user's `.param`/`.bin` pair.
+
+    Raises:
+      ModelNotFoundError: a file is missing. NcnnFormatError: not a model the zoo's converter takes.
+    """
+    # TensorFlow, only when converting: resolving a cached conversion does not need it.
+    from sr_keras import config, models
+    from sr_keras.zoo import convert
+
+    param, weights = pair(path)
+    layers = ncnn.read_model(param, weights)
+    arch = architecture(layers, param)
+    generator = models.build_generator(config.ModelConfig(**arch))
+    try:
+        convert.load_into(generator, layers, arch["kind"])
+    except ncnn.NcnnFormatError as e:
+        raise ncnn.NcnnFormatError(f"{param}: {e}") from None
+    files = {os.path.basename(f): {"sha256": sha256_file(f)} for f in (param, weights)}
+    meta = {"model": model_name(param), "scale": arch["scale"], "architecture": arch,
+            "summary": f"a user's ncnn model ({os.path.basename(param)}: {arch['kind']} x{arch['scale']}, "
+                       f"{arch['filters']} channels, {arch['num_blocks']} blocks)",
+            "psnr_oriented": arch["kind"] == "span", "parameters": int(generator.count_params()),
+            "provenance": {"format": "ncnn param/bin", "files": files, "license": "the user's own (unknown here)",
+                           "license_short": "user's own"},
+            "conversion": f"sr_keras.zoo.user_ncnn.keras_generator({os.path.basename(param)!r})"}
+    return generator, meta
+
+
+def model_name(param: str) -> str:
+    """A model name for URLs and labels: the file's stem, in the characters model names allow."""
+    stem = os.path.splitext(os.path.basename(param))[0]
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in stem).strip(".") or "user_ncnn"
+
+
+def ensure(path: str, log=None) -> str:
+    """The model folder of a user's ncnn pair: converted into `<cache>/user_ncnn/<name>-<hash>/` on first use (in
+    a staging folder published in one rename, under a lock), then loaded from there while both files stay the
+    same.
+
+    Raises:
+      ModelNotFoundError, NcnnFormatError: as `keras_generator`.
+    """
+    param, weights = pair(path)
+    digest = sha256_file(param)[:_HASH_CHARS // 2] + sha256_file(weights)[:_HASH_CHARS // 2]
+    root = os.path.join(zoo.cache_dir(), "user_ncnn")
+    folder = os.path.join(root, f"{model_name(param)}-{digest}")
+    if _complete(folder):
+        return folder
+    os.makedirs(root, exist_ok=True)
+    with safe_files.locked(os.path.join(root, f".{os.path.basename(folder)}.lock")):
+        if _complete(folder):  # A peer converted it while this one waited.
+            return folder
+        generator, meta = keras_generator(param)
+        (log or _stderr)(f"sr_keras: converting {param} ({meta['architecture']['kind']} "
+                         f"x{meta['scale']}) into {folder}")
+        from sr_keras.savedmodel import writer  # TensorFlow, only when converting.
+
+        safe_files.remove_stale_temps(root)
+        staging = safe_files.make_temp_dir(root, "user-")
+        try:
+            writer.export(generator, meta, staging, meta["model"], version=zoo.VERSION)
+            safe_files.replace_dir(os.path.join(staging, meta["model"]), folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def _complete(folder: str) -> Optional[str]:
+    return layout.latest_version_dir(folder) if os.path.isdir(folder) else None
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
