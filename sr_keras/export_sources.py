@@ -45,17 +45,20 @@ def generator_and_meta(workdir: Optional[str] = None, keras_model: Optional[str]
 
 def export(export_dir: str, model_name: Optional[str] = None, version: Optional[int] = None, tile: int = 0,
            max_input_pixels: int = 0, default_alpha: Optional[float] = None, fmt: str = "savedmodel",
-           **source) -> tuple:
+           precision: str = "float32", **source) -> tuple:
     """Exports the generator of `source` (`generator_and_meta`'s arguments) as a `fmt` version; returns (path,
     name, meta, knob). ONNX and LiteRT hold one network-interpolation point: `default_alpha`, else the source's
     own default (1: the GAN end of a run)."""
+    if precision != "float32" and fmt != "savedmodel":
+        raise ValueError(f"--precision={precision} is for SavedModels (TF Serving); ONNX and LiteRT files are float32 "
+                         "(their runtimes choose their own precision)")
     generator, meta, psnr = generator_and_meta(**source)
     if default_alpha is None:
         default_alpha = meta.get("interpolation", {}).get("default_alpha", 1.0)
     if fmt == "savedmodel":
         name = model_name or str(meta["model"])
         path = writer.export(generator, meta, export_dir, name, version, tile, max_input_pixels,
-                             psnr_generator=psnr, default_alpha=default_alpha)
+                             psnr_generator=psnr, default_alpha=default_alpha, precision=precision)
         return path, name, meta, psnr is not None
     name = model_name or f"{meta['model']}_{fmt}"
     if psnr is not None:

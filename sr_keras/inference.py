@@ -75,6 +75,8 @@ class Enhancer:
         self._fn, self.scale, self.metadata = loaded.fn, loaded.scale, loaded.metadata
         self.signatures, self._make_alpha_fn = loaded.signatures, loaded.make_alpha_fn
         self._keras = loaded.keras
+        if PRECISIONS[precision] is None and self.metadata.get("precision") in PRECISIONS:
+            self.precision = self.metadata["precision"]  # The exported graph's own (sr-export --precision).
 
     def __repr__(self) -> str:
         name = self.metadata.get("model_name") or self.metadata.get("model") or os.path.basename(self.path)

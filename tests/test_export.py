@@ -80,6 +80,37 @@ def test_mixed_precision_generator_exports_as_float32(tmp_path):
     np.testing.assert_allclose(out, np.clip(g(x, training=False), 0, 1), atol=1e-6)
 
 
+def test_a_bfloat16_export_computes_in_bfloat16_close_to_float32_and_says_so(tmp_path):
+    """sr-export --precision=bfloat16 of a zoo model: its graph's body runs in bfloat16 (the outputs differ from
+    float32's), within the bound of sr_keras.load(precision="bfloat16") on a real photo crop, and the metadata,
+    the Enhancer and the export line say which precision it is."""
+    import sr_keras
+    from sr_keras import evaluate_lib, metrics
+
+    for p in ("float32", "bfloat16"):
+        proc = run_cli("export", "--model=span_x2_ch48", f"--export_dir={tmp_path}", f"--model_name={p}",
+                       f"--precision={p}")
+        assert proc.returncode == 0, proc.stderr
+    assert "(x2, bfloat16) to" in proc.stdout
+    assert layout.read_metadata(str(tmp_path / "bfloat16" / "1"))["precision"] == "bfloat16"
+    assert layout.read_metadata(str(tmp_path / "float32" / "1"))["precision"] == "float32"
+    f32, b16 = (sr_keras.load(str(tmp_path / p)) for p in ("float32", "bfloat16"))
+    assert (f32.precision, b16.precision) == ("float32", "bfloat16") and "precision=bfloat16" in repr(b16)
+    images, _ = evaluate_lib.load_images("sample", 2)
+    lr = images[1].lr[:96, :96]  # coffee.png: edges and texture.
+    a, b = f32.enhance(lr), b16.enhance(lr)
+    assert np.abs(a.astype(int) - b).max() > 0  # It really ran in bfloat16.
+    hr = images[1].hr[:192, :192]
+    assert abs(metrics.score(hr, a, 2)["psnr_y"] - metrics.score(hr, b, 2)["psnr_y"]) < 0.02
+    # The graph as served: the same bfloat16 answer through the exported signature TF Serving runs.
+    sig = tf.saved_model.load(str(tmp_path / "bfloat16" / "1")).signatures["enhance"]
+    served = sig(lr_image=tf.constant(lr[None]))["sr_image"].numpy()[0].astype(int)
+    assert np.abs(served - b).max() <= 1 and np.abs(served - a).max() > 0  # As for float32 exports: one level.
+    bad = run_cli("export", "--model=span_x2_ch48", f"--export_dir={tmp_path}", "--format=onnx",
+                  "--precision=bfloat16")
+    assert bad.returncode == 2 and "is for SavedModels" in bad.stderr
+
+
 def test_versions_increment_and_existing_version_is_refused(exported, tmp_path):
     g = _tiny_generator()
     first = writer.export(g, {"model": "srgan", "scale": 4}, str(tmp_path), "m")

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from sr_keras import signatures, tiling
 from sr_keras.limits import DEFAULT_EXPORT_MAX_INPUT_PIXELS, check_alpha
-from sr_keras.models.precision import float32_copy
+from sr_keras.models.precision import float32_copy, inference_copy
 from sr_keras.savedmodel import layout
 from sr_keras.savedmodel.sr_module import DEFAULT_TILE, InterpolatedSRModule, SRModule
 from sr_keras.version import __version__
@@ -24,13 +24,16 @@ from sr_keras.version import __version__
 def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
            version: Optional[int] = None, tile: int = DEFAULT_TILE,
            max_input_pixels: int = DEFAULT_EXPORT_MAX_INPUT_PIXELS, psnr_generator: Optional[keras.Model] = None,
-           default_alpha: float = 1.0) -> str:
+           default_alpha: float = 1.0, precision: str = "float32") -> str:
     """Writes `<export_dir>/<model_name>/<version>/` atomically; returns its path.
 
     The signatures run `tile` x `tile` tiles with the generator's receptive field as context (measured here), and
     refuse requests over `max_input_pixels` (0: no limit) with INVALID_ARGUMENT, which TF Serving answers with 400.
     With `psnr_generator` (the pixel phase's generator of the same run), `generator` is the GAN end of a network-
     interpolation knob: the export gets the `_alpha` signatures, and the plain ones run at `default_alpha`.
+    `precision="bfloat16"`: the graph runs the body's convolutions in bfloat16, as `sr_keras.load(precision=
+    "bfloat16")` does (`models.precision.inference_copy`), for TF Serving on CPUs with native bfloat16 or on
+    TPUs; the tile context is still measured in float32, and the metadata records the precision.
 
     Raises:
       ExportError: the version already exists, or the folder cannot be written.
@@ -38,7 +41,7 @@ def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
     model_dir = os.path.join(export_dir, model_name)
     version, staging = layout.prepare_version(model_dir, version)
     try:
-        module, meta = _module(generator, meta, tile, max_input_pixels, psnr_generator, default_alpha)
+        module, meta = _module(generator, meta, tile, max_input_pixels, psnr_generator, default_alpha, precision)
         tf.saved_model.save(module, staging, signatures=module.signature_functions())
         layout.write_metadata(staging, {
             **meta, "version": version, "model_name": model_name, "sr_keras_version": __version__,
@@ -51,19 +54,31 @@ def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
         raise
 
 
-def _module(generator, meta: dict, tile: int, max_input_pixels: int, psnr_generator, default_alpha: float) -> tuple:
-    """(the module to save, `meta` with its tiling, limit and interpolation) for a float32 copy of `generator`,
-    with the context of its tiles measured from its receptive field."""
+PRECISIONS = {"float32": None, "bfloat16": "mixed_bfloat16"}  # What an export's graph computes in.
+
+
+def _module(generator, meta: dict, tile: int, max_input_pixels: int, psnr_generator, default_alpha: float,
+            precision: str = "float32") -> tuple:
+    """(the module to save, `meta` with its tiling, limit, precision and interpolation) for a float32 copy of
+    `generator` (or its `precision` inference copy), with the context of its tiles measured, in float32, from its
+    receptive field."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: an export computes in {' or '.join(PRECISIONS)}")
     g32 = float32_copy(generator)
     scale = int(meta["scale"])
     overlap = tiling.default_overlap(tiling.measure_receptive_field(
         lambda x: g32(tf.constant(x), training=False).numpy(), scale))
-    meta = {**meta, "tiling": {"tile": tile, "overlap": overlap}, "max_input_pixels": max_input_pixels}
+    meta = {**meta, "tiling": {"tile": tile, "overlap": overlap}, "max_input_pixels": max_input_pixels,
+            "precision": precision}
+
+    def computing(g):  # The copy the graph runs: float32, or its body's convolutions in bfloat16.
+        return g if PRECISIONS[precision] is None else inference_copy(g, PRECISIONS[precision])
+
     if psnr_generator is None:
-        return SRModule(g32, scale, tile, overlap, max_input_pixels), meta
+        return SRModule(computing(g32), scale, tile, overlap, max_input_pixels), meta
     default_alpha = check_alpha(default_alpha)
-    module = InterpolatedSRModule(float32_copy(psnr_generator), g32, scale, default_alpha, tile, overlap,
-                                  max_input_pixels)
+    module = InterpolatedSRModule(computing(float32_copy(psnr_generator)), computing(g32), scale, default_alpha,
+                                  tile, overlap, max_input_pixels)
     return module, {**meta, "interpolation": {"default_alpha": default_alpha, "blend": "weights",
                                               "ends": "alpha 0: the pixel (PSNR) phase's EMA generator; alpha 1: "
                                                       "the GAN phase's"}}
