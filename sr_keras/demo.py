@@ -46,11 +46,11 @@ def _evaluate(exported: dict, out: str, verbose: bool) -> tuple:
     _banner(4, "Evaluating against bicubic on the held-back photos: " + ", ".join(sources.SAMPLE_VAL))
     enhancers, taken = {}, {"bicubic"}
     for path in exported.values():
-        enhancer = inference.Enhancer(path)
+        enhancer = inference.Enhancer(path, precision="float32")  # The README's table, on any CPU.
         enhancers[evaluate_lib.model_label(enhancer, path, taken)] = enhancer
     srgan_label = next(iter(enhancers))
     try:
-        default = sr_keras.load()
+        default = sr_keras.load(precision="float32")
         enhancers[f"default ({default.metadata.get('model_name', 'shipped')})"] = default
     except layout.ModelNotFoundError:
         pass

@@ -54,9 +54,10 @@ class Enhancer:
     """A loaded super-resolution model with image-format handling and tiling."""
 
     def __init__(self, path: str, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP,
-                 precision: str = "float32", self_ensemble: bool = False,
+                 precision: str = "auto", self_ensemble: bool = False,
                  max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS):
-        if precision == "auto":
+        auto = precision == "auto"
+        if auto:
             precision = auto_precision()
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r}: choose one of auto, {', '.join(PRECISIONS)}")
@@ -71,7 +72,15 @@ class Enhancer:
         self.self_ensemble = self_ensemble
         self.max_input_pixels = max_input_pixels
         self._alpha_fns = {}
-        loaded = reader.tile_functions(path, PRECISIONS[precision])
+        try:
+            loaded = reader.tile_functions(path, PRECISIONS[precision])
+        except reader.SavedModelError:
+            if not (auto and PRECISIONS[precision]):
+                raise
+            # "auto" chose bfloat16 for a model that cannot be rebuilt in it (an ONNX or LiteRT file, a SavedModel
+            # without its architecture): it runs as exported, in float32.
+            self.precision = precision = "float32"
+            loaded = reader.tile_functions(path, None)
         self._fn, self.scale, self.metadata = loaded.fn, loaded.scale, loaded.metadata
         self.signatures, self._make_alpha_fn = loaded.signatures, loaded.make_alpha_fn
         self._keras = loaded.keras
@@ -112,7 +121,10 @@ class Enhancer:
         return tiling.measure_receptive_field(lambda x: _numpy(self._fn(tf.constant(x))), self.scale)
 
     def default_overlap(self) -> int:
-        return tiling.default_overlap(self.receptive_field)
+        """The tiles' context: as sr-export measured it, in float32 (a bfloat16 probe measures a wider field from
+        rounding noise alone, which only costs time), else measured here."""
+        recorded = self.metadata.get("tiling", {}).get("overlap")
+        return int(recorded) if recorded else tiling.default_overlap(self.receptive_field)
 
     def _tile_fn(self, on_call: Optional[Callable[[], None]], alpha: Optional[float] = None
                  ) -> Callable[[np.ndarray], np.ndarray]:

@@ -134,7 +134,7 @@ def make_default_model(workdir: str, eval_out: str, out_dir: Optional[str] = Non
     staging = safe_files.make_temp_dir(os.path.dirname(target), "default_model-")
     try:
         version_dir = writer.export(generator, meta, staging, "default_model", version=1)
-        enhancer = inference.Enhancer(version_dir)
+        enhancer = inference.Enhancer(version_dir, precision="float32")  # Figures: the same on every CPU.
         results, validation, tests = _evaluate(enhancer, eval_out, test_images)
         curves.plot_training_curves(workdir, os.path.join(eval_out, "training_curves.png"))
         card = build_card(workdir, meta, generator.count_params(), _folder_mb(version_dir), results, validation,

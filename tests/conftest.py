@@ -8,6 +8,10 @@ import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The default precision ("auto") is bfloat16 on CPUs with native bfloat16 and float32 elsewhere. The suite's
+# equality checks (to ncnn, across tiles, exports and servers) compare float32 runs, so it runs as on a CPU without
+# it; the tests of the bfloat16 default force the detection the other way (distribute.NATIVE_BF16_ENV=1).
+os.environ["SR_KERAS_NATIVE_BF16"] = "0"
 # Zoo models are converted into a cache of this session's own (sr_keras.zoo.cache_dir), so the first-use conversion
 # is exercised on every run and the user's ~/.cache is never touched.
 import atexit  # noqa: E402

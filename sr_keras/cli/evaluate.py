@@ -60,7 +60,7 @@ def main(argv):
     models, taken = {}, {"bicubic"}
     for spec in [s.strip() for value in _MODELS.value for s in value.split(",") if s.strip()]:
         try:
-            enhancer = sr_keras.load(None if spec == "default" else spec)
+            enhancer = sr_keras.load(None if spec == "default" else spec, precision="float32")  # The protocol.
         except (layout.ModelNotFoundError, layout.SavedModelError, ValueError) as e:
             fail(str(e))
         label = evaluate_lib.model_label(enhancer, spec, taken)

@@ -19,6 +19,7 @@ import time
 from typing import Callable, Optional
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from sr_keras import inference
@@ -192,6 +193,10 @@ def measure_cost(model) -> Optional[float]:
 def _load_enhancer(path: str):
 
     enhancer = inference.Enhancer(path, max_input_pixels=None)  # The server checks its own per-request limit.
+    if not enhancer.signatures and os.path.isdir(path):
+        # Rebuilt in bfloat16 (the default on CPUs with it): requests still run through `enhancer`, and the
+        # export's own signatures say what it answers (metadata, request checks).
+        enhancer.signatures = tf.saved_model.load(path).signatures
     missing = [s for s in SIGNATURES if s not in enhancer.signatures]
     if missing:
         raise ValueError(f"not an sr-export SavedModel: no {', '.join(missing)} signature")

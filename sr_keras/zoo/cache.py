@@ -274,7 +274,7 @@ def measure(version_dir: str) -> dict:
     the project's one protocol), with the gain in dB."""
     from sr_keras import evaluate_lib, inference  # TensorFlow, only when measuring.
 
-    enhancer = inference.Enhancer(version_dir)
+    enhancer = inference.Enhancer(version_dir, precision="float32")  # Figures: the same on every CPU.
     images, _ = evaluate_lib.load_images("sample", enhancer.scale)
     per_image = evaluate_lib.score_methods({"model": enhancer.enhance, "bicubic": None}, images, enhancer.scale)
     mean = {k: {key: evaluate_lib.mean_scores(per_image[k])[key] for key in ("psnr_y", "ssim_y")}
