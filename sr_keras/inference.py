@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from sr_keras import distribute, limits, tiling
+from sr_keras import limits, tiling
 from sr_keras import progress as progress_lib
 from sr_keras.imageio import check_pixels, decode_image, pil_to_array
 from sr_keras.limits import check_alpha
@@ -32,13 +32,6 @@ DEFAULT_MAX_INPUT_PIXELS = limits.DEFAULT_MAX_INPUT_PIXELS  # Refused from the h
 _SIZE_FLAG = "max_input_pixels"  # Named in ImageTooLargeError: the argument of `load` that raises the limit.
 DEFAULT_OVERLAP = None  # None: the model's measured receptive field (at least 16), so tiles never show seams.
 PRECISIONS = limits.PRECISIONS
-
-
-def auto_precision() -> str:
-    """`precision="auto"`: bfloat16 on a CPU with native bfloat16 (AVX512_BF16 or AMX) and no GPU, else float32."""
-    if not tf.config.list_logical_devices("GPU") and distribute.native_bf16_cpu():
-        return "bfloat16"
-    return "float32"
 
 
 def _numpy(out) -> np.ndarray:
@@ -56,11 +49,6 @@ class Enhancer:
     def __init__(self, path: str, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP,
                  precision: str = "auto", self_ensemble: bool = False,
                  max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS):
-        auto = precision == "auto"
-        if auto:
-            precision = auto_precision()
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision={precision!r}: choose one of auto, {', '.join(PRECISIONS)}")
         limits.check_tile(tile)
         limits.check_overlap(tile_overlap)
         limits.check_max_pixels(max_input_pixels)
@@ -68,24 +56,13 @@ class Enhancer:
         self.path = path
         self.tile = DEFAULT_TILE if tile is None else tile  # None means the default everywhere.
         self.tile_overlap = tile_overlap
-        self.precision = precision
         self.self_ensemble = self_ensemble
         self.max_input_pixels = max_input_pixels
         self._alpha_fns = {}
-        try:
-            loaded = reader.tile_functions(path, PRECISIONS[precision])
-        except reader.SavedModelError:
-            if not (auto and PRECISIONS[precision]):
-                raise
-            # "auto" chose bfloat16 for a model that cannot be rebuilt in it (an ONNX or LiteRT file, a SavedModel
-            # without its architecture): it runs as exported, in float32.
-            self.precision = precision = "float32"
-            loaded = reader.tile_functions(path, None)
+        loaded, self.precision = reader.tile_functions_in(path, precision, PRECISIONS)
         self._fn, self.scale, self.metadata = loaded.fn, loaded.scale, loaded.metadata
         self.signatures, self._make_alpha_fn = loaded.signatures, loaded.make_alpha_fn
         self._keras = loaded.keras
-        if PRECISIONS[precision] is None and self.metadata.get("precision") in PRECISIONS:
-            self.precision = self.metadata["precision"]  # The exported graph's own (sr-export --precision).
 
     def __repr__(self) -> str:
         name = self.metadata.get("model_name") or self.metadata.get("model") or os.path.basename(self.path)

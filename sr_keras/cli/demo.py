@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _PRESET = flags.DEFINE_string("preset", "sample_x4", "Training preset (tiny for a smoke run).")
@@ -29,5 +30,9 @@ def main(argv):
     return 0
 
 
+def run():
+    cli_utils.run(main)
+
+
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    sys.exit(run())

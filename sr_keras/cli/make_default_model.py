@@ -6,8 +6,9 @@
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The finished training run to ship (default: the recipe's last).")
@@ -38,5 +39,9 @@ def main(argv):
     return 0
 
 
+def run():
+    cli_utils.run(main)
+
+
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    sys.exit(run())

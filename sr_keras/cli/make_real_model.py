@@ -6,8 +6,9 @@
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/real_x4_gan", "The finished real_x4_gan run to ship (its stage-1 "
@@ -38,5 +39,9 @@ def main(argv):
     return 0
 
 
+def run():
+    cli_utils.run(main)
+
+
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    sys.exit(run())

@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from sr_keras import config as config_lib
-from sr_keras import models, portable_runtime, signatures
+from sr_keras import distribute, models, portable_runtime, signatures
 from sr_keras.models.interpolation import interpolated_generator
 from sr_keras.models.precision import inference_copy
 from sr_keras.savedmodel.layout import (
@@ -172,3 +172,34 @@ def portable_tile_functions(path: str) -> TileFunctions:
                 "source": os.path.abspath(path)}
     meta = {**meta, "format": portable_runtime.format_of(path), "runtime": run.runtime, "layout": run.layout}
     return TileFunctions(run, scale, meta, {})
+
+
+def auto_precision() -> str:
+    """`precision="auto"`: bfloat16 on a CPU with native bfloat16 (AVX512_BF16 or AMX) and no GPU, else float32."""
+    if not tf.config.list_logical_devices("GPU") and distribute.native_bf16_cpu():
+        return "bfloat16"
+    return "float32"
+
+
+def tile_functions_in(path: str, precision: str, policies: dict) -> tuple:
+    """(`tile_functions` of `path`, the precision it computes in) for `precision`: a key of `policies` ({name:
+    mixed policy or None}) or "auto" (`auto_precision`). Under auto, a model that cannot be rebuilt in bfloat16
+    (an ONNX or LiteRT file, a SavedModel without its architecture) runs as exported, in float32. A float32 load of
+    an `sr-export --precision=bfloat16` graph reports the graph's own precision.
+
+    Raises:
+      ValueError: an unknown precision. SavedModelError: as `tile_functions`.
+    """
+    auto = precision == "auto"
+    precision = auto_precision() if auto else precision
+    if precision not in policies:
+        raise ValueError(f"precision={precision!r}: choose one of auto, {', '.join(policies)}")
+    try:
+        loaded = tile_functions(path, policies[precision])
+    except SavedModelError:
+        if not (auto and policies[precision]):
+            raise
+        precision, loaded = "float32", tile_functions(path, None)
+    if policies[precision] is None and loaded.metadata.get("precision") in policies:
+        precision = loaded.metadata["precision"]
+    return loaded, precision
