@@ -123,9 +123,9 @@ def ensure(path: str, log=None) -> str:
     with safe_files.locked(os.path.join(root, f".{os.path.basename(folder)}.lock")):
         if _complete(folder):  # A peer converted it while this one waited.
             return folder
-        generator, meta = keras_generator(param)
-        (log or _stderr)(f"sr_keras: converting {param} ({meta['architecture']['kind']} "
-                         f"x{meta['scale']}) into {folder}")
+        generator, meta = keras_generator(param)  # Checked first: a file that cannot convert is one line.
+        (log or (lambda msg: print(msg, file=sys.stderr, flush=True)))(
+            f"sr_keras: converting {param} ({meta['architecture']['kind']} x{meta['scale']}) into {folder}")
         from sr_keras.savedmodel import writer  # TensorFlow, only when converting.
 
         safe_files.remove_stale_temps(root)
@@ -140,7 +140,3 @@ def ensure(path: str, log=None) -> str:
 
 def _complete(folder: str) -> Optional[str]:
     return layout.latest_version_dir(folder) if os.path.isdir(folder) else None
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
