@@ -15,7 +15,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-from sr_keras.limits import DEFAULT_TILE  # noqa: F401 - the tile side every entry point defaults to.
+from sr_keras.limits import DEFAULT_TILE  # The tile side every entry point defaults to.
 
 
 def _ramp(length: int, lead: int, trail: int) -> np.ndarray:
@@ -76,7 +76,7 @@ def count_tiles(h: int, w: int, tile: int, overlap: int) -> int:
     return 1 if plan is None else len(plan[0]) * len(plan[1])
 
 
-def tiled_bands(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale: int, tile: int = 256,
+def tiled_bands(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale: int, tile: int = DEFAULT_TILE,
                 overlap: int = 32, on_tile: Optional[Callable[[], None]] = None) -> Iterator[np.ndarray]:
     """Applies an SR function tile by tile and yields the output in horizontal bands, top to bottom.
 
@@ -124,7 +124,7 @@ def tiled_bands(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale
         del band  # Before the next band is allocated: one band in memory at a time.
 
 
-def tiled_apply(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale: int, tile: int = 256,
+def tiled_apply(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, scale: int, tile: int = DEFAULT_TILE,
                 overlap: int = 32, on_tile: Optional[Callable[[], None]] = None) -> np.ndarray:
     """`tiled_bands` assembled into one float32 [H * scale, W * scale, C] array."""
     h, w = image.shape[:2]

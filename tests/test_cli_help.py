@@ -62,7 +62,7 @@ def test_the_python_api_is_quiet_on_import_and_load_and_says_what_it_loaded():
                           env=dict(env, PYTHONPATH=REPO), cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == "", proc.stderr  # No cuInit, CUDA-driver or oneDNN lines.
-    assert ", x4, precision=float32, tile=256" in proc.stdout
+    assert ", x4, precision=float32, tile=512" in proc.stdout
 
 
 @pytest.mark.parametrize("module,args,message", [
