@@ -4,8 +4,9 @@
   python benchmarks/bench_zoo.py --quick               # small sizes, one repeat (checks that it runs)
 
 Seconds per output megapixel (median of --repeats) at 128x128 and 512x512 inputs (one call each, untiled) and for a
-tiled 2000x1500 input (8000x6000 out; both sides run the same tiles and overlap, `tiling.tiled_bands`, so the
-comparison is of the networks). TensorFlow variants:
+2000x1500 input (8000x6000 out), tiled (both sides run the same tiles, `tiling.tiled_bands`, at sr_keras' default
+tile side; sr_keras.load's variants with the export's float32 overlap, the others with their own probe's) and whole
+(one call: the tiling overhead is tiled over whole). TensorFlow variants:
   graph        the Keras model in a tf.function (what a SavedModel signature runs), oneDNN on (TF's default)
   saved_model  sr_keras.load(): the exported SavedModel's tile function
   xla          the same tf.function with jit_compile=True
@@ -27,11 +28,13 @@ import time
 
 from absl import app, flags
 
+from sr_keras.limits import DEFAULT_TILE
+
 _MODEL = flags.DEFINE_string("model", "span_x4", "A SPAN zoo model.")
 _OUT = flags.DEFINE_string("out", "benchmarks/out/zoo.json", "Where to write the figures.")
 _SIZES = flags.DEFINE_list("sizes", ["128", "512"], "Square input sides, one untiled call each.")
 _BIG = flags.DEFINE_string("big", "2000x1500", "WxH of the tiled input.")
-_TILE = flags.DEFINE_integer("tile", 256, "Tile side of the tiled input (sr_keras' default).")
+_TILE = flags.DEFINE_integer("tile", DEFAULT_TILE, "Tile side of the tiled input (sr_keras' default).")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per case (the median is reported).")
 _QUICK = flags.DEFINE_bool("quick", False, "Small sizes and one repeat.")
 _VARIANTS = flags.DEFINE_list("variants", ["ncnn", "graph", "saved_model", "api_bf16", "xla", "onednn_off",
@@ -72,6 +75,7 @@ def _runners(variant, name):
 
         def call(x):
             return enhancer._fn(tf.constant(x[None]))[0].numpy()
+        overlap = enhancer.default_overlap()  # The export's float32 probe, as sr_keras.load's tiles use.
     else:
         generator, meta = zoo_cache.keras_generator(name)
         scale = meta["scale"]
@@ -84,7 +88,9 @@ def _runners(variant, name):
 
         def call(x):
             return fn(tf.constant(x[None]))[0].numpy()
-    overlap = tiling.default_overlap(tiling.measure_receptive_field(lambda x: call(np.asarray(x[0]))[None], scale))
+    if variant not in ("saved_model", "api_bf16"):
+        overlap = tiling.default_overlap(tiling.measure_receptive_field(lambda x: call(np.asarray(x[0]))[None],
+                                                                        scale))
 
     def tiled(x):
         for band in tiling.tiled_bands(call, x, scale, _TILE.value, overlap):
@@ -111,6 +117,7 @@ def time_variants(variants, name, sizes, big, repeats):
         ph, pw = min(h, photo.shape[0]), min(w, photo.shape[1])
         x[:ph, :pw] = photo[:ph, :pw]
         row[f"{w}x{h} tiled"] = _timed(tiled, x, max(1, repeats - 2)) / (w * h * scale * scale / 1e6)
+        row[f"{w}x{h} whole"] = _timed(call, x, max(1, repeats - 2)) / (w * h * scale * scale / 1e6)
         row["overlap"] = overlap
         results[variant] = row
         print(variant, json.dumps(row), flush=True)

@@ -1,8 +1,10 @@
 """`make bench`: every benchmark in one run, plus the hardware reference, into benchmarks/results.{json,md}.
 
 Runs bench_data.py, bench_train.py, bench_infer.py, bench_memory.py, bench_zoo.py (span_x4 against ncnn, float32
-and the bfloat16 policy, with the share of peak) and bench_bf16.py (bfloat16 quality) one after another (each in
-its own process, so one's memory does not weigh on the next) and a dense fp32 matmul as the machine's reference rate. Figures are not pass/fail:
+and the bfloat16 policy, with the share of peak and the tiling overhead), bench_bf16.py (bfloat16 quality) and
+bench_process.py (the whole sr-enhance process against an ncnn script, REST against the API, encoding) one after
+another (each in its own process, so one's memory does not weigh on the next) and a dense fp32 matmul as the
+machine's reference rate. Figures are not pass/fail:
 compare ratios measured in the same run, since the machine is shared and noisy.
 """
 
@@ -38,11 +40,12 @@ def main():
     memory = run(out_dir, "bench_memory.py", *(["--sizes=64x64,500x400"] if quick else []))
     # span_x4 against ncnn (float32, and the bfloat16 policy precision="auto" picks), share of peak, tiling.
     zoo = run(out_dir, "bench_zoo.py", "--variants=ncnn,saved_model,api_bf16",
-              *(["--quick"] if quick else ["--sizes=512,768", "--repeats=3"]))
+              *(["--quick"] if quick else ["--sizes=512,768", "--big=1350x1010", "--repeats=3"]))
     bf16 = run(out_dir, "bench_bf16.py", *(["--models=span_x4", "--photos=camera,retina"] if quick else []))
+    process = run(out_dir, "bench_process.py", *(["--quick"] if quick else []))
     matmul = infer["matmul_fp32_gflops"]
     results = {"data": data, "train": train, "infer": infer, "memory": memory, "zoo": zoo, "bf16": bf16,
-               "matmul_fp32_gflops": matmul}
+               "process": process, "matmul_fp32_gflops": matmul}
     with open(os.path.join(HERE, f"results{suffix}.json"), "w") as f:
         json.dump(results, f, indent=2, default=float)
     b = data["build"]
@@ -72,7 +75,7 @@ def main():
         rows.append((f"bytes per output pixel above the loaded model, {path_kind} ("
                      + ", ".join(f"{v['input_mp']:.2g} MP" for v in per_size.values()) + " in)",
                      " / ".join(f"{v['bytes_per_output_pixel']:.2f}" for v in per_size.values())))
-    rows += zoo_rows(zoo, bf16)
+    rows += zoo_rows(zoo, bf16) + process_rows(process)
     table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
     with open(os.path.join(HERE, f"results{suffix}.md"), "w") as f:
         f.write(f"# Benchmarks ({os.cpu_count()} CPU cores)\n\n{table}\n")
@@ -92,17 +95,32 @@ def zoo_rows(zoo, bf16):
         for case in [c for c in res[variant] if c != "overlap"]:
             rows.append((f"span_x4 {variant} {case}: x ncnn float32 / share of peak",
                          f"{speed[variant][case]:.2f}x / {share[variant][case]:.0%}"))
-        tiled = [c for c in res[variant] if c.endswith("tiled")]
-        untiled = [c for c in res[variant] if c != "overlap" and not c.endswith("tiled")]
-        if tiled and untiled:
-            rows.append((f"span_x4 {variant}: a {tiled[0]} input, per MP, over a {untiled[-1]} one whole",
-                         f"{res[variant][tiled[0]] / res[variant][untiled[-1]] - 1:+.0%}"))
+        tiled = [c for c in res[variant] if c.endswith(" tiled")]
+        if tiled and tiled[0].replace(" tiled", " whole") in res[variant]:
+            size = tiled[0].replace(" tiled", "")
+            rows.append((f"span_x4 {variant}: tiling overhead on {size} (default tile, overlap "
+                         f"{res[variant]['overlap']}), over the whole image at once",
+                         f"{res[variant][tiled[0]] / res[variant][size + ' whole'] - 1:+.0%}"))
     for model, row in bf16.items():
         for key, label in (("bfloat16_db", "the shipped bfloat16 policy"), ("all_bfloat16_db", "all in bfloat16")):
             r = row["summary"][key]
             rows.append((f"{model} {label} vs float32 on photo crops: PSNR-Y change worst |.| / mean",
                          f"{r['worst_abs_db']:.4f} / {r['mean_db']:+.4f} dB"))
     return rows
+
+
+def process_rows(process):
+    """Around the model: the whole sr-enhance process, REST, encoding."""
+    p, c = process["processes"], process["in_process"]
+    return [
+        (f"sr-enhance process / 20-line ncnn script ({process['photo']} -> PNG)",
+         f"{p['sr_enhance']:.2f} s / {p['ncnn_script']:.2f} s = {process['sr_enhance_over_ncnn_script']:.2f}x "
+         f"(import tensorflow alone {p['import_tensorflow']:.2f} s)"),
+        ("REST serving_default / in-process PNG-to-PNG call",
+         f"{c['rest']:.2f} s / {c['png_to_png']:.2f} s = {process['rest_over_in_process_png']:.2f}x"),
+        (f"encoding share of model + encoding ({c['output_mp']:.1f} MP out): PNG level 1 / JPEG q95 / WebP q95",
+         " / ".join(f"{process['encoding_share'][k]:.0%}" for k in ("png", "jpeg", "webp"))),
+    ]
 
 
 if __name__ == "__main__":

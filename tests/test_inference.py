@@ -190,21 +190,10 @@ def test_low_precision_copy_lowers_only_activations_between_low_precision_convol
     assert {"block_1_act1", "block_1_act2", "block_2_act2", "block_3_act2"}.isdisjoint(kept)
     # block_3_act1 also feeds the (float32) concat; conv_1's and conv_2's neighbours are float32 convolutions.
     assert {"block_3_act1", "block_1_attention", "concat", "conv_1", "conv_2", "mean_shift"} <= kept
-    plain, fused = inference_copy(g, "mixed_bfloat16"), inference_copy(g, "mixed_bfloat16", fused=True)
-    assert plain.get_layer("block_1_act2").compute_dtype == "bfloat16"
-    assert not plain.get_layer("block_2_attention").fused and fused.get_layer("block_2_attention").fused
-    assert fused.get_layer("block_2_attention").compute_dtype == "float32"
-    # The fused kernel computes what the five element-wise ops do, from a bfloat16 `a` and a float32 skip.
-    rng = np.random.default_rng(0)
-    a = tf.cast(rng.normal(0, 3, (2, 17, 23, 8)).astype(np.float32), tf.bfloat16)
-    skip = tf.constant(rng.normal(0, 3, (2, 17, 23, 8)).astype(np.float32))
-    want = fused.get_layer("block_2_attention").__class__(dtype="float32")([a, skip])
-    got = fused.get_layer("block_2_attention")([a, skip])
-    assert got.dtype == tf.float32 and want.dtype == tf.float32
-    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
-    x = tf.constant(rng.random((1, 20, 30, 3)).astype(np.float32))
-    np.testing.assert_allclose(tf.cast(fused(x), tf.float32).numpy(), tf.cast(plain(x), tf.float32).numpy(),
-                               atol=2e-2)
+    low = inference_copy(g, "mixed_bfloat16")
+    assert low.get_layer("block_1_act2").compute_dtype == "bfloat16"
+    assert low.get_layer("block_3_act1").compute_dtype == "float32"
+    assert low.get_layer("block_2_c2_r").compute_dtype == "bfloat16" and low.get_layer("conv_2").compute_dtype == "float32"
 
 
 def test_bfloat16_keeps_the_quality_of_float32_on_photo_crops():
@@ -222,7 +211,6 @@ def test_bfloat16_keeps_the_quality_of_float32_on_photo_crops():
     assert {"conv_1", "conv_2", "conv_cat", "upsampler_conv", "block_1_attention", "mean_shift"} <= kept
     assert "block_3_c2_r" not in kept and bf16._keras.get_layer("block_3_c2_r").compute_dtype == "bfloat16"
     assert "block_3_act1" not in kept and "block_6_act1" in kept  # The last block's first SiLU feeds the concat.
-    assert bf16._keras.get_layer("block_2_attention").fused  # The load path fuses the attention (XLA).
     naive = with_policy(bf16._keras, "mixed_bfloat16")  # Every layer in bfloat16.
     losses = []
     for name in ("retina", "hubble_deep_field", "brick"):

@@ -10,9 +10,10 @@ float32, it is within 0.0204 dB on every photo (mean +0.0008; 0.034 dB on the co
 
 Two later steps, measured on span_x4 on an AVX512_BF16 EPYC (2 cores, one process, s per output MP at 512 / 768
 px): SiLUs between two body convolutions also compute in bfloat16 (their inputs and outputs are bfloat16 anyway):
-0.249 / 0.250 -> 0.238 / 0.236, and no PSNR-Y change above 0.0001 dB on the same photos; the load path's copy
-fuses SPAN's attention into one XLA kernel (`fused`): -> 0.232 / 0.230. With the attention in bfloat16 as well,
-a photo lost 0.042 dB, so it stays float32.
+0.249 / 0.250 -> 0.238 / 0.236, and no PSNR-Y change above 0.0001 dB on the same photos. Fusing SPAN's attention
+into one XLA kernel gave 0.232 / 0.230 more, but XLA compiles it again for every new tile shape (0.15 s each, and
+a cache that grows with every image size a server sees), which costs a one-photo sr-enhance more than it saves: not
+done. With the attention in bfloat16 as well, a photo lost 0.042 dB, so it stays float32.
 """
 
 from __future__ import annotations
@@ -88,19 +89,13 @@ def float32_layers(generator: keras.Model) -> set:
     return {lyr.name for lyr in generator.layers if lyr.name not in convs or lyr.name in edge} - between
 
 
-def inference_copy(generator: keras.Model, policy: str, fused: bool = False) -> keras.Model:
+def inference_copy(generator: keras.Model, policy: str) -> keras.Model:
     """A copy of `generator` for inference in a mixed `policy` (mixed_bfloat16, mixed_float16), same weights, in
-    which only the convolutions of the body compute in the low precision (`float32_layers` stay float32).
-
-    fused: layers that can fuse their element-wise ops into one XLA kernel (a `fused` config key, such as SPAN's
-    attention) do (for the load path: exports leave it off, as TF Serving need not have XLA).
-    """
+    which only the convolutions of the body compute in the low precision (`float32_layers` stay float32)."""
     keep = float32_layers(generator)
     config = generator.get_config()
     for layer in config["layers"]:
         layer["config"] = _policy_to(layer["config"], "float32" if layer["config"]["name"] in keep else policy)
-        if fused and "fused" in layer["config"]:
-            layer["config"]["fused"] = True
     clone = keras.Model.from_config(config)
     clone.set_weights(generator.get_weights())
     return clone

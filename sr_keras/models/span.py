@@ -35,36 +35,14 @@ class MeanShift(keras.layers.Layer):
         return {**super().get_config(), "mean": list(self.mean), "factor": self.factor}
 
 
-@tf.function(jit_compile=True)
-def _fused_attention(a, skip, dtype):
-    a, skip = tf.cast(a, dtype), tf.cast(skip, dtype)
-    return (a + skip) * (tf.sigmoid(a) - tf.cast(0.5, dtype))
-
-
 @keras.saving.register_keras_serializable(package="sr_keras")
 class ParameterFreeAttention(keras.layers.Layer):
     """SPAN's attention: [a, skip] -> (a + skip) * (sigmoid(a) - 0.5). No weights: the gate is the features'
-    own symmetric activation.
-
-    `fused`: one XLA kernel reads `a` and `skip` in their own dtypes (a bfloat16 convolution's output needs no
-    separate cast) and computes in this layer's dtype; otherwise, five TF element-wise ops over the whole tensor.
-    The load path's bfloat16 copy fuses (`models.precision.inference_copy`); exports do not, as TF Serving need not
-    have XLA.
-    """
-
-    def __init__(self, fused: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.fused = bool(fused)
-        self._convert_input_args = not self.fused  # Fused: the kernel casts, inside the one pass.
+    own symmetric activation."""
 
     def call(self, inputs):
         a, skip = inputs
-        if self.fused:
-            return _fused_attention(a, skip, tf.as_dtype(self.compute_dtype))
         return (a + skip) * (tf.sigmoid(a) - tf.cast(0.5, a.dtype))
-
-    def get_config(self):
-        return {**super().get_config(), "fused": self.fused}
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]

@@ -129,7 +129,7 @@ def tile_functions(path: str, policy: Optional[str] = None) -> TileFunctions:
         generator, meta = load_keras(path) if path.endswith(".keras") else generator_from_saved_model(path)
 
         def in_policy(g):
-            return inference_copy(g, policy, fused=True) if policy else g
+            return inference_copy(g, policy) if policy else g
         model = in_policy(generator)
         fn = _keras_fn(model)
         make = None
