@@ -265,6 +265,16 @@ def test_the_default_precision_is_bfloat16_where_the_cpu_has_it_and_keeps_the_qu
     proc = run_cli("enhance", "--model=span_x2", f"--input={tmp_path / 'p.png'}", f"--output_dir={tmp_path / 'o'}",
                    fresh_process=True)
     assert proc.returncode == 0, proc.stderr
+    # It ends without tearing down TensorFlow's modules (cli.utils.run's fast_exit): a failure keeps its status
+    # and every line, and the good output is complete.
+    (tmp_path / "in").mkdir()
+    write_photo(str(tmp_path / "in" / "p.png"), 24, 32)
+    (tmp_path / "in" / "q.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    bad = run_cli("enhance", "--model=span_x2", f"--input={tmp_path / 'in'}", f"--output_dir={tmp_path / 'b'}",
+                  fresh_process=True)
+    assert bad.returncode == 1 and bad.stderr.rstrip().endswith("1 of 2 inputs failed"), bad.stderr
+    assert f"{tmp_path / 'in' / 'q.png'}: not an image" in bad.stdout
+    assert Image.open(tmp_path / "b" / "p_x2.png").size == (64, 48)
     out = np.asarray(Image.open(tmp_path / "o" / "p_x2.png"))
     want = default.enhance(np.asarray(Image.open(tmp_path / "p.png")))
     assert np.abs(out.astype(int) - want).max() <= 1

@@ -159,7 +159,7 @@ def _run_on_beam(output_format) -> int:
 
 
 def run():
-    cli_utils.run(main)
+    cli_utils.run(main, fast_exit=True)  # Outputs are written and closed when main returns.
 
 
 if __name__ == "__main__":

@@ -47,11 +47,16 @@ def beam_pipeline_options(spec: str, module: str = "sr_keras.beam_options") -> t
         fail(str(e))
 
 
-def run(main) -> None:
+def run(main, fast_exit: bool = False) -> None:
     """`absl.app.run(main)` for a console-script entry point, with `--help` listing the command's own flags.
 
     absl's --help shows the key flags registered for `sys.argv[0]`; behind a console script that is the generated
     wrapper, which defines none, so the defining module's flags are registered for it first.
+
+    fast_exit: once `main` has returned or exited (not on an uncaught exception), run the exit handlers (logging,
+    the stderr relay), flush, and end the process without tearing down every module: after TensorFlow is imported
+    that teardown takes 0.7 to 1 s. Only for binaries whose work is on disk when `main` returns (no background
+    writers).
     """
     from absl import app, flags
 
@@ -59,4 +64,17 @@ def run(main) -> None:
     for flag in fv.get_key_flags_for_module(sys.modules[main.__module__]):
         fv.register_key_flag_for_module(sys.argv[0], flag)
     _OWN_PROCESS.append(True)
-    app.run(main)
+    try:
+        app.run(main)
+    except SystemExit as e:
+        if not fast_exit or "tensorflow" not in sys.modules:  # A fast failure already exits fast.
+            raise
+        code = e.code
+        if isinstance(code, str):  # sys.exit("message"): printed, as the interpreter would, and status 1.
+            print(code, file=sys.stderr)
+        import atexit
+
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else (0 if code is None else 1))
