@@ -47,7 +47,7 @@ def main():
     args = ap.parse_args()
     results = {}
     for name in args.models.split(","):
-        f32 = sr_keras.load(name, tile=0)
+        f32 = sr_keras.load(name, tile=0, precision="float32")  # Not "auto": bfloat16 on such CPUs.
         bf16 = sr_keras.load(name, tile=0, precision="bfloat16")
         naive = with_policy(bf16._keras, "mixed_bfloat16")  # Every layer in bfloat16: the old behaviour.
         s = f32.scale

@@ -33,7 +33,7 @@ def bench_build(repeats: int) -> dict:
                 start = time.perf_counter()
                 m = builder.build_tfrecords(cfg)
                 seconds = time.perf_counter() - start
-                n = sum(m["counts"].values())
+                n = sum(m.counts.values())
                 best[workers] = max(best.get(workers, 0.0), n / seconds)
     return {"images": n, "cores": cores, "images_per_s_1_worker": round(best[1], 2),
             f"images_per_s_{cores}_workers": round(best[cores], 2),
