@@ -44,3 +44,18 @@ def matmul_gflops(n=2048, repeats=5, dtype="float32"):
         f().numpy()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
+
+
+def median_seconds(fn, repeats, warmup=False):
+    """The median wall time of `repeats` calls of `fn()` (after one untimed call when `warmup`)."""
+    import statistics
+    import time
+
+    if warmup:
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 
+from _common import median_seconds, write_results
 from absl import app, flags
 
 _OUT = flags.DEFINE_string("out", "benchmarks/out/process.json", "Where to write the figures.")
@@ -59,15 +60,6 @@ def _photo(quick: bool) -> bytes:
     return buf.getvalue()
 
 
-def _median_seconds(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def processes(name, photo_path, work, repeats):
     """Seconds of the whole sr-enhance process and of the ncnn script, from start to exit, interleaved."""
     from sr_keras import zoo
@@ -94,18 +86,18 @@ def processes(name, photo_path, work, repeats):
             start = time.perf_counter()
             subprocess.run(cmd, check=True, env=env, capture_output=True)
             times[k].append(time.perf_counter() - start)
-    import_tf = _median_seconds(lambda: subprocess.run([sys.executable, "-c", "import tensorflow"], check=True,
+    import_tf = median_seconds(lambda: subprocess.run([sys.executable, "-c", "import tensorflow"], check=True,
                                                        env=env), repeats)
     return {**{k: statistics.median(v) for k, v in times.items()}, "import_tensorflow": import_tf}
 
 
 def in_process(name, photo, repeats):
     """The in-process PNG-to-PNG call (decode, model, encode) with each part timed, REST on the same PNG, and
-    JPEG / WebP encoding of the output."""
+    JPEG / WebP encoding of the output (with sr-enhance's writer and defaults)."""
     from PIL import Image
 
     import sr_keras
-    from sr_keras import imageio
+    from sr_keras import enhance_output, imageio, limits
     from sr_keras.serving import client
     from sr_keras.serving.registry import ModelRegistry
     from sr_keras.serving.runner import BackgroundServer
@@ -125,16 +117,17 @@ def in_process(name, photo, repeats):
         model.write_png(decode(), buf)
         return buf.getvalue()
     png_to_png()
-    parts = {"decode": _median_seconds(decode, repeats), "model": _median_seconds(lambda: model.enhance(pixels),
-                                                                                   repeats)}
-    for fmt, kw in (("png", {"compress_level": 1}), ("jpeg", {"quality": 95}), ("webp", {"quality": 95})):
-        parts[f"encode_{fmt}"] = _median_seconds(lambda: Image.fromarray(out).save(io.BytesIO(), fmt, **kw), repeats)
-    parts["png_to_png"] = _median_seconds(png_to_png, repeats)
+    parts = {"decode": median_seconds(decode, repeats), "model": median_seconds(lambda: model.enhance(pixels),
+                                                                                 repeats)}
+    for key, fmt in (("png", "png"), ("jpeg", "jpg"), ("webp", "webp")):
+        parts[f"encode_{key}"] = median_seconds(lambda: enhance_output.write(
+            io.BytesIO(), out, fmt, limits.DEFAULT_QUALITY, None, {"Software": "bench"}), repeats)
+    parts["png_to_png"] = median_seconds(png_to_png, repeats)
     reg = ModelRegistry(name, os.path.dirname(model.path))  # The zoo's model folder, as sr-serve serves it.
     reg.poll()
     with BackgroundServer(reg, max_request_mb=256, max_input_pixels=0, request_timeout_seconds=600) as bg:
         client.enhance_bytes(png, bg.url, name)  # Warm-up.
-        parts["rest"] = _median_seconds(lambda: client.enhance_bytes(png, bg.url, name), repeats)
+        parts["rest"] = median_seconds(lambda: client.enhance_bytes(png, bg.url, name), repeats)
     parts["output_mp"] = out.shape[0] * out.shape[1] / 1e6
     parts["precision"] = model.precision
     return parts
@@ -156,8 +149,6 @@ def main(argv):
               "rest_over_in_process_png": calls["rest"] / calls["png_to_png"],
               "encoding_share": {fmt: calls[f"encode_{fmt}"] / (calls["model"] + calls[f"encode_{fmt}"])
                                  for fmt in ("png", "jpeg", "webp")}}
-    from _common import write_results
-
     write_results(_OUT.value, report)
     print(json.dumps({k: report[k] for k in ("sr_enhance_over_ncnn_script", "rest_over_in_process_png")}))
 

@@ -21,11 +21,10 @@ ncnn runs with the ncnn package on the CPU in float32 (fp16/bf16 storage and ari
 
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
+from _common import median_seconds
 from absl import app, flags
 
 from sr_keras.limits import DEFAULT_TILE
@@ -45,13 +44,8 @@ _CHILD = flags.DEFINE_bool("child", False, "Internal: time the given variants in
 
 
 def _timed(fn, x, repeats):
-    fn(x)  # Warm-up (graph tracing, XLA compilation, ncnn's first-run allocations).
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    # Warmed up: graph tracing, XLA compilation, ncnn's first-run allocations.
+    return median_seconds(lambda: fn(x), repeats, warmup=True)
 
 
 def _runners(variant, name):
@@ -63,6 +57,7 @@ def _runners(variant, name):
     from sr_keras import tiling
     from sr_keras.zoo import cache as zoo_cache
 
+    overlap = None  # This variant's own probe (below), unless sr_keras.load's.
     if variant == "ncnn":
         from sr_keras.zoo.reference import NcnnModel
 
@@ -88,7 +83,7 @@ def _runners(variant, name):
 
         def call(x):
             return fn(tf.constant(x[None]))[0].numpy()
-    if variant not in ("saved_model", "api_bf16"):
+    if overlap is None:
         overlap = tiling.default_overlap(tiling.measure_receptive_field(lambda x: call(np.asarray(x[0]))[None],
                                                                         scale))
 

@@ -95,12 +95,11 @@ def zoo_rows(zoo, bf16):
         for case in [c for c in res[variant] if c != "overlap"]:
             rows.append((f"span_x4 {variant} {case}: x ncnn float32 / share of peak",
                          f"{speed[variant][case]:.2f}x / {share[variant][case]:.0%}"))
-        tiled = [c for c in res[variant] if c.endswith(" tiled")]
-        if tiled and tiled[0].replace(" tiled", " whole") in res[variant]:
-            size = tiled[0].replace(" tiled", "")
-            rows.append((f"span_x4 {variant}: tiling overhead on {size} (default tile, overlap "
-                         f"{res[variant]['overlap']}), over the whole image at once",
-                         f"{res[variant][tiled[0]] / res[variant][size + ' whole'] - 1:+.0%}"))
+        for size in [c[:-len(" tiled")] for c in res[variant] if c.endswith(" tiled")]:
+            if f"{size} whole" in res[variant]:
+                rows.append((f"span_x4 {variant}: tiling overhead on {size} (default tile, overlap "
+                             f"{res[variant]['overlap']}), over the whole image at once",
+                             f"{res[variant][f'{size} tiled'] / res[variant][f'{size} whole'] - 1:+.0%}"))
     for model, row in bf16.items():
         for key, label in (("bfloat16_db", "the shipped bfloat16 policy"), ("all_bfloat16_db", "all in bfloat16")):
             r = row["summary"][key]

@@ -18,6 +18,8 @@ done. With the attention in bfloat16 as well, a photo lost 0.042 dB, so it stays
 
 from __future__ import annotations
 
+from typing import Optional
+
 import keras
 
 
@@ -71,29 +73,31 @@ def _producers(layer_config: dict) -> set:
     return found
 
 
-def float32_layers(generator: keras.Model) -> set:
+def float32_layers(generator: keras.Model, config: Optional[dict] = None) -> set:
     """Names of the layers `inference_copy` keeps in float32: every layer that is not a convolution (element-wise
     ops, normalisation, reshapes, the pixel shuffle), the first convolution and the last three; except an
     activation that takes a low-precision convolution's output and only feeds low-precision convolutions (those
-    round its output to the low precision anyway: SPAN's SiLUs but the one that feeds its concat)."""
+    round its output to the low precision anyway: SPAN's SiLUs but the one that feeds its concat).
+
+    config: `generator.get_config()`, when the caller has it already (it is read for the layers' connections).
+    """
     convs = [lyr.name for lyr in generator.layers if type(lyr).__name__ in CONVOLUTIONS]
     first, last = EDGE_CONVOLUTIONS
     edge = set(convs[:first]) | set(convs[-last:])
     low = set(convs) - edge
-    layers = generator.get_config()["layers"]
+    layers = (config or generator.get_config())["layers"]
     producers = {lyr["config"]["name"]: _producers(lyr) for lyr in layers}
     consumers = {name: {c for c, ps in producers.items() if name in ps} for name in producers}
-    between = {lyr["config"]["name"] for lyr in layers if lyr["class_name"] in ACTIVATIONS
-               and producers[lyr["config"]["name"]] and producers[lyr["config"]["name"]] <= low
-               and consumers[lyr["config"]["name"]] and consumers[lyr["config"]["name"]] <= low}
+    between = {name for name, lyr in zip(producers, layers) if lyr["class_name"] in ACTIVATIONS
+               and producers[name] and consumers[name] and producers[name] | consumers[name] <= low}
     return {lyr.name for lyr in generator.layers if lyr.name not in convs or lyr.name in edge} - between
 
 
 def inference_copy(generator: keras.Model, policy: str) -> keras.Model:
     """A copy of `generator` for inference in a mixed `policy` (mixed_bfloat16, mixed_float16), same weights, in
     which only the convolutions of the body compute in the low precision (`float32_layers` stay float32)."""
-    keep = float32_layers(generator)
     config = generator.get_config()
+    keep = float32_layers(generator, config)
     for layer in config["layers"]:
         layer["config"] = _policy_to(layer["config"], "float32" if layer["config"]["name"] in keep else policy)
     clone = keras.Model.from_config(config)
