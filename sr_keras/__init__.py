@@ -11,7 +11,7 @@ the folder a version (`savedmodel.layout.resolve`, which only reads), the versio
 import os
 from typing import Optional
 
-from sr_keras.limits import DEFAULT_MAX_INPUT_PIXELS, DEFAULT_TILE
+from sr_keras.limits import DEFAULT_MAX_INPUT_PIXELS
 from sr_keras.quiet import quiet_import
 from sr_keras.version import __version__  # noqa: F401 - the package's version.
 
@@ -52,7 +52,7 @@ def resolve_model_path(path: Optional[str] = None) -> str:
         raise
 
 
-def load(path: Optional[str] = None, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = None,
+def load(path: Optional[str] = None, tile: Optional[int] = None, tile_overlap: Optional[int] = None,
          precision: str = "auto", self_ensemble: bool = False,
          max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS):
     """Loads a model for `enhance()`.
@@ -60,7 +60,8 @@ def load(path: Optional[str] = None, tile: int = DEFAULT_TILE, tile_overlap: Opt
     Args:
       path: a zoo name (`span_x4`, ...: sr-models), a model folder (its latest version), a version folder, a
         `.keras` file, or None for the best model this install has.
-      tile: core tile side in input pixels (0: whole images at once).
+      tile: core tile side in input pixels (0: whole images at once); None: the largest up to DEFAULT_TILE that
+        the model's memory allows (`Enhancer.default_tile`: 512 for span_x4, 352 for realesrgan_x4plus).
       tile_overlap: context around each tile; None: the model's measured receptive field (no seams).
       precision: auto (the default): bfloat16 on a CPU with native bfloat16 (AVX512_BF16 or AMX), where it is
         the fastest and stays within about 0.02 dB PSNR-Y of float32, else float32 (and float32 for a model that

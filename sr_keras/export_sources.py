@@ -43,7 +43,7 @@ def generator_and_meta(workdir: Optional[str] = None, keras_model: Optional[str]
     return (*reader.load_keras(keras_model), None)
 
 
-def export(export_dir: str, model_name: Optional[str] = None, version: Optional[int] = None, tile: int = 0,
+def export(export_dir: str, model_name: Optional[str] = None, version: Optional[int] = None, tile: Optional[int] = None,
            max_input_pixels: int = 0, default_alpha: Optional[float] = None, fmt: str = "savedmodel",
            precision: str = "float32", **source) -> tuple:
     """Exports the generator of `source` (`generator_and_meta`'s arguments) as a `fmt` version; returns (path,

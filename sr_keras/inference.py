@@ -24,6 +24,7 @@ from sr_keras import limits, tiling
 from sr_keras import progress as progress_lib
 from sr_keras.imageio import check_pixels, decode_image, pil_to_array
 from sr_keras.limits import check_alpha
+from sr_keras.models import footprint
 from sr_keras.png_writer import PngWriter
 from sr_keras.savedmodel import reader
 
@@ -46,7 +47,7 @@ class Cancelled(RuntimeError):
 class Enhancer:
     """A loaded super-resolution model with image-format handling and tiling."""
 
-    def __init__(self, path: str, tile: int = DEFAULT_TILE, tile_overlap: Optional[int] = DEFAULT_OVERLAP,
+    def __init__(self, path: str, tile: Optional[int] = None, tile_overlap: Optional[int] = DEFAULT_OVERLAP,
                  precision: str = "auto", self_ensemble: bool = False,
                  max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS):
         limits.check_tile(tile)
@@ -54,7 +55,7 @@ class Enhancer:
         limits.check_max_pixels(max_input_pixels)
         self._raised_tiles = set()
         self.path = path
-        self.tile = DEFAULT_TILE if tile is None else tile  # None means the default everywhere.
+        self._tile = tile  # None: the model's own (`default_tile`), found when first needed.
         self.tile_overlap = tile_overlap
         self.self_ensemble = self_ensemble
         self.max_input_pixels = max_input_pixels
@@ -103,6 +104,22 @@ class Enhancer:
         recorded = self.metadata.get("tiling", {}).get("overlap")
         return int(recorded) if recorded else tiling.default_overlap(self.receptive_field)
 
+    @property
+    def tile(self) -> int:
+        """The core tile side calls use when they give none: the one passed to `load`, else `default_tile()`."""
+        if self._tile is None:
+            self._tile = self.default_tile()
+        return self._tile
+
+    def default_tile(self) -> int:
+        """The largest tile up to DEFAULT_TILE that the model's memory allows (`tiling.memory_tile`), from the
+        largest activation sr-export recorded (or that the rebuilt Keras generator has); DEFAULT_TILE for an
+        export that recorded none and runs as exported."""
+        per_pixel = self.metadata.get("tiling", {}).get("activation_bytes_per_pixel")
+        if per_pixel is None and self._keras is not None:
+            per_pixel = footprint.activation_bytes_per_pixel(self._keras)
+        return tiling.memory_tile(per_pixel, self.default_overlap()) if per_pixel else DEFAULT_TILE
+
     def _tile_fn(self, on_call: Optional[Callable[[], None]], alpha: Optional[float] = None
                  ) -> Callable[[np.ndarray], np.ndarray]:
         """float32 [h, w, 3] in [0, 1] -> float32 [h*s, w*s, 3] in [0, 1], for one tile."""
@@ -113,22 +130,7 @@ class Enhancer:
             if on_call:
                 on_call()
             return out
-        if not self.self_ensemble:
-            return run
-
-        def ensemble(x):
-            # Geometric self-ensemble (Timofte et al. 2016, EDSR+): the mean over the 8 flips and 90-degree
-            # rotations, each undone on the output. Done per tile, which equals the whole-image ensemble where the
-            # tile has its full context, and keeps memory bounded. 8x the time, typically +0.05 to 0.2 dB.
-            acc = None
-            for k in range(4):
-                for flip in (False, True):
-                    t = np.rot90(x, k)
-                    y = run(np.ascontiguousarray(t[:, ::-1] if flip else t))
-                    y = np.rot90(y[:, ::-1] if flip else y, -k)
-                    acc = y if acc is None else acc + y
-            return acc / 8.0
-        return ensemble
+        return tiling.self_ensemble(run) if self.self_ensemble else run
 
     def _on_call(self, calls: int, progress: bool, should_stop: Optional[Callable[[], bool]]):
         bar = None

@@ -12,6 +12,11 @@ from typing import Optional
 # bfloat16 on a 1350x1010 photo, one process (EPYC, 2 cores): tiles of 256 cost 18% over the whole image at once,
 # 512 6% and 768 10% (fewer tiles, each slower), for 0.4 / 1.0 / 1.9 GB above the loaded model (4.5 GB whole).
 DEFAULT_TILE = 512
+# Memory: a model's default tile is the largest (up to DEFAULT_TILE) whose largest single activation, over the tile
+# and its context, fits this (`tiling.memory_tile`). A call peaks at 2 to 3x it (RSS above the loaded model: 2 to
+# 2.5x on span_x4, 2.4 to 3.2x on realesrgan_x4plus). span_x4 (832 B per input pixel) keeps 512; realesrgan_x4plus
+# (4 KB: 64 channels at 4x, 65 px of context) runs 352: 2.6 GB a call in bfloat16, 4.8 GB at 512.
+ACTIVATION_BUDGET = 2**30
 # Pixel limits, each read from image headers before decoding (and again on what was decoded).
 DEFAULT_MAX_INPUT_PIXELS = 36_000_000  # The API and sr-enhance: a 7360x4912 camera photo, 576 MP at x4.
 DEFAULT_EXPORT_MAX_INPUT_PIXELS = 4_000_000  # Exported signatures, per request (sr-export --max_input_pixels).

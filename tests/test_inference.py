@@ -142,6 +142,47 @@ def test_tile_count_is_the_number_of_model_calls(h, w, tile, overlap):
     assert len(calls) == len(ticks) == tiling.count_tiles(h, w, tile, overlap)
 
 
+def test_the_memory_tile_is_the_largest_step_whose_context_fits_the_activation_budget():
+    from sr_keras import limits, tiling
+
+    assert limits.ACTIVATION_BUDGET == 2**30 and tiling.TILE_STEP == 32
+    assert tiling.memory_tile(832, 16) == 512  # span_x4: (512 + 32)^2 * 832 B = 246 MB, capped at DEFAULT_TILE.
+    assert tiling.memory_tile(4096, 65) == 352  # realesrgan_x4plus: side <= 512, minus 2 * 65, down to 32s.
+    assert tiling.memory_tile(4096, 16) == 480
+    assert tiling.memory_tile(4096, 16, budget=2**34) == limits.DEFAULT_TILE
+    assert tiling.memory_tile(10**9, 16) == 64  # However large the model, a tile of 2 steps.
+    for per_pixel, overlap in [(832, 16), (4096, 65), (4096, 16), (1500, 30)]:
+        t = tiling.memory_tile(per_pixel, overlap)
+        assert (t + 2 * overlap) ** 2 * per_pixel <= limits.ACTIVATION_BUDGET
+        assert t == limits.DEFAULT_TILE or (t + 32 + 2 * overlap) ** 2 * per_pixel > limits.ACTIVATION_BUDGET
+
+
+def test_the_default_tile_follows_the_model_s_largest_activation(tmp_path):
+    import keras
+
+    from sr_keras.models import footprint
+    from sr_keras.savedmodel import writer
+
+    lr = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(64, 3, padding="same")(lr)
+    x = keras.layers.UpSampling2D(4)(x)  # 64 float32 channels at 4x: 64 * 16 * 4 = 4096 B per input pixel.
+    g = keras.Model(lr, keras.layers.Conv2D(3, 3, padding="same")(x))
+    # A 97x97 kernel's weights (34 MB) outweigh every activation of the probes (300 channels: 11 MB at 96 px) and
+    # do not count: only what grows with the input does.
+    wide = keras.Model(lr, keras.layers.Conv2D(3, 1)(keras.layers.Conv2D(300, 97, padding="same")(lr)))
+    assert footprint.activation_bytes_per_pixel(wide) == 300 * 4
+    assert footprint.activation_bytes_per_pixel(g) == 4096
+    path = writer.export(g, {"model": "wide", "scale": 4}, str(tmp_path), "wide")
+    assert layout.read_metadata(path)["tiling"] == {"tile": 480, "overlap": 16, "activation_bytes_per_pixel": 4096}
+    assert sr_keras.load(path, precision="float32").tile == 480  # (512 - 2 * 16) // 32 * 32
+    assert sr_keras.load(path, tile=100, precision="float32").tile == 100
+    g.save(str(tmp_path / "g.keras"))  # No metadata: measured on the Keras model itself.
+    assert sr_keras.load(str(tmp_path / "g.keras")).tile == 480
+    whole = writer.export(g, {"model": "wide", "scale": 4}, str(tmp_path), "whole", tile=0)
+    assert layout.read_metadata(whole)["tiling"]["tile"] == 0  # sr-export --tile=0: the signatures' own choice.
+    assert sr_keras.load(whole, precision="float32").tile == 480  # The API's default still follows memory.
+
+
 def test_progress_bar_counts_every_tile_of_every_ensemble_pass(exported, capsys):
     m = sr_keras.load(exported[2], self_ensemble=True)
     m.enhance(np.zeros((40, 40, 3), np.uint8), tile=16, tile_overlap=4, progress=True)

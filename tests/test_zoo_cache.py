@@ -71,6 +71,23 @@ def test_a_whole_entry_verifies(private_cache):
     assert zoo_cache.verify(NAME) is None
     card = json.loads((private_cache / NAME / layout.CARD_FILE).read_text())
     assert "saved_model.pb" in card["files"] and all(len(h) == 64 for h in card["files"].values())
+    meta = json.loads((private_cache / NAME / "1" / layout.METADATA_FILE).read_text())
+    # SPAN's largest activation is its 208-channel float32 concat at the input's resolution.
+    assert meta["tiling"] == {"tile": 512, "overlap": 16, "activation_bytes_per_pixel": 208 * 4}
+
+
+def test_a_whole_entry_from_before_activation_footprints_is_out_of_date(private_cache):
+    v = private_cache / NAME / "1"
+    meta = json.loads((v / layout.METADATA_FILE).read_text())
+    del meta["tiling"]["activation_bytes_per_pixel"]
+    (v / layout.METADATA_FILE).write_text(json.dumps(meta))
+    card = json.loads((private_cache / NAME / layout.CARD_FILE).read_text())
+    card["files"] = zoo_cache._tree_hashes(str(v))  # Whole, as the older sr_keras wrote it: hashes and all.
+    (private_cache / NAME / layout.CARD_FILE).write_text(json.dumps(card))
+    assert zoo_cache.verify(NAME) == "converted by an older sr_keras: its assets.extra/model.json records no " \
+                                     "activation footprint"
+    assert zoo_cache.status(NAME).startswith("out of date (converted by an older sr_keras")
+    assert zoo_cache.status(NAME).endswith(": converts again on first use") and zoo_cache.available(NAME)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -25,8 +25,10 @@ _MODEL = flags.DEFINE_string("model", None, "A zoo model by name (span_x4, reale
 _EXPORT_DIR = flags.DEFINE_string("export_dir", "export", "TF Serving model base path root.")
 _NAME = flags.DEFINE_string("model_name", None, "Model name (default: the model kind, e.g. srgan).")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: the next integer, from 1).")
-_TILE = flags.DEFINE_integer("tile", limits.DEFAULT_TILE, "The signatures run tiles of this side (input pixels; 0: whole images), "
-                             "so memory stays bounded for any allowed input.")
+_TILE = flags.DEFINE_integer("tile", None, "The signatures run tiles of this side (input pixels; 0: whole images), "
+                             "so memory stays bounded for any allowed input (default: the largest up to "
+                             f"{limits.DEFAULT_TILE} whose activations fit {limits.ACTIVATION_BUDGET / 2**30:g} GiB, "
+                             "measured on the model; recorded in its metadata).")
 _MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", limits.DEFAULT_EXPORT_MAX_INPUT_PIXELS, "The signatures refuse requests with more input "
                                    "pixels (all instances together; 0: no limit).")
 _DEFAULT_ALPHA = flags.DEFINE_float("default_alpha", None, "For a run with a GAN phase: the network-interpolation "

@@ -24,10 +24,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sr_keras import portable_runtime, tiling
+from sr_keras import portable_runtime
 from sr_keras.data import sources
 from sr_keras.imageio import load_rgb8
-from sr_keras.limits import DEFAULT_TILE
+from sr_keras.models import footprint
 from sr_keras.models.precision import float32_copy
 from sr_keras.savedmodel import layout
 from sr_keras.version import __version__
@@ -90,7 +90,7 @@ def _convert(model: keras.Model, fmt: str, path: str) -> None:
 
 
 def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str, fmt: str,
-           version: Optional[int] = None, tile: int = DEFAULT_TILE, max_input_pixels: int = 0) -> str:
+           version: Optional[int] = None, tile: Optional[int] = None, max_input_pixels: int = 0) -> str:
     """Writes `<export_dir>/<model_name>/<version>/model.onnx` (or `.tflite`) atomically, verified; returns its path.
 
     Raises:
@@ -104,8 +104,7 @@ def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
     try:
         model = clipped(generator)
         scale = int(meta["scale"])
-        overlap = tiling.default_overlap(tiling.measure_receptive_field(
-            lambda x: model(tf.constant(x), training=False).numpy(), scale))
+        record = footprint.tiling_record(model, scale, tile)
         file = os.path.join(staging, layout.PORTABLE_FILES[fmt])
         _convert(model, fmt, file)
         try:
@@ -126,8 +125,7 @@ def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
                       "range": [0, 1]},
             "output": {"dtype": "float32", "layout": "NHWC", "shape": [None, f"H*{scale}", f"W*{scale}", 3],
                        "range": [0, 1]},
-            "tiling": {"tile": tile, "overlap": overlap,
-                       "note": "height and width are dynamic; run tiles of this side with this much context"},
+            "tiling": {**record, "note": "height and width are dynamic; run tiles of this side with this much context"},
             "max_input_pixels": max_input_pixels,
             "converter": f"keras {keras.__version__} Model.export(format={fmt!r}), "
                          f"{package} {importlib.metadata.version(package)}",

@@ -13,21 +13,23 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from sr_keras import signatures, tiling
+from sr_keras import signatures
 from sr_keras.limits import DEFAULT_EXPORT_MAX_INPUT_PIXELS, check_alpha
+from sr_keras.models import footprint
 from sr_keras.models.precision import float32_copy, inference_copy
 from sr_keras.savedmodel import layout
-from sr_keras.savedmodel.sr_module import DEFAULT_TILE, InterpolatedSRModule, SRModule
+from sr_keras.savedmodel.sr_module import InterpolatedSRModule, SRModule
 from sr_keras.version import __version__
 
 
 def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
-           version: Optional[int] = None, tile: int = DEFAULT_TILE,
+           version: Optional[int] = None, tile: Optional[int] = None,
            max_input_pixels: int = DEFAULT_EXPORT_MAX_INPUT_PIXELS, psnr_generator: Optional[keras.Model] = None,
            default_alpha: float = 1.0, precision: str = "float32") -> str:
     """Writes `<export_dir>/<model_name>/<version>/` atomically; returns its path.
 
-    The signatures run `tile` x `tile` tiles with the generator's receptive field as context (measured here), and
+    The signatures run `tile` x `tile` tiles (None: the largest its memory allows, `tiling.memory_tile`) with the
+    generator's receptive field as context (both measured here, `footprint.tiling_record`), and
     refuse requests over `max_input_pixels` (0: no limit) with INVALID_ARGUMENT, which TF Serving answers with 400.
     With `psnr_generator` (the pixel phase's generator of the same run), `generator` is the GAN end of a network-
     interpolation knob: the export gets the `_alpha` signatures, and the plain ones run at `default_alpha`.
@@ -66,10 +68,9 @@ def _module(generator, meta: dict, tile: int, max_input_pixels: int, psnr_genera
         raise ValueError(f"precision={precision!r}: an export computes in {' or '.join(PRECISIONS)}")
     g32 = float32_copy(generator)
     scale = int(meta["scale"])
-    overlap = tiling.default_overlap(tiling.measure_receptive_field(
-        lambda x: g32(tf.constant(x), training=False).numpy(), scale))
-    meta = {**meta, "tiling": {"tile": tile, "overlap": overlap}, "max_input_pixels": max_input_pixels,
-            "precision": precision}
+    record = footprint.tiling_record(g32, scale, tile)
+    tile, overlap = record["tile"], record["overlap"]
+    meta = {**meta, "tiling": record, "max_input_pixels": max_input_pixels, "precision": precision}
 
     def computing(g):  # The copy the graph runs: float32, or its body's convolutions in bfloat16.
         return g if PRECISIONS[precision] is None else inference_copy(g, PRECISIONS[precision])

@@ -118,7 +118,17 @@ def verify(name: str) -> Optional[str]:
         return f"unreadable {METADATA_FILE}"
     if (meta.get("model"), meta.get("scale"), meta.get("architecture")) != (name, entry.scale, entry.architecture):
         return f"its {METADATA_FILE} describes another model"
+    if "activation_bytes_per_pixel" not in meta.get("tiling", {}):  # Its default tile follows its memory.
+        return f"{_OUTDATED}: its {METADATA_FILE} records no activation footprint"
     return None
+
+
+_OUTDATED = "converted by an older sr_keras"  # `verify`'s problem for a whole entry that lacks a newer record.
+
+
+def _state(problem: str) -> str:
+    """How a `verify` problem reads to a user: out of date (an older conversion) or damaged."""
+    return f"{'out of date' if problem.startswith(_OUTDATED) else 'damaged'} ({problem})"
 
 
 def _locked(name: str):
@@ -127,7 +137,8 @@ def _locked(name: str):
 
 
 def status(name: str) -> str:
-    """"ready" (converted, or shipped), "converts on first use", "damaged (...): converts again on first use", or
+    """"ready" (converted, or shipped), "converts on first use", "damaged (...): converts again on first use" (or
+    "out of date (...): ..."), or
     "not installed: pip install ..."."""
     if name in zoo.SHIPPED:
         return "ready" if layout.latest_version_dir(zoo.model_dir(name)) else "missing from this install"
@@ -137,7 +148,7 @@ def status(name: str) -> str:
         return "ready"
     if not zoo.source_dir(entry):
         return f"not installed: {entry.install_hint}"
-    return "converts on first use" if problem == "missing" else f"damaged ({problem}): converts again on first use"
+    return "converts on first use" if problem == "missing" else f"{_state(problem)}: converts again on first use"
 
 
 def available(name: str) -> bool:
@@ -240,12 +251,12 @@ def _convert(name: str, folder: str, problem: str, log) -> None:
     except (ModelNotFoundError, SavedModelError) as e:
         if problem == "missing":
             raise
-        raise type(e)(f"the cached {name} is damaged ({problem}) and cannot be converted again: {e}") from None
+        raise type(e)(f"the cached {name} is {_state(problem)} and cannot be converted again: {e}") from None
     version = meta["provenance"]["package_version"]
     if problem == "missing":
         log(f"sr_keras: converting {name} from {entry.package} {version} (first use) into {folder}")
     else:
-        log(f"sr_keras: the cached {name} is damaged ({problem}); converting it again from {entry.package} {version}")
+        log(f"sr_keras: the cached {name} is {_state(problem)}; converting it again from {entry.package} {version}")
     root = os.path.dirname(folder)
     safe_files.remove_stale_temps(root)  # Left by a killed conversion (never a live peer's).
     staging = safe_files.make_temp_dir(root, f"{name}-")
