@@ -127,16 +127,38 @@ def filtered_stderr(noise: re.Pattern = STARTUP_NOISE):
                 print("\n".join(kept), file=sys.stderr, flush=True)
 
 
+_SKIPPED = set()  # Top-level packages TensorFlow's import goes without in this process (`skip_at_import`).
+
+
+def skip_at_import(*packages: str) -> None:
+    """For a binary that never uses them: `packages` are refused while TensorFlow (and Keras) import, as if they
+    were not installed; imported later, they load as usual. Keras imports matplotlib.pyplot at start-up, for its
+    image-gallery helper alone (it takes None when matplotlib is missing): 0.7 s of every sr-enhance process."""
+    _SKIPPED.update(packages)
+
+
+class _Skip(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in _SKIPPED:
+            raise ModuleNotFoundError(f"{name} is not imported with TensorFlow in this process", name=name)
+        return None
+
+
 def import_tensorflow_quietly():
     """Imports TensorFlow and initialises its devices with the C++ start-up noise (`STARTUP_NOISE`) filtered out;
     every other line written meanwhile (a real error) still reaches stderr. Returns the module."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    with filtered_stderr():
-        # Here, not at the top: this function is how TensorFlow gets imported, with stderr captured.
-        import tensorflow as tf
+    skip = _Skip()
+    sys.meta_path.insert(0, skip)
+    try:
+        with filtered_stderr():
+            # Here, not at the top: this function is how TensorFlow gets imported, with stderr captured.
+            import tensorflow as tf
 
-        tf.config.list_physical_devices()  # Device discovery prints the CUDA lines; do it here.
+            tf.config.list_physical_devices()  # Device discovery prints the CUDA lines; do it here.
+    finally:
+        sys.meta_path.remove(skip)
     return tf
 
 

@@ -303,9 +303,16 @@ def test_the_default_precision_is_bfloat16_where_the_cpu_has_it_and_keeps_the_qu
     assert sr_keras.load(exported[2]).precision == "float32"  # No architecture: float32, not an error.
     # sr-enhance, in a process of its own, and sr-serve's loader take the same default.
     write_photo(str(tmp_path / "p.png"), 24, 32)
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # Python lists every import on stderr.
     proc = run_cli("enhance", "--model=span_x2", f"--input={tmp_path / 'p.png'}", f"--output_dir={tmp_path / 'o'}",
                    fresh_process=True)
+    monkeypatch.delenv("PYTHONPROFILEIMPORTTIME")
     assert proc.returncode == 0, proc.stderr
+    # TensorFlow and Keras imported without matplotlib (quiet.skip_at_import): Keras's plotting helper costs 0.7 s.
+    # Python lists a refused import too, but nothing it would have imported.
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert {"tensorflow", "keras.src"} <= imported
+    assert not [n for n in imported if n.startswith("matplotlib.") and n != "matplotlib.pyplot"]
     # It ends without tearing down TensorFlow's modules (cli.utils.run's fast_exit): a failure keeps its status
     # and every line, and the good output is complete.
     (tmp_path / "in").mkdir()

@@ -17,7 +17,7 @@ import sys
 
 from absl import flags
 
-from sr_keras import limits  # A leaf: no TensorFlow import, --help stays fast.
+from sr_keras import limits, quiet  # Leaves: no TensorFlow import, --help stays fast.
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
@@ -68,6 +68,7 @@ flags.mark_flag_as_required("input")
 def main(argv):
     del argv
     quiet_tf_logs()
+    quiet.skip_at_import("matplotlib")  # Keras's plotting helper; sr-enhance draws nothing (0.7 s a process).
     from sr_keras.enhance_output import OutputFormat
 
     try:  # Checked before TensorFlow is imported, the inputs are listed and the model loads.
