@@ -59,3 +59,20 @@ def median_seconds(fn, repeats, warmup=False):
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def interleaved_seconds(fns, repeats):
+    """The median wall time of each of `fns` (zero-argument calls), each warmed up once, timed in turns so that a
+    busy spell of a shared machine falls on all of them alike (their ratios are the figures)."""
+    import statistics
+    import time
+
+    for fn in fns:
+        fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]

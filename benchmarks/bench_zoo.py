@@ -24,7 +24,7 @@ import os
 import subprocess
 import sys
 
-from _common import median_seconds
+from _common import interleaved_seconds, median_seconds
 from absl import app, flags
 
 from sr_keras.limits import DEFAULT_TILE
@@ -111,8 +111,9 @@ def time_variants(variants, name, sizes, big, repeats):
         x = np.clip(rng.normal(0.5, 0.2, (h, w, 3)), 0, 1).astype(np.float32)
         ph, pw = min(h, photo.shape[0]), min(w, photo.shape[1])
         x[:ph, :pw] = photo[:ph, :pw]
-        row[f"{w}x{h} tiled"] = _timed(tiled, x, max(1, repeats - 2)) / (w * h * scale * scale / 1e6)
-        row[f"{w}x{h} whole"] = _timed(call, x, max(1, repeats - 2)) / (w * h * scale * scale / 1e6)
+        tiled_s, whole_s = interleaved_seconds([lambda: tiled(x), lambda: call(x)], repeats)
+        row[f"{w}x{h} tiled"] = tiled_s / (w * h * scale * scale / 1e6)
+        row[f"{w}x{h} whole"] = whole_s / (w * h * scale * scale / 1e6)
         row["overlap"] = overlap
         results[variant] = row
         print(variant, json.dumps(row), flush=True)

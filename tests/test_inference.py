@@ -289,6 +289,7 @@ def test_the_default_precision_is_bfloat16_where_the_cpu_has_it_and_keeps_the_qu
 
     from sr_keras import distribute, metrics
     from sr_keras.serving import registry as registry_lib
+    from sr_keras.serving import rest
 
     monkeypatch.setenv(distribute.NATIVE_BF16_ENV, "0")
     assert sr_keras.load("span_x2").precision == "float32"
@@ -326,4 +327,8 @@ def test_the_default_precision_is_bfloat16_where_the_cpu_has_it_and_keeps_the_qu
     out = np.asarray(Image.open(tmp_path / "o" / "p_x2.png"))
     want = default.enhance(np.asarray(Image.open(tmp_path / "p.png")))
     assert np.abs(out.astype(int) - want).max() <= 1
-    assert registry_lib._load_enhancer(sr_keras.resolve_model_path("span_x2")).precision == "bfloat16"
+    version_dir = sr_keras.resolve_model_path("span_x2")
+    served = registry_lib._load_enhancer(version_dir)
+    assert served.precision == "bfloat16" and not served.signatures  # Rebuilt: its signatures come from the file.
+    assert registry_lib.served_signatures(served, version_dir) == rest.describe_signatures(
+        tf.saved_model.load(version_dir).signatures)

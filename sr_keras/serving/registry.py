@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from tensorflow.core.protobuf import saved_model_pb2
 
 from sr_keras import inference
 from sr_keras.savedmodel.layout import complete_versions
@@ -133,7 +134,7 @@ class ModelRegistry:
             self._versions[number] = Version(number, "LOADING", fingerprint=fingerprint)
         try:
             model = self.loader(path)
-            signatures = rest.describe_signatures(model.signatures)
+            signatures = served_signatures(model, path)
             cost = measure_cost(model)
         except Exception as e:  # Any load failure: keep serving what we had.
             logging.error("version %d of %s failed to load: %s", number, self.name, e)
@@ -191,13 +192,29 @@ def measure_cost(model) -> Optional[float]:
 
 
 def _load_enhancer(path: str):
+    return inference.Enhancer(path, max_input_pixels=None)  # The server checks its own per-request limit.
 
-    enhancer = inference.Enhancer(path, max_input_pixels=None)  # The server checks its own per-request limit.
-    if not enhancer.signatures and os.path.isdir(path):
-        # Rebuilt in bfloat16 (the default on CPUs with it): requests still run through `enhancer`, and the
-        # export's own signatures say what it answers (metadata, request checks).
-        enhancer.signatures = tf.saved_model.load(path).signatures
-    missing = [s for s in SIGNATURES if s not in enhancer.signatures]
+
+def served_signatures(model, path: str) -> dict:
+    """`rest.describe_signatures` of what a version answers: the loaded model's signatures, or for a model rebuilt
+    in bfloat16 (the default on CPUs with it), whose requests run through the rebuilt generator, the export's own,
+    read from its saved_model.pb without loading the graph and the weights a second time.
+
+    Raises:
+      ValueError: a signature sr-export writes is missing.
+    """
+    if model.signatures:
+        described = rest.describe_signatures(model.signatures)
+    else:
+        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+            graph = saved_model_pb2.SavedModel.FromString(f.read()).meta_graphs[0]
+
+        def specs(infos):
+            return {n: rest.Spec(tf.dtypes.as_dtype(t.dtype).name, tuple(tf.TensorShape(t.tensor_shape).as_list()))
+                    for n, t in sorted(infos.items())}
+        described = {name: {"inputs": specs(d.inputs), "outputs": specs(d.outputs)}
+                     for name, d in graph.signature_def.items() if not name.startswith("__")}  # Not the init op.
+    missing = [s for s in SIGNATURES if s not in described]
     if missing:
         raise ValueError(f"not an sr-export SavedModel: no {', '.join(missing)} signature")
-    return enhancer
+    return described
