@@ -255,6 +255,23 @@ def test_tiled_bands_cover_the_output_once():
         np.testing.assert_allclose(np.concatenate(bands), fn(x), atol=1e-6)
 
 
+def test_tile_cross_fades_are_linear_over_the_overlap_and_the_rest_is_the_tile_s_own():
+    def fn(t):  # Each call answers its own number, so the output shows which tile each pixel came from.
+        fn.calls += 1
+        return np.full((t.shape[0] * 2, t.shape[1] * 2, 1), float(fn.calls), np.float32)
+    fn.calls = 0
+    # 40x70 at tile 32, overlap 8: cores [0, 32) and [32, 40) by [0, 32) and [32, 70) (the 6-px sliver joins its
+    # neighbour): tiles 1, 2 above 3, 4, cross-faded over 8 LR = 16 HR pixels centred on HR row and column 64.
+    out = tiling.tiled_apply(fn, np.zeros((40, 70, 1), np.float32), 2, 32, 8)[..., 0]
+    assert fn.calls == 4
+    for rows, cols, tile in [(slice(0, 56), slice(0, 56), 1), (slice(0, 56), slice(72, 140), 2),
+                             (slice(72, 80), slice(0, 56), 3), (slice(72, 80), slice(72, 140), 4)]:
+        assert (out[rows, cols] == tile).all()
+    ramp = (np.arange(16) + 0.5) / 16
+    np.testing.assert_allclose(out[10, 56:72], 1 + ramp, atol=1e-6)  # From tile 1 to tile 2.
+    np.testing.assert_allclose(out[56:72, 100], 2 + 2 * ramp, atol=1e-6)  # From tile 2 to tile 4.
+
+
 @pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_image(model_path, tmp_path):
     """Peak of the memory that numpy and Python allocate during sr-enhance's file path (tracemalloc traces both;
