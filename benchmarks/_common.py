@@ -48,26 +48,17 @@ def matmul_gflops(n=2048, repeats=5, dtype="float32"):
 
 def median_seconds(fn, repeats, warmup=False):
     """The median wall time of `repeats` calls of `fn()` (after one untimed call when `warmup`)."""
+    return interleaved_seconds([fn], repeats, warmup)[0]
+
+
+def interleaved_seconds(fns, repeats, warmup=True):
+    """The median wall time of each of `fns` (zero-argument calls), each called once untimed first when `warmup`,
+    timed in turns so that a busy spell of a shared machine falls on all of them alike (their ratios are the
+    figures)."""
     import statistics
     import time
 
-    if warmup:
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def interleaved_seconds(fns, repeats):
-    """The median wall time of each of `fns` (zero-argument calls), each warmed up once, timed in turns so that a
-    busy spell of a shared machine falls on all of them alike (their ratios are the figures)."""
-    import statistics
-    import time
-
-    for fn in fns:
+    for fn in fns if warmup else ():
         fn()
     times = [[] for _ in fns]
     for _ in range(repeats):

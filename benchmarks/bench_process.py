@@ -13,13 +13,11 @@ defaults, as a user's own script would.
 import io
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-from _common import median_seconds, write_results
+from _common import interleaved_seconds, median_seconds, write_results
 from absl import app, flags
 
 _OUT = flags.DEFINE_string("out", "benchmarks/out/process.json", "Where to write the figures.")
@@ -78,17 +76,12 @@ def processes(name, photo_path, work, repeats):
         "ncnn_script": [sys.executable, script, files[entry.param]["path"], files[entry.bin]["path"], photo_path,
                         f"{work}/ncnn.png"],
     }
-    for cmd in cmds.values():  # Warm-up: the zoo conversion and page cache are not what is timed.
-        subprocess.run(cmd, check=True, env=env, capture_output=True)
-    times = {k: [] for k in cmds}
-    for _ in range(repeats):
-        for k, cmd in cmds.items():
-            start = time.perf_counter()
-            subprocess.run(cmd, check=True, env=env, capture_output=True)
-            times[k].append(time.perf_counter() - start)
+    # Warmed up: the zoo conversion and the page cache are not what is timed.
+    seconds = interleaved_seconds([lambda cmd=cmd: subprocess.run(cmd, check=True, env=env, capture_output=True)
+                                   for cmd in cmds.values()], repeats)
     import_tf = median_seconds(lambda: subprocess.run([sys.executable, "-c", "import tensorflow"], check=True,
                                                        env=env), repeats)
-    return {**{k: statistics.median(v) for k, v in times.items()}, "import_tensorflow": import_tf}
+    return {**dict(zip(cmds, seconds)), "import_tensorflow": import_tf}
 
 
 def in_process(name, photo, repeats):

@@ -17,6 +17,8 @@ DEFAULT_TILE = 512
 # 2.5x on span_x4, 2.4 to 3.2x on realesrgan_x4plus). span_x4 (832 B per input pixel) keeps 512; realesrgan_x4plus
 # (4 KB: 64 channels at 4x, 65 px of context) runs 352: 2.6 GB a call in bfloat16, 4.8 GB at 512.
 ACTIVATION_BUDGET = 2**30
+# How --help states that default (sr-enhance, sr-export).
+MEMORY_TILE_TEXT = f"the largest up to {DEFAULT_TILE} whose activations fit {ACTIVATION_BUDGET / 2**30:g} GiB"
 # Pixel limits, each read from image headers before decoding (and again on what was decoded).
 DEFAULT_MAX_INPUT_PIXELS = 36_000_000  # The API and sr-enhance: a 7360x4912 camera photo, 576 MP at x4.
 DEFAULT_EXPORT_MAX_INPUT_PIXELS = 4_000_000  # Exported signatures, per request (sr-export --max_input_pixels).

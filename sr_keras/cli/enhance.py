@@ -27,9 +27,8 @@ _MODEL = flags.DEFINE_string("model", None, "Model name (span_x4, sr_keras_x4, .
                              "(default: the best model this install has).")
 _INPUT = flags.DEFINE_string("input", None, "A file, a folder or a glob.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "enhanced", "Where the outputs go.")
-_TILE = flags.DEFINE_integer("tile", None, "Tile side in input pixels (0: whole image at once; default: the largest "
-                             f"up to {limits.DEFAULT_TILE} whose activations fit "
-                             f"{limits.ACTIVATION_BUDGET / 2**30:g} GiB, from the model's own footprint).")
+_TILE = flags.DEFINE_integer("tile", None, "Tile side in input pixels (0: whole image at once; default: "
+                             f"{limits.MEMORY_TILE_TEXT}, from the model's own footprint).")
 _OVERLAP = flags.DEFINE_integer("tile_overlap", None, "Context and cross-fade between tiles, in input pixels "
                                 "(default: the model's receptive field, the least that shows no seam).")
 _PRECISION = flags.DEFINE_enum("precision", "auto", ["auto", *limits.PRECISIONS],

@@ -26,8 +26,7 @@ _EXPORT_DIR = flags.DEFINE_string("export_dir", "export", "TF Serving model base
 _NAME = flags.DEFINE_string("model_name", None, "Model name (default: the model kind, e.g. srgan).")
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: the next integer, from 1).")
 _TILE = flags.DEFINE_integer("tile", None, "The signatures run tiles of this side (input pixels; 0: whole images), "
-                             "so memory stays bounded for any allowed input (default: the largest up to "
-                             f"{limits.DEFAULT_TILE} whose activations fit {limits.ACTIVATION_BUDGET / 2**30:g} GiB, "
+                             f"so memory stays bounded for any allowed input (default: {limits.MEMORY_TILE_TEXT}, "
                              "measured on the model; recorded in its metadata).")
 _MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", limits.DEFAULT_EXPORT_MAX_INPUT_PIXELS, "The signatures refuse requests with more input "
                                    "pixels (all instances together; 0: no limit).")

@@ -30,8 +30,8 @@ def activation_bytes_per_pixel(generator: keras.Model) -> int:
     """The largest single activation of one call, in bytes per input pixel.
 
     Measured as the growth of each tensor between two traces of different input sizes, so weights (which do not
-    grow) never count, whatever their size. The peak memory of a call is a few times this (about 3.5x on
-    realesrgan_x4plus and 2 to 2.5x on span_x4, measured as RSS above the loaded model).
+    grow) never count, whatever their size. The peak memory of a call is a few times this (measured in
+    `limits.ACTIVATION_BUDGET`'s comment).
     """
     (p, small), (q, large) = ((s, _tensor_bytes(generator, s)) for s in PROBES)
     if [n for n, _ in small] == [n for n, _ in large]:  # The same ops: compare each tensor with itself.

@@ -24,6 +24,7 @@ from absl import logging
 from tensorflow.core.protobuf import saved_model_pb2
 
 from sr_keras import inference
+from sr_keras.savedmodel import layout
 from sr_keras.savedmodel.layout import complete_versions
 from sr_keras.serving import rest
 from sr_keras.serving.predict import SIGNATURES
@@ -206,12 +207,12 @@ def served_signatures(model, path: str) -> dict:
     if model.signatures:
         described = rest.describe_signatures(model.signatures)
     else:
-        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        with open(os.path.join(path, layout.SAVED_MODEL_FILE), "rb") as f:
             graph = saved_model_pb2.SavedModel.FromString(f.read()).meta_graphs[0]
 
-        def specs(infos):
-            return {n: rest.Spec(tf.dtypes.as_dtype(t.dtype).name, tuple(tf.TensorShape(t.tensor_shape).as_list()))
-                    for n, t in sorted(infos.items())}
+        def specs(infos):  # TensorInfo protos -> Specs, as of the loaded signatures' TensorSpecs.
+            return {n: rest.spec_of(tf.TensorSpec(tf.TensorShape(t.tensor_shape), tf.dtypes.as_dtype(t.dtype)))
+                    for n, t in infos.items()}
         described = {name: {"inputs": specs(d.inputs), "outputs": specs(d.outputs)}
                      for name, d in graph.signature_def.items() if not name.startswith("__")}  # Not the init op.
     missing = [s for s in SIGNATURES if s not in described]

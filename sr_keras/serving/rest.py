@@ -99,12 +99,15 @@ _DTYPE_NAMES = {"string": "DT_STRING", "uint8": "DT_UINT8", "float32": "DT_FLOAT
                 "uint16": "DT_UINT16", "int64": "DT_INT64"}
 
 
+def spec_of(tensor_spec) -> Spec:
+    """The `Spec` of a tf.TensorSpec (or a tensor): its dtype's name and its shape."""
+    return Spec(tensor_spec.dtype.name, tuple(tensor_spec.shape.as_list()))
+
+
 def describe_signatures(signatures) -> dict:
     """{signature: {"inputs": {name: Spec}, "outputs": {name: Spec}}} from loaded TF signatures."""
-    def spec(s):
-        return Spec(s.dtype.name, tuple(s.shape.as_list()))
-    return {name: {"inputs": {n: spec(s) for n, s in dict(fn.structured_input_signature[1]).items()},
-                   "outputs": {n: spec(s) for n, s in sorted(fn.structured_outputs.items())}}
+    return {name: {"inputs": {n: spec_of(s) for n, s in dict(fn.structured_input_signature[1]).items()},
+                   "outputs": {n: spec_of(s) for n, s in sorted(fn.structured_outputs.items())}}
             for name, fn in signatures.items()}
 
 
