@@ -26,7 +26,7 @@ MODELS = ("srgan", "dcgan")
 CONTENT_LOSSES = ("vgg54", "vgg22", "percep", "l1", "mse")
 SCHEDULES = ("step", "cosine")
 SCALES = (2, 4, 8)  # Both generators upsample in log2(scale) x2 stages (or one x`scale` pixel shuffle).
-GENERATORS = ("srgan", "span", "rrdb")  # An SRGAN-family run's generator (the DCGAN variant's is fixed).
+GENERATORS = ("srgan", "span", "rrdb", "compact")  # An SRGAN-family run's generator (the DCGAN variant's is fixed).
 PIXEL_LOSSES = ("mse", "l1")
 UPSAMPLERS = ("srresnet", "espcn", "nearest")
 VGG_FALLBACKS = ("vgg16", "mse", "error")
@@ -43,7 +43,7 @@ DEGRADATIONS = ("bicubic", "realistic")
 class ModelConfig:
     """Architecture hyperparameters of one GAN (generator and discriminator)."""
 
-    kind: str = "srgan"  # srgan | dcgan | span | rrdb (the zoo's architectures, models/span.py, models/rrdbnet.py)
+    kind: str = "srgan"  # srgan | dcgan | span | rrdb | compact (the zoo's architectures: models/span.py, rrdbnet.py, compact.py)
     scale: int = 4
     filters: int = 64  # Generator width.
     num_blocks: int = 16  # Residual blocks (SRGAN paper: 16; the DCGAN variant: exactly 5).
@@ -255,7 +255,8 @@ def _dcgan(cfg: TrainConfig, name: str) -> TrainConfig:
 
 # Widths and depths of the zoo's architectures when trained from scratch (their published sizes).
 GENERATOR_DEFAULTS = {"span": {"filters": 48, "num_blocks": 6}, "rrdb": {"filters": 64, "num_blocks": 23,
-                                                                          "growth": 32}}
+                                                                          "growth": 32},
+                      "compact": {"filters": 64, "num_blocks": 32}}
 
 
 def get_preset(name: str, model: str = "srgan", scale: Optional[int] = None) -> TrainConfig:

@@ -18,7 +18,9 @@ from sr_keras import config as config_presets  # No TensorFlow import: --help st
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
-_MODEL = flags.DEFINE_enum("model", "srgan", list(config_presets.MODELS), "Which GAN.")
+_MODEL = flags.DEFINE_enum("model", "srgan", [*config_presets.MODELS, "compact"], "Which GAN: srgan, dcgan (the "
+                           "paper's variant), or compact (SRGAN's training with Real-ESRGAN's SRVGGNetCompact "
+                           "generator: --model=srgan --generator=compact).")
 _PRESET = flags.DEFINE_enum("preset", "sample_x4", list(config_presets.PRESETS),
                             "Config preset.")
 _SCALE = flags.DEFINE_enum("scale", None, [str(s) for s in config_presets.SCALES], "Upscaling factor (default: "
@@ -78,7 +80,7 @@ _CKPT_EVERY = flags.DEFINE_integer("ckpt_every", None, "Steps between checkpoint
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", None, "Steps between validation runs.")
 _SEED = flags.DEFINE_integer("seed", None, "Seed of data order, crops and initialisation.")
 _GENERATOR = flags.DEFINE_enum("generator", None, list(config_presets.GENERATORS), "Generator architecture of an SRGAN-"
-                               "style run (default: --model's own): span (SPAN) or rrdb (ESRGAN's RRDBNet) train with "
+                               "style run (default: --model's own): span (SPAN), rrdb (ESRGAN's RRDBNet) or compact (SRVGGNetCompact) train with "
                                "SRGAN's discriminator and losses.")
 _INIT_FROM = flags.DEFINE_string("init_from", None, "Start the generator from a zoo model's weights (span_x4, "
                                  "realesrgan_x4plus, ...: see sr-models); its architecture and scale are used. With "
@@ -106,12 +108,17 @@ def resolve_config():
     """The preset, with every flag the user set applied on top."""
     from sr_keras import config, zoo
 
-    cfg = config.get_preset(_PRESET.value, _MODEL.value, int(_SCALE.value) if _SCALE.value else None)
+    gan, generator = _MODEL.value, _GENERATOR.value
+    if gan == "compact":  # A shorthand: the SRGAN-family loop with the compact generator.
+        if generator not in (None, "compact"):
+            raise ValueError(f"--model=compact trains the compact generator, not --generator={generator}")
+        gan, generator = "srgan", "compact"
+    cfg = config.get_preset(_PRESET.value, gan, int(_SCALE.value) if _SCALE.value else None)
     if _LOSS_WEIGHTS.value:
         cfg = dataclasses.replace(cfg, **config.LOSS_WEIGHTS[_LOSS_WEIGHTS.value])
     model = cfg.model
-    if _GENERATOR.value or _INIT_FROM.value:
-        model = zoo.generator_architecture(model, _GENERATOR.value, _INIT_FROM.value, _MODEL.value)
+    if generator or _INIT_FROM.value:
+        model = zoo.generator_architecture(model, generator, _INIT_FROM.value, gan)
     model = dataclasses.replace(model, **{k: f.value for k, f in _MODEL_OVERRIDES.items() if f.value is not None})
     if _DISCRIMINATOR.value is not None:
         model = dataclasses.replace(model, discriminator="" if _DISCRIMINATOR.value == "default" else

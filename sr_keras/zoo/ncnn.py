@@ -112,7 +112,9 @@ def read_model(param_path: str, bin_path: str) -> list:
         elif layer.type == "MemoryData":
             shape = [d for d in (p.get(2, 0), p.get(1, 0), p.get(0, 0)) if d]
             layer.weights["data"] = reader.raw(int(np.prod(shape))).reshape(shape)
-        elif layer.type in ("Deconvolution", "InnerProduct", "BatchNorm", "PReLU", "Scale", "ConvolutionDepthWise"):
+        elif layer.type == "PReLU":  # One slope per channel (or one for all), raw float32.
+            layer.weights["slope"] = reader.raw(int(p.get(0, 1)))
+        elif layer.type in ("Deconvolution", "InnerProduct", "BatchNorm", "Scale", "ConvolutionDepthWise"):
             raise NcnnFormatError(f"{param_path}: layer {layer.name} of type {layer.type} is not supported")
     if reader.pos != len(reader.data):
         raise NcnnFormatError(f"{bin_path}: {len(reader.data) - reader.pos} bytes left over after the last layer")
