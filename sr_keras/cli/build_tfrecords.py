@@ -3,6 +3,9 @@
   sr-build-tfrecords --source=sample
   sr-build-tfrecords --source=dir:~/data/img_align_celeba --hr_size=128 --val_fraction=0.05
   sr-build-tfrecords --source=tfds:celeb_a --split=train,validation --tfds_data_dir=~/tensorflow_datasets
+  sr-build-tfrecords --teacher=realesrgan_x4plus --data=tfrecords/photos_x4 --out_dir=tfrecords/photos_x4_teacher
+
+Rerunning the same command resumes a killed build.
 """
 
 import sys
@@ -34,6 +37,13 @@ _MAX_PIXELS = flags.DEFINE_integer("max_input_pixels", 0, "Skip (with a reason) 
                                    "read from the file header before decoding (0: the default, 100 MP).")
 _VERIFY = flags.DEFINE_bool("verify", False, "Do not build: check the dataset at --out_dir against its manifest "
                             "(every shard's size, record count and SHA-256).")
+_TEACHER = flags.DEFINE_string("teacher", None, "Build a distillation set instead: degraded LR crops of --data's "
+                               "training photos (Real-ESRGAN's second-order model) with this model's output on each "
+                               "(a zoo name or a path, e.g. realesrgan_x4plus). One shard per photo: a killed build "
+                               "resumes, and photos added later cost only their own shards.")
+_DATA = flags.DEFINE_string("data", None, "--teacher: a dataset built by sr-build-tfrecords whose train split holds the "
+                            "photos.")
+_CROPS = flags.DEFINE_integer("crops_per_image", 16, "--teacher: seeded HR crops per photo.", lower_bound=1)
 _TFDS_DATA_DIR = flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets data_dir.")
 _BEAM = flags.DEFINE_string("beam_pipeline_options", None, "Make the examples and write the shards with an Apache "
                             "Beam pipeline (the beam extra), tfds's convention: runner=DirectRunner,"
@@ -55,6 +65,8 @@ def main(argv):
 
     if _VERIFY.value:
         return _verify(_OUT_DIR.value)
+    if _TEACHER.value:
+        return _build_teacher_set()
     cfg = builder.BuildConfig(
         source=_SOURCE.value, out_dir=_OUT_DIR.value, split=tuple(_SPLIT.value),
         val_fraction=_VAL_FRACTION.value, scale=_SCALE.value, hr_size=_HR_SIZE.value,
@@ -66,6 +78,23 @@ def main(argv):
     try:
         manifest = builder.build_tfrecords(cfg, beam_options=options)
     except builder.BuildError as e:
+        fail(str(e))
+    print(manifest.summary())
+    return 0
+
+
+def _build_teacher_set() -> int:
+    from sr_keras.data import teacher
+    from sr_keras.savedmodel import layout
+
+    if not _DATA.value or not _OUT_DIR.value:
+        fail("--teacher needs --data=<a dataset folder> and --out_dir=<where the distillation set goes>")
+    cfg = teacher.TeacherConfig(data=_DATA.value, out_dir=_OUT_DIR.value, teacher=_TEACHER.value,
+                                hr_size=_HR_SIZE.value if _HR_SIZE.value > 0 else teacher.TeacherConfig.hr_size,
+                                crops_per_image=_CROPS.value, seed=_SEED.value)
+    try:
+        manifest = teacher.build(cfg)
+    except (teacher.TeacherBuildError, layout.SavedModelError, layout.ModelNotFoundError) as e:
         fail(str(e))
     print(manifest.summary())
     return 0
