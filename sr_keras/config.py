@@ -15,6 +15,8 @@ Presets (`PRESETS`, a registry filled by `@preset`):
   real_x4      sr_keras_real_x4, stage 1: SPAN from span_x4, L1 under on-the-fly second-order degradations
                (Real-ESRNet), on the same photos (~15 CPU minutes).
   real_x4_gan  stage 2: + Real-ESRGAN's perceptual and adversarial losses, U-Net SN discriminator (~60 CPU minutes).
+  real_x4_distill  the compact generator from realesr_general_x4v3, distilled from realesrgan_x4plus (L1, then
+               perceptual + adversarial) on a distillation set (sr-build-tfrecords --teacher).
 """
 
 from __future__ import annotations
@@ -242,6 +244,23 @@ def _real_x4_gan() -> TrainConfig:
     return dataclasses.replace(_real_x4(), pretrain_steps=0, gan_steps=560, schedule_steps=1200, warmup_steps=50,
                                cosine_floor=0.5, init_from="", init_checkpoint="runs/real_x4", ckpt_every=100,
                                eval_every=200)
+
+
+@preset("real_x4_distill")
+def _real_x4_distill() -> TrainConfig:
+    # The next sr_keras_real_x4 (`make real-model`): the compact generator (SRVGGNetCompact, 64 x 32) started
+    # from realesr_general_x4v3, distilled from realesrgan_x4plus on a distillation set (sr-build-tfrecords
+    # --teacher: second-order degraded LR crops with the teacher's output). Phase 1 is L1 to the teacher alone (the
+    # alpha = 0 end); phase 2 adds perceptual 1.0 to the teacher and adversarial 0.1 against the HR photos (U-Net SN
+    # discriminator), with the phase-mean term against colour shift, Adam 1e-4 on a cosine to half of it, EMA 0.999.
+    return TrainConfig(model=ModelConfig(kind="compact", filters=64, num_blocks=32, d_filters=64,
+                                         discriminator="unet_sn"),
+                       data="tfrecords/photos_x4_teacher", batch_size=8, hr_crop=128, pretrain_steps=600,
+                       gan_steps=1200, learning_rate=1e-4, schedule="cosine", cosine_floor=0.5, warmup_steps=50,
+                       clip_norm=5.0, pretrain_loss="l1", content_loss="percep", content_weight=1.0,
+                       pixel_weight=1.0, adv_weight=0.1, phase_weight=1.0, ckpt_every=50, eval_every=300,
+                       log_every=10, eval_images=3, eval_crop=256, cache_data=False, crops_per_image=2,
+                       init_from="realesr_general_x4v3", ema_decay=0.999)
 
 
 def _dcgan(cfg: TrainConfig, name: str) -> TrainConfig:

@@ -155,24 +155,24 @@ class AdversarialTrainer:
 
     def _pretrain_replica(self, data) -> dict:
         """Phase 1 (SRResNet): the generator alone, with the pixel loss."""
-        lr, hr = data
+        lr, _, target = _unpack(data)
         with tf.GradientTape() as tape:
             sr = self.generator(lr, training=True)
-            loss = _average(self.pixel_loss(hr, sr))
+            loss = _average(self.pixel_loss(target, sr))
             scaled = self.g_optimizer.scale_loss(loss)
         self._apply(self.g_optimizer, tape, scaled, self.generator.trainable_variables)
         return {"g/total": loss, "g/content": loss}
 
     def _gan_replica(self, data) -> dict:
         """Phase 2: one generator update and `d_steps` discriminator updates on the same batch."""
-        lr, hr = data
+        lr, hr, target = _unpack(data)
         with tf.GradientTape() as g_tape:
             sr = self.generator(lr, training=True)
             fake_for_g = self.discriminator(sr, training=True)
-            content = _average(self.content_loss(hr, sr))
-            pixel = _average(self.gan_pixel_loss(hr, sr))
+            content = _average(self.content_loss(target, sr))
+            pixel = _average(self.gan_pixel_loss(target, sr))
             adv = _average(losses.generator_adversarial_loss(fake_for_g))
-            phase = _average(losses.phase_mean_loss(hr, sr, tf.shape(sr)[1] // tf.shape(lr)[1]))
+            phase = _average(losses.phase_mean_loss(target, sr, tf.shape(sr)[1] // tf.shape(lr)[1]))
             g_total = (self.content_weight * content + self.pixel_weight * pixel + self.phase_weight * phase
                        + self.adv_weight * adv)
             g_scaled = self.g_optimizer.scale_loss(g_total)
@@ -189,6 +189,13 @@ class AdversarialTrainer:
         acc = _average(losses.discriminator_accuracy(real_logits, fake_logits))
         return {"g/total": g_total, "g/content": content, "g/pixel": pixel, "g/phase": phase, "g/adv": adv,
                 "d/real": d_real, "d/fake": d_fake, "d/acc": acc}
+
+
+def _unpack(data) -> tuple:
+    """(lr, hr, target): the content terms' target is a teacher's output when the batch carries one (a distillation
+    set, `data.teacher`), else the HR photo; the discriminator's real images are always the HR photos."""
+    lr, hr = data[0], data[1]
+    return lr, hr, data[2] if len(data) > 2 else hr
 
 
 def make_optimizer(learning_rate, beta1: float, mixed_precision: Optional[str]) -> keras.optimizers.Optimizer:

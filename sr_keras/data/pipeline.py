@@ -18,7 +18,7 @@ from typing import Optional, Union
 import tensorflow as tf
 from absl import logging
 
-from sr_keras.data import real_degradation, schema, sources
+from sr_keras.data import real_degradation, schema, sources, teacher
 from sr_keras.data.schema import Manifest
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -75,25 +75,32 @@ def _shard_mismatch(path: str, entry: schema.Shard, verify: bool) -> str:
     return ""
 
 
-def random_aligned_crop(lr: tf.Tensor, hr: tf.Tensor, hr_crop: int, scale: int, seed: tf.Tensor):
+def random_aligned_crop(lr: tf.Tensor, hr: tf.Tensor, hr_crop: int, scale: int, seed: tf.Tensor, *more_hr):
     """Crops the same scene from LR (hr_crop/scale) and HR (hr_crop), then flips and rotates both alike.
 
     Args:
       lr, hr: uint8 [h, w, 3] and [h*scale, w*scale, 3].
       seed: int [2] stateless seed, so the pipeline is reproducible.
+      *more_hr: other HR-sized images of the same scene (a teacher's output), cropped and turned as `hr`.
+
+    Returns:
+      (lr, hr, *more_hr) crops.
     """
     lr_crop = hr_crop // scale
     seeds = tf.random.experimental.stateless_split(seed, 4)
     shape = tf.shape(lr)
     y = tf.random.stateless_uniform([], seeds[0], 0, shape[0] - lr_crop + 1, dtype=tf.int32)
     x = tf.random.stateless_uniform([], seeds[1], 0, shape[1] - lr_crop + 1, dtype=tf.int32)
-    lr = lr[y:y + lr_crop, x:x + lr_crop]
-    hr = hr[y * scale:(y + lr_crop) * scale, x * scale:(x + lr_crop) * scale]
     flip = tf.random.stateless_uniform([], seeds[2], 0, 2, dtype=tf.int32)
-    lr = tf.cond(flip > 0, lambda: tf.image.flip_left_right(lr), lambda: lr)
-    hr = tf.cond(flip > 0, lambda: tf.image.flip_left_right(hr), lambda: hr)
     k = tf.random.stateless_uniform([], seeds[3], 0, 4, dtype=tf.int32)
-    return tf.image.rot90(lr, k), tf.image.rot90(hr, k)
+
+    def turn(image):
+        image = tf.cond(flip > 0, lambda: tf.image.flip_left_right(image), lambda: image)
+        return tf.image.rot90(image, k)
+
+    lr = lr[y:y + lr_crop, x:x + lr_crop]
+    hrs = [im[y * scale:(y + lr_crop) * scale, x * scale:(x + lr_crop) * scale] for im in (hr, *more_hr)]
+    return tuple(turn(im) for im in (lr, *hrs))
 
 
 def center_aligned_crop(lr: tf.Tensor, hr: tf.Tensor, hr_crop: int, scale: int):
@@ -105,8 +112,8 @@ def center_aligned_crop(lr: tf.Tensor, hr: tf.Tensor, hr_crop: int, scale: int):
             hr[y * scale:(y + lr_crop) * scale, x * scale:(x + lr_crop) * scale])
 
 
-def _to_float(lr, hr):
-    return tf.cast(lr, tf.float32) / 255.0, tf.cast(hr, tf.float32) / 255.0
+def _to_float(*images):
+    return tuple(tf.cast(im, tf.float32) / 255.0 for im in images)
 
 
 def _check_crop(manifest: Manifest, split: str, hr_crop: int) -> None:
@@ -126,8 +133,10 @@ def _check_scale(manifest: Manifest, scale: Optional[int]) -> None:
                         f"sr-build-tfrecords --scale={scale}")
 
 
-def _records(files: list, input_context: Optional[tf.distribute.InputContext], shuffle_seed: Optional[int]):
-    """Parsed (lr, hr) uint8 pairs from `files`, split between input pipelines (by file when there are enough)."""
+def _records(files: list, input_context: Optional[tf.distribute.InputContext], shuffle_seed: Optional[int],
+             parse=None):
+    """Parsed (lr, hr) uint8 pairs from `files` (or what `parse` makes of each record), split between input
+    pipelines (by file when there are enough)."""
     ds = tf.data.Dataset.from_tensor_slices(files)
     shard_records = False
     n = input_context.num_input_pipelines if input_context is not None else 1
@@ -141,11 +150,11 @@ def _records(files: list, input_context: Optional[tf.distribute.InputContext], s
                        num_parallel_calls=AUTOTUNE, deterministic=True)
     if shard_records:
         ds = ds.shard(n, input_context.input_pipeline_id)
-    return ds.map(_parse_pair, num_parallel_calls=AUTOTUNE)
+    return ds.map(parse or _parse_pair, num_parallel_calls=AUTOTUNE)
 
 
 def _at_least(ds: tf.data.Dataset, lr_crop: int) -> tf.data.Dataset:
-    return ds.filter(lambda lr, hr: tf.reduce_min(tf.shape(lr)[:2]) >= lr_crop)
+    return ds.filter(lambda lr, *rest: tf.reduce_min(tf.shape(lr)[:2]) >= lr_crop)
 
 
 def train_dataset(data: Union[str, Manifest], hr_crop: int, batch_size: int,
@@ -169,7 +178,8 @@ def train_dataset(data: Union[str, Manifest], hr_crop: int, batch_size: int,
         is degraded on the fly (Real-ESRGAN's second-order model), seeded per example like the crops.
 
     Returns:
-      A dataset of (lr, hr) float32 batches in [0, 1]: [b, c/s, c/s, 3] and [b, c, c, 3].
+      A dataset of (lr, hr) float32 batches in [0, 1]: [b, c/s, c/s, 3] and [b, c, c, 3]; (lr, hr, teacher) from a
+      distillation set (`data.teacher`), whose LR is already degraded.
     """
     manifest = _manifest(data)
     _check_scale(manifest, scale)
@@ -178,17 +188,22 @@ def train_dataset(data: Union[str, Manifest], hr_crop: int, batch_size: int,
         raise DataError("training batches need a crop: pass hr_crop > 0 (a multiple of the scale)")
     _check_crop(manifest, split, hr_crop)
     s = manifest.scale
-    ds = _at_least(_records(files, input_context, shuffle_seed=seed), hr_crop // s)
+    distill = teacher.is_teacher_set(manifest)
+    if distill and degradation:
+        raise DataError(f"{manifest.data_dir} is a distillation set, whose LR crops are degraded already: train on "
+                        "it without --degradation")
+    ds = _at_least(_records(files, input_context, shuffle_seed=seed, parse=teacher.parse_triple if distill else None),
+                   hr_crop // s)
     if cache:
         ds = ds.cache()
     ds = ds.repeat()
     if crops_per_image > 1:
-        ds = ds.flat_map(lambda lr, hr: tf.data.Dataset.from_tensors((lr, hr)).repeat(crops_per_image))
+        ds = ds.flat_map(lambda *ex: tf.data.Dataset.from_tensors(ex).repeat(crops_per_image))
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     pipeline_id = input_context.input_pipeline_id if input_context is not None else 0
     stream = tf.cast(seed * SEED_STRIDE + pipeline_id, tf.int64)
-    ds = ds.enumerate().map(lambda i, pair: random_aligned_crop(pair[0], pair[1], hr_crop, s, tf.stack([stream, i])),
-                            num_parallel_calls=AUTOTUNE)
+    ds = ds.enumerate().map(lambda i, ex: random_aligned_crop(ex[0], ex[1], hr_crop, s, tf.stack([stream, i]),
+                                                              *ex[2:]), num_parallel_calls=AUTOTUNE)
     ds = ds.map(_to_float, num_parallel_calls=AUTOTUNE)
     if degradation:
         if degradation not in real_degradation.PRESETS:

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from sr_keras import progress, safe_files
 from sr_keras.data import real_degradation, schema
+from sr_keras.data import shards as shards_lib
 
 TEACHER_FEATURE = "teacher"
 SHARD_PREFIX = "train-"
@@ -152,6 +153,7 @@ def build(cfg: TeacherConfig, log=print, teacher_fn: Optional[Callable] = None, 
         raise TeacherBuildError(f"{cfg.out_dir} holds a teacher set built with other options; choose another "
                                 "--out_dir, or delete it to rebuild")
     safe_files.remove_stale_temps(cfg.out_dir)
+    val = _copy_val(source, cfg.out_dir)
     total = source.counts.get("train", 0)
     bar = progress.LineProgress(total, unit_name="photo", label=f"teacher {cfg.teacher}", every_seconds=10.0)
     shards, skipped, done_new, start = [], [], 0, time.monotonic()
@@ -168,7 +170,7 @@ def build(cfg: TeacherConfig, log=print, teacher_fn: Optional[Callable] = None, 
         if os.path.isfile(path):
             shards.append(schema.Shard(file=os.path.basename(path), split="train",
                                        records=cfg.crops_per_image, sha256="", bytes=os.path.getsize(path)))
-        _write_manifest(cfg.out_dir, source, record, shards, skipped, time.monotonic() - start, previous)
+        _write_manifest(cfg.out_dir, source, record, shards + val, skipped, time.monotonic() - start, previous)
         bar.update(i + 1)
     return schema.read_manifest(cfg.out_dir)
 
@@ -193,6 +195,22 @@ def _write_shard(path, key, hr, cfg, scale, teacher_fn) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _copy_val(source: schema.Manifest, out_dir: str) -> list:
+    """The source's validation shards, linked (or copied) in unchanged: training validates on what the source
+    validates on (plain pairs, which the evaluation pipeline reads as any dataset's)."""
+    out = []
+    for shard in source.split_shards("val"):
+        name = "val-" + os.path.basename(shard.file).split("-", 1)[1]
+        target = os.path.join(out_dir, name)
+        if not os.path.isfile(target):
+            tmp = os.path.join(safe_files.make_temp_dir(out_dir, "val-"), name)
+            shards_lib._link_or_copy(os.path.join(source.data_dir, shard.file), tmp)
+            os.replace(tmp, target)
+            shutil.rmtree(os.path.dirname(tmp), ignore_errors=True)
+        out.append(dataclasses.replace(shard, file=name))
+    return out
+
+
 def _previous(out_dir: str) -> Optional[schema.Manifest]:
     try:
         return schema.read_manifest(out_dir)
@@ -202,11 +220,12 @@ def _previous(out_dir: str) -> Optional[schema.Manifest]:
 
 def _write_manifest(out_dir, source, record, shards, skipped, seconds, previous) -> None:
     seconds += previous.seconds if previous is not None else 0.0
-    sides = {"min": record["hr_size"], "max": record["hr_size"]}
+    sides = {"train": {"min": record["hr_size"], "max": record["hr_size"]}, "val": source.hr_min_side.get("val")}
     schema.write_manifest(schema.Manifest(
         data_dir=out_dir, dataset=f"{source.dataset}+teacher", scale=source.scale,
-        counts={"train": sum(s.records for s in shards)}, shards=tuple(shards), config=record,
-        hr_min_side={"train": sides}, skipped=tuple(skipped), seconds=seconds))
+        counts={split: sum(s.records for s in shards if s.split == split) for split in ("train", "val")},
+        shards=tuple(shards), config=record,
+        hr_min_side={k: v for k, v in sides.items() if v}, skipped=tuple(skipped), seconds=seconds))
 
 
 def parse_triple(serialized):
