@@ -32,7 +32,7 @@ bench: install
 zoo-figures: install
 	$(PY) benchmarks/zoo_figures.py
 
-# The shipped default model (sr_keras/default_model/), reproducibly: its recipe (sr_keras/model_card.py, RECIPE)
+# The shipped default model (sr_keras/default_model/), reproducibly: its recipe (sr_keras/release/model_card.py, RECIPE)
 # fetches free photos from pinned Debian packages (~156 MB), builds the TFRecords, trains stage 1 (photo_x4, ~95 min
 # on 2 CPU cores) and stage 2 (photo_x4_ms, ~30 min), then exports, evaluates on three held-out sets and writes the card.
 default-model: install

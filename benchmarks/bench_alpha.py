@@ -27,14 +27,14 @@ def main(argv):
     import tensorflow as tf
 
     import sr_keras
-    from sr_keras import evaluate_lib, metrics
     from sr_keras.data.degradation import bicubic_upscale
+    from sr_keras.evaluate import metrics, protocol
     from sr_keras.models.interpolation import interpolated_generator
     from sr_keras.savedmodel import reader
 
     path = sr_keras.resolve_model_path(_MODEL.value)
     psnr, gan = reader.interpolation_ends(path)
-    images, _ = evaluate_lib.load_images("sample", 4)
+    images, _ = protocol.load_images("sample", 4)
     quality = {}
     for a in (0.0, 0.5, 1.0):
         blended = interpolated_generator(psnr, gan, a)

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _common import write_results  # noqa: E402
 
 import sr_keras  # noqa: E402
-from sr_keras import metrics  # noqa: E402
+from sr_keras.evaluate import metrics  # noqa: E402
 from sr_keras.models.precision import with_policy  # noqa: E402
 
 PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "retina",

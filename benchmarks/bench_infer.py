@@ -135,7 +135,7 @@ def quality_variants(repeats):
     import tensorflow as tf
 
     import sr_keras
-    from sr_keras import evaluate_lib, metrics
+    from sr_keras.evaluate import metrics, protocol
     from sr_keras.savedmodel import layout, reader
 
     try:
@@ -143,7 +143,7 @@ def quality_variants(repeats):
     except layout.ModelNotFoundError:
         return {"skipped": "no default model shipped; quality comparison needs a trained model"}
     g, _ = reader.generator_from_saved_model(path)
-    images, _ = evaluate_lib.load_images("sample", 4)
+    images, _ = protocol.load_images("sample", 4)
     out = {}
     for label, fn in _variants(g).items():
         try:
@@ -173,8 +173,8 @@ def main(argv):
     import tensorflow as tf
     from PIL import Image
 
-    from sr_keras import inference
-    from sr_keras.models import build_srgan_generator
+    from sr_keras.infer import enhancer
+    from sr_keras.models.srgan import build_srgan_generator
     from sr_keras.savedmodel import writer
 
     reps = _REPEATS.value
@@ -182,7 +182,7 @@ def main(argv):
     g = build_srgan_generator()
     with tempfile.TemporaryDirectory() as tmp:
         version = writer.export(g, {"model": "srgan", "scale": 4}, tmp, "srgan16")
-        m = inference.Enhancer(version)
+        m = enhancer.Enhancer(version)
         sig = tf.saved_model.load(version).signatures["enhance"]
         for size in (int(v) for v in _SIZES.value):
             img = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)

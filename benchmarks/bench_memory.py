@@ -58,7 +58,7 @@ def photo(w: int, h: int):
 def _child(kind: str, image: str) -> None:
 
     import sr_keras
-    from sr_keras import enhance_lib
+    from sr_keras.enhance import files
 
     m = sr_keras.load(max_input_pixels=None)
     m.enhance(photo(600, 400))  # Several full tiles: the fixed per-tile working set is part of the baseline.
@@ -69,7 +69,7 @@ def _child(kind: str, image: str) -> None:
         out = m.enhance(image)
         assert out.ndim == 3
     else:
-        enhance_lib.enhance_files(m, [image], os.path.join(os.path.dirname(image), "out"), progress=False,
+        files.enhance_files(m, [image], os.path.join(os.path.dirname(image), "out"), progress=False,
                                   overwrite=True)
     print(json.dumps({"base": base, "peak": vm_hwm(), "seconds": time.perf_counter() - start}))
 

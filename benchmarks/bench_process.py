@@ -90,7 +90,8 @@ def in_process(name, photo, repeats):
     from PIL import Image
 
     import sr_keras
-    from sr_keras import enhance_output, imageio, limits
+    from sr_keras.enhance import output as enhance_output
+    from sr_keras.image import imageio, limits
     from sr_keras.serving import client
     from sr_keras.serving.registry import ModelRegistry
     from sr_keras.serving.runner import BackgroundServer

@@ -12,8 +12,9 @@ import argparse
 import os
 import shutil
 
-from sr_keras import evaluate_lib, evaluate_report, load
+from sr_keras import load
 from sr_keras.data import real_set
+from sr_keras.evaluate import protocol, report
 
 MODELS = ("span_x4", "sr_keras_x4", "realesrgan_x4plus", "sr_keras_real_x4")
 ALPHAS = (0.0, 0.5, 1.0)
@@ -30,15 +31,15 @@ def main() -> None:
     args = parser.parse_args()
     if not os.path.isdir(os.path.join(args.real_set, "hr")):
         real_set.build(args.real_set)
-    images, _ = evaluate_lib.load_images(os.path.join(args.real_set, "hr"), 4,
+    images, _ = protocol.load_images(os.path.join(args.real_set, "hr"), 4,
                                          lr_images=os.path.join(args.real_set, "lr"))
     rows, taken = {}, {"bicubic"}
     for name in args.models.split(","):
         enhancer = load(name)
-        label = evaluate_lib.model_label(enhancer, name, taken)
-        rows.update(evaluate_lib.alpha_rows(label, enhancer, list(ALPHAS)))
-    results = evaluate_lib.evaluate(rows, images, 4, args.out, which=("lpips", "niqe"), lr_given=True)
-    print(evaluate_report.markdown_table(results))
+        label = protocol.model_label(enhancer, name, taken)
+        rows.update(protocol.alpha_rows(label, enhancer, list(ALPHAS)))
+    results = protocol.evaluate(rows, images, 4, args.out, which=("lpips", "niqe"), lr_given=True)
+    print(report.markdown_table(results))
     print(f"\n{len(images)} images of {args.real_set}; {args.out}/results.md, {args.out}/comparisons/")
     if args.picture:
         shutil.copyfile(os.path.join(args.out, "comparisons", f"{args.picture_image}.png"), args.picture)

@@ -26,7 +26,7 @@ _MODELS = flags.DEFINE_list("models", ["srgan", "dcgan"], "Which GANs.")
 
 
 def paper_config(kind: str, data: str):
-    from sr_keras import config
+    from sr_keras.train import config
 
     base = config.get_preset("celeba_x4", kind)
     return dataclasses.replace(base, data=data, vgg_weights="none", hr_crop=96, batch_size=16, eval_images=1)
@@ -36,10 +36,11 @@ def time_steps(cfg, dataset_fn, steps: int) -> float:
     import keras
     import tensorflow as tf
 
-    from sr_keras import train_lib, train_state
+    from sr_keras.train import loop
+    from sr_keras.train import state as train_state
 
     strategy = tf.distribute.get_strategy()
-    with train_lib._precision_policy(cfg.mixed_precision):
+    with loop._precision_policy(cfg.mixed_precision):
         keras.utils.set_random_seed(0)
         state = train_state.TrainState(cfg, strategy)
 

@@ -27,7 +27,7 @@ import sys
 from _common import interleaved_seconds, median_seconds
 from absl import app, flags
 
-from sr_keras.limits import DEFAULT_TILE
+from sr_keras.image.limits import DEFAULT_TILE
 
 _MODEL = flags.DEFINE_string("model", "span_x4", "A SPAN zoo model.")
 _OUT = flags.DEFINE_string("out", "benchmarks/out/zoo.json", "Where to write the figures.")
@@ -54,7 +54,7 @@ def _runners(variant, name):
     import tensorflow as tf
 
     import sr_keras
-    from sr_keras import tiling
+    from sr_keras.image import tiling
     from sr_keras.zoo import cache as zoo_cache
 
     overlap = None  # This variant's own probe (below), unless sr_keras.load's.
@@ -97,9 +97,9 @@ def time_variants(variants, name, sizes, big, repeats):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    from sr_keras import evaluate_lib
+    from sr_keras.evaluate import protocol
 
-    photo = evaluate_lib.load_images("sample", 4)[0][2].hr.astype(np.float32) / 255.0  # Real content, not noise.
+    photo = protocol.load_images("sample", 4)[0][2].hr.astype(np.float32) / 255.0  # Real content, not noise.
     results = {}
     for variant in variants:
         call, tiled, scale, overlap = _runners(variant, name)

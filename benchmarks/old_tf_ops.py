@@ -3,7 +3,7 @@ every op sr-export writes exists in it: so TF Serving of that version (built on 
 exports. Run with that TensorFlow, in its own venv (it cannot live beside TF 2.21):
 
     python3 -m venv /tmp/tf216 && /tmp/tf216/bin/pip install tensorflow-cpu==2.16.2
-    /tmp/tf216/bin/python benchmarks/old_tf_ops.py tests/data/tf_2_16_ops.json [EXPORT_VERSION_DIR ...]
+    /tmp/tf216/bin/python benchmarks/old_tf_ops.py tests/fixtures/tf_2_16_ops.json [EXPORT_VERSION_DIR ...]
 
 With export folders, it also loads each in that TensorFlow and runs its serving_default signature on a small PNG
 (the end-to-end form of the same check).

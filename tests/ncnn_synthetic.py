@@ -79,3 +79,34 @@ def write_rrdbnet(param_path: str, bin_path: str, filters: int, num_blocks: int,
     conv(x, filters, 3, False)
     g.layers[-1][3] = "output"  # The blob name both packages' files use for the result.
     g.write(param_path, bin_path)
+
+
+def write_compact(param_path: str, bin_path: str, filters: int, num_conv: int, scale: int = 4, seed: int = 0,
+                  prelu_type: str = "PReLU", add_op: int = 0, interp_mode: int = 1) -> None:
+    """An SRVGGNetCompact (Real-ESRGAN's realesr-general-x4v3 layout) of the given size with seeded random weights.
+    `prelu_type`, `add_op` (BinaryOp 0=add, 1=sub) and `interp_mode` (1=nearest, 2=bilinear) change the graph the
+    way a tampered file would."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    count = [0]
+
+    def conv(x, cin, cout):
+        count[0] += 1
+        w = rng.normal(0, (2.0 / (9 * cin)) ** 0.5 * 0.5, (cout, cin, 3, 3)).astype("<f4")
+        b = rng.normal(0, 0.02, cout).astype("<f4")
+        return g.add("Convolution", f"Conv_{count[0]}", [x], f"c{count[0]}", f"0={cout} 1=3 4=1 5=1 6={w.size}",
+                     [np.uint32(0).tobytes() + w.tobytes(), b.tobytes()])
+
+    def prelu(x):
+        slope = rng.uniform(0.0, 0.3, filters).astype("<f4")
+        return g.add(prelu_type, f"PRelu_{count[0]}", [x], f"p{count[0]}", f"0={filters}",
+                     [slope.tobytes()] if prelu_type == "PReLU" else [])
+
+    g.add("Input", "input.1", [], "data")
+    x = prelu(conv("data", 3, filters))
+    for _ in range(num_conv):
+        x = prelu(conv(x, filters, filters))
+    x = g.add("PixelShuffle", "DepthToSpace", [conv(x, filters, 3 * scale * scale)], "shuffled", f"0={scale}")
+    base = g.add("Interp", "Resize", ["data"], "base", f"0={interp_mode} 1={scale:.6e} 2={scale:.6e}")
+    g.add("BinaryOp", "Add", [x, base], "output", f"0={add_op}")
+    g.write(param_path, bin_path)

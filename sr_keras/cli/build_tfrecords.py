@@ -12,9 +12,9 @@ import sys
 
 from absl import flags
 
-from sr_keras import config  # A leaf: no TensorFlow import, --help stays fast.
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
+from sr_keras.train import config  # A leaf: no TensorFlow import, --help stays fast.
 
 _SOURCE = flags.DEFINE_string("source", "sample", "sample | dir:PATH | tfds:NAME (e.g. tfds:celeb_a), or several "
                                 "joined by commas, whose splits are merged (sample,dir:PATH).")
@@ -84,7 +84,7 @@ def main(argv):
 
 
 def _build_teacher_set() -> int:
-    from sr_keras.data import teacher
+    from sr_keras.data import schema, teacher
     from sr_keras.savedmodel import layout
 
     if not _DATA.value or not _OUT_DIR.value:
@@ -93,8 +93,14 @@ def _build_teacher_set() -> int:
                                 hr_size=_HR_SIZE.value if _HR_SIZE.value > 0 else teacher.TeacherConfig.hr_size,
                                 crops_per_image=_CROPS.value, seed=_SEED.value)
     try:
-        manifest = teacher.build(cfg)
-    except (teacher.TeacherBuildError, layout.SavedModelError, layout.ModelNotFoundError) as e:
+        import sr_keras
+
+        enhancer = sr_keras.load(cfg.teacher, precision="float32")  # float32: the same targets on every CPU.
+        if enhancer.scale != schema.read_manifest(cfg.data).scale:
+            fail(f"the teacher {cfg.teacher} is x{enhancer.scale}, but {cfg.data} is x"
+                 f"{schema.read_manifest(cfg.data).scale}")
+        manifest = teacher.build(cfg, *teacher.teacher_of(enhancer))
+    except (teacher.TeacherBuildError, schema.ManifestError, layout.SavedModelError, layout.ModelNotFoundError) as e:
         fail(str(e))
     print(manifest.summary())
     return 0

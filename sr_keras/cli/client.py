@@ -9,8 +9,8 @@ import sys
 from absl import flags
 
 from sr_keras.cli import utils as cli_utils
-from sr_keras.safe_files import write_bytes
 from sr_keras.serving.client import ServingError, enhance_bytes
+from sr_keras.utils.safe_files import write_bytes
 
 _SERVER = flags.DEFINE_string("server", "http://localhost:8501", "REST endpoint root.")
 _MODEL_NAME = flags.DEFINE_string("model_name", "srgan", "Model name.")

@@ -1,4 +1,4 @@
-"""`make demo`: the whole system, end to end, on the photos bundled with scikit-image (`sr_keras.demo`)."""
+"""`make demo`: the whole system, end to end, on the photos bundled with scikit-image (`sr_keras.release.demo`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ _OUT = flags.DEFINE_string("out", "demo_out", "Evaluation and enhancement output
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import demo
+    from sr_keras.release import demo
 
     try:
         done = demo.run_demo(_PRESET.value, _DATA.value, _RUNS.value, _EXPORT.value, _OUT.value)

@@ -17,9 +17,10 @@ import sys
 
 from absl import flags
 
-from sr_keras import limits, quiet  # Leaves: no TensorFlow import, --help stays fast.
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
+from sr_keras.image import limits  # Leaves: no TensorFlow import, --help stays fast.
+from sr_keras.utils import quiet
 
 _MODEL = flags.DEFINE_string("model", None, "Model name (span_x4, sr_keras_x4, ...: see sr-models), model folder, "
                              "version folder, .keras file, your own ncnn .param file (SPAN or RRDBNet, its .bin beside it), "
@@ -68,7 +69,7 @@ def main(argv):
     del argv
     quiet_tf_logs()
     quiet.skip_at_import("matplotlib")  # Keras's plotting helper; sr-enhance draws nothing (0.7 s a process).
-    from sr_keras.enhance_output import OutputFormat
+    from sr_keras.enhance.output import OutputFormat
 
     try:  # Checked before TensorFlow is imported, the inputs are listed and the model loads.
         output_format = OutputFormat(_EXT.value, _QUALITY.value, _SUFFIX.value, _OUTSCALE.value, _PNG_LEVEL.value,
@@ -79,7 +80,7 @@ def main(argv):
     except ValueError as e:
         fail(str(e))
     import sr_keras
-    from sr_keras import enhance_lib
+    from sr_keras.enhance import files as enhance_lib
     from sr_keras.savedmodel import layout
     if _BEAM.value:
         return _run_on_beam(output_format)
@@ -131,9 +132,9 @@ def _load_kwargs() -> dict:
 
 
 def _run_on_beam(output_format) -> int:
-    beam_enhance, options = cli_utils.beam_pipeline_options(_BEAM.value, "sr_keras.beam_enhance")
+    beam_enhance, options = cli_utils.beam_pipeline_options(_BEAM.value, "sr_keras.enhance.beam")
     import sr_keras
-    from sr_keras import enhance_lib
+    from sr_keras.enhance import files as enhance_lib
     from sr_keras.savedmodel import layout
 
     paths = beam_enhance.list_inputs(_INPUT.value)

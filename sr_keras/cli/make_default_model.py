@@ -24,8 +24,9 @@ _REPRODUCE = flags.DEFINE_bool("reproduce", False, "Run the recipe (model_card.R
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import model_card, run_dir
+    from sr_keras.release import model_card
     from sr_keras.savedmodel import layout
+    from sr_keras.train import run_dir
 
     if _REPRODUCE.value:
         model_card.reproduce()

@@ -25,8 +25,9 @@ _REPRODUCE = flags.DEFINE_bool("reproduce", False, "Run the recipe (real_model.R
 def main(argv):
     del argv
     quiet_tf_logs()
-    from sr_keras import real_model, run_dir
+    from sr_keras.release import real_model
     from sr_keras.savedmodel import layout
+    from sr_keras.train import run_dir
 
     if _REPRODUCE.value:
         real_model.reproduce()

@@ -44,7 +44,6 @@ def main(argv):
     del argv
     quiet_tf_logs()
     from sr_keras import zoo
-    from sr_keras.data.sources import SourceError
     from sr_keras.savedmodel import layout
     from sr_keras.zoo import cache as zoo_cache
 
@@ -56,8 +55,8 @@ def main(argv):
             print(f"skipped {name}: {zoo_cache.status(name)}")
             continue
         try:
-            print(f"{name}: {zoo_cache.ensure(name, remeasure=True)}")
-        except (layout.ModelNotFoundError, layout.SavedModelError, SourceError) as e:
+            print(f"{name}: {zoo_cache.ensure(name)}")
+        except (layout.ModelNotFoundError, layout.SavedModelError) as e:
             fail(str(e))
     try:
         print(table())

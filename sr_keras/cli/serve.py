@@ -79,7 +79,8 @@ def main(argv):
     if base and _MODEL.value:
         fail("pass --model (names) or --model_base_path (a folder), not both")
     from sr_keras import zoo  # The registry of names: no TensorFlow.
-    from sr_keras.zoo import user_ncnn
+    from sr_keras.infer import resolve
+    from sr_keras.savedmodel import layout
 
     if base:
         name = _NAME.value or os.path.basename(os.path.normpath(base))
@@ -87,34 +88,29 @@ def main(argv):
             rest.check_model_name(name)
         except ValueError as e:
             fail(f"{e}; the folder's name cannot be used, pass --model_name")
-        asked_names = [(name, None)]
+        refs = [(name, None)]
     else:
         names = _MODEL.value or [None]
         if _NAME.value and len(names) > 1:
             fail("--model_name renames one model; with several --model names each is served under its own")
-        asked_names = []
+        refs = []
         for asked in names:
-            zoo_name = zoo.match_name(asked) if asked is not None else None
-            if asked is not None and zoo_name is None and user_ncnn.is_ncnn_path(asked):
-                asked_names.append((_NAME.value or user_ncnn.model_name(asked), asked))  # Converted below.
-                continue
-            if asked is not None and zoo_name is None:
-                fail(f"--model={asked}: not a model name{zoo.did_you_mean(asked)} ({', '.join(zoo.NAMES)}); "
-                     "serve a folder with --model_base_path")
-            asked_names.append((_NAME.value or zoo_name or "default", zoo_name))
+            try:
+                ref = resolve.classify(asked)
+            except layout.ModelNotFoundError as e:
+                fail(str(e))
+            if ref.kind == "path":
+                fail(f"--model={asked}: not a model name{zoo.did_you_mean(asked)} ({', '.join(zoo.NAMES)}) or an "
+                     "ncnn .param; serve a folder with --model_base_path")
+            refs.append((_NAME.value or ref.label, ref))
     try:
-        limits.check_names([served for served, _ in asked_names])  # Before anything slow.
+        limits.check_names([served for served, _ in refs])  # Before anything slow.
     except ValueError as e:
         fail(str(e))
     quiet_tf_logs()
-    from sr_keras.savedmodel import layout
-    from sr_keras.zoo import cache as zoo_cache
-
     try:
-        models = [(served, base or (user_ncnn.ensure(zoo_name) if user_ncnn.is_ncnn_path(zoo_name) else
-                                    zoo_cache.ensure(zoo_name or zoo_cache.default_name())))
-                  for served, zoo_name in asked_names]
-    except (layout.ModelNotFoundError, layout.SavedModelError, user_ncnn.ncnn.NcnnFormatError) as e:
+        models = [(served, resolve.model_base(ref) if ref else base) for served, ref in refs]
+    except (layout.ModelNotFoundError, layout.SavedModelError) as e:
         fail(str(e))
     from sr_keras.serving import runner
 

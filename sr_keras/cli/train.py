@@ -14,9 +14,9 @@ import sys
 
 from absl import flags
 
-from sr_keras import config as config_presets  # No TensorFlow import: --help stays fast.
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
+from sr_keras.train import config as config_presets  # No TensorFlow import: --help stays fast.
 
 _MODEL = flags.DEFINE_enum("model", "srgan", [*config_presets.MODELS, "compact"], "Which GAN: srgan, dcgan (the "
                            "paper's variant), or compact (SRGAN's training with Real-ESRGAN's SRVGGNetCompact "
@@ -106,7 +106,8 @@ _MODEL_OVERRIDES = {"num_blocks": _BLOCKS, "filters": _FILTERS, "bicubic_skip": 
 
 def resolve_config():
     """The preset, with every flag the user set applied on top."""
-    from sr_keras import config, zoo
+    from sr_keras import zoo
+    from sr_keras.train import config
 
     gan, generator = _MODEL.value, _GENERATOR.value
     if gan == "compact":  # A shorthand: the SRGAN-family loop with the compact generator.
@@ -142,9 +143,10 @@ def main(argv):
               flush=True)
     import keras
 
-    from sr_keras import distribute, train_lib
     from sr_keras.models.vgg import VGGWeightsError
-    from sr_keras.run_dir import RunDir
+    from sr_keras.train import distribute
+    from sr_keras.train import loop as train_lib
+    from sr_keras.train.run_dir import RunDir
 
     try:
         keras.utils.set_random_seed(cfg.seed)

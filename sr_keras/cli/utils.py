@@ -4,9 +4,8 @@ import importlib
 import os
 import sys
 
-from sr_keras import quiet
-from sr_keras.quiet import STARTUP_NOISE, import_tensorflow_quietly  # noqa: F401 - used by the binaries.
-
+from sr_keras.utils import quiet
+from sr_keras.utils.quiet import STARTUP_NOISE, import_tensorflow_quietly  # noqa: F401 - used by the binaries.
 
 _OWN_PROCESS = []  # Set by `run`: the binary owns its process (not called from a test or a notebook).
 
@@ -33,7 +32,7 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def beam_pipeline_options(spec: str, module: str = "sr_keras.beam_options") -> tuple:
+def beam_pipeline_options(spec: str, module: str = "sr_keras.utils.beam_options") -> tuple:
     """(`module`, its `pipeline_options(spec)`) for --beam_pipeline_options, or a one-line failure: apache-beam
     missing (naming the extra to install) or options Beam refuses. apache-beam is an optional extra, so `module`
     (which imports it) is imported only here."""

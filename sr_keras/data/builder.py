@@ -15,9 +15,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from sr_keras import config as config_lib
-from sr_keras import progress, safe_files
-from sr_keras.data import schema, shards
+from sr_keras.data import BUILD_SCALES, schema, shards
 from sr_keras.data import sources as sources_lib
 from sr_keras.data.degradation import (
     DEGRADATIONS,
@@ -27,9 +25,10 @@ from sr_keras.data.degradation import (
     rescale,
 )
 from sr_keras.data.shards import RECORDS_PER_SHARD, BuildError  # noqa: F401 - part of this API.
-from sr_keras.imageio import ImageError, load_rgb8
+from sr_keras.image.imageio import ImageError, load_rgb8
+from sr_keras.utils import progress, safe_files
 
-SCALES = config_lib.BUILD_SCALES
+SCALES = BUILD_SCALES
 
 
 

@@ -14,9 +14,9 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from sr_keras import config
+from sr_keras.data import DEGRADATIONS as _DEGRADATIONS
 
-DEGRADATIONS = config.DEGRADATIONS
+DEGRADATIONS = _DEGRADATIONS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,9 +27,10 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from sr_keras import imageio, safe_files
 from sr_keras.data import degradation
-from sr_keras.data.sources import DownloadError, download_verified
+from sr_keras.image import imageio
+from sr_keras.utils import safe_files
+from sr_keras.utils.downloads import DownloadError, download_verified
 
 DEBIAN_MIRROR = "https://deb.debian.org/debian"
 

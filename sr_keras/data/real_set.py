@@ -18,8 +18,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from sr_keras import imageio, png_writer, safe_files
 from sr_keras.data import real_degradation, sources
+from sr_keras.image import imageio, png_writer
+from sr_keras.utils import safe_files
 
 DEFAULT_PHOTOS = "tfrecords/free_photos/test_libs"
 

@@ -21,8 +21,8 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from sr_keras import safe_files
 from sr_keras.data.degradation import RealisticParams
+from sr_keras.utils import safe_files
 
 SHARD_PATTERN = "{split}-{index:05d}-of-{count:05d}.tfrecord"
 MANIFEST = "manifest.json"

@@ -10,9 +10,9 @@ from typing import Iterable, Optional
 
 import tensorflow as tf
 
-from sr_keras import safe_files
 from sr_keras.data import schema
 from sr_keras.data import sources as sources_lib
+from sr_keras.utils import safe_files
 
 RECORDS_PER_SHARD = 2000  # ~80 MB of 128x128 faces per shard; large enough for sequential reads.
 

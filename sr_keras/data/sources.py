@@ -10,12 +10,12 @@ import dataclasses
 import hashlib
 import os
 import socket
-import urllib.request
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
-from sr_keras import safe_files
+from sr_keras.utils.downloads import DownloadError, download_verified, sha256_file  # noqa: F401 - part of this API.
+from sr_keras.utils.safe_files import walk_files
 
 SPLITS = ("train", "val", "test")
 TFDS_SPLITS = {"train": "train", "validation": "val", "test": "test"}
@@ -84,84 +84,6 @@ def sample_source() -> Source:
         splits["val" if name in SAMPLE_VAL else "train"].append(SourceItem(key=name, path=path))
     return Source(name="sample", splits=splits,
                   counts_hint={k: len(v) for k, v in splits.items()})
-
-
-def walk_files(root: str) -> list:
-    """Every non-hidden file under `root`, sorted, hidden folders skipped; each real file and folder once.
-
-    Linked folders are followed, but a folder already visited (`ln -s . loop`, two links to one place) is not
-    entered again, and a file reached through several links is listed once. Special files (pipes, devices,
-    sockets) are listed, so that the reader refuses each with its reason (`imageio.read_file`), never hangs on it.
-    """
-    files, seen_dirs, seen_files = [], set(), set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        try:
-            here = os.stat(dirpath)
-        except OSError:
-            dirnames[:] = []
-            continue
-        if (here.st_dev, here.st_ino) in seen_dirs:  # Reached again through a link: a loop or a duplicate.
-            dirnames[:] = []
-            continue
-        seen_dirs.add((here.st_dev, here.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in sorted(filenames):
-            if f.startswith("."):  # .DS_Store, editor swap files and the like are not inputs.
-                continue
-            path = os.path.join(dirpath, f)
-            try:
-                st = os.stat(path)
-            except OSError:  # A dangling link: listed, so the reader reports it.
-                files.append(path)
-                continue
-            if (st.st_dev, st.st_ino) not in seen_files:
-                seen_files.add((st.st_dev, st.st_ino))
-                files.append(path)
-    return files
-
-
-def sha256_file(path: str) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-class DownloadError(RuntimeError):
-    """A pinned file could not be downloaded or verified. One line naming the fix."""
-
-
-def download_verified(url: str, sha256: str, path: str, size: int = 0, fix: str = "",
-                      log: Callable[[str], None] = print) -> str:
-    """`path`, downloaded from `url` unless already there with the pinned SHA-256. The download lands under an
-    exclusive temporary name and is renamed only once its hash matches, so `path` is whole or absent.
-
-    Raises:
-      DownloadError: no network, a hash mismatch (the file changed upstream) or an unwritable folder; `fix` is
-        appended to the message.
-    """
-    if os.path.isfile(path) and sha256_file(path) == sha256:
-        return path
-    log(f"Downloading {url}" + (f" ({size / 1e6:.1f} MB)" if size else ""))
-    fix = f"; {fix}" if fix else ""
-    try:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with safe_files.atomic_open(path) as f:
-            digest = hashlib.sha256()
-            try:
-                with urllib.request.urlopen(url, timeout=60) as r:
-                    while chunk := r.read(1 << 20):
-                        digest.update(chunk)
-                        f.write(chunk)
-            except OSError as e:  # URLError, HTTPError, timeouts and resets are all OSErrors.
-                raise DownloadError(f"cannot download {url} ({e}); check the network{fix}") from None
-            if digest.hexdigest() != sha256:
-                raise DownloadError(f"{url}: SHA-256 {digest.hexdigest()} is not the pinned {sha256}{fix}")
-    except OSError as e:
-        raise DownloadError(f"cannot write {path} ({e.strerror or e}){fix}") from None
-    return path
 
 
 def dir_source(root: str, val_fraction: float) -> Source:

@@ -28,9 +28,9 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from sr_keras import progress, safe_files
 from sr_keras.data import real_degradation, schema
 from sr_keras.data import shards as shards_lib
+from sr_keras.utils import progress, safe_files
 
 TEACHER_FEATURE = "teacher"
 SHARD_PREFIX = "train-"
@@ -109,19 +109,23 @@ def _config_record(cfg: TeacherConfig, manifest: schema.Manifest, teacher_meta: 
             "degradation_model": dataclasses.asdict(real_degradation.PRESETS[cfg.degradation])}
 
 
-def _teacher_meta(enhancer) -> dict:
+def teacher_of(enhancer) -> tuple:
+    """(teacher_fn, teacher_meta) of a loaded model (`sr_keras.load(name, precision="float32")`)."""
     meta = enhancer.metadata
-    return {"model": meta.get("model"), "precision": enhancer.precision,
-            "provenance": {k: meta.get("provenance", {}).get(k) for k in ("package", "package_version", "files",
-                                                                          "license")}}
+    return enhancer.model_fn(), {
+        "model": meta.get("model"), "precision": enhancer.precision,
+        "provenance": {k: meta.get("provenance", {}).get(k) for k in ("package", "package_version", "files",
+                                                                      "license")}}
 
 
-def build(cfg: TeacherConfig, log=print, teacher_fn: Optional[Callable] = None, stop_after: int = 0
+def build(cfg: TeacherConfig, teacher_fn: Callable, teacher_meta: Optional[dict] = None, stop_after: int = 0
           ) -> schema.Manifest:
     """Builds (or resumes) the teacher set at `cfg.out_dir`; returns its manifest.
 
-    `teacher_fn` (float32 [b, h, w, 3] -> [b, h*s, w*s, 3]) replaces loading `cfg.teacher` (tests);
-    `stop_after` > 0 stops after that many new photos (tests of resuming).
+    Args:
+      teacher_fn: the teacher's untiled call, float32 [b, h, w, 3] in [0, 1] -> [b, h*s, w*s, 3] (`teacher_of`).
+      teacher_meta: what the manifest records of the teacher (`teacher_of`); a resumed build must have the same.
+      stop_after: > 0 stops after that many new photos (tests of resuming).
 
     Raises:
       TeacherBuildError: no such data, a folder holding another build's shards, or an unknown degradation.
@@ -136,15 +140,7 @@ def build(cfg: TeacherConfig, log=print, teacher_fn: Optional[Callable] = None, 
     scale = source.scale
     if cfg.hr_size % scale:
         raise TeacherBuildError(f"--hr_size={cfg.hr_size} is not a multiple of the data's scale {scale}")
-    if teacher_fn is None:
-        import sr_keras  # The teacher, once it is needed.
-
-        enhancer = sr_keras.load(cfg.teacher, precision="float32")
-        if enhancer.scale != scale:
-            raise TeacherBuildError(f"the teacher {cfg.teacher} is x{enhancer.scale}, the data x{scale}")
-        teacher_fn, teacher_meta = enhancer._model_fn(None), _teacher_meta(enhancer)
-    else:
-        teacher_meta = {"model": cfg.teacher, "precision": "float32", "provenance": None}
+    teacher_meta = teacher_meta or {"model": cfg.teacher, "precision": "float32", "provenance": None}
     record = json.loads(json.dumps(_config_record(cfg, source, teacher_meta)))  # As the manifest stores it.
     os.makedirs(cfg.out_dir, exist_ok=True)
     previous = _previous(cfg.out_dir)

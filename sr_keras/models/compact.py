@@ -15,6 +15,7 @@ from __future__ import annotations
 import keras
 
 from sr_keras.models.layers import PixelShuffle
+from sr_keras.models.registry import register_generator
 
 
 def build_compact_generator(scale: int = 4, filters: int = 64, num_blocks: int = 32,
@@ -42,3 +43,8 @@ def build_compact_generator(scale: int = 4, filters: int = 64, num_blocks: int =
     x = keras.layers.Add(name="residual")([x, base])
     sr = keras.layers.Activation("linear", dtype="float32", name="sr")(x)
     return keras.Model(lr, sr, name=name)
+
+
+@register_generator("compact")
+def _from_config(cfg) -> keras.Model:
+    return build_compact_generator(scale=cfg.scale, filters=cfg.filters, num_blocks=cfg.num_blocks)

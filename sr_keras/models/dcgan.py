@@ -8,6 +8,7 @@ import math
 import keras
 
 from sr_keras.models.layers import activate, batch_norm, image_output, residual_block
+from sr_keras.models.registry import register_generator
 
 
 def build_dcgan_generator(scale: int = 4, filters: int = 64, num_blocks: int = 5, bicubic_skip: bool = False,
@@ -46,3 +47,9 @@ def build_dcgan_discriminator(hr_size: int = 96, filters: int = 64, name: str = 
     x = keras.layers.Flatten(name="flatten")(x)
     logit = keras.layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(hr, logit, name=name)
+
+
+@register_generator("dcgan")
+def _from_config(cfg) -> keras.Model:
+    return build_dcgan_generator(scale=cfg.scale, filters=cfg.filters, num_blocks=cfg.num_blocks,
+                                 bicubic_skip=cfg.bicubic_skip)

@@ -12,7 +12,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from sr_keras import tiling
+from sr_keras.image import tiling
 
 PROBES = (64, 96)  # Input sides of the two traces: a tensor that grows with the input grows between them.
 _NOT_ACTIVATIONS = frozenset({"Const", "ReadVariableOp", "VarHandleOp", "Placeholder", "NoOp"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from sr_keras.limits import check_alpha
+from sr_keras.image.limits import check_alpha
 
 
 def blend(psnr_weights: list, gan_weights: list, alpha: float) -> list:

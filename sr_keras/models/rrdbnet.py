@@ -15,6 +15,8 @@ import math
 
 import keras
 
+from sr_keras.models.registry import register_generator
+
 RESIDUAL_SCALE = 0.2  # ESRGAN's residual scaling, in every RDB and RRDB.
 
 
@@ -73,3 +75,8 @@ def build_rrdbnet_generator(scale: int = 4, filters: int = 64, num_blocks: int =
     x = _conv(x, 3, "conv_last")
     sr = keras.layers.Activation("linear", dtype="float32", name="sr")(x)
     return keras.Model(lr, sr, name=name)
+
+
+@register_generator("rrdb")
+def _from_config(cfg) -> keras.Model:
+    return build_rrdbnet_generator(scale=cfg.scale, filters=cfg.filters, num_blocks=cfg.num_blocks, growth=cfg.growth)

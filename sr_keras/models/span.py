@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from sr_keras.models.layers import PixelShuffle
+from sr_keras.models.registry import register_generator
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K's, as in SPAN (and EDSR/BasicSR).
 IMG_RANGE = 255.0
@@ -80,3 +81,8 @@ def build_span_generator(scale: int = 4, channels: int = 48, num_blocks: int = 6
     x = PixelShuffle(scale, name="upsampler_shuffle")(x)
     sr = keras.layers.Activation("linear", dtype="float32", name="sr")(x)
     return keras.Model(lr, sr, name=name)
+
+
+@register_generator("span")
+def _from_config(cfg) -> keras.Model:
+    return build_span_generator(scale=cfg.scale, channels=cfg.filters, num_blocks=cfg.num_blocks)

@@ -14,6 +14,7 @@ from sr_keras.models.layers import (
     image_output,
     residual_block,
 )
+from sr_keras.models.registry import register_generator
 
 UPSAMPLERS = ("srresnet", "espcn", "nearest")
 
@@ -90,3 +91,10 @@ def build_srgan_discriminator(hr_size: int = 96, filters: int = 64, dense_units:
     x = activate(x, "leaky", "dense_lrelu")
     logit = keras.layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(hr, logit, name=name)
+
+
+@register_generator("srgan")
+def _from_config(cfg) -> keras.Model:
+    return build_srgan_generator(scale=cfg.scale, filters=cfg.filters, num_blocks=cfg.num_blocks,
+                                 upsample_filters=cfg.upsample_filters, bicubic_skip=cfg.bicubic_skip,
+                                 batch_norm_layers=cfg.batch_norm, upsampler=cfg.upsampler)

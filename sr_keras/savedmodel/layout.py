@@ -17,7 +17,7 @@ import os
 import shutil
 from typing import Optional
 
-from sr_keras import safe_files
+from sr_keras.utils import safe_files
 
 METADATA_FILE = os.path.join("assets.extra", "model.json")
 SAVED_MODEL_FILE = "saved_model.pb"

@@ -24,12 +24,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sr_keras import portable_runtime
 from sr_keras.data import sources
-from sr_keras.imageio import load_rgb8
+from sr_keras.image.imageio import load_rgb8
 from sr_keras.models import footprint
 from sr_keras.models.precision import float32_copy
 from sr_keras.savedmodel import layout
+from sr_keras.savedmodel import portable_runtime as portable
 from sr_keras.version import __version__
 
 FORMATS = ("savedmodel",) + tuple(layout.PORTABLE_FILES)
@@ -41,7 +41,7 @@ MAX_LEVEL_DIFF = 1  # The largest uint8 difference from the Keras model that an 
 
 def _missing(fmt: str) -> layout.ExportError:
     package, extra = CONVERTERS[fmt]
-    return layout.ExportError(f"--format={fmt} needs {package} and {portable_runtime.RUNTIMES[fmt][0]}: "
+    return layout.ExportError(f"--format={fmt} needs {package} and {portable.RUNTIMES[fmt][0]}: "
                               f"pip install 'sr_keras[{extra}]'")
 
 
@@ -108,8 +108,8 @@ def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
         file = os.path.join(staging, layout.PORTABLE_FILES[fmt])
         _convert(model, fmt, file)
         try:
-            run = portable_runtime.runner(file)
-        except portable_runtime.PortableModelError as e:
+            run = portable.runner(file)
+        except portable.PortableModelError as e:
             raise layout.ExportError(str(e)) from None
         crops = sample_crops()
         check = compare(model, run, crops) if crops else None

@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 import re
 
-from sr_keras import safe_files
 from sr_keras.savedmodel import layout
+from sr_keras.utils import safe_files
 
 _NAME = re.compile(r'\bname\s*:\s*"((?:[^"\\]|\\.)*)"')
 _BASE = re.compile(r'\bbase_path\s*:\s*"((?:[^"\\]|\\.)*)"')

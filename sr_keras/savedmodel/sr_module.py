@@ -1,7 +1,7 @@
 """The exported object: a float32 generator with image-in/image-out signatures that tile in the graph.
 
-The signatures and their input/output names are defined in `sr_keras.signatures`; the tiles are those of
-`sr_keras.tiling` (the same spans as the numpy path), so a TF Serving user gets the same bounded memory.
+The signatures and their input/output names are defined in `sr_keras.savedmodel.signatures`; the tiles are those of
+`sr_keras.image.tiling` (the same spans as the numpy path), so a TF Serving user gets the same bounded memory.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from sr_keras import signatures, tiling
-from sr_keras.limits import ALPHA_RANGE, DEFAULT_EXPORT_MAX_INPUT_PIXELS
+from sr_keras.image import tiling
+from sr_keras.image.limits import ALPHA_RANGE, DEFAULT_EXPORT_MAX_INPUT_PIXELS
 from sr_keras.models.interpolation import blend, interpolated_generator
-from sr_keras.signatures import ENHANCE, ENHANCE_FLOAT, SERVING_DEFAULT
+from sr_keras.savedmodel import signatures
+from sr_keras.savedmodel.signatures import ENHANCE, ENHANCE_FLOAT, SERVING_DEFAULT
 
 DEFAULT_TILE = tiling.DEFAULT_TILE
 

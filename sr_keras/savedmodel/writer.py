@@ -13,11 +13,10 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from sr_keras import signatures
-from sr_keras.limits import DEFAULT_EXPORT_MAX_INPUT_PIXELS, check_alpha
+from sr_keras.image.limits import DEFAULT_EXPORT_MAX_INPUT_PIXELS, check_alpha
 from sr_keras.models import footprint
 from sr_keras.models.precision import float32_copy, inference_copy
-from sr_keras.savedmodel import layout
+from sr_keras.savedmodel import layout, signatures
 from sr_keras.savedmodel.sr_module import InterpolatedSRModule, SRModule
 from sr_keras.version import __version__
 

@@ -2,7 +2,7 @@
 
 The REST server does not call a signature's graph in one go: it runs the model through `Enhancer` (the same
 seamless tiles as `sr_keras.load`), so that memory is bounded, and it can stop between tiles when the client
-hangs up or the request's deadline passes. The answers are those of the signatures (`sr_keras.signatures`):
+hangs up or the request's deadline passes. The answers are those of the signatures (`sr_keras.savedmodel.signatures`):
 
   serving_default  image bytes -> PNG bytes (8-bit; gray stays gray, alpha is kept; EXIF orientation applied)
   enhance          uint8 [N, H, W, 3] -> uint8 [N, sH, sW, 3]
@@ -20,7 +20,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from sr_keras import imageio, signatures
+from sr_keras.image import imageio
+from sr_keras.savedmodel import signatures
 from sr_keras.serving.rest import RestError
 
 SIGNATURES = signatures.NAMES

@@ -23,7 +23,7 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.core.protobuf import saved_model_pb2
 
-from sr_keras import inference
+from sr_keras.infer import enhancer
 from sr_keras.savedmodel import layout
 from sr_keras.savedmodel.layout import complete_versions
 from sr_keras.serving import rest
@@ -34,7 +34,7 @@ from sr_keras.serving.predict import SIGNATURES
 class Version:
     number: int
     state: str  # LOADING | AVAILABLE | END
-    model: Optional[object] = None  # An `inference.Enhancer` while AVAILABLE.
+    model: Optional[object] = None  # An `enhancer.Enhancer` while AVAILABLE.
     error: str = ""
     signatures: dict = dataclasses.field(default_factory=dict)  # `rest.describe_signatures` of the model.
     fingerprint: tuple = ()  # What the folder looked like when it was loaded or failed.
@@ -95,7 +95,7 @@ class ModelRegistry:
     """The versions of one model name.
 
     Args:
-      loader: version folder -> a servable model (default: `inference.Enhancer` with the given options).
+      loader: version folder -> a servable model (default: `enhancer.Enhancer` with the given options).
     """
 
     def __init__(self, name: str, base_path: str, keep_versions: int = 1,
@@ -193,7 +193,7 @@ def measure_cost(model) -> Optional[float]:
 
 
 def _load_enhancer(path: str):
-    return inference.Enhancer(path, max_input_pixels=None)  # The server checks its own per-request limit.
+    return enhancer.Enhancer(path, max_input_pixels=None)  # The server checks its own per-request limit.
 
 
 def served_signatures(model, path: str) -> dict:

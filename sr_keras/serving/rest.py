@@ -18,7 +18,7 @@ import base64
 import binascii
 import json
 import re
-from typing import Iterator, NamedTuple
+from typing import Iterator, NamedTuple, Optional
 
 import numpy as np
 
@@ -82,10 +82,14 @@ def status_body(versions: list) -> dict:
         for number, state, error in versions]}
 
 
-def metadata_body(name: str, version: int, signatures: dict) -> dict:
-    """The GetModelMetadata answer, from `describe_signatures(...)`."""
-    return {"model_spec": {"name": name, "signature_name": "", "version": str(version)},
+def metadata_body(name: str, version: int, signatures: dict, model: Optional[dict] = None) -> dict:
+    """The GetModelMetadata answer, from `describe_signatures(...)`; `model` (this server's own addition, which TF
+    Serving clients ignore) says what the model is: its scale and the alpha its plain signatures run at."""
+    body = {"model_spec": {"name": name, "signature_name": "", "version": str(version)},
             "metadata": {"signature_def": {"signature_def": signature_defs(signatures)}}}
+    if model is not None:
+        body["metadata"]["sr_keras"] = model
+    return body
 
 
 class Spec(NamedTuple):

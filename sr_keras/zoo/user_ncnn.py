@@ -1,5 +1,6 @@
 """A user's own ncnn model (a `.param` file and its `.bin`) of an architecture the zoo converts: SPAN at any
-width, depth and scale, or Real-ESRGAN's RRDBNet (x2^n by nearest upsampling). The architecture is read from the
+width, depth and scale, Real-ESRGAN's RRDBNet (x2^n by nearest upsampling), or its SRVGGNetCompact at any width,
+depth and scale (realesr-general-x4v3, realesr-animevideov3). The architecture is read from the
 graph, the weights go through the zoo's converter with all its checks (`zoo.convert.load_into`: every shape, the
 hard-coded constants, activations), and the result is cached as a model folder keyed by the two files' SHA-256,
 so a changed file converts anew and an unchanged one loads at once.
@@ -14,9 +15,10 @@ import shutil
 import sys
 from typing import Optional
 
-from sr_keras import safe_files, zoo
-from sr_keras.data.sources import sha256_file
+from sr_keras import zoo
 from sr_keras.savedmodel import layout
+from sr_keras.utils import safe_files
+from sr_keras.utils.downloads import sha256_file
 from sr_keras.zoo import ncnn
 
 SUFFIXES = (".param", ".bin")
@@ -53,6 +55,11 @@ def architecture(layers: list, path: str = "") -> dict:
     if not convs:
         raise ncnn.NcnnFormatError(f"{path}: no convolutions: not a super-resolution model")
     filters = int(convs[0].params.get(0, 0))
+    if "PReLU" in types and "PixelShuffle" in types and "Interp" in types:  # SRVGGNetCompact: first, body, last.
+        shuffle = next(lyr for lyr in layers if lyr.type == "PixelShuffle")
+        scale = int(shuffle.params.get(0, 0)) if isinstance(shuffle.params.get(0, 0), int) else 0
+        if len(convs) >= 2 and scale >= 1:
+            return {"kind": "compact", "scale": scale, "filters": filters, "num_blocks": len(convs) - 2}
     if "PixelShuffle" in types and "MemoryData" in types:  # SPAN: conv_1, 3 per block, conv_2, conv_cat, upsampler.
         blocks, rest = divmod(len(convs) - 4, 3)
         shuffle = next(lyr for lyr in layers if lyr.type == "PixelShuffle")
@@ -65,8 +72,8 @@ def architecture(layers: list, path: str = "") -> dict:
         if blocks >= 1 and not rest and len(convs) > 1:
             return {"kind": "rrdb", "scale": 2 ** interps, "filters": filters, "num_blocks": blocks,
                     "growth": int(convs[1].params.get(0, 0))}
-    raise ncnn.NcnnFormatError(f"{path}: not an architecture sr_keras converts (SPAN, or Real-ESRGAN's RRDBNet with "
-                               f"nearest upsampling; {len(convs)} convolutions, layer types "
+    raise ncnn.NcnnFormatError(f"{path}: not an architecture sr_keras converts (SPAN, Real-ESRGAN's SRVGGNetCompact, "
+                               f"or its RRDBNet with nearest upsampling; {len(convs)} convolutions, layer types "
                                f"{', '.join(sorted(set(types)))})")
 
 
@@ -77,7 +84,8 @@ def keras_generator(path: str):
       ModelNotFoundError: a file is missing. NcnnFormatError: not a model the zoo's converter takes.
     """
     # TensorFlow, only when converting: resolving a cached conversion does not need it.
-    from sr_keras import config, models
+    from sr_keras import models
+    from sr_keras.models import config
     from sr_keras.zoo import convert
 
     param, weights = pair(path)

@@ -63,9 +63,11 @@ async function describeModel() {
     const signatures = meta.metadata.signature_def.signature_def;
     const knob = "serving_default_alpha" in signatures;
     $("alpha-box").hidden = !knob;
-    if (knob && $("alpha").dataset.set !== "1") {
-      $("alpha").value = CONFIG.default_alpha ?? 1;
-      $("alpha").dataset.set = "1";
+    // Each model's own default (the metadata says it; 0 for a real-world GAN), set when a model is chosen.
+    if (knob && $("alpha").dataset.model !== $("model").value) {
+      const own = (meta.metadata.sr_keras || {}).default_alpha;
+      $("alpha").value = own ?? CONFIG.default_alpha ?? 1;
+      $("alpha").dataset.model = $("model").value;
     }
     $("alpha-value").textContent = $("alpha").value;
   } catch (e) {
@@ -372,7 +374,7 @@ $("viewer").addEventListener("mouseleave", () => { $("loupe").style.display = "n
 $("alpha").addEventListener("input", () => { $("alpha-value").textContent = $("alpha").value; });
 $("alpha").addEventListener("change", enhance);
 $("outscale").addEventListener("change", enhance);
-$("model").addEventListener("change", () => { $("alpha").dataset.set = ""; describeModel().then(enhance); });
+$("model").addEventListener("change", () => describeModel().then(enhance));
 $("version").addEventListener("change", () => describeModel().then(enhance));
 
 $("model").replaceChildren(...(CONFIG.models || []).map((m) => new Option(m, m)));

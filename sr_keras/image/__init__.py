@@ -1,0 +1,1 @@
+"""Images: decoding, PNG writing, tiling, size limits."""

@@ -1,0 +1,1 @@
+"""Plumbing: safe files, progress, quiet start-up, hashing and verified downloads."""
