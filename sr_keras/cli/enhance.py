@@ -1,6 +1,7 @@
 """sr-enhance: upscales photos with a trained model.
 
-  sr-enhance --input=photo.jpg --output_dir=out                      # the default model
+  sr-enhance photo.jpg                                               # the default model, into enhanced/
+  sr-enhance --input=photo.jpg --output_dir=out                      # the same, named
   sr-enhance --model=export/srgan --input=photos/ --output_dir=out --compare
   sr-enhance --model=realesrgan_x4plus --input=photo.jpg --output_dir=out    # a zoo model (sr-models)
   sr-enhance --input=photos/ --output_dir=out --ext=jpg --quality=90 --outscale=2 --suffix=big
@@ -26,7 +27,8 @@ _MODEL = flags.DEFINE_string("model", None, "Model name (span_x4, sr_keras_x4, .
                              "version folder, .keras file, your own ncnn .param file (SPAN or RRDBNet, its .bin beside it), "
                              "or an ONNX (.onnx) or LiteRT (.tflite) file taking float32 [0, 1] images, NHWC or NCHW "
                              "(default: the best model this install has).")
-_INPUT = flags.DEFINE_string("input", None, "A file, a folder or a glob.")
+_INPUT = flags.DEFINE_string("input", None, "A file, a folder or a glob (or give them after the flags, as "
+                             "`sr-enhance a.jpg b.jpg`).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "enhanced", "Where the outputs go.")
 _TILE = flags.DEFINE_integer("tile", None, "Tile side in input pixels (0: whole image at once; default: "
                              f"{limits.MEMORY_TILE_TEXT}, from the model's own footprint).")
@@ -62,11 +64,28 @@ _BEAM = flags.DEFINE_string("beam_pipeline_options", None, "Run as an Apache Bea
                             "runner=DataflowRunner,project=...,region=...,temp_location=gs://...). --input and "
                             "--output_dir may then be gs:// or s3:// (where TensorFlow has that filesystem); each "
                             "worker loads --model once; the same outputs, and a report file in --output_dir.")
-flags.mark_flag_as_required("input")
 
 
 def main(argv):
-    del argv
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as e:  # One line, status 130 (128 + SIGINT), as a shell expects; no partial file.
+        from sr_keras.enhance import files as enhance_lib
+
+        fail(str(e) if isinstance(e, enhance_lib.Stopped) else "stopped before any output was written",
+             code=130)
+
+
+def _inputs(argv) -> list:
+    """--input, or the bare arguments after the flags (`sr-enhance a.jpg b.jpg`)."""
+    specs = ([_INPUT.value] if _INPUT.value else []) + list(argv[1:])
+    if not specs:
+        fail("give the photos to enhance: sr-enhance photo.jpg (or --input=photo.jpg, a folder or a glob)")
+    return specs
+
+
+def _main(argv):
+    specs = _inputs(argv)
     quiet_tf_logs()
     quiet.skip_at_import("matplotlib")  # Keras's plotting helper; sr-enhance draws nothing (0.7 s a process).
     from sr_keras.enhance.output import OutputFormat
@@ -77,16 +96,28 @@ def main(argv):
         limits.check_tile(_TILE.value, "--tile")
         limits.check_overlap(_OVERLAP.value, "--tile_overlap")
         limits.check_max_pixels(_MAX_PIXELS.value, "--max_input_pixels")
+        if _ALPHA.value is not None:
+            limits.check_alpha(_ALPHA.value, "--alpha")
     except ValueError as e:
+        fail(str(e))
+    from sr_keras.infer import resolve  # Light: a mistyped name fails here, before TensorFlow is imported.
+    from sr_keras.savedmodel import layout
+
+    try:
+        resolve.classify(_MODEL.value)
+    except layout.ModelNotFoundError as e:
         fail(str(e))
     import sr_keras
     from sr_keras.enhance import files as enhance_lib
     from sr_keras.savedmodel import layout
     if _BEAM.value:
-        return _run_on_beam(output_format)
-    paths = enhance_lib.expand_inputs(_INPUT.value)
-    if not paths:
-        fail(f"--input={_INPUT.value}: no such file, or no images in that folder/glob")
+        return _run_on_beam(output_format, specs)
+    paths = []
+    for spec in specs:
+        found = enhance_lib.expand_inputs(spec)
+        if not found:
+            fail(f"{spec}: no such file, or no images in that folder/glob")
+        paths += [p for p in found if p not in paths]
     from sr_keras import zoo
 
     done = None if _ALPHA.value is not None else enhance_lib.all_skipped(
@@ -100,16 +131,8 @@ def main(argv):
         enhancer = sr_keras.load(_MODEL.value, **_load_kwargs())
     except (layout.ModelNotFoundError, layout.SavedModelError) as e:
         fail(str(e))
-    label = enhancer.metadata.get("model_name") or enhancer.metadata.get("model") or "model"
-    if _ALPHA.value is not None:
-        if not enhancer.interpolation:
-            fail(f"--alpha: {_MODEL.value or 'the default model'} has no network interpolation (only models "
-                 "exported from a run with a GAN phase do)")
-        try:
-            limits.check_alpha(_ALPHA.value, "--alpha")
-        except ValueError as e:
-            fail(str(e))
-        label += f" alpha={_ALPHA.value:g}"
+    label = _label(enhancer)
+    _note_outscale(enhancer)
     try:
         result = enhance_lib.enhance_files(enhancer, paths, _OUTPUT_DIR.value, compare=_COMPARE.value,
                                            model_label=f"{label} x{enhancer.scale}", overwrite=_OVERWRITE.value,
@@ -126,28 +149,46 @@ def main(argv):
     return 0
 
 
+def _label(enhancer) -> str:
+    """The model's label on outputs (the same on Beam and here); refuses --alpha for a model without the knob."""
+    label = enhancer.metadata.get("model_name") or enhancer.metadata.get("model") or "model"
+    if _ALPHA.value is not None:
+        if not enhancer.interpolation:
+            fail(f"--alpha: {_MODEL.value or 'the default model'} has no network interpolation (only models "
+                 "exported from a run with a GAN phase do)")
+        label += f" alpha={_ALPHA.value:g}"
+    return label
+
+
+def _note_outscale(enhancer) -> None:
+    """Says which part of --outscale the model does, when the rest is a plain resize."""
+    if _OUTSCALE.value is not None and _OUTSCALE.value > enhancer.scale:
+        print(f"note: the model upscales x{enhancer.scale}; the rest of --outscale={_OUTSCALE.value:g} "
+              f"(x{_OUTSCALE.value / enhancer.scale:.3g}) is a Lanczos resize, which adds no detail", file=sys.stderr)
+
+
 def _load_kwargs() -> dict:
     return dict(tile=_TILE.value, tile_overlap=_OVERLAP.value, precision=_PRECISION.value,
                 self_ensemble=_ENSEMBLE.value, max_input_pixels=_MAX_PIXELS.value or None)
 
 
-def _run_on_beam(output_format) -> int:
+def _run_on_beam(output_format, specs: list) -> int:
     beam_enhance, options = cli_utils.beam_pipeline_options(_BEAM.value, "sr_keras.enhance.beam")
     import sr_keras
     from sr_keras.enhance import files as enhance_lib
     from sr_keras.savedmodel import layout
 
-    paths = beam_enhance.list_inputs(_INPUT.value)
+    if len(specs) != 1:
+        fail("--beam_pipeline_options takes one --input (a file, a folder or a glob)")
+    paths = beam_enhance.list_inputs(specs[0])
     if not paths:
-        fail(f"--input={_INPUT.value}: no such file, or no images in that folder/glob")
+        fail(f"--input={specs[0]}: no such file, or no images in that folder/glob")
     try:  # Loaded here too: a bad --model fails at once, and the scale and label name the outputs.
         enhancer = sr_keras.load(_MODEL.value, **_load_kwargs())
     except (layout.ModelNotFoundError, layout.SavedModelError) as e:
         fail(str(e))
-    if _ALPHA.value is not None and not enhancer.interpolation:
-        fail(f"--alpha: {_MODEL.value or 'the default model'} has no network interpolation")
-    label = enhancer.metadata.get("model_name") or enhancer.metadata.get("model") or "model"
-    label += f" alpha={_ALPHA.value:g}" if _ALPHA.value is not None else ""
+    label = _label(enhancer)
+    _note_outscale(enhancer)
     try:
         result = beam_enhance.run(paths, _OUTPUT_DIR.value, options, _MODEL.value, _load_kwargs(), enhancer.scale,
                                   compare=_COMPARE.value, overwrite=_OVERWRITE.value, alpha=_ALPHA.value,

@@ -155,20 +155,33 @@ def enhance_files(enhancer, paths: Iterable[str], output_dir: str, compare: bool
         bar = progress_lib.bar(len(paths), unit_name="image")
     written, failed, skipped = [], {}, {}
     cleaned = set()
-    for i, path in enumerate(paths):
-        status, why, files = enhance_file(
-            enhancer, path, output_dir, names.get(path), own=path in own, compare=compare, overwrite=overwrite,
-            model_label=model_label, output_format=output_format, cleaned=cleaned,
-            tile=tile, tile_overlap=tile_overlap, progress=progress and len(paths) == 1, alpha=alpha)
-        written += files
-        if status == "note":
-            progress_lib.message(f"{path}: {why}", bar)
-        elif status in ("failed", "skipped"):
-            (failed if status == "failed" else skipped)[path] = why
-            progress_lib.message(f"skipped {path}: {why}", bar)
-        if bar is not None:
-            bar.update(i + 1)
+    done = 0
+    try:
+        for i, path in enumerate(paths):
+            status, why, files = enhance_file(
+                enhancer, path, output_dir, names.get(path), own=path in own, compare=compare, overwrite=overwrite,
+                model_label=model_label, output_format=output_format, cleaned=cleaned,
+                tile=tile, tile_overlap=tile_overlap, progress=progress and len(paths) == 1, alpha=alpha)
+            written += files
+            done = i + 1
+            if status == "note":
+                progress_lib.message(f"{path}: {why}", bar)
+            elif status in ("failed", "skipped"):
+                (failed if status == "failed" else skipped)[path] = why
+                progress_lib.message(f"skipped {path}: {why}", bar)
+            if bar is not None:
+                bar.update(i + 1)
+    except KeyboardInterrupt:  # Outputs are written under temporary names: the one in progress leaves nothing.
+        raise Stopped(done, len(paths)) from None
     return {"written": written, "failed": failed, "skipped": skipped}
+
+
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C during a batch: how far it got (every finished output is whole; a rerun skips them)."""
+
+    def __init__(self, done: int, total: int):
+        super().__init__(f"stopped after {done} of {total} inputs; run the same command again to continue")
+        self.done, self.total = done, total
 
 
 def enhance_file(enhancer, path: str, output_dir: str, name: Optional[str], own: bool = False,

@@ -35,6 +35,25 @@ def predict(server: str, model_name: str, payload: dict, version: Optional[int] 
         raise ServingError(f"cannot reach {server}: {e.reason}") from None
 
 
+def served_model(server: str, timeout: float = 30) -> str:
+    """The one model `server` serves (sr-serve lists its models at /v1/models; TF Serving does not).
+
+    Raises:
+      ServingError: the server serves several (named), lists none, or cannot be reached.
+    """
+    try:
+        with urllib.request.urlopen(server.rstrip("/") + "/v1/models", timeout=timeout) as resp:
+            models = json.loads(resp.read()).get("models") or []
+    except urllib.error.HTTPError as e:
+        raise ServingError(f"{server} does not list its models (HTTP {e.code}; TF Serving does not): pass "
+                           "--model_name") from None
+    except (urllib.error.URLError, ValueError, AttributeError) as e:
+        raise ServingError(f"cannot reach {server}: {getattr(e, 'reason', e)}") from None
+    if len(models) != 1:
+        raise ServingError(f"{server} serves {', '.join(map(str, models)) or 'no model'}: pass --model_name=NAME")
+    return str(models[0])
+
+
 def enhance_bytes(image: bytes, server: str, model_name: str, version: Optional[int] = None) -> bytes:
     """Encoded image in, PNG bytes out, through the `serving_default` signature."""
     answer = predict(server, model_name, {"instances": [{"b64": base64.b64encode(image).decode("ascii")}]},

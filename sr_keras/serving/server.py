@@ -144,6 +144,10 @@ class Server:
                     return web.Response(text=PAGE_SCRIPT, content_type="text/javascript",
                                         headers={"Cache-Control": "no-cache"})
                 return self._page()
+            if request.path.rstrip("/") == "/v1/models":  # sr-serve's own: which models it serves (sr-client).
+                if request.method != "GET":
+                    raise rest.RestError(405, f"{request.path} needs GET")
+                return self._json(200, {"models": list(self.registries)})
             registry, version, action = self._route(request.path)
             if action == rest.PREDICT:
                 if request.method != "POST":

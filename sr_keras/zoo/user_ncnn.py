@@ -91,6 +91,11 @@ def keras_generator(path: str):
     param, weights = pair(path)
     layers = ncnn.read_model(param, weights)
     arch = architecture(layers, param)
+    if arch["kind"] == "compact":  # The whole graph first: its weights, size-checked, bound what gets built.
+        try:
+            convert.check_compact_graph(layers, arch["scale"])
+        except ncnn.NcnnFormatError as e:
+            raise ncnn.NcnnFormatError(f"{param}: {e}") from None
     generator = models.build_generator(config.ModelConfig(**arch))
     try:
         convert.load_into(generator, layers, arch["kind"])
