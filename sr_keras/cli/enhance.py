@@ -23,10 +23,12 @@ from sr_keras.cli.utils import fail, quiet_tf_logs
 from sr_keras.image import limits  # Leaves: no TensorFlow import, --help stays fast.
 from sr_keras.utils import quiet
 
-_MODEL = flags.DEFINE_string("model", None, "Model name (span_x4, sr_keras_x4, ...: see sr-models), model folder, "
-                             "version folder, .keras file, your own ncnn .param file (SPAN or RRDBNet, its .bin beside it), "
-                             "or an ONNX (.onnx) or LiteRT (.tflite) file taking float32 [0, 1] images, NHWC or NCHW "
-                             "(default: the best model this install has).")
+_MODEL = flags.DEFINE_string("model", None, "Model name (see sr-models: span_x4 and sr_keras_x4 for clean images, "
+                             "sr_keras_real_x4, realesr_general_x4v3 or realesrgan_x4plus for real photos with JPEG "
+                             "blocks, noise or blur), model folder, version folder, .keras file, your own ncnn .param "
+                             "file (SPAN, RRDBNet or SRVGGNetCompact, its .bin beside it), or an ONNX (.onnx) or "
+                             "LiteRT (.tflite) file taking float32 [0, 1] images, NHWC or NCHW (default: the best "
+                             "model this install has).")
 _INPUT = flags.DEFINE_string("input", None, "A file, a folder or a glob (or give them after the flags, as "
                              "`sr-enhance a.jpg b.jpg`).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "enhanced", "Where the outputs go.")

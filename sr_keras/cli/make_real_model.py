@@ -1,7 +1,7 @@
 """Ships a finished real_x4 run as the package's `sr_keras_real_x4` (`make real-model` runs this with --reproduce).
 
-  python -m sr_keras.cli.make_real_model --workdir=runs/real_x4_gan
-  python -m sr_keras.cli.make_real_model --reproduce      # the whole recipe first (about 2 hours on 2 CPU cores)
+  python -m sr_keras.cli.make_real_model --workdir=runs/real_x4_distill_gan
+  python -m sr_keras.cli.make_real_model --reproduce      # the whole recipe first (about 1 hour on 2 CPU cores)
 """
 
 import sys
@@ -11,7 +11,7 @@ from absl import flags
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/real_x4_gan", "The finished real_x4_gan run to ship (its stage-1 "
+_WORKDIR = flags.DEFINE_string("workdir", "runs/real_x4_distill_gan", "The finished stage-2 run to ship (its stage-1 "
                                 "run, --init_checkpoint, is the alpha = 0 end).")
 _EVAL_OUT = flags.DEFINE_string("eval_out", "eval/real_model", "Where the evaluation files go.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where the model folder goes (default: the package's "

@@ -1,4 +1,5 @@
-"""sr-models: the models this install can use by name, with scale, size, PSNR on the sample photos and licence.
+"""sr-models: the models this install can use by name, with what each is for, its scale and size, its PSNR gain on
+clean (bicubic) inputs, its LPIPS on real-world photos (JPEG, noise, blur), and its licence.
 
   sr-models                      # the table
   sr-models --convert=span_x2    # convert one now (otherwise each converts on first use)
@@ -23,8 +24,9 @@ def table() -> str:
     from sr_keras.zoo import cache as zoo_cache
 
     default = zoo_cache.default_name()
-    rows = ["| name | scale | parameters | PSNR-Y gain on the sample photos | license | status |",
-            "|---|---|---|---|---|---|"]
+    real = zoo_cache.real_world_figures()
+    rows = ["| name | for | scale | parameters | PSNR-Y gain on the sample photos (clean) | real-world LPIPS "
+            "(lower: closer) | license | status |", "|---|---|---|---|---|---|---|---|"]
     for name in zoo.NAMES:
         c = zoo_cache.card(name) or {}  # None: a shipped model missing from this install (its status says so).
         sample = c.get("sample_photos") or {}
@@ -36,7 +38,11 @@ def table() -> str:
         params = f"{c['parameters']:,}" if c.get("parameters") else "-"
         licence = c.get("provenance", {}).get("license_short", "?")
         label = f"{name} (default)" if name == default else name
-        rows.append(f"| {label} | x{c.get('scale')} | {params} | {gain} | {licence} | {status} |")
+        lpips = f"{real[name]['lpips']:.3f}" if name in real else "-"
+        rows.append(f"| {label} | {zoo.purpose(name)} | x{c.get('scale')} | {params} | {gain} | {lpips} | {licence} "
+                    f"| {status} |")
+    rows.append("\nClean images (screenshots, renders, clean photos): a PSNR model. Real photos (phone JPEGs, noise, "
+                "blur): a real-photo model; a PSNR model sharpens JPEG blocks and noise.")
     return "\n".join(rows)
 
 

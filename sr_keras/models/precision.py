@@ -53,7 +53,7 @@ def float32_copy(generator: keras.Model) -> keras.Model:
 
 CONVOLUTIONS = ("Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "Dense")
 EDGE_CONVOLUTIONS = (1, 3)  # Kept in float32 by `inference_copy`: the first one, and the last three.
-ACTIVATIONS = ("Activation", "ReLU", "LeakyReLU")  # Weight-free, element-wise: low precision between two convs.
+ACTIVATIONS = ("Activation", "ReLU", "LeakyReLU", "PReLU")  # Element-wise: low precision between two convs.
 
 
 def _producers(layer_config: dict) -> set:

@@ -100,7 +100,7 @@ def _summary(results: dict, images: str) -> dict:
                                  for n in results["methods"]["default"]["images"]}}
 
 
-def _training_photos() -> list:
+def training_photos() -> list:
     """Rows of (photos, source, licence) for the card."""
     rows = [{"photos": ", ".join(p for p in sources.SAMPLE_PHOTOS if p not in sources.SAMPLE_VAL),
              "source": "scikit-image's bundled data (skimage/data; origins in its README.txt)",
@@ -198,7 +198,7 @@ def _data_section(training_data: dict, cfg: dict) -> dict:
                            f"{sizes}; x{scale} antialiased bicubic degradation, random {cfg['hr_crop']}x"
                            f"{cfg['hr_crop']} HR crops with flips and 90-degree rotations. Per-photo authors: "
                            "tfrecords/free_photos/CREDITS.md after `sr-fetch-photos`, or sr_keras/data/photos.py.",
-            "train": _training_photos(), "val": list(sources.SAMPLE_VAL)}
+            "train": training_photos(), "val": list(sources.SAMPLE_VAL)}
 
 
 def build_card(workdir: str, meta: dict, parameters: int, size_mb: float, results: dict, validation: dict,

@@ -27,6 +27,7 @@ from typing import Optional
 from absl import logging
 from aiohttp import web
 
+from sr_keras import zoo
 from sr_keras.infer import enhancer
 from sr_keras.serving import predict, rest
 from sr_keras.serving.limits import Limits
@@ -45,10 +46,16 @@ PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; script-src 'self'; 
 
 
 def _describe(v) -> dict:
-    """What the page and the metadata say of a served version: its scale, and the alpha its plain signatures run at
-    (each model its own: 0 for a real-world GAN whose L1 end is its default, None for a model without the knob)."""
+    """What the page and the metadata say of a served version: its scale, the alpha its plain signatures run at
+    (each model its own: 0 for a real-world GAN whose L1 end is its default, None for a model without the knob),
+    and what it is for (a zoo model's purpose: clean images, real photos)."""
     model = getattr(v, "model", None)
-    return {"scale": getattr(model, "scale", None), "default_alpha": getattr(model, "default_alpha", None)}
+    meta = getattr(model, "metadata", None) or {}
+    out = {"scale": getattr(model, "scale", None), "default_alpha": getattr(model, "default_alpha", None)}
+    name = zoo.match_name(str(meta.get("model") or meta.get("model_name") or ""))
+    if name and zoo.purpose(name):
+        out["purpose"] = zoo.purpose(name)
+    return out
 
 class Server:
     """The aiohttp application around a `ModelRegistry`: TF Serving's REST API, and a web page at `/`."""

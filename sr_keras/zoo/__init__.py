@@ -35,6 +35,8 @@ REAL = "sr_keras_real_x4"
 # The project's own trained models, shipped inside the package (name -> folder under sr_keras/): a PSNR model for
 # clean photos (`make default-model`) and a GAN for real-world photos (`make real-model`).
 SHIPPED = {OWN: "default_model", REAL: "real_model"}
+# What each shipped model is for (a zoo entry says it in `ZooModel.purpose`): sr-models, --help and the page.
+SHIPPED_PURPOSE = {OWN: "clean images", REAL: "real photos (fast)"}
 CACHE_ENV = "SR_KERAS_CACHE"
 VERSION = 1  # The version folder a conversion is written to (a TF Serving model base path).
 
@@ -143,6 +145,11 @@ MODELS = {m.name: m for m in (
 # `default` is the first of these a plain install has, best measured PSNR-Y first (BUILD.md, "Model zoo").
 DEFAULT_ORDER = ("span_x4", OWN)
 NAMES = tuple(MODELS) + tuple(SHIPPED)
+
+
+def purpose(name: str) -> str:
+    """What a model is for: clean images, real photos (JPEG, noise, blur), ..."""
+    return MODELS[name].purpose if name in MODELS else SHIPPED_PURPOSE.get(name, "")
 
 
 def match_name(spec: str) -> Optional[str]:

@@ -306,6 +306,16 @@ def card(name: str) -> dict:
                                "license_short": entry.license_short}, shipped.get("sample_photos"))
 
 
+def real_world_figures() -> dict:
+    """{model name: {lpips, niqe}} on the seeded real-world set, as `make real-bench` measured them ({} when the
+    file has none)."""
+    try:
+        with open(FIGURES_FILE, encoding="utf-8") as f:
+            return json.load(f).get("real_world", {})
+    except FileNotFoundError:
+        return {}
+
+
 def shipped_figures() -> dict:
     """{zoo name: {parameters, sample_photos, measured_with}} from FIGURES_FILE ({} when it is missing)."""
     try:

@@ -125,6 +125,16 @@ def test_sr_models_prints_every_figure_at_once_without_tensorflow(tmp_path):
         assert f"| {shipped[name]['parameters']:,} | {gain:+.2f} dB |" in row, row
         assert row.endswith(("| converts on first use |", "npm registry) and converts on first use |")) or "zoo" in row, row
     assert "after conversion" not in proc.stdout
+    # What each model is for, and the real-world figure beside the clean one (a PSNR model's gain on bicubic
+    # inputs says nothing of JPEG photos).
+    real = zoo_cache.real_world_figures()
+    for name in zoo.NAMES:
+        row = next(line for line in proc.stdout.splitlines() if line.startswith(f"| {name} "))
+        assert f"| {zoo.purpose(name)} |" in row and zoo.purpose(name), row
+        if name in real:
+            assert f"| {real[name]['lpips']:.3f} |" in row, row
+    assert zoo.purpose("span_x4") == "clean images" and zoo.purpose("sr_keras_real_x4").startswith("real photos")
+    assert real["realesrgan_x4plus"]["lpips"] < real["realesr_general_x4v3"]["lpips"] < real["span_x4"]["lpips"]
 
 
 def saved_models_load(name):

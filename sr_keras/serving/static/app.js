@@ -377,5 +377,8 @@ $("outscale").addEventListener("change", enhance);
 $("model").addEventListener("change", () => describeModel().then(enhance));
 $("version").addEventListener("change", () => describeModel().then(enhance));
 
-$("model").replaceChildren(...(CONFIG.models || []).map((m) => new Option(m, m)));
+$("model").replaceChildren(...(CONFIG.models || []).map((m) => {
+  const purpose = ((CONFIG.limits || {})[m] || {}).purpose;  // What the model is for: clean images, real photos.
+  return new Option(purpose ? `${m} (${purpose})` : m, m);
+}));
 describeModel();
