@@ -48,10 +48,13 @@ def psnr(a, b, crop_border: int = 0, y_channel: bool = True) -> tf.Tensor:
     return 10.0 * tf.math.log(255.0**2 / mse) / tf.math.log(tf.constant(10.0, tf.float64))
 
 
+SSIM_WINDOW = 11  # Wang et al.'s Gaussian window (sigma 1.5), as BasicSR; an image must keep this much after the shave.
+
+
 def ssim(a, b, crop_border: int = 0, y_channel: bool = True) -> tf.Tensor:
     """SSIM per image ([b]), on 0..255 values, with the standard constants (see the module docstring)."""
     a, b = _prepare(a, b, crop_border, y_channel)
-    return tf.image.ssim(a, b, max_val=255.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03)
+    return tf.image.ssim(a, b, max_val=255.0, filter_size=SSIM_WINDOW, filter_sigma=1.5, k1=0.01, k2=0.03)
 
 
 def to_uint8(x) -> np.ndarray:

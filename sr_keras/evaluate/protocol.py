@@ -84,6 +84,10 @@ def _paired(name: str, hr: np.ndarray, lr: np.ndarray, scale: int, crop: int) ->
     return _crop_pair(EvalImage(name, hr[:h, :w], lr), crop, scale)
 
 
+_TOO_SMALL = ("too small to score: {scale} border pixels are shaved at x{scale}, and SSIM needs {window} x {window} "
+              "pixels left")
+
+
 def load_images(spec: str, scale: int, crop: int = 0, lr_images: str = "") -> tuple:
     """`sample` (the held-back sample photos), a TFRecord folder (its val split), a folder, a file or a glob.
 
@@ -139,10 +143,13 @@ def load_images(spec: str, scale: int, crop: int = 0, lr_images: str = "") -> tu
             except (ImageError, OSError) as e:
                 skipped[lr_path] = str(e)
                 continue
+            if min(lr.shape[:2]) * scale - 2 * scale < metrics.SSIM_WINDOW:
+                skipped[p] = _TOO_SMALL.format(scale=scale, window=metrics.SSIM_WINDOW)
+                continue
             images.append(_paired(name, hr, lr, scale, crop))
             continue
-        if min(hr.shape[:2]) < 2 * scale + 1:
-            skipped[p] = f"too small for x{scale} with {scale} border pixels shaved"
+        if min(hr.shape[:2]) - 2 * scale < metrics.SSIM_WINDOW:
+            skipped[p] = _TOO_SMALL.format(scale=scale, window=metrics.SSIM_WINDOW)
             continue
         images.append(_from_hr(os.path.relpath(p, spec) if os.path.isdir(spec) else os.path.basename(p), hr, scale,
                                crop))
@@ -156,7 +163,10 @@ def _perceptual(hr: np.ndarray, sr: np.ndarray, scale: int, which) -> dict:
         out["lpips"] = perceptual.lpips(hr, sr) if min(hr.shape[:2]) >= 32 else None
     if "niqe" in which:
         big = min(sr.shape[:2]) - 2 * scale >= perceptual.NIQE_BLOCK
-        out["niqe"] = perceptual.niqe(sr, crop_border=scale) if big else None
+        try:
+            out["niqe"] = perceptual.niqe(sr, crop_border=scale) if big else None
+        except (np.linalg.LinAlgError, ValueError):  # Too few textured blocks for its statistics: undefined here.
+            out["niqe"] = None
     return out
 
 
