@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 
 from sr_keras.savedmodel import layout
 from sr_keras.utils import safe_files
@@ -110,6 +111,9 @@ def render(export_dir: str, existing: str = "") -> tuple:
     return "model_config_list {\n" + "".join(f"  {b}\n" for b in kept) + "}\n", names
 
 
+MAX_CONFIG_BYTES = 1 << 20  # A model config lists a few models: kilobytes.
+
+
 def update(path: str, export_dir: str) -> list:
     """Writes or updates the model config file at `path` for `export_dir` (atomically); returns the names listed.
 
@@ -118,10 +122,20 @@ def update(path: str, export_dir: str) -> list:
       OSError: it cannot be read or written.
     """
     try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    if info is not None and not stat.S_ISREG(info.st_mode):  # A FIFO would block the read for good.
+        raise ValueError("not a regular file (a FIFO, a device or a folder); choose a file path")
+    if info is not None and info.st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{info.st_size / 1e6:.0f} MB, but a model config file is kilobytes: choose another path")
+    try:
         with open(path, encoding="utf-8") as f:
-            existing = f.read()
+            existing = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         existing = ""
+    except UnicodeDecodeError:
+        raise ValueError("not a text file (left as it was)") from None
     text, names = render(export_dir, existing)
     safe_files.write_text(path, text)
     return names

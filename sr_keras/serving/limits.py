@@ -19,6 +19,13 @@ FIXED_SECONDS = 5.0  # Decoding, queueing and encoding, on top of the model.
 _PIXEL_STEP = 10_000  # Derived pixel limits are rounded down to this, so they read well on the page.
 
 
+# What a per-request flag may say: a deadline shorter than any model call would refuse every request, one longer
+# than a day is no deadline; a pixel limit beyond 10^10 (a 100,000 x 100,000 image) is no limit either.
+MIN_REQUEST_TIMEOUT_SECONDS = 0.1
+MAX_TIMEOUT_SECONDS = 86_400.0
+MAX_PIXELS_LIMIT = 10**10
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelLimits:
     """One served model's limits, as `for_model` derived them (shown on the web page, enforced per request)."""
@@ -63,10 +70,12 @@ class Limits:
         timeouts += [(f"{name}=", t) for name, t in self.model_timeouts.items()]
         checks = (("max_request_mb", self.max_request_bytes / 2**20, self.max_request_bytes > 0, "above 0"),
                   ("max_instances", self.max_instances, self.max_instances >= 1, "at least 1"),
-                  *((f"max_input_pixels={who}", n, n >= 0, "0 (no limit) or more") for who, n in pixels),
+                  *((f"max_input_pixels={who}", n, 0 <= n <= MAX_PIXELS_LIMIT,
+                     f"0 (no limit) or up to {MAX_PIXELS_LIMIT:.0e}") for who, n in pixels),
                   ("body_timeout_seconds", self.body_timeout_seconds, self.body_timeout_seconds > 0, "above 0"),
                   ("idle_timeout_seconds", self.idle_timeout_seconds, self.idle_timeout_seconds > 0, "above 0"),
-                  *((f"request_timeout_seconds={who}", t, t > 0, "above 0") for who, t in timeouts),
+                  *((f"request_timeout_seconds={who}", t, MIN_REQUEST_TIMEOUT_SECONDS <= t <= MAX_TIMEOUT_SECONDS,
+                     f"from {MIN_REQUEST_TIMEOUT_SECONDS:g} to {MAX_TIMEOUT_SECONDS:g} seconds") for who, t in timeouts),
                   ("max_concurrent", self.max_concurrent, self.max_concurrent >= 1, "at least 1"),
                   ("max_queue", self.max_queue, self.max_queue >= 1, "at least 1"),
                   ("max_parse_mb", self.max_parse_mb, self.max_parse_mb == 0 or self.max_parse_mb >= 64,
@@ -125,8 +134,13 @@ def parse_per_model(text: str, flag: str, convert: Callable[[str], float]) -> tu
             number = convert(value.strip())
         except ValueError:
             raise ValueError(f"--{flag}={text}: {entry!r} is not a number or NAME=number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"--{flag}={text}: {entry!r} is not a finite number")
+        name = name.strip()
+        if (name in named) if name else (every is not None):
+            raise ValueError(f"--{flag}={text}: {name or 'the value for every model'} is given twice")
         if name:
-            named[name.strip()] = number
+            named[name] = number
         else:
             every = number
     return every, named

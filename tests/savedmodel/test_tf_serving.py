@@ -97,3 +97,20 @@ def test_every_exported_op_is_standard_and_in_tensorflow_2_16(exports):
             assert op in old["ops"], f"{name}: {op} is not in TensorFlow 2.16"
             assert attrs <= set(old["ops"][op]), f"{name}: {op} uses {sorted(attrs - set(old['ops'][op]))}, " \
                                                  "attributes TensorFlow 2.16 does not have"
+
+
+def test_a_model_config_file_that_is_a_fifo_or_huge_is_refused_unread(tmp_path):
+    import os
+
+    from sr_keras.savedmodel import serving_config
+
+    fifo = str(tmp_path / "models.config")
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        serving_config.update(fifo, str(tmp_path))  # Before: blocked here for good.
+    huge = tmp_path / "huge.config"
+    with open(huge, "wb") as f:
+        f.truncate(3 << 30)  # 3 GB, sparse.
+    with pytest.raises(ValueError, match="kilobytes"):
+        serving_config.update(str(huge), str(tmp_path))
+    assert os.path.getsize(huge) == 3 << 30  # Left as it was.

@@ -15,7 +15,7 @@ import urllib.request
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, tiny_generator
+from conftest import REPO, run_cli, tiny_generator
 from PIL import Image
 
 from sr_keras.infer import enhancer
@@ -184,3 +184,16 @@ def test_error_texts_carry_no_tensorflow_internals():
     assert text.startswith("InvalidArgumentError: assertion failed: [alpha must be in [0, 1]]")
     for internal in ("{{node", "[[", "Graph execution error", "Detected at node", "File \""):
         assert internal not in text
+
+
+@pytest.mark.parametrize("flag,value,why", [
+    ("request_timeout_seconds", "inf", "not a finite number"),
+    ("request_timeout_seconds", "span_x4=inf", "not a finite number"),
+    ("request_timeout_seconds", "span_x4=1e-9", "from 0.1 to 86400 seconds"),
+    ("max_input_pixels", "span_x4=1e30", "up to 1e+10"),
+    ("max_input_pixels", "span_x4=1000000,span_x4=2000000", "given twice"),
+])
+def test_careless_per_model_limits_are_refused_at_start_in_one_line(flag, value, why):
+    proc = run_cli("serve", "--model=span_x4", f"--{flag}={value}", "--port=1")
+    assert proc.returncode == 2 and why in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
