@@ -225,9 +225,10 @@ async function enhanceBatch(files) {
     $("batch-list").append(item);
     try {
       const {png, sent} = await run(f);
-      let name = outName(f.webkitRelativePath || f.name);
-      for (let n = 2; used.has(name); n++) name = outName(f.webkitRelativePath || f.name).replace(/\.png$/, `_${n}.png`);
-      used.add(name);
+      const base = zipName(outName(f.webkitRelativePath || f.name));
+      let name = base;
+      for (let n = 2; used.has(zipKey(name)); n++) name = base.replace(/\.png$/, `_${n}.png`);
+      used.add(zipKey(name));
       entries.push({name, data: Uint8Array.from(atob(png), (c) => c.charCodeAt(0))});
       item.textContent = `${f.name}: done${$("fit").textContent ? " (" + $("fit").textContent + ")" : ""}`;
       await show(f, png, sent, 0);
@@ -245,6 +246,25 @@ async function enhanceBatch(files) {
   }
   document.body.dataset.batch = "done";
 }
+
+// A zip entry name that every unzip tool writes where it says: "/" only between parts (a backslash is a folder on
+// Windows tools), no "." or ".." parts, no control, bidi or format characters (U+202E would show evil_gpj.png),
+// NFC, and at most 200 bytes of UTF-8 (a longer name cannot be written by most file systems).
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff:*?"<>|]/g;
+function zipName(name) {
+  const parts = name.normalize("NFC").replace(/\\/g, "/").split("/")
+    .map((p) => p.replace(UNSAFE, "_").trim())
+    .filter((p) => p && p !== "." && p !== ".." && !/^\.+$/.test(p));
+  let out = parts.join("/") || "image.png";
+  const encoder = new TextEncoder();
+  while (encoder.encode(out).length > 200) {  // Keep the end (the name and its extension), drop leading folders.
+    const cut = out.indexOf("/");
+    out = cut >= 0 ? out.slice(cut + 1) : [...out].slice(0, -5).join("") + ".png";
+  }
+  return out;
+}
+// Names that collide on case-insensitive or normalising file systems are one name.
+const zipKey = (name) => name.normalize("NFKC").toLowerCase();
 
 // A zip archive (stored: PNGs are compressed already) of [{name, data: Uint8Array}], names in UTF-8.
 const CRC_TABLE = Array.from({length: 256}, (_, n) => {
