@@ -222,7 +222,36 @@ def default_overlap(receptive_field: int) -> int:
     return max(16, receptive_field)
 
 
+class ScaleError(ValueError):
+    """A model whose output is not an image at an integer scale of its input (one line, said when it loads)."""
+
+
 def measure_scale(fn: Callable[[np.ndarray], np.ndarray]) -> int:
-    """A model's upscaling factor, from the output size of one 4x4 input (float32 [1, 4, 4, 3] -> [1, 4s, 4s, 3])."""
-    probe = 4
-    return int(np.asarray(fn(np.zeros([1, probe, probe, 3], np.float32))).shape[1]) // probe
+    """A model's upscaling factor, from its outputs on two probes (float32 [1, h, w, 3] -> [1, h*s, w*s, 3]): a
+    smooth ramp at 8 x 12 and 12 x 8 px, so a fixed-size model, a downscaling one or one that answers NaN is found
+    when it loads, not on each file.
+
+    Raises:
+      ScaleError: the outputs are not finite, not 3 channels, or not the same integer multiple (at least 1) of both
+        probes' height and width.
+    """
+    scales = []
+    for h, w in ((8, 12), (12, 8)):
+        ramp = np.linspace(0.2, 0.8, h * w * 3, dtype=np.float32).reshape(1, h, w, 3)
+        try:
+            out = np.asarray(fn(ramp))
+        except Exception as e:  # noqa: BLE001 - a model that cannot take an image at all, in any runtime.
+            raise ScaleError(f"the model fails on a {w}x{h} image ({type(e).__name__}: {str(e)[:120]})") from None
+        if out.ndim != 4 or out.shape[0] != 1 or out.shape[-1] != 3:
+            raise ScaleError(f"the model's output has shape {list(out.shape)} for a [1, {h}, {w}, 3] input, not an "
+                             "RGB image")
+        if not np.all(np.isfinite(out)):
+            raise ScaleError("the model's output is not finite (NaN or infinity) on a plain image")
+        sy, sx = out.shape[1] / h, out.shape[2] / w
+        if sy != sx or sy < 1 or sy != int(sy):
+            raise ScaleError(f"the model maps {w}x{h} to {out.shape[2]}x{out.shape[1]}: not an integer upscaling "
+                             "of at least 1 (a fixed-size or downscaling model)")
+        scales.append(int(sy))
+    if scales[0] != scales[1]:
+        raise ScaleError(f"the model's scale changes with the input ({scales[0]} and {scales[1]})")
+    return scales[0]

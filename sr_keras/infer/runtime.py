@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
-from sr_keras.image.tiling import measure_scale
+from sr_keras.image.tiling import ScaleError, measure_scale
 from sr_keras.models.interpolation import interpolated_generator
 from sr_keras.models.precision import inference_copy
 from sr_keras.savedmodel import portable_runtime as portable
@@ -98,8 +98,8 @@ def portable_tile_functions(path: str) -> TileFunctions:
         version_dir = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
         meta = read_metadata(version_dir) if os.path.isfile(os.path.join(version_dir, METADATA_FILE)) else {}
         scale = measure_scale(run)
-    except portable.PortableModelError as e:
-        raise SavedModelError(str(e)) from None
+    except (portable.PortableModelError, ScaleError) as e:
+        raise SavedModelError(f"{path}: {e}") from None
     if meta.get("scale") not in (None, scale):
         raise SavedModelError(f"{path}: its metadata says x{meta['scale']}, the model upscales x{scale}")
     if not meta:
