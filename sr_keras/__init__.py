@@ -22,7 +22,8 @@ from sr_keras.version import __version__  # noqa: F401 - the package's version.
 
 def resolve_model_path(path: Optional[str] = None) -> str:
     """A model name, folder or file -> the version folder (or file) to load: `sr_keras.infer.resolve.resolve`."""
-    from sr_keras.infer import resolve  # Light: it imports the zoo (and TensorFlow) only when called.
+    # Light: it imports the zoo (and TensorFlow) only when called.
+    from sr_keras.infer import resolve
 
     return resolve.resolve(path)
 

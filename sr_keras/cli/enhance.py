@@ -102,7 +102,8 @@ def _main(argv):
             limits.check_alpha(_ALPHA.value, "--alpha")
     except ValueError as e:
         fail(str(e))
-    from sr_keras.infer import resolve  # Light: a mistyped name fails here, before TensorFlow is imported.
+    # Light: a mistyped name fails here, before TensorFlow is imported.
+    from sr_keras.infer import resolve
     from sr_keras.savedmodel import layout
 
     try:

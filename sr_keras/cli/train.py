@@ -16,7 +16,8 @@ from absl import flags
 
 from sr_keras.cli import utils as cli_utils
 from sr_keras.cli.utils import fail, quiet_tf_logs
-from sr_keras.train import config as config_presets  # No TensorFlow import: --help stays fast.
+# No TensorFlow import: --help stays fast.
+from sr_keras.train import config as config_presets
 
 _MODEL = flags.DEFINE_enum("model", "srgan", [*config_presets.MODELS, "compact"], "Which GAN: srgan, dcgan (the "
                            "paper's variant), or compact (SRGAN's training with Real-ESRGAN's SRVGGNetCompact "

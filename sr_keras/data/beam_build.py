@@ -19,12 +19,11 @@ from __future__ import annotations
 import json
 import os
 
-from sr_keras.utils import beam_options  # noqa: F401, I001 - first: quiets Beam's import-time warnings.
-
 import apache_beam as beam  # noqa: E402, I001
 
 from sr_keras.data import schema  # noqa: I001
 from sr_keras.data import sources as sources_lib
+from sr_keras.utils import beam_options  # noqa: F401, I001 - first: quiets Beam's import-time warnings.
 
 
 def _sidecar(staging: str, split: str, index: int) -> str:

@@ -21,7 +21,8 @@ import dataclasses
 import math
 
 import tensorflow as tf
-from tensorflow.python.ops import gen_image_ops  # The one JPEG encoder that takes its quality as a tensor.
+# The one JPEG encoder that takes its quality as a tensor.
+from tensorflow.python.ops import gen_image_ops
 
 KERNELS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
 KERNEL_SIZE = 21  # Every kernel is padded to 21 x 21 (Real-ESRGAN's pad_to).

@@ -23,15 +23,15 @@ import tempfile
 import uuid
 from typing import Optional
 
+import apache_beam as beam  # noqa: E402, I001
+from apache_beam.ml.inference.base import ModelHandler, RunInference  # noqa: E402
+from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
+
 from sr_keras.enhance import files as enhance_lib
 from sr_keras.enhance.output import OutputFormat
 from sr_keras.image.imageio import IMAGE_EXTENSIONS
 from sr_keras.infer import enhancer as enhancer_lib
 from sr_keras.utils.beam_options import pipeline_options  # noqa: F401, I001 - part of this API; first: quiets Beam.
-
-import apache_beam as beam  # noqa: E402, I001
-from apache_beam.ml.inference.base import ModelHandler, RunInference  # noqa: E402
-from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 REPORT = "sr_enhance_report.jsonl"  # One line per input: {"input", "status", "why", "outputs"}.
 NAMESPACE = "sr_keras"  # Of the job's counters: written, skipped, failed.

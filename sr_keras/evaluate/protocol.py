@@ -299,7 +299,8 @@ def alpha_rows(label: str, enhancer, alphas: list) -> dict:
 def sample_figures(version_dir: str) -> dict:
     """Mean PSNR-Y / SSIM-Y of a model and of bicubic on the held-back sample photos (`score_methods`, the
     project's one protocol), with the gain in dB: the figures on a zoo model's card and in zoo/figures.json."""
-    from sr_keras.infer import enhancer as enhancer_lib  # TensorFlow, only when measuring.
+    # TensorFlow, only when measuring.
+    from sr_keras.infer import enhancer as enhancer_lib
 
     enhancer = enhancer_lib.Enhancer(version_dir, precision="float32")  # Figures: the same on every CPU.
     images, _ = load_images("sample", enhancer.scale)

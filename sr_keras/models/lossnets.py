@@ -33,8 +33,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from sr_keras import zoo
-from sr_keras.utils import downloads, safe_files
+from sr_keras.utils import cache, downloads, safe_files
 
 FORMAT = 1  # Bump when a conversion's output changes; older cache entries are converted again.
 
@@ -197,7 +196,7 @@ _CONVERT = {"alexnet_lpips": _alexnet_lpips, "vgg16": _vgg16, "niqe": _niqe}
 
 
 def folder(name: str) -> str:
-    return os.path.join(zoo.cache_dir(), "lossnets", name)
+    return os.path.join(cache.cache_dir(), "lossnets", name)
 
 
 def _read_member(archive: str, member: str) -> bytes:
@@ -212,7 +211,7 @@ def _read_member(archive: str, member: str) -> bytes:
 
 
 def _fetch(file: PyPIFile, log: Callable[[str], None]) -> str:
-    path = os.path.join(zoo.cache_dir(), "downloads", os.path.basename(file.url))
+    path = os.path.join(cache.cache_dir(), "downloads", os.path.basename(file.url))
     downloads.download_verified(file.url, file.sha256, path, size=file.size, log=log,
                               fix=f"download it by hand into {os.path.dirname(path)}/")
     return path
@@ -250,7 +249,7 @@ def ensure(name: str, log: Optional[Callable[[str], None]] = None) -> str:
     try:
         os.makedirs(root, exist_ok=True)
     except OSError as e:
-        raise LossNetError(f"cannot use the cache at {root} ({e.strerror or e}); set {zoo.CACHE_ENV} to a writable "
+        raise LossNetError(f"cannot use the cache at {root} ({e.strerror or e}); set {cache.CACHE_ENV} to a writable "
                            "folder") from None
     if verify(name) is None:
         return os.path.join(folder(name), WEIGHTS_FILE)

@@ -29,6 +29,7 @@ from typing import Optional
 
 from sr_keras.models import config
 from sr_keras.savedmodel import layout
+from sr_keras.utils.cache import CACHE_ENV, cache_dir  # noqa: F401 - part of this API.
 
 OWN = "sr_keras_x4"
 REAL = "sr_keras_real_x4"
@@ -37,7 +38,6 @@ REAL = "sr_keras_real_x4"
 SHIPPED = {OWN: "default_model", REAL: "real_model"}
 # What each shipped model is for (a zoo entry says it in `ZooModel.purpose`): sr-models, --help and the page.
 SHIPPED_PURPOSE = {OWN: "clean images", REAL: "real photos (fast)"}
-CACHE_ENV = "SR_KERAS_CACHE"
 VERSION = 1  # The version folder a conversion is written to (a TF Serving model base path).
 
 
@@ -181,14 +181,6 @@ def scale_of(spec: Optional[str]) -> Optional[int]:
         return None
     scale = layout.read_metadata(version).get("scale") if os.path.isdir(version) else None
     return int(scale) if isinstance(scale, int) and scale > 0 else None
-
-
-def cache_dir() -> str:
-    """Where converted models live: $SR_KERAS_CACHE, else $XDG_CACHE_HOME/sr_keras, else ~/.cache/sr_keras."""
-    if os.environ.get(CACHE_ENV):
-        return os.path.expanduser(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "sr_keras")
 
 
 def model_dir(name: str) -> str:
