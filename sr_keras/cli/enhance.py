@@ -119,7 +119,8 @@ def _main(argv):
     for spec in specs:
         found = enhance_lib.expand_inputs(spec)
         if not found:
-            fail(f"{spec}: no such file, or no images in that folder/glob")
+            named = f"--input={spec}" if spec == _INPUT.value else spec
+            fail(f"{named}: no such file, or no images in that folder/glob")
         paths += [p for p in found if p not in paths]
     from sr_keras import zoo
 

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from sr_keras import models
+from sr_keras.models import build  # noqa: F401 - registers every layer class a .keras file may name.
 from sr_keras.image.tiling import ScaleError, measure_scale
 from sr_keras.models import config as config_lib
 from sr_keras.savedmodel.layout import (

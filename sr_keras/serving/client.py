@@ -36,13 +36,13 @@ def predict(server: str, model_name: str, payload: dict, version: Optional[int] 
 
 
 def served_model(server: str, timeout: float = 30) -> str:
-    """The one model `server` serves (sr-serve lists its models at /v1/models; TF Serving does not).
+    """The one model `server` serves (sr-serve lists its models at /sr_keras/models; TF Serving does not).
 
     Raises:
       ServingError: the server serves several (named), lists none, or cannot be reached.
     """
     try:
-        with urllib.request.urlopen(server.rstrip("/") + "/v1/models", timeout=timeout) as resp:
+        with urllib.request.urlopen(server.rstrip("/") + "/sr_keras/models", timeout=timeout) as resp:
             models = json.loads(resp.read()).get("models") or []
     except urllib.error.HTTPError as e:
         raise ServingError(f"{server} does not list its models (HTTP {e.code}; TF Serving does not): pass "

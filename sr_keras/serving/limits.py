@@ -71,7 +71,7 @@ class Limits:
         checks = (("max_request_mb", self.max_request_bytes / 2**20, self.max_request_bytes > 0, "above 0"),
                   ("max_instances", self.max_instances, self.max_instances >= 1, "at least 1"),
                   *((f"max_input_pixels={who}", n, 0 <= n <= MAX_PIXELS_LIMIT,
-                     f"0 (no limit) or up to {MAX_PIXELS_LIMIT:.0e}") for who, n in pixels),
+                     f"0 (no limit) or more, at most {MAX_PIXELS_LIMIT:.0e}") for who, n in pixels),
                   ("body_timeout_seconds", self.body_timeout_seconds, self.body_timeout_seconds > 0, "above 0"),
                   ("idle_timeout_seconds", self.idle_timeout_seconds, self.idle_timeout_seconds > 0, "above 0"),
                   *((f"request_timeout_seconds={who}", t, MIN_REQUEST_TIMEOUT_SECONDS <= t <= MAX_TIMEOUT_SECONDS,

@@ -82,6 +82,11 @@ def status_body(versions: list) -> dict:
         for number, state, error in versions]}
 
 
+# sr-serve's own addition, outside TF Serving's /v1/ API (whose /v1/models answers 400 there as here): the names
+# of the models this server serves, so that a client can pick the one without being told.
+MODELS_PATH = "/sr_keras/models"
+
+
 def metadata_body(name: str, version: int, signatures: dict, model: Optional[dict] = None) -> dict:
     """The GetModelMetadata answer, from `describe_signatures(...)`; `model` (this server's own addition, which TF
     Serving clients ignore) says what the model is: its scale and the alpha its plain signatures run at."""

@@ -4,6 +4,7 @@ Endpoints (as TF Serving):
   GET  /v1/models/{name}[/versions/{v}]            version status
   GET  /v1/models/{name}[/versions/{v}]/metadata   signature defs
   POST /v1/models/{name}[/versions/{v}]:predict    row ("instances") or columnar ("inputs") format
+  GET  /sr_keras/models                           this server's own: the names it serves (sr-client uses it)
 Errors are {"error": "..."} with 400 (bad request), 404 (unknown model/version), 405, 408 (body too slow),
 413 (body, instances or pixels over a limit, or work past the deadline), 503 (queue full) and 500 (internal faults
 only). Bodies are read with a timeout and parsed off the event loop; inference runs in a bounded thread pool, tile
@@ -151,7 +152,7 @@ class Server:
                     return web.Response(text=PAGE_SCRIPT, content_type="text/javascript",
                                         headers={"Cache-Control": "no-cache"})
                 return self._page()
-            if request.path.rstrip("/") == "/v1/models":  # sr-serve's own: which models it serves (sr-client).
+            if request.path == rest.MODELS_PATH:  # sr-serve's own (TF Serving has none): the models it serves.
                 if request.method != "GET":
                     raise rest.RestError(405, f"{request.path} needs GET")
                 return self._json(200, {"models": list(self.registries)})

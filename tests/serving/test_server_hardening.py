@@ -190,7 +190,7 @@ def test_error_texts_carry_no_tensorflow_internals():
     ("request_timeout_seconds", "inf", "not a finite number"),
     ("request_timeout_seconds", "span_x4=inf", "not a finite number"),
     ("request_timeout_seconds", "span_x4=1e-9", "from 0.1 to 86400 seconds"),
-    ("max_input_pixels", "span_x4=1e30", "up to 1e+10"),
+    ("max_input_pixels", "span_x4=1e30", "at most 1e+10"),
     ("max_input_pixels", "span_x4=1000000,span_x4=2000000", "given twice"),
 ])
 def test_careless_per_model_limits_are_refused_at_start_in_one_line(flag, value, why):

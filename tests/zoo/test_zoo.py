@@ -253,7 +253,7 @@ def test_sr_enhance_sr_evaluate_and_sr_models_take_names(tmp_path):
     own = next(v for k, v in rows.items() if k.startswith("sr_keras_x4") or k.startswith("default_model"))
     assert span > own > rows["bicubic"]
     listing = run_cli("models", check=True).stdout
-    assert "| span_x4 (default) | x4 | 498,208 |" in listing
+    assert "| span_x4 (default) | clean images | x4 | 498,208 |" in listing
     assert "realesrgan_x4plus" in listing and "BSD-3-Clause" in listing and "sr_keras_x4" in listing
     bad = run_cli("enhance", "--model=span_x9", f"--input={tmp_path / 'in'}", f"--output_dir={tmp_path / 'o2'}")
     assert bad.returncode == 2 and "sr-models" in bad.stderr and "(did you mean span_x" in bad.stderr
