@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast demo bench default-model real-model real-bench zoo-figures clean
+.PHONY: install test test-fast demo bench default-model real-model real-model-distill real-bench zoo-figures clean
 
 install: $(STAMP)
 
@@ -38,11 +38,16 @@ zoo-figures: install
 default-model: install
 	$(PY) -m sr_keras.cli.make_default_model --reproduce
 
-# sr_keras_real_x4 (sr_keras/real_model/), reproducibly: the same photos, a distillation set (degraded crops with
-# realesrgan_x4plus's output, resumable), the compact generator from realesr_general_x4v3 (L1 to the teacher, then
-# perceptual + adversarial; about 1 hour on 2 CPU cores), then the real-world set and card.
+# sr_keras_real_x4 (sr_keras/real_model/), reproducibly: the same photos, the real_x4 preset (SPAN from span_x4, L1
+# then GAN under Real-ESRGAN's second-order degradations, ~2 hours on 2 CPU cores), then the real-world set and card.
 real-model: install
 	$(PY) -m sr_keras.cli.make_real_model --reproduce
+
+# The distilled candidate for sr_keras_real_x4: a distillation set (degraded crops with realesrgan_x4plus's output,
+# resumable), the compact generator from realesr_general_x4v3 (L1 to the teacher, then perceptual + adversarial;
+# about 1 hour on 2 CPU cores), the real-world set, then export and card (into the package: check its figures).
+real-model-distill: install
+	$(PY) -m sr_keras.cli.make_real_model --reproduce --distill
 
 # The README's perception-distortion table: the seeded real-world set, and every model on it.
 real-bench: install
