@@ -39,7 +39,8 @@ default-model: install
 	$(PY) -m sr_keras.cli.make_default_model --reproduce
 
 # sr_keras_real_x4 (sr_keras/real_model/), reproducibly: the same photos, the real_x4 preset (SPAN from span_x4, L1
-# then GAN under Real-ESRGAN's second-order degradations, ~2 hours on 2 CPU cores), then the real-world set and card.
+# then GAN under Real-ESRGAN's second-order degradations, ~50 minutes of training on 2 CPU cores), then the
+# real-world set and card.
 real-model: install
 	$(PY) -m sr_keras.cli.make_real_model --reproduce
 

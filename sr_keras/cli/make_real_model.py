@@ -1,7 +1,7 @@
 """Ships a finished real_x4 run as the package's `sr_keras_real_x4` (`make real-model` runs this with --reproduce).
 
   python -m sr_keras.cli.make_real_model --workdir=runs/real_x4_gan
-  python -m sr_keras.cli.make_real_model --reproduce      # the whole recipe first (about 2 hours on 2 CPU cores)
+  python -m sr_keras.cli.make_real_model --reproduce      # the whole recipe first (about an hour on 2 CPU cores)
   python -m sr_keras.cli.make_real_model --reproduce --distill   # the distilled compact candidate
 """
 
