@@ -28,14 +28,14 @@ def resolve_model_path(path: Optional[str] = None) -> str:
     return resolve.resolve(path)
 
 
-def load(path: Optional[str] = None, tile: Optional[int] = None, tile_overlap: Optional[int] = None,
+def load(path=None, tile: Optional[int] = None, tile_overlap: Optional[int] = None,
          precision: str = "auto", self_ensemble: bool = False,
          max_input_pixels: Optional[int] = DEFAULT_MAX_INPUT_PIXELS):
     """Loads a model for `enhance()`.
 
     Args:
       path: a zoo name (`span_x4`, ...: sr-models), a model folder (its latest version), a version folder, a
-        `.keras` file, or None for the best model this install has.
+        `.keras` file, or None for the best model this install has (or a `sr_keras.infer.resolve.Reference`).
       tile: core tile side in input pixels (0: whole images at once); None: the largest up to DEFAULT_TILE that
         the model's memory allows (`Enhancer.default_tile`: 512 for span_x4, 352 for realesrgan_x4plus).
       tile_overlap: context around each tile; None: the model's measured receptive field (no seams).

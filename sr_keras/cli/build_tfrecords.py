@@ -84,7 +84,7 @@ def main(argv):
 
 
 def _build_teacher_set() -> int:
-    from sr_keras.data import schema, teacher
+    from sr_keras.data import teacher
     from sr_keras.savedmodel import layout
 
     if not _DATA.value or not _OUT_DIR.value:
@@ -96,11 +96,8 @@ def _build_teacher_set() -> int:
         import sr_keras
 
         enhancer = sr_keras.load(cfg.teacher, precision="float32")  # float32: the same targets on every CPU.
-        if enhancer.scale != schema.read_manifest(cfg.data).scale:
-            fail(f"the teacher {cfg.teacher} is x{enhancer.scale}, but {cfg.data} is x"
-                 f"{schema.read_manifest(cfg.data).scale}")
         manifest = teacher.build(cfg, *teacher.teacher_of(enhancer))
-    except (teacher.TeacherBuildError, schema.ManifestError, layout.SavedModelError, layout.ModelNotFoundError) as e:
+    except (teacher.TeacherBuildError, layout.SavedModelError, layout.ModelNotFoundError) as e:
         fail(str(e))
     print(manifest.summary())
     return 0

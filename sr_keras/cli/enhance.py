@@ -107,14 +107,14 @@ def _main(argv):
     from sr_keras.savedmodel import layout
 
     try:
-        resolve.classify(_MODEL.value)
+        model = resolve.classify(_MODEL.value)  # Once: loading below takes this Reference, not the name again.
     except layout.ModelNotFoundError as e:
         fail(str(e))
     import sr_keras
     from sr_keras.enhance import files as enhance_lib
     from sr_keras.savedmodel import layout
     if _BEAM.value:
-        return _run_on_beam(output_format, specs)
+        return _run_on_beam(output_format, specs, model)
     paths = []
     for spec in specs:
         found = enhance_lib.expand_inputs(spec)
@@ -132,7 +132,7 @@ def _main(argv):
         print(f"{len(done)} of {len(paths)} inputs skipped (see above)", file=sys.stderr)
         return 0
     try:
-        enhancer = sr_keras.load(_MODEL.value, **_load_kwargs())
+        enhancer = sr_keras.load(model, **_load_kwargs())
     except (layout.ModelNotFoundError, layout.SavedModelError) as e:
         fail(str(e))
     label = _label(enhancer)
@@ -176,7 +176,7 @@ def _load_kwargs() -> dict:
                 self_ensemble=_ENSEMBLE.value, max_input_pixels=_MAX_PIXELS.value or None)
 
 
-def _run_on_beam(output_format, specs: list) -> int:
+def _run_on_beam(output_format, specs: list, model) -> int:
     beam_enhance, options = cli_utils.beam_pipeline_options(_BEAM.value, "sr_keras.enhance.beam")
     import sr_keras
     from sr_keras.enhance import files as enhance_lib
@@ -188,7 +188,7 @@ def _run_on_beam(output_format, specs: list) -> int:
     if not paths:
         fail(f"--input={specs[0]}: no such file, or no images in that folder/glob")
     try:  # Loaded here too: a bad --model fails at once, and the scale and label name the outputs.
-        enhancer = sr_keras.load(_MODEL.value, **_load_kwargs())
+        enhancer = sr_keras.load(model, **_load_kwargs())
     except (layout.ModelNotFoundError, layout.SavedModelError) as e:
         fail(str(e))
     label = _label(enhancer)

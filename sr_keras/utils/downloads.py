@@ -10,13 +10,18 @@ from typing import Callable
 from sr_keras.utils import safe_files
 
 
-def sha256_file(path: str) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MB chunks."""
-    h = hashlib.sha256()
+def file_digest(path: str, algorithm: str = "sha256"):
+    """The `hashlib` digest object of a file's bytes, read in 1 MB chunks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()
+    return h
+
+
+def sha256_file(path: str) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return file_digest(path).hexdigest()
 
 
 class DownloadError(RuntimeError):

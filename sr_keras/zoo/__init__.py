@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.metadata
 import importlib.util
 import os
 from typing import Optional
@@ -70,6 +71,16 @@ class ZooModel:
     @property
     def from_npm(self) -> bool:
         return bool(self.tarball)
+
+    @property
+    def package_version(self) -> Optional[str]:
+        """The source package's version: the pinned npm one, or the installed PyPI one (None when not installed)."""
+        if self.from_npm:
+            return self.version
+        try:
+            return importlib.metadata.version(self.package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
 
     @property
     def architecture(self) -> dict:
@@ -158,6 +169,17 @@ def match_name(spec: str) -> Optional[str]:
     return {n.lower(): n for n in NAMES}.get(str(spec).strip().lower())
 
 
+def name_of(spec: str) -> Optional[str]:
+    """The zoo name a model reference means, by the one precedence rule every entry point follows: a bare name
+    (no folder separator, not starting with ".") that matches a zoo name is the zoo's model, even when a file or
+    folder of that name exists here (`./NAME` asks for that); `zoo:NAME` is explicit. None for anything else."""
+    spec = str(spec).strip()
+    if spec.lower().startswith("zoo:"):
+        return match_name(spec[4:])
+    bare = "/" not in spec and os.sep not in spec and not spec.startswith(".")
+    return match_name(spec) if bare else None
+
+
 def did_you_mean(spec: str) -> str:
     """" (did you mean span_x4?)" for the closest zoo name to a mistyped one, or ""."""
     close = difflib.get_close_matches(str(spec).lower(), [n.lower() for n in NAMES], n=1, cutoff=0.6)
@@ -172,7 +194,7 @@ def scale_of(spec: Optional[str]) -> Optional[int]:
     if spec in (None, "", "default"):
         scales = {scale_of(name) for name in DEFAULT_ORDER}
         return scales.pop() if len(scales) == 1 else None
-    name = None if os.path.exists(spec) else match_name(spec)
+    name = name_of(spec)
     if name in MODELS:
         return MODELS[name].scale
     try:

