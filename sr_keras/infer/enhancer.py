@@ -60,7 +60,8 @@ class Enhancer:
         self.self_ensemble = self_ensemble
         self.max_input_pixels = max_input_pixels
         self._alpha_fns = {}
-        loaded, self.precision = runtime.tile_functions_in(path, precision, PRECISIONS)
+        # precision_note: why `auto` chose float32 on a CPU with native bfloat16 ("" otherwise).
+        loaded, self.precision, self.precision_note = runtime.tile_functions_in(path, precision, PRECISIONS)
         self._fn, self.scale, self.metadata = loaded.fn, loaded.scale, loaded.metadata
         self.signatures, self._make_alpha_fn = loaded.signatures, loaded.make_alpha_fn
         self._keras = loaded.keras
@@ -69,7 +70,8 @@ class Enhancer:
         name = self.metadata.get("model_name") or self.metadata.get("model") or os.path.basename(self.path)
         overlap = "receptive field" if self.tile_overlap is None else self.tile_overlap
         knob = f", alpha={self.default_alpha:g}" if self.default_alpha is not None else ""
-        return (f"Enhancer({name!r}, x{self.scale}, precision={self.precision}, tile={self.tile}, "
+        why = f" ({self.precision_note})" if self.precision_note else ""
+        return (f"Enhancer({name!r}, x{self.scale}, precision={self.precision}{why}, tile={self.tile}, "
                 f"tile_overlap={overlap}{knob}, path={self.path!r})")
 
     @property

@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from sr_keras.image.tiling import ScaleError, measure_scale
 from sr_keras.models.interpolation import interpolated_generator
-from sr_keras.models.precision import inference_copy
+from sr_keras.models import exactness
+from sr_keras.models.precision import exactness_check, inference_copy
 from sr_keras.savedmodel import portable_runtime as portable
 from sr_keras.savedmodel import signatures
 from sr_keras.savedmodel.layout import METADATA_FILE, SavedModelError, read_metadata
@@ -42,6 +43,7 @@ class TileFunctions:
     signatures: dict
     make_alpha_fn: Optional[Callable] = None
     keras: Optional[keras.Model] = None  # The rebuilt generator, in its policy (None when run as exported).
+    exactness: Optional[dict] = None  # Rebuilt in a low precision: its `precision.exactness_check` record.
 
 
 def _keras_fn(generator):
@@ -62,9 +64,12 @@ def tile_functions(path: str, policy: Optional[str] = None) -> TileFunctions:
         return portable_tile_functions(path)
     if path.endswith(".keras") or policy:
         generator, meta = load_keras(path) if path.endswith(".keras") else generator_from_saved_model(path)
+        check = None
+        if policy:  # Which layers stay float32 for this model: recorded at export, else measured now.
+            check = exactness.record(meta, policy) or exactness_check(generator, policy)
 
         def in_policy(g):
-            return inference_copy(g, policy) if policy else g
+            return inference_copy(g, policy, check["float32_layers"]) if policy else g
         model = in_policy(generator)
         fn = _keras_fn(model)
         make = None
@@ -73,7 +78,7 @@ def tile_functions(path: str, policy: Optional[str] = None) -> TileFunctions:
 
             def make(a):
                 return _keras_fn(in_policy(interpolated_generator(psnr, gan, a)))
-        return TileFunctions(fn, measure_scale(lambda x: fn(tf.constant(x))), meta, {}, make, model)
+        return TileFunctions(fn, measure_scale(lambda x: fn(tf.constant(x))), meta, {}, make, model, check)
     saved = tf.saved_model.load(path)  # The closures below keep the loaded object (and its variables) alive.
     if hasattr(saved, signatures.TILE_FUNCTION):  # One untiled model call (exports since 0.2).
         def fn(x):
@@ -117,9 +122,10 @@ def auto_precision() -> str:
 
 
 def tile_functions_in(path: str, precision: str, policies: dict) -> tuple:
-    """(`tile_functions` of `path`, the precision it computes in) for `precision`: a key of `policies` ({name:
-    mixed policy or None}) or "auto" (`auto_precision`). Under auto, a model that cannot be rebuilt in bfloat16
-    (an ONNX or LiteRT file, a SavedModel without its architecture) runs as exported, in float32. A float32 load of
+    """(`tile_functions` of `path`, the precision it computes in, why auto chose float32 or "") for `precision`: a
+    key of `policies` ({name: mixed policy or None}) or "auto" (`auto_precision`). Under auto, a model that cannot
+    be rebuilt in bfloat16 (an ONNX or LiteRT file, a SavedModel without its architecture) runs as exported, in
+    float32, and so does one whose exactness check (`models.precision.exactness_check`) failed. A float32 load of
     an `sr-export --precision=bfloat16` graph reports the graph's own precision.
 
     Raises:
@@ -129,12 +135,35 @@ def tile_functions_in(path: str, precision: str, policies: dict) -> tuple:
     precision = auto_precision() if auto else precision
     if precision not in policies:
         raise ValueError(f"precision={precision!r}: choose one of auto, {', '.join(policies)}")
+    why = ""
+    if auto and policies[precision]:
+        recorded = _recorded_check(path, policies[precision])
+        if recorded and recorded["precision"] == "float32":
+            precision, why = "float32", inexact_note(recorded)
     try:
         loaded = tile_functions(path, policies[precision])
     except SavedModelError:
         if not (auto and policies[precision]):
             raise
         precision, loaded = "float32", tile_functions(path, None)
+    if auto and loaded.exactness and loaded.exactness["precision"] == "float32":  # Measured at this load.
+        precision, why, loaded = "float32", inexact_note(loaded.exactness), tile_functions(path, None)
     if policies[precision] is None and loaded.metadata.get("precision") in policies:
         precision = loaded.metadata["precision"]
-    return loaded, precision
+    return loaded, precision, why
+
+
+def inexact_note(check: dict) -> str:
+    """Why `precision="auto"` runs a model in float32 although the CPU has native bfloat16."""
+    return (f"bfloat16 is {check['default_worst_db']:.2f} dB off float32 on hard edges and could not be made exact "
+            f"(bound {check['bound_db']:g} dB)")
+
+
+def _recorded_check(path: str, policy: str) -> Optional[dict]:
+    """The exactness record an export wrote for `policy`, when `path` is a version folder that has one."""
+    if not os.path.isdir(path):
+        return None
+    try:
+        return exactness.record(read_metadata(path), policy)
+    except (OSError, ValueError, SavedModelError):
+        return None

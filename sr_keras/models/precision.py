@@ -21,6 +21,9 @@ from __future__ import annotations
 from typing import Optional
 
 import keras
+import numpy as np
+
+from sr_keras.models import exactness
 
 
 def _policy_to(obj, name: str):
@@ -93,13 +96,145 @@ def float32_layers(generator: keras.Model, config: Optional[dict] = None) -> set
     return {lyr.name for lyr in generator.layers if lyr.name not in convs or lyr.name in edge} - between
 
 
-def inference_copy(generator: keras.Model, policy: str) -> keras.Model:
+def inference_copy(generator: keras.Model, policy: str, also_float32=()) -> keras.Model:
     """A copy of `generator` for inference in a mixed `policy` (mixed_bfloat16, mixed_float16), same weights, in
-    which only the convolutions of the body compute in the low precision (`float32_layers` stay float32)."""
+    which only the convolutions of the body compute in the low precision (`float32_layers` stay float32, and the
+    layers named in `also_float32`: what `exactness_check` measured this model to need)."""
     config = generator.get_config()
-    keep = float32_layers(generator, config)
+    keep = float32_layers(generator, config) | set(also_float32)
     for layer in config["layers"]:
         layer["config"] = _policy_to(layer["config"], "float32" if layer["config"]["name"] in keep else policy)
     clone = keras.Model.from_config(config)
     clone.set_weights(generator.get_weights())
     return clone
+
+
+# --- The exactness check: which layers bfloat16 inference keeps in float32 for one model, measured. -----------------
+#
+# Measured on span_x4 (AVX512_BF16 EPYC, benchmarks/bench_bf16.py on evaluate.varied_set): with only the body's
+# convolutions in bfloat16 it lost 0.19 to 0.25 dB PSNR-Y on black-and-white graphics and screenshots (0.01 on
+# photos): the first block's convolutions see the features of every hard edge at full strength, and a convolution
+# that feeds SPAN's attention has its rounding multiplied by the attention's input. Which layers matter depends on
+# the weights, so each export measures it (`exactness_check`, recorded in its metadata) on probes with hard edges.
+
+CHECK_BOUND_DB = 0.04  # The worst probe's PSNR-Y loss bfloat16 may cost (the targets: 0.05 on any image, 0.02 on photos).
+CHECK_MAX_FLOAT32_SHARE = 0.5  # Keeping more of the body in float32 than this gains too little: float32 instead.
+_MAX_GROUPS = 24  # A deep body is measured in this many runs of consecutive convolutions.
+
+
+def _loss_db(out: np.ndarray, ref: np.ndarray, hr: np.ndarray, shave: int) -> float:
+    """How far the PSNR-Y of `out` is from float32's `ref`, both against `hr` (0..255 [h, w, 3]), as the field
+    scores it (outputs rounded to levels as a written image is, BT.601 luma, `shave` border pixels off):
+    |PSNR(ref) - PSNR(out)| in dB. Signed, a low-precision output mostly loses: its error is not noise added to
+    float32's, it amplifies float32's own ringing along hard edges (measured on span_x4)."""
+    def mse(x):
+        d = (np.clip(np.round(x), 0, 255) - hr)[shave:-shave or None, shave:-shave or None]
+        return max(float(np.mean(np.square(d @ np.array([65.481, 128.553, 24.966]) / 255))), 1e-6)
+    return abs(10 * np.log10(mse(out) / mse(ref)))
+
+
+def exactness_check(generator: keras.Model, policy: str = exactness.POLICY, probes=None,
+                    bound_db: Optional[float] = None) -> dict:
+    """Which layers `inference_copy(generator, policy)` must also keep in float32 for its output to stay within
+    `bound_db` (default `CHECK_BOUND_DB`) of float32's on `probes` (default `probe_images`), measured: the body's convolutions ranked by what
+    each costs alone, then kept in float32 in that order until the worst probe is within the bound. When that needs
+    more than `CHECK_MAX_FLOAT32_SHARE` of them, the model runs in float32 under `precision="auto"`.
+
+    Returns a JSON-able record: {"version", "policy", "precision": "bfloat16" | "float32", "float32_layers": [...],
+    "worst_db" (the worst probe with those layers), "default_worst_db" (with none), "probes"}.
+    """
+    import tensorflow as tf  # Here: the rest of this module needs only Keras.
+
+    bound_db = CHECK_BOUND_DB if bound_db is None else bound_db
+    reference = float32_copy(generator)
+    scale = _scale_of(reference)
+    probes = probes if probes is not None else probe_images(scale)
+    ref_fn = tf.function(lambda x: tf.cast(reference(x, training=False), tf.float32), reduce_retracing=True)
+    refs = [ref_fn(tf.constant(lr)).numpy()[0] * 255 for lr, _ in probes]
+
+    def worst(extra: set) -> float:
+        model = inference_copy(reference, policy, extra)
+        fn = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), reduce_retracing=True)
+        return max(_loss_db(fn(tf.constant(lr)).numpy()[0] * 255, ref, hr[0] * 255, scale)
+                   for (lr, hr), ref in zip(probes, refs))
+
+    config = reference.get_config()
+    keep = float32_layers(reference, config)
+    convs = [lyr.name for lyr in reference.layers if type(lyr).__name__ in CONVOLUTIONS and lyr.name not in keep]
+    record = {"version": exactness.CHECK_VERSION, "policy": policy, "probes": len(probes), "bound_db": bound_db}
+    base = worst(set())
+    record.update(default_worst_db=float(round(base, 4)), precision="bfloat16", float32_layers=[], worst_db=float(round(base, 4)))
+    if base <= bound_db or not convs:
+        record["precision"] = "bfloat16" if base <= bound_db else "float32"
+        return record
+    size = -(-len(convs) // _MAX_GROUPS)
+    groups = [convs[i:i + size] for i in range(0, len(convs), size)]
+    every = set(convs)
+    alone = [worst(every - set(g)) for g in groups]  # Only this group in the low precision.
+    chosen, loss = set(), base
+    for i in sorted(range(len(groups)), key=lambda i: -alone[i]):
+        chosen |= set(groups[i])
+        if len(chosen) > CHECK_MAX_FLOAT32_SHARE * len(convs):
+            break
+        loss = worst(chosen)
+        if loss <= bound_db:
+            record.update(float32_layers=[c for c in convs if c in chosen], worst_db=float(round(loss, 4)))
+            return record
+    record.update(precision="float32", float32_layers=[], worst_db=float(round(base, 4)))
+    return record
+
+
+def _scale_of(generator: keras.Model) -> int:
+    """The upscaling factor of a generator with free spatial size, from a 4 x 4 input's output."""
+    out = generator.compute_output_shape((1, 4, 4, 3))
+    return int(out[1] // 4)
+
+
+def probe_images(scale: int) -> list:
+    """[(LR, HR)] float32 [1, h, w, 3] in [0, 1]: where low precision fails first, made here (no data files): a
+    black-and-white graphic of filled shapes and outlines, text, thin lines and hatching, flat colour with 1 px
+    borders, a smooth colour field with soft edges, and a checkerboard whose period is off the LR grid; LR is HR shrunk by `scale` (antialiased bicubic)."""
+    from PIL import Image, ImageDraw  # Here: only the check draws.
+    import tensorflow as tf
+
+    side = 48 * scale  # 48 px of LR each: a few tiles' worth of every feature, seconds on a CPU.
+    pictures = []
+    img = Image.new("L", (side, side), 255)
+    d = ImageDraw.Draw(img)
+    d.rectangle((side // 12, side // 12, side // 2, side // 3), fill=0)
+    d.ellipse((side // 2, side // 10, side - side // 10, side // 2), fill=0)
+    d.polygon([(side // 10, side - side // 10), (side // 3, side // 2), (side // 2, side - side // 10)], fill=0)
+    d.rectangle((side // 2 + 8, side // 2 + 8, side - 12, side - 12), outline=0, width=3)
+    pictures.append(img.convert("RGB"))
+    img = Image.new("RGB", (side, side), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    for i, y in enumerate(range(4, side - 16, side // 8)):
+        d.text((4, y), "Sharp text 0123 ABC xyz"[i % 5:], fill=(0, 0, 0) if i % 2 else (200, 20, 30))
+    pictures.append(img)
+    img = Image.new("L", (side, side), 255)
+    d = ImageDraw.Draw(img)
+    for i in range(0, side, 7):
+        d.line((i, 0, 0, i), fill=0, width=1)
+    for r in range(8, side // 2, 10):
+        d.ellipse((side // 2 - r, side // 2 - r, side // 2 + r, side // 2 + r), outline=0, width=2)
+    pictures.append(img.convert("RGB"))
+    img = Image.new("RGB", (side, side), (240, 240, 240))
+    d = ImageDraw.Draw(img)
+    d.rectangle((0, 0, side, side // 8), fill=(45, 50, 60))
+    d.rectangle((side // 10, side // 5, side // 2, side - 10), fill=(255, 255, 255), outline=(150, 150, 150))
+    d.rectangle((side // 2 + 6, side // 3, side - 8, side // 2), fill=(0, 120, 215))
+    d.rectangle((side // 2 + 6, side // 2 + 10, side - 8, side - 20), fill=(98, 197, 84), outline=(0, 0, 0))
+    pictures.append(img)
+    y, x = np.mgrid[0:side, 0:side] / side
+    field = np.stack([0.5 + 0.5 * np.sin(6 * x + 2 * y), 0.5 + 0.5 * np.cos(5 * y - 3 * x * y), x * y], -1)
+    disc = 1 / (1 + np.exp(((x - 0.5) ** 2 + (y - 0.5) ** 2 - 0.08) * 400))  # A soft-edged disc.
+    field = field * (1 - disc[..., None]) + (1 - field) * disc[..., None]
+    pictures.append(Image.fromarray(np.round(field * 255).astype(np.uint8)))
+    squares = ((np.arange(side)[:, None] // 25 + np.arange(side)[None] // 25) % 2) * 255  # 25 px: off the LR grid.
+    pictures.append(Image.fromarray(squares.astype(np.uint8)).convert("RGB"))
+    out = []
+    for pic in pictures:
+        hr = np.asarray(pic, np.float32)[None] / 255
+        lr = tf.image.resize(hr * 255, (side // scale, side // scale), "bicubic", antialias=True)
+        out.append((np.clip(np.round(lr.numpy()), 0, 255).astype(np.float32) / 255, hr))
+    return out

@@ -14,8 +14,8 @@ import keras
 import tensorflow as tf
 
 from sr_keras.image.limits import DEFAULT_EXPORT_MAX_INPUT_PIXELS, check_alpha
-from sr_keras.models import footprint
-from sr_keras.models.precision import float32_copy, inference_copy
+from sr_keras.models import exactness, footprint
+from sr_keras.models.precision import exactness_check, float32_copy, inference_copy
 from sr_keras.savedmodel import layout, signatures
 from sr_keras.savedmodel.sr_module import InterpolatedSRModule, SRModule
 from sr_keras.version import __version__
@@ -33,8 +33,9 @@ def export(generator: keras.Model, meta: dict, export_dir: str, model_name: str,
     With `psnr_generator` (the pixel phase's generator of the same run), `generator` is the GAN end of a network-
     interpolation knob: the export gets the `_alpha` signatures, and the plain ones run at `default_alpha`.
     `precision="bfloat16"`: the graph runs the body's convolutions in bfloat16, as `sr_keras.load(precision=
-    "bfloat16")` does (`models.precision.inference_copy`), for TF Serving on CPUs with native bfloat16 or on
-    TPUs; the tile context is still measured in float32, and the metadata records the precision.
+    "bfloat16")` does (`models.precision.inference_copy`, with the layers its exactness check keeps in float32),
+    for TF Serving on CPUs with native bfloat16 or on TPUs; the tile context is still measured in float32, and the
+    metadata records the precision. Every export records that check (`exactness`), which `precision="auto"` reads.
 
     Raises:
       ExportError: the version already exists, or the folder cannot be written.
@@ -69,10 +70,15 @@ def _module(generator, meta: dict, tile: int, max_input_pixels: int, psnr_genera
     scale = int(meta["scale"])
     record = footprint.tiling_record(g32, scale, tile)
     tile, overlap = record["tile"], record["overlap"]
-    meta = {**meta, "tiling": record, "max_input_pixels": max_input_pixels, "precision": precision}
+    # Which layers bfloat16 inference keeps in float32 for this model (or that it runs in float32 under auto),
+    # measured once here: sr_keras.load and a bfloat16 export read it.
+    check = exactness_check(g32, PRECISIONS["bfloat16"])
+    meta = {**meta, "tiling": record, "max_input_pixels": max_input_pixels, "precision": precision,
+            exactness.METADATA_KEY: check}
 
-    def computing(g):  # The copy the graph runs: float32, or its body's convolutions in bfloat16.
-        return g if PRECISIONS[precision] is None else inference_copy(g, PRECISIONS[precision])
+    def computing(g):  # The copy the graph runs: float32, or the body's convolutions in bfloat16.
+        low = PRECISIONS[precision]
+        return g if low is None else inference_copy(g, low, check["float32_layers"])
 
     if psnr_generator is None:
         return SRModule(computing(g32), scale, tile, overlap, max_input_pixels), meta

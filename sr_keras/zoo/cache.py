@@ -17,6 +17,7 @@ import sys
 from typing import Optional
 
 from sr_keras import zoo
+from sr_keras.models import exactness
 from sr_keras.savedmodel import layout
 from sr_keras.savedmodel.layout import (
     CARD_FILE,
@@ -120,6 +121,8 @@ def verify(name: str) -> Optional[str]:
         return f"its {METADATA_FILE} describes another model"
     if "activation_bytes_per_pixel" not in meta.get("tiling", {}):  # Its default tile follows its memory.
         return f"{_OUTDATED}: its {METADATA_FILE} records no activation footprint"
+    if exactness.record(meta) is None:  # Which layers bfloat16 inference keeps in float32, measured.
+        return f"{_OUTDATED}: its {METADATA_FILE} records no current bfloat16 exactness check"
     return None
 
 
