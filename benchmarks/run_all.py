@@ -1,7 +1,8 @@
 """`make bench`: every benchmark in one run, plus the hardware reference, into benchmarks/results.{json,md}.
 
 Runs bench_data.py, bench_train.py, bench_infer.py, bench_memory.py, bench_zoo.py (span_x4 against ncnn, float32
-and the bfloat16 policy, with the share of peak and the tiling overhead), bench_bf16.py (bfloat16 quality) and
+and the bfloat16 policy, with the share of peak and the tiling overhead), bench_bf16.py (bfloat16 against float32
+per image kind on the varied set), bench_percore.py (the default precision against ncnn at 1 thread and all) and
 bench_process.py (the whole sr-enhance process against an ncnn script, REST against the API, encoding) one after
 another (each in its own process, so one's memory does not weigh on the next) and a dense fp32 matmul as the
 machine's reference rate. Figures are not pass/fail:
@@ -41,11 +42,13 @@ def main():
     # span_x4 against ncnn (float32, and the bfloat16 policy precision="auto" picks), share of peak, tiling.
     zoo = run(out_dir, "bench_zoo.py", "--variants=ncnn,saved_model,api_bf16",
               *(["--quick"] if quick else ["--sizes=512,768", "--big=1350x1010", "--repeats=3"]))
-    bf16 = run(out_dir, "bench_bf16.py", *(["--models=span_x4", "--photos=camera,retina"] if quick else []))
+    bf16 = run(out_dir, "bench_bf16.py", *(["--models=span_x4", "--images=camera,horse"] if quick else []))
+    # Per core as users run it: the default precision against ncnn float32 at 1 thread and all threads.
+    percore = run(out_dir, "bench_percore.py", *(["--quick", "--models=span_x4"] if quick else []))
     process = run(out_dir, "bench_process.py", *(["--quick"] if quick else []))
     matmul = infer["matmul_fp32_gflops"]
     results = {"data": data, "train": train, "infer": infer, "memory": memory, "zoo": zoo, "bf16": bf16,
-               "process": process, "matmul_fp32_gflops": matmul}
+               "percore": percore, "process": process, "matmul_fp32_gflops": matmul}
     with open(os.path.join(HERE, f"results{suffix}.json"), "w") as f:
         json.dump(results, f, indent=2, default=float)
     b = data["build"]
@@ -75,7 +78,7 @@ def main():
         rows.append((f"bytes per output pixel above the loaded model, {path_kind} ("
                      + ", ".join(f"{v['input_mp']:.2g} MP" for v in per_size.values()) + " in)",
                      " / ".join(f"{v['bytes_per_output_pixel']:.2f}" for v in per_size.values())))
-    rows += zoo_rows(zoo, bf16) + process_rows(process)
+    rows += zoo_rows(zoo, bf16) + percore_rows(percore) + process_rows(process)
     table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
     with open(os.path.join(HERE, f"results{suffix}.md"), "w") as f:
         f.write(f"# Benchmarks ({os.cpu_count()} CPU cores)\n\n{table}\n")
@@ -101,10 +104,26 @@ def zoo_rows(zoo, bf16):
                              f"{res[variant]['overlap']}), over the whole image at once",
                              f"{res[variant][f'{size} tiled'] / res[variant][f'{size} whole'] - 1:+.0%}"))
     for model, row in bf16.items():
-        for key, label in (("bfloat16_db", "the shipped bfloat16 policy"), ("all_bfloat16_db", "all in bfloat16")):
-            r = row["summary"][key]
-            rows.append((f"{model} {label} vs float32 on photo crops: PSNR-Y change worst |.| / mean",
-                         f"{r['worst_abs_db']:.4f} / {r['mean_db']:+.4f} dB"))
+        for kind, per in row["summary"].items():
+            rows.append((f"{model} bfloat16 PSNR-Y loss vs float32 on {kind} (varied set): worst |.| / mean; "
+                         "checked policy, body convs all bf16, every layer bf16",
+                         " ; ".join(f"{per[p]['worst_abs_db']:.3f} / {per[p]['mean_db']:+.3f}"
+                                    for p in ("checked", "body_bfloat16", "all_bfloat16")) + " dB"))
+        rows.append((f"{model}: precision auto picks on a CPU with native bfloat16",
+                     f"{row['auto_precision_on_native_bf16']} (float32 layers added by the check: "
+                     f"{len(row['exactness'].get('float32_layers', []))})"))
+    return rows
+
+
+def percore_rows(percore):
+    """The default precision against ncnn float32, per thread count (ncnn s / ours s: above 1, we are faster)."""
+    rows = []
+    for model, per in percore["models"].items():
+        for threads, row in per.items():
+            for case, r in [(k, v) for k, v in row.items() if isinstance(v, dict)]:
+                rows.append((f"{model} ({row['precision']}) {case}, {threads.replace('_', ' ')}: s/MP ours / "
+                             "ncnn float32 (x ncnn)",
+                             f"{r['sr_keras_s_per_mp']:.3f} / {r['ncnn_s_per_mp']:.3f} ({r['x_ncnn']:.2f}x)"))
     return rows
 
 

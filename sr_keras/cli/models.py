@@ -1,5 +1,6 @@
 """sr-models: the models this install can use by name, with what each is for, its scale and size, its PSNR gain on
-clean (bicubic) inputs, its LPIPS on real-world photos (JPEG, noise, blur), and its licence.
+clean (bicubic) inputs, its LPIPS on real-world photos (JPEG, noise, blur), its licence, and what the default
+precision runs it in on a CPU with native bfloat16 (float32 when its exactness check found bfloat16 not exact).
 
   sr-models                      # the table
   sr-models --convert=span_x2    # convert one now (otherwise each converts on first use)
@@ -26,7 +27,7 @@ def table() -> str:
     default = zoo_cache.default_name()
     real = zoo_cache.real_world_figures()
     rows = ["| name | for | scale | parameters | PSNR-Y gain on the sample photos (clean) | real-world LPIPS "
-            "(lower: closer) | license | status |", "|---|---|---|---|---|---|---|---|"]
+            "(lower: closer) | license | on bfloat16 CPUs | status |", "|---|---|---|---|---|---|---|---|---|"]
     for name in zoo.NAMES:
         c = zoo_cache.card(name) or {}  # None: a shipped model missing from this install (its status says so).
         sample = c.get("sample_photos") or {}
@@ -40,7 +41,7 @@ def table() -> str:
         label = f"{name} (default)" if name == default else name
         lpips = f"{real[name]['lpips']:.3f}" if name in real else "-"
         rows.append(f"| {label} | {zoo.purpose(name)} | x{c.get('scale')} | {params} | {gain} | {lpips} | {licence} "
-                    f"| {status} |")
+                    f"| {zoo_cache.bfloat16_use(name)} | {status} |")
     rows.append("\nClean images (screenshots, renders, clean photos): a PSNR model. Real photos (phone JPEGs, noise, "
                 "blur): a real-photo model; a PSNR model sharpens JPEG blocks and noise.")
     return "\n".join(rows)

@@ -44,14 +44,14 @@ def _skimage(name: str, side: int = 0) -> Callable[[], np.ndarray]:
 
 
 def _font(size: int, mono: bool = False) -> ImageFont.FreeTypeFont:
-    import matplotlib  # Its DejaVu fonts: the same glyphs on every machine.
+    import matplotlib  # Here, as below: slow to import. Its DejaVu fonts: the same glyphs on every machine.
     name = "DejaVuSansMono.ttf" if mono else "DejaVuSans.ttf"
     return ImageFont.truetype(f"{matplotlib.get_data_path()}/fonts/ttf/{name}", size)
 
 
 def shapes_and_silhouette() -> np.ndarray:
     """A black-and-white graphic: filled shapes, outlines and scikit-image's horse silhouette, no antialiasing."""
-    import skimage.data
+    import skimage.data  # Here: scikit-image is a test and benchmark dependency, and slow to import.
     img = Image.new("L", (400, 320), 255)
     draw = ImageDraw.Draw(img)
     draw.rectangle((16, 16, 120, 100), fill=0)
@@ -99,8 +99,7 @@ def text_page() -> np.ndarray:
 
 def chart_screenshot() -> np.ndarray:
     """A screenshot of a plotting window: axes, ticks, a legend, flat colour bars, crisp 1 px lines (Agg)."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
+    # Here: matplotlib is slow to import, and only this picture renders with it.
     from matplotlib.figure import Figure
     fig = Figure(figsize=(4.8, 3.2), dpi=100)
     ax = fig.add_subplot(1, 2, 1)

@@ -194,8 +194,9 @@ def probe_images(scale: int) -> list:
     """[(LR, HR)] float32 [1, h, w, 3] in [0, 1]: where low precision fails first, made here (no data files): a
     black-and-white graphic of filled shapes and outlines, text, thin lines and hatching, flat colour with 1 px
     borders, a smooth colour field with soft edges, and a checkerboard whose period is off the LR grid; LR is HR shrunk by `scale` (antialiased bicubic)."""
-    from PIL import Image, ImageDraw  # Here: only the check draws.
+    # Here: only the check draws, and this module needs only Keras otherwise.
     import tensorflow as tf
+    from PIL import Image, ImageDraw
 
     side = 48 * scale  # 48 px of LR each: a few tiles' worth of every feature, seconds on a CPU.
     pictures = []

@@ -308,6 +308,23 @@ def card(name: str) -> dict:
                                "license_short": entry.license_short}, shipped.get("sample_photos"))
 
 
+def bfloat16_use(name: str) -> str:
+    """What `precision="auto"` runs `name` in on a CPU with native bfloat16, from its export's exactness check:
+    "bfloat16", "float32 (bfloat16 not exact)", or "after conversion" before the check has run here."""
+    if name not in zoo.SHIPPED and verify(name) is not None:
+        return "after conversion"
+    folder = zoo.model_dir(name)
+    try:
+        version = max((d for d in os.listdir(folder) if d.isdigit()), key=int)
+        with open(os.path.join(folder, version, METADATA_FILE)) as f:
+            check = exactness.record(json.load(f))
+    except (OSError, ValueError):
+        check = None
+    if check is None:
+        return "measured at load"
+    return "bfloat16" if check["precision"] == "bfloat16" else "float32 (bfloat16 not exact)"
+
+
 def real_world_figures() -> dict:
     """{model name: {lpips, niqe}} on the seeded real-world set, as `make real-bench` measured them ({} when the
     file has none)."""
