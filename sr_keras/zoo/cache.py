@@ -310,9 +310,9 @@ def card(name: str) -> dict:
 
 def bfloat16_use(name: str) -> str:
     """What `precision="auto"` runs `name` in on a CPU with native bfloat16, from its export's exactness check:
-    "bfloat16", "float32 (bfloat16 not exact)", or "after conversion" before the check has run here."""
+    "bfloat16", "float32 (bfloat16 not exact)", or "checked when converted" before the check has run here."""
     if name not in zoo.SHIPPED and verify(name) is not None:
-        return "after conversion"
+        return "checked when converted"
     folder = zoo.model_dir(name)
     try:
         version = max((d for d in os.listdir(folder) if d.isdigit()), key=int)

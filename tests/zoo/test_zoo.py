@@ -125,6 +125,10 @@ def test_sr_models_prints_every_figure_at_once_without_tensorflow(tmp_path):
         assert f"| {shipped[name]['parameters']:,} | {gain:+.2f} dB |" in row, row
         assert row.endswith(("| converts on first use |", "npm registry) and converts on first use |")) or "zoo" in row, row
     assert "after conversion" not in proc.stdout
+    # What auto runs each in on a bfloat16 CPU: the shipped models' exports carry their exactness check.
+    rows = {line.split(" | ")[0][2:].split(" ")[0]: line for line in proc.stdout.splitlines() if line.startswith("| ")}
+    assert "| float32 (bfloat16 not exact) |" in rows["sr_keras_real_x4"]
+    assert "| bfloat16 |" in rows["sr_keras_x4"] and "| checked when converted |" in rows["span_x4"]
     # What each model is for, and the real-world figure beside the clean one (a PSNR model's gain on bicubic
     # inputs says nothing of JPEG photos).
     real = zoo_cache.real_world_figures()
