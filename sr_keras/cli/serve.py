@@ -46,8 +46,9 @@ _TIMEOUT = flags.DEFINE_string(
     f"{serving_limits.MAX_DERIVED_TIMEOUT_SECONDS:g} s when both are derived).")
 _PARSE_MB = flags.DEFINE_integer("max_parse_mb", _DEFAULTS.max_parse_mb, "Memory cap of the process that parses request JSON (413 "
                                  "when a body needs more).")
-_CONCURRENCY = flags.DEFINE_integer("max_concurrent", _DEFAULTS.max_concurrent, "Inferences run at once (the rest wait).")
-_QUEUE = flags.DEFINE_integer("max_queue", _DEFAULTS.max_queue, "Requests allowed to wait; beyond that answer 503.")
+_CONCURRENCY = flags.DEFINE_integer("max_concurrent", _DEFAULTS.max_concurrent, "Inferences each model runs at once (the rest wait; every model has its own, so a "
+                                   "cheap model never waits behind an expensive one).")
+_QUEUE = flags.DEFINE_integer("max_queue", _DEFAULTS.max_queue, "Requests allowed to wait per model; beyond that answer 503.")
 _POLL = flags.DEFINE_float("poll_seconds", 2.0, "How often to look for new version folders.")
 
 

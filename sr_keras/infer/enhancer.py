@@ -116,6 +116,10 @@ class Enhancer:
             self._tile = self.default_tile()
         return self._tile
 
+    @tile.setter
+    def tile(self, tile: int) -> None:
+        self._tile = limits.check_tile(tile)
+
     def default_tile(self) -> int:
         """The largest tile up to DEFAULT_TILE that the model's memory allows (`tiling.memory_tile`), from the
         largest activation sr-export recorded (or that the rebuilt Keras generator has); DEFAULT_TILE for an

@@ -137,6 +137,8 @@ class ModelRegistry:
             model = self.loader(path)
             signatures = served_signatures(model, path)
             cost = measure_cost(model)
+            if cost:
+                model.tile = stoppable_tile(model, cost)
         except Exception as e:  # Any load failure: keep serving what we had.
             logging.error("version %d of %s failed to load: %s", number, self.name, e)
             with self._lock:
@@ -190,6 +192,23 @@ def measure_cost(model) -> Optional[float]:
     except Exception as e:  # noqa: BLE001 - a probe failure must not stop a model that loads from serving.
         logging.warning("could not measure the cost of a model (%s); it gets the default limits", e)
         return None
+
+
+STOP_STEP_SECONDS = 2.0  # A served request checks for a hang-up or its deadline at least this often.
+
+
+def stoppable_tile(model, seconds_per_pixel: float) -> int:
+    """The tile side a served request runs in: the model's own, or smaller for a slow model, so that one tile
+    (with its context) takes about STOP_STEP_SECONDS and a request whose client hung up, or whose deadline passed,
+    stops within that even when the whole image would fit in one tile. Never larger than the model's own, and not
+    made smaller than four times the context (more context than core would double the work) or 64 px."""
+    overlap = model.default_overlap()
+    fits = int((STOP_STEP_SECONDS / seconds_per_pixel) ** 0.5) - 2 * overlap
+    tile = model.tile  # 0: whole images at once, bounded here too.
+    if tile and fits >= tile:
+        return tile
+    floor = max(fits, 4 * overlap, 64)
+    return min(tile, floor) if tile else floor
 
 
 def _load_enhancer(path: str):

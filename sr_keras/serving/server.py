@@ -23,7 +23,6 @@ import resource
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
-from typing import Optional
 
 from absl import logging
 from aiohttp import web
@@ -71,13 +70,16 @@ class Server:
         self.registry = registries[0]  # The first model: the page's initial choice.
         limits.check_names(self.registries)
         self.limits = limits
-        self.executor = concurrent.futures.ThreadPoolExecutor(limits.max_concurrent, thread_name_prefix="infer")
+        # Each model has its own --max_concurrent run slots and its own --max_queue: a cheap model's requests never
+        # wait behind an expensive one's (they share the CPU while both run, instead of queueing).
+        self.executor = concurrent.futures.ThreadPoolExecutor(limits.max_concurrent * len(self.registries),
+                                                              thread_name_prefix="infer")
         self.parser = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="parse")
         self.parse_pool = None  # Processes, started at the first request (see `_parse`).
         self.parse_in_thread = False
         self._pool_lock = threading.Lock()
-        self.semaphore: Optional[asyncio.Semaphore] = None
-        self.waiting = 0
+        self.slots: dict = {}  # Model name -> asyncio.Semaphore(max_concurrent), made on the server's loop.
+        self.waiting = {name: 0 for name in self.registries}
 
     def app(self):
 
@@ -209,15 +211,15 @@ class Server:
         # Image headers are read in a thread: decoding starts only within the limits.
         await loop.run_in_executor(self.parser, predict.check_request_size, sig_name, inputs,
                                    limits.max_input_pixels, registry.name)
-        if self.semaphore is None:
-            self.semaphore = asyncio.Semaphore(self.limits.max_concurrent)
-        if self.waiting >= self.limits.max_queue:
-            raise rest.RestError(503, f"server busy: {self.waiting} requests waiting (--max_queue)")
+        slots = self.slots.setdefault(registry.name, asyncio.Semaphore(self.limits.max_concurrent))
+        if self.waiting[registry.name] >= self.limits.max_queue:
+            raise rest.RestError(503, f"server busy: {self.waiting[registry.name]} requests for {registry.name!r} "
+                                      "waiting (--max_queue)")
         stop = threading.Event()
         deadline = time.monotonic() + limits.request_timeout_seconds
-        self.waiting += 1
+        self.waiting[registry.name] += 1
         try:
-            async with self.semaphore:
+            async with slots:
                 if _gone(request):
                     return self._error(400, "client disconnected")
                 job = loop.run_in_executor(
@@ -242,7 +244,7 @@ class Server:
                     raise rest.RestError(413, "not enough memory for this request now; send a smaller image "
                                               "or retry later") from None
         finally:
-            self.waiting -= 1
+            self.waiting[registry.name] -= 1
         return await self._stream_json(request, rest.encode_outputs(outputs, row))
 
     async def _parse(self, body: bytes, signatures: dict) -> tuple:
