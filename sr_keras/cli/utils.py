@@ -46,6 +46,24 @@ def beam_pipeline_options(spec: str, module: str = "sr_keras.utils.beam_options"
         fail(str(e))
 
 
+def _suggest_for_prefixes(fv, own: list) -> None:
+    """Exits with absl's one-line error and a suggestion for an unknown flag that starts one of this command's own
+    (`--in=` for `--input`), which absl's spelling suggestions miss when the word is short."""
+    for arg in sys.argv[1:]:
+        if arg == "--":
+            return
+        if not arg.startswith("--") or len(arg) < 4:
+            continue
+        name = arg[2:].split("=", 1)[0]
+        if name in fv or (name.startswith("no") and name[2:] in fv):
+            continue
+        near = [f for f in own if f.startswith(name)]
+        if near:
+            print(f"FATAL Flags parsing error: Unknown command line flag '{name}'. Did you mean: "
+                  f"{', '.join(near)} ?\nPass --helpshort or --helpfull to see help on flags.", file=sys.stderr)
+            sys.exit(1)
+
+
 def run(main, fast_exit: bool = False) -> None:
     """`absl.app.run(main)` for a console-script entry point, with `--help` listing the command's own flags.
 
@@ -60,8 +78,10 @@ def run(main, fast_exit: bool = False) -> None:
     from absl import app, flags
 
     fv = flags.FLAGS
-    for flag in fv.get_key_flags_for_module(sys.modules[main.__module__]):
+    own = fv.get_key_flags_for_module(sys.modules[main.__module__])
+    for flag in own:
         fv.register_key_flag_for_module(sys.argv[0], flag)
+    _suggest_for_prefixes(fv, sorted({f.name for f in own}))
     _OWN_PROCESS.append(True)
     try:
         app.run(main)

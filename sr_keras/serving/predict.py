@@ -41,9 +41,16 @@ def request_pixels(sig_name: str, inputs: dict) -> int:
         try:
             w, h = imageio.probe_size(data)
         except imageio.ImageError as e:
-            raise RestError(400, f"{signatures.SERVING_DEFAULT.input}: not a decodable image ({e})") from None
+            raise _undecodable(e) from None
         total += w * h
     return total
+
+
+def _undecodable(e: Exception) -> RestError:
+    """400 for an instance that cannot be decoded, saying "not an image" once (the decoder's own reason may say it)."""
+    why = str(e)
+    what = why if why.startswith("not an image") else f"not a decodable image ({why})"
+    return RestError(400, f"{signatures.SERVING_DEFAULT.input}: {what}")
 
 
 def check_request_size(sig_name: str, inputs: dict, max_pixels: int, model: str = "") -> None:
@@ -114,7 +121,7 @@ def _one_png(enhancer, data: bytes, should_stop, alpha=None, budget=(None, None,
     except imageio.ImageTooLargeError as e:
         raise RestError(413, f"an image holds more pixels than its header says: {e}") from None
     except imageio.ImageError as e:
-        raise RestError(400, f"{signatures.SERVING_DEFAULT.input}: not a decodable image ({e})") from None
+        raise _undecodable(e) from None
     if limit is not None:
         budget[0] = limit - decoded.pixels.shape[0] * decoded.pixels.shape[1]
     buf = io.BytesIO()  # Streamed band by band: memory holds the compressed PNG, not the decoded output.

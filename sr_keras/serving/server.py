@@ -37,6 +37,7 @@ from sr_keras.serving.rest import RestError, check_model_name, parse_path
 _STATIC = pathlib.Path(__file__).parent / "static"
 PAGE_TEMPLATE = (_STATIC / "index.html").read_text(encoding="utf-8")
 PAGE_SCRIPT = (_STATIC / "app.js").read_text(encoding="utf-8")
+PAGE_ICON = (_STATIC / "favicon.svg").read_text(encoding="utf-8")  # Also at /favicon.ico: no 404 per page load.
 # Every answer: no MIME sniffing, no framing (clickjacking). The page runs only its own script file, sends forms
 # nowhere and cannot be re-based.
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY"}
@@ -147,9 +148,12 @@ class Server:
 
 
         try:
-            if request.path in ("/", "/index.html", "/app.js"):
+            if request.path in ("/", "/index.html", "/app.js", "/favicon.svg", "/favicon.ico"):
                 if request.method != "GET":
                     raise rest.RestError(405, "the page needs GET")
+                if request.path.startswith("/favicon"):
+                    return web.Response(text=PAGE_ICON, content_type="image/svg+xml",
+                                        headers={"Cache-Control": "max-age=86400"})
                 if request.path == "/app.js":
                     return web.Response(text=PAGE_SCRIPT, content_type="text/javascript",
                                         headers={"Cache-Control": "no-cache"})

@@ -100,7 +100,8 @@ class RunLogger:
         """GAN artefacts found at an evaluation: a warning line, and a TensorBoard text entry."""
         if not self.chief or not flags:
             return
-        text = f"step {step}: {'; '.join(flags)} (limits: metrics.COLOUR_SHIFT_LIMIT, metrics.GRID_LIMIT)"
+        text = (f"step {step}: {'; '.join(flags)} (flagged above a colour shift of {metrics.COLOUR_SHIFT_LIMIT:g} "
+                f"levels or a grid of {metrics.GRID_LIMIT:g}x bicubic's)")
         logging.warning("validation flagged: %s", text)
         with self.writer.as_default(step=step):
             tf.summary.text("val/flags", text)

@@ -39,6 +39,15 @@ def test_a_mistyped_model_name_fails_before_tensorflow_is_imported(tmp_path):
     assert "did you mean span_x4" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("binary,typed,meant", [("enhance", "--in=photo.png", "input"),
+                                                ("evaluate", "--mod=span_x4", "model"),
+                                                ("enhance", "--outpt=x", "output_dir")])
+def test_a_short_or_misspelt_flag_gets_a_suggestion(binary, typed, meant):
+    """absl suggests near spellings (--outpt); a flag cut short (--in= for --input) gets one too."""
+    proc = run_cli(binary, typed, fresh_process=True)  # As typed in a shell: the real argument parsing.
+    assert proc.returncode == 1 and f"Did you mean: {meant}" in proc.stderr, proc.stderr
+
+
 def test_outscale_beyond_the_models_scale_says_which_part_is_a_resize(exported, tmp_path):
     _, _, model = exported
     photo = str(tmp_path / "p.png")

@@ -141,7 +141,7 @@ def test_instances_per_request_are_capped(server):
     ("/v1/models/sr:predict", b'{"signature_name": "enhance_float", "instances": [[[[1e308, 0, 0]]]]}', {}, "[0, 1]"),
     ("/v1/models/sr:predict", b'{"signature_name": "enhance_float", "instances": [[[[-0.5, 0, 0]]]]}', {}, "[0, 1]"),
     ("/v1/models/sr:predict", b'{"instances": [{"b64": "' + base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
-     + b'"}]}', {}, "not a decodable image"),
+     + b'"}]}', {}, "not an image"),
 ])
 def test_hostile_bodies_and_paths_get_400_with_json(server, path, raw, headers, fragment):
     bg, _ = server

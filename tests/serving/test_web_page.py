@@ -136,7 +136,17 @@ def test_a_bad_file_shows_the_servers_error(browser, server, tmp_path):
     WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "error").is_displayed())
     text = browser.find_element(By.ID, "error").text
     assert text.startswith("The server says:") and len(text) > len("The server says: ") + 10
+    assert text.count("not an image") == 1, text  # Said once, not wrapped in itself.
     assert browser.find_element(By.ID, "download").get_attribute("hidden")
+
+
+def test_the_page_has_an_icon_so_no_load_logs_a_404(browser, server):
+    browser.get(server.url + "/")
+    icon = browser.find_element(By.CSS_SELECTOR, "link[rel=icon]").get_attribute("href")
+    for path in (icon, server.url + "/favicon.ico"):  # The linked one, and where browsers look without a link.
+        with urllib.request.urlopen(path, timeout=30) as r:
+            assert r.status == 200 and r.headers["Content-Type"].startswith("image/svg+xml")
+            assert r.read().startswith(b"<svg")
 
 
 def _photo(tmp_path, name, box):

@@ -37,9 +37,10 @@ def _gan_step_logs(cfg):
 def test_each_loss_weight_reaches_the_generator_loss(sample_data):
     base = dataclasses.replace(config.get_preset("tiny"), data=sample_data)
     assert (base.content_weight, base.pixel_weight, base.adv_weight) == (1.0, 1e-2, 5e-3)  # BasicSR / ESRGAN.
+    assert base.phase_weight == 1.0  # On in every recipe: a GAN's colour shift and checkerboard.
     logs = _gan_step_logs(base)
-    assert logs["g/total"] == pytest.approx(logs["g/content"] + 1e-2 * logs["g/pixel"] + 5e-3 * logs["g/adv"],
-                                            rel=1e-5)
+    assert logs["g/total"] == pytest.approx(logs["g/content"] + 1e-2 * logs["g/pixel"] + 5e-3 * logs["g/adv"]
+                                            + logs["g/phase"], rel=1e-5)
     heavier = _gan_step_logs(dataclasses.replace(base, pixel_weight=0.5, adv_weight=0.25))
     for k in ("g/content", "g/pixel", "g/adv"):  # Same start, same batch: the terms are the same...
         assert heavier[k] == pytest.approx(logs[k], rel=1e-5)
