@@ -75,9 +75,11 @@ def test_ctrl_c_stops_in_one_line_with_status_130_and_no_partial_file(exported, 
     deadline = time.time() + 300
     while time.time() < deadline and not (out.exists() and any(n.endswith(".png") for n in os.listdir(out))):
         time.sleep(0.2)
+    seen = sorted(os.listdir(out)) if out.exists() else []
+    assert proc.poll() is None, ("finished before the signal", proc.returncode, seen)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, (stderr, stdout[-2000:], seen, sorted(os.listdir(out)))
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert "Traceback" not in stderr and len(lines) <= 2, stderr
     assert "run the same command again to continue" in lines[-1] and "stopped after" in lines[-1]

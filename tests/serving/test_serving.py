@@ -94,7 +94,7 @@ def test_gray_and_rgba_through_rest(server):
     ("/v1/models/sr:predict", {"instances": [], "inputs": []}, 400, "exactly one"),
     ("/v1/models/sr:predict", {"signature_name": "serving_default"}, 400, "exactly one"),
     ("/v1/models/sr:predict", {"instances": [{"b64": "@@@not base64@@@"}]}, 400, "base64"),
-    ("/v1/models/sr:predict", {"instances": [{"b64": base64.b64encode(b"hello").decode()}]}, 400, "not a decodable"),
+    ("/v1/models/sr:predict", {"instances": [{"b64": base64.b64encode(b"hello").decode()}]}, 400, "not an image"),
     ("/v1/models/sr:predict", {"signature_name": "nope", "instances": ["x"]}, 400, "unknown signature_name"),
     ("/v1/models/sr:predict", {"signature_name": "enhance", "instances": [[[[300, 0, 0]]]]}, 400, "outside"),
     ("/v1/models/sr:predict", {"signature_name": "enhance", "instances": [[[1, 2]], [[1]]]}, 400, "input"),
