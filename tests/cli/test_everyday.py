@@ -71,7 +71,10 @@ def test_ctrl_c_stops_in_one_line_with_status_130_and_no_partial_file(exported, 
     out = tmp_path / "out"
     args = [sys.executable, "-m", "sr_keras.cli.enhance", f"--model={model}", f"--output_dir={out}", "--tile=32",
             "--precision=float32", str(photos)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO)
+    # Ctrl-C as in a terminal: SIGINT at its default. A suite started in the background of a non-interactive shell
+    # (`make test &`, nohup) ignores SIGINT, and its children inherit that: they would rightly run to the end.
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and not (out.exists() and any(n.endswith(".png") for n in os.listdir(out))):
         time.sleep(0.2)
