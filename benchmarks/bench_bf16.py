@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _common import write_results  # noqa: E402
 
 import sr_keras  # noqa: E402
+from sr_keras.data import degradation  # noqa: E402
 from sr_keras.evaluate import metrics, varied_set  # noqa: E402
 from sr_keras.models.precision import inference_copy, with_policy  # noqa: E402
 
@@ -58,10 +59,8 @@ def main():
         s = f32.scale
         rows = {}
         for image, (kind, hr) in images.items():
-            hr = hr[:hr.shape[0] // s * s, :hr.shape[1] // s * s]
-            lr = tf.image.resize(hr[None].astype(np.float32), (hr.shape[0] // s, hr.shape[1] // s), "bicubic",
-                                 antialias=True)
-            lr = np.clip(np.round(lr.numpy()[0]), 0, 255).astype(np.uint8)
+            hr = degradation.crop_to_multiple(hr, s)
+            lr = degradation.bicubic_downscale(hr, s)
             ref = psnr(f32.enhance(lr), hr, s)
             rows[image] = {"kind": kind, "float32_psnr_y": ref,
                            **{f"{p}_loss_db": ref - psnr(run(m, lr), hr, s) for p, m in models.items()}}

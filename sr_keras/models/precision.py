@@ -133,12 +133,11 @@ def _loss_db(out: np.ndarray, ref: np.ndarray, hr: np.ndarray, shave: int) -> fl
     return abs(10 * np.log10(mse(out) / mse(ref)))
 
 
-def exactness_check(generator: keras.Model, policy: str = exactness.POLICY, probes=None,
-                    bound_db: Optional[float] = None) -> dict:
+def exactness_check(generator: keras.Model, policy: str = exactness.POLICY, bound_db: Optional[float] = None) -> dict:
     """Which layers `inference_copy(generator, policy)` must also keep in float32 for its output to stay within
-    `bound_db` (default `CHECK_BOUND_DB`) of float32's on `probes` (default `probe_images`), measured: the body's convolutions ranked by what
-    each costs alone, then kept in float32 in that order until the worst probe is within the bound. When that needs
-    more than `CHECK_MAX_FLOAT32_SHARE` of them, the model runs in float32 under `precision="auto"`.
+    `bound_db` (default `CHECK_BOUND_DB`) of float32's on `probe_images`, measured: the body's convolutions ranked by
+    what each costs alone, then kept in float32 in that order until the worst probe is within the bound. When that
+    needs more than `CHECK_MAX_FLOAT32_SHARE` of them, the model runs in float32 under `precision="auto"`.
 
     Returns a JSON-able record: {"version", "policy", "precision": "bfloat16" | "float32", "float32_layers": [...],
     "worst_db" (the worst probe with those layers), "default_worst_db" (with none), "probes"}.
@@ -148,7 +147,7 @@ def exactness_check(generator: keras.Model, policy: str = exactness.POLICY, prob
     bound_db = CHECK_BOUND_DB if bound_db is None else bound_db
     reference = float32_copy(generator)
     scale = _scale_of(reference)
-    probes = probes if probes is not None else probe_images(scale)
+    probes = probe_images(scale)
     ref_fn = tf.function(lambda x: tf.cast(reference(x, training=False), tf.float32), reduce_retracing=True)
     refs = [ref_fn(tf.constant(lr)).numpy()[0] * 255 for lr, _ in probes]
 
@@ -193,10 +192,11 @@ def _scale_of(generator: keras.Model) -> int:
 def probe_images(scale: int) -> list:
     """[(LR, HR)] float32 [1, h, w, 3] in [0, 1]: where low precision fails first, made here (no data files): a
     black-and-white graphic of filled shapes and outlines, text, thin lines and hatching, flat colour with 1 px
-    borders, a smooth colour field with soft edges, and a checkerboard whose period is off the LR grid; LR is HR shrunk by `scale` (antialiased bicubic)."""
-    # Here: only the check draws, and this module needs only Keras otherwise.
-    import tensorflow as tf
-    from PIL import Image, ImageDraw
+    borders, a smooth colour field with soft edges, and a checkerboard whose period is off the LR grid; LR is the
+    field's standard degradation of HR (`data.degradation.bicubic_downscale`)."""
+    from PIL import Image, ImageDraw  # Here: only the check draws.
+
+    from sr_keras.data import degradation  # Here: TensorFlow, which the rest of this module does not need.
 
     side = 48 * scale  # 48 px of LR each: a few tiles' worth of every feature, seconds on a CPU.
     pictures = []
@@ -235,7 +235,7 @@ def probe_images(scale: int) -> list:
     pictures.append(Image.fromarray(squares.astype(np.uint8)).convert("RGB"))
     out = []
     for pic in pictures:
-        hr = np.asarray(pic, np.float32)[None] / 255
-        lr = tf.image.resize(hr * 255, (side // scale, side // scale), "bicubic", antialias=True)
-        out.append((np.clip(np.round(lr.numpy()), 0, 255).astype(np.float32) / 255, hr))
+        hr = np.asarray(pic)
+        lr = degradation.bicubic_downscale(hr, scale)
+        out.append((lr[None].astype(np.float32) / 255, hr[None].astype(np.float32) / 255))
     return out

@@ -79,7 +79,8 @@ class Server:
         self.parse_pool = None  # Processes, started at the first request (see `_parse`).
         self.parse_in_thread = False
         self._pool_lock = threading.Lock()
-        self.slots: dict = {}  # Model name -> asyncio.Semaphore(max_concurrent), made on the server's loop.
+        # Model name -> its run slots (an asyncio.Semaphore binds to the loop that first waits on it).
+        self.slots = {name: asyncio.Semaphore(limits.max_concurrent) for name in self.registries}
         self.waiting = {name: 0 for name in self.registries}
 
     def app(self):
@@ -215,7 +216,7 @@ class Server:
         # Image headers are read in a thread: decoding starts only within the limits.
         await loop.run_in_executor(self.parser, predict.check_request_size, sig_name, inputs,
                                    limits.max_input_pixels, registry.name)
-        slots = self.slots.setdefault(registry.name, asyncio.Semaphore(self.limits.max_concurrent))
+        slots = self.slots[registry.name]
         if self.waiting[registry.name] >= self.limits.max_queue:
             raise rest.RestError(503, f"server busy: {self.waiting[registry.name]} requests for {registry.name!r} "
                                       "waiting (--max_queue)")

@@ -245,7 +245,7 @@ def _real_x4_distill() -> TrainConfig:
                        data="tfrecords/photos_x4_teacher", batch_size=8, hr_crop=128, pretrain_steps=600,
                        gan_steps=0, learning_rate=1e-4, schedule="cosine", cosine_floor=0.5, warmup_steps=50,
                        clip_norm=5.0, pretrain_loss="l1", content_loss="percep", content_weight=1.0,
-                       pixel_weight=1.0, adv_weight=0.1, phase_weight=1.0, ckpt_every=50, eval_every=300,
+                       pixel_weight=1.0, adv_weight=0.1, ckpt_every=50, eval_every=300,
                        log_every=10, eval_images=3, eval_crop=256, cache_data=False, crops_per_image=2,
                        init_from="realesr_general_x4v3", ema_decay=0.999)
 

@@ -310,18 +310,15 @@ def card(name: str) -> dict:
 
 def bfloat16_use(name: str) -> str:
     """What `precision="auto"` runs `name` in on a CPU with native bfloat16, from its export's exactness check:
-    "bfloat16", "float32 (bfloat16 not exact)", or "checked when converted" before the check has run here."""
-    if name not in zoo.SHIPPED and verify(name) is not None:
-        return "checked when converted"
-    folder = zoo.model_dir(name)
+    "bfloat16", "float32 (bfloat16 not exact)", or, without a current record, "checked when converted" (a zoo
+    conversion lacking one is converted again at its next use: `verify`) or "measured at load" (a shipped model).
+    Reads the metadata only: sr-models has verified the entry already (`card`, `status`)."""
     try:
-        version = max((d for d in os.listdir(folder) if d.isdigit()), key=int)
-        with open(os.path.join(folder, version, METADATA_FILE)) as f:
-            check = exactness.record(json.load(f))
-    except (OSError, ValueError):
+        check = exactness.record(layout.read_metadata(layout.resolve(zoo.model_dir(name))))
+    except (ModelNotFoundError, SavedModelError, OSError, ValueError):
         check = None
     if check is None:
-        return "measured at load"
+        return "measured at load" if name in zoo.SHIPPED else "checked when converted"
     return "bfloat16" if check["precision"] == "bfloat16" else "float32 (bfloat16 not exact)"
 
 
