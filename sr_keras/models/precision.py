@@ -18,6 +18,7 @@ done. With the attention in bfloat16 as well, a photo lost 0.042 dB, so it stays
 
 from __future__ import annotations
 
+import hashlib
 from typing import Optional
 
 import keras
@@ -160,7 +161,8 @@ def exactness_check(generator: keras.Model, policy: str = exactness.POLICY, boun
     config = reference.get_config()
     keep = float32_layers(reference, config)
     convs = [lyr.name for lyr in reference.layers if type(lyr).__name__ in CONVOLUTIONS and lyr.name not in keep]
-    record = {"version": exactness.CHECK_VERSION, "policy": policy, "probes": len(probes), "bound_db": bound_db}
+    record = {"version": exactness.CHECK_VERSION, "policy": policy, "probes": len(probes), "bound_db": bound_db,
+              "weights_sha256": weights_digest(reference)}
     base = worst(set())
     record.update(default_worst_db=float(round(base, 4)), precision="bfloat16", float32_layers=[], worst_db=float(round(base, 4)))
     if base <= bound_db or not convs:
@@ -181,6 +183,24 @@ def exactness_check(generator: keras.Model, policy: str = exactness.POLICY, boun
             return record
     record.update(precision="float32", float32_layers=[], worst_db=float(round(base, 4)))
     return record
+
+
+def weights_digest(generator: keras.Model) -> str:
+    """SHA-256 of the generator's weights as float32 bytes, in layer order: what an exactness record was measured on
+    (an export reuses a record only for the same weights, `reusable_check`)."""
+    digest = hashlib.sha256()
+    for w in generator.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w), dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def reusable_check(generator: keras.Model, meta: dict, policy: str = exactness.POLICY) -> Optional[dict]:
+    """The current exactness record in `meta` when it was measured on exactly `generator`'s weights, else None (an
+    export of a zoo model or of another export keeps its source's record instead of measuring it again)."""
+    found = exactness.record(meta, policy)
+    if found and found.get("bound_db") == CHECK_BOUND_DB and found.get("weights_sha256") == weights_digest(generator):
+        return found
+    return None
 
 
 def _scale_of(generator: keras.Model) -> int:

@@ -8,6 +8,7 @@ from typing import Optional
 from sr_keras import zoo
 from sr_keras.image.limits import check_alpha
 from sr_keras.infer import resolve
+from sr_keras.models import exactness
 from sr_keras.models.interpolation import interpolated_generator
 from sr_keras.savedmodel import layout, portable, reader, writer
 from sr_keras.train import run_dir
@@ -42,11 +43,23 @@ def generator_and_meta(workdir: Optional[str] = None, keras_model: Optional[str]
         if name is None:
             raise layout.ModelNotFoundError(f"--model={model}: not a zoo name or an ncnn .param; export a .keras "
                                             "file with --keras_model, or a run with --workdir")
-        return (*zoo_cache.keras_generator(name), None)
+        generator, meta = zoo_cache.keras_generator(name)
+        return generator, {**meta, **_cached_measurements(name)}, None
     if workdir:
         generator, meta = run_dir.generator_from_workdir(workdir)
         return generator, meta, run_dir.psnr_generator_from_workdir(workdir) if interpolation else None
     return (*reader.load_keras(keras_model), None)
+
+
+def _cached_measurements(name: str) -> dict:
+    """The zoo cache's exactness and tiling records of `name`, when it has converted it: the export keeps them if
+    they were measured on the same weights (`precision.reusable_check`) instead of measuring them again (about 40 s
+    for RRDBNet)."""
+    try:
+        meta = layout.read_metadata(layout.resolve(zoo.model_dir(name)))
+    except (OSError, ValueError, layout.SavedModelError):
+        return {}
+    return {k: meta[k] for k in (exactness.METADATA_KEY, "tiling") if k in meta}
 
 
 def export(export_dir: str, model_name: Optional[str] = None, version: Optional[int] = None, tile: Optional[int] = None,

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from sr_keras.image.limits import DEFAULT_EXPORT_MAX_INPUT_PIXELS, check_alpha
 from sr_keras.models import exactness, footprint
-from sr_keras.models.precision import exactness_check, float32_copy, inference_copy
+from sr_keras.models.precision import exactness_check, float32_copy, inference_copy, reusable_check
 from sr_keras.savedmodel import layout, signatures
 from sr_keras.savedmodel.sr_module import InterpolatedSRModule, SRModule
 from sr_keras.version import __version__
@@ -68,11 +68,13 @@ def _module(generator, meta: dict, tile: int, max_input_pixels: int, psnr_genera
         raise ValueError(f"precision={precision!r}: an export computes in {' or '.join(PRECISIONS)}")
     g32 = float32_copy(generator)
     scale = int(meta["scale"])
-    record = footprint.tiling_record(g32, scale, tile)
-    tile, overlap = record["tile"], record["overlap"]
     # Which layers bfloat16 inference keeps in float32 for this model (or that it runs in float32 under auto),
-    # measured once here: sr_keras.load and a bfloat16 export read it.
-    check = exactness_check(g32, PRECISIONS["bfloat16"])
+    # measured once here: sr_keras.load and a bfloat16 export read it. When `meta` comes from an export of the same
+    # weights (a zoo model's cached conversion, another export), its check and tile measurements are kept.
+    check = reusable_check(g32, meta)
+    record = footprint.tiling_record(g32, scale, tile, meta.get("tiling") if check else None)
+    check = check or exactness_check(g32, PRECISIONS["bfloat16"])
+    tile, overlap = record["tile"], record["overlap"]
     meta = {**meta, "tiling": record, "max_input_pixels": max_input_pixels, "precision": precision,
             exactness.METADATA_KEY: check}
 

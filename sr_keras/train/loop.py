@@ -53,6 +53,9 @@ def validate(cfg: config_lib.TrainConfig, strategy: tf.distribute.Strategy) -> s
         raise TrainError(f"eval_crop={cfg.eval_crop} is not divisible by the scale {scale}")
     if cfg.model.kind == "srgan" and cfg.hr_crop % 16:
         raise TrainError(f"--hr_crop={cfg.hr_crop}: the SRGAN discriminator halves 4 times; use a multiple of 16")
+    if not 0 <= cfg.content_shift < cfg.hr_crop // 2:
+        raise TrainError(f"--content_shift={cfg.content_shift}: use 0 (off) up to {cfg.hr_crop // 2 - 1}, under half "
+                         f"the {cfg.hr_crop} px crop")
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
         raise TrainError(f"--batch_size={cfg.batch_size} is not divisible by the {replicas} replicas")

@@ -215,7 +215,8 @@ def generator_from_workdir(workdir: str) -> tuple:
             "training": {"pretrain_steps": cfg.pretrain_steps, "gan_steps": cfg.gan_steps,
                          "content_loss": cfg.content_loss, "content_note": cfg.content_note,
                          "weights": {"content": cfg.content_weight, "pixel": cfg.pixel_weight,
-                                     "adversarial": cfg.adv_weight, "phase": cfg.phase_weight}},
+                                     "adversarial": cfg.adv_weight, "phase": cfg.phase_weight},
+                         "content_shift": cfg.content_shift},
             "validation": run.last_validation()}
     return generator, meta
 

@@ -14,6 +14,7 @@ from conftest import REPO, run_cli
 from conftest import export_with_architecture as _export_with_architecture
 from conftest import tiny_generator as _tiny_generator
 
+from sr_keras.image import tiling
 from sr_keras.models import precision, srgan
 from sr_keras.savedmodel import layout, reader, writer
 from sr_keras.train import run_dir
@@ -79,6 +80,24 @@ def test_mixed_precision_generator_exports_as_float32(tmp_path):
     path = writer.export(mixed, {"model": "srgan", "scale": 4}, str(tmp_path), "m")
     out = tf.saved_model.load(path).signatures["enhance_float"](lr_image=x)["sr_image"]
     np.testing.assert_allclose(out, np.clip(g(x, training=False), 0, 1), atol=1e-6)
+
+
+def test_an_export_keeps_its_sources_exactness_record_only_for_the_same_weights(tmp_path, monkeypatch):
+    g = _tiny_generator()
+    first = layout.read_metadata(writer.export(g, {"model": "srgan", "scale": 4}, str(tmp_path), "a"))
+    record = first["exactness"]
+    assert record["weights_sha256"] == precision.weights_digest(g)
+    calls = []
+    monkeypatch.setattr(writer, "exactness_check", lambda *a, **k: calls.append("check") or precision.exactness_check(*a, **k))
+    measure = tiling.measure_receptive_field
+    monkeypatch.setattr(tiling, "measure_receptive_field", lambda *a, **k: calls.append("field") or measure(*a, **k))
+    again = layout.read_metadata(writer.export(g, first, str(tmp_path), "b", tile=48))  # The same weights: kept.
+    assert calls == [] and again["exactness"] == record
+    assert again["tiling"] == {**first["tiling"], "tile": 48}
+    kernel = g.get_layer("stem_conv").kernel
+    kernel.assign(kernel.numpy() * 1.01)
+    changed = layout.read_metadata(writer.export(g, first, str(tmp_path), "c"))  # Other weights: measured.
+    assert calls == ["field", "check"] and changed["exactness"]["weights_sha256"] != record["weights_sha256"]
 
 
 def test_a_bfloat16_export_computes_in_bfloat16_close_to_float32_and_says_so(tmp_path):
