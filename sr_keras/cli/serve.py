@@ -65,6 +65,13 @@ def _limits() -> Limits:
 
 
 def main(argv):
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the models load: one line and 130, as once serving.
+        fail("stopped before serving", code=130)
+
+
+def _main(argv):
     del argv
     from sr_keras.serving import rest
 
@@ -116,14 +123,13 @@ def main(argv):
     from sr_keras.serving import runner
 
     try:
-        runner.serve(models, _HOST.value, _PORT.value, limits, _POLL.value)
+        return runner.serve(models, _HOST.value, _PORT.value, limits, _POLL.value)
     except (ValueError, OSError) as e:
         fail(str(e))
-    return 0
 
 
 def run():
-    cli_utils.run(main)
+    cli_utils.run(main, fast_exit=True)  # Stopped: nothing is left to write, so no slow module teardown.
 
 
 if __name__ == "__main__":

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
 import socket
 import threading
 
 from absl import logging
 from aiohttp import web
+from aiohttp.web_runner import GracefulExit
 
 from sr_keras.serving.limits import Limits, check_poll_seconds, check_port
 from sr_keras.serving.registry import ModelRegistry, writable_by_others
@@ -100,9 +102,14 @@ class BackgroundServer:
         return f"http://127.0.0.1:{self.port}"
 
 
-def serve(models: list, host: str, port: int, limits: Limits = Limits(), poll_seconds: float = 2.0) -> None:
-    """Runs the server until interrupted: `models` is [(name, model base path), ...], each served under its name.
-    Binds the port first, then loads each model's newest version that loads."""
+SHUTDOWN_SECONDS = 2.0  # On SIGINT/SIGTERM: how long open connections get to finish before the server exits.
+
+
+def serve(models: list, host: str, port: int, limits: Limits = Limits(), poll_seconds: float = 2.0) -> int:
+    """Runs the server until SIGINT (Ctrl-C) or SIGTERM: `models` is [(name, model base path), ...], each served
+    under its name. Binds the port first, then loads each model's newest version that loads. On the signal it says
+    so in one line, gives open connections SHUTDOWN_SECONDS, and returns the exit status: 130 after SIGINT (as a
+    shell expects), 0 after SIGTERM (a service manager's stop)."""
 
     check_poll_seconds(poll_seconds)
 
@@ -134,6 +141,18 @@ def serve(models: list, host: str, port: int, limits: Limits = Limits(), poll_se
     async def stop_polling(app_):
         app_["poller"].cancel()
 
+    received = []
+
+    async def handle_signals(app_):  # aiohttp's own handlers cannot tell which signal it was.
+        loop = asyncio.get_running_loop()
+
+        def stop(signum):
+            received.append(signum)
+            raise GracefulExit()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop, signum)
+
+    application.on_startup.append(handle_signals)
     application.on_startup.append(start_polling)
     application.on_cleanup.append(stop_polling)
     for r in registries:
@@ -142,4 +161,13 @@ def serve(models: list, host: str, port: int, limits: Limits = Limits(), poll_se
         print(f"serving {r.name} version {r.get().number} from {r.base_path} on http://{host}:{port}/v1/models/"
               f"{r.name} ({pixels} per request, {mine.request_timeout_seconds:g} s deadline)", flush=True)
     print(f"web page: http://{host}:{port}/", flush=True)
-    web.run_app(application, sock=sock, print=None, access_log=None, keepalive_timeout=limits.idle_timeout_seconds)
+    try:
+        web.run_app(application, sock=sock, print=None, access_log=None, handle_signals=False,
+                    keepalive_timeout=limits.idle_timeout_seconds, shutdown_timeout=SHUTDOWN_SECONDS)
+    except KeyboardInterrupt:  # Ctrl-C before the loop took the signal over (while the models loaded).
+        received.append(signal.SIGINT)
+    finally:
+        server.close()
+    name = signal.Signals(received[0]).name if received else "the end of the loop"
+    print(f"sr-serve: stopped ({name})", flush=True)
+    return 130 if received and received[0] == signal.SIGINT else 0

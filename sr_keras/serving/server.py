@@ -314,7 +314,12 @@ class Server:
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.parser.shutdown(wait=False, cancel_futures=True)
         if self.parse_pool is not None:
+            # Its processes hold the server's stdout and stderr: ended now, so whoever reads them (a supervisor, a
+            # pipe) sees the end when the server exits, not when the workers notice.
+            workers = list((getattr(self.parse_pool, "_processes", None) or {}).values())
             self.parse_pool.shutdown(wait=False, cancel_futures=True)
+            for process in workers:
+                process.terminate()
 
 
 def _json_errors():

@@ -5,6 +5,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -296,7 +297,8 @@ def test_sr_serve_serves_zoo_models_by_name(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
     proc = subprocess.Popen([sys.executable, "-m", "sr_keras.cli.serve", "--model=span_x2,sr_keras_x4",
                              f"--port={port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # As a terminal.
     try:
         url = f"http://127.0.0.1:{port}/v1/models/span_x2"
         for _ in range(240):
@@ -316,9 +318,22 @@ def test_sr_serve_serves_zoo_models_by_name(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:  # The page lists both.
             page = r.read().decode()
         assert '"models": ["span_x2", "sr_keras_x4"]' in page
+        # Ctrl-C: one line saying it stopped, status 130, no traceback, with a keep-alive connection still open.
+        keep = socket.create_connection(("127.0.0.1", port))
+        keep.sendall(b"GET /v1/models/span_x2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        proc.send_signal(signal.SIGINT)
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            ps = subprocess.run(["ps", "-eo", "pid,ppid,stat,args"], capture_output=True, text=True).stdout
+            pytest.fail(f"sr-serve did not stop within 60 s of SIGINT (exited: {proc.poll() is not None})\n{ps}")
+        keep.close()
+        assert proc.returncode == 130, (stdout, stderr)
+        assert stdout.strip().splitlines()[-1] == "sr-serve: stopped (SIGINT)" and "Traceback" not in stderr, stderr
     finally:
-        proc.terminate()
-        proc.wait(30)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
 
 
 # --- Fine-tuning from a zoo model --------------------------------------------------------------------------------
