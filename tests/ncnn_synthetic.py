@@ -38,16 +38,17 @@ class _Graph:
 
 
 def write_rrdbnet(param_path: str, bin_path: str, filters: int, num_blocks: int, growth: int, seed: int = 0,
-                  scale: int = 4) -> None:
-    """An RRDBNet (ESRGAN's, as Real-ESRGAN's ncnn file has it) of the given size with seeded random weights."""
+                  scale: int = 4, out_bias: float = 0.0) -> None:
+    """An RRDBNet (ESRGAN's, as Real-ESRGAN's ncnn file has it) of the given size with seeded random weights;
+    `out_bias` is added to the last convolution's bias (0.5: outputs around mid-grey, not mostly clipped at 0)."""
     rng = np.random.default_rng(seed)
     g = _Graph()
     count = [0]
 
-    def conv(x, cin, cout, leaky):
+    def conv(x, cin, cout, leaky, bias=0.0):
         count[0] += 1
         w = rng.normal(0, (2.0 / (9 * cin)) ** 0.5 * 0.5, (cout, cin, 3, 3)).astype("<f4")
-        b = rng.normal(0, 0.02, cout).astype("<f4")
+        b = (rng.normal(0, 0.02, cout) + bias).astype("<f4")
         act = " 9=2 -23310=1,2.000000e-01" if leaky else ""
         return g.add("Convolution", f"Conv_{count[0]}", [x], f"c{count[0]}",
                      f"0={cout} 1=3 4=1 5=1 6={w.size}{act}",
@@ -76,7 +77,7 @@ def write_rrdbnet(param_path: str, bin_path: str, filters: int, num_blocks: int,
         x = g.add("Interp", f"up_{i}", [x], f"up_{i}", "0=1 1=2.000000e+00 2=2.000000e+00")
         x = conv(x, filters, filters, True)
     x = conv(x, filters, filters, True)
-    conv(x, filters, 3, False)
+    conv(x, filters, 3, False, out_bias)
     g.layers[-1][3] = "output"  # The blob name both packages' files use for the result.
     g.write(param_path, bin_path)
 
