@@ -54,9 +54,9 @@ _PIXEL_WEIGHT = flags.DEFINE_float("pixel_weight", None, "Weight of the phase-2 
 _ADV_WEIGHT = flags.DEFINE_float("adv_weight", None, "Weight of the adversarial loss.")
 _PHASE_WEIGHT = flags.DEFINE_float("phase_weight", None, "Weight of the phase-2 phase-mean loss (the error's mean "
                                    "per pixel-shuffle phase and channel: against colour shift and checkerboards).")
-_CONTENT_SHIFT = flags.DEFINE_integer("content_shift", None, "Phase 2: the content loss compares SR and target "
-                                     "cropped at a random offset below this many pixels, each step (0: off), so "
-                                     "its network's pooling grid does not line up with the output's phases.")
+_CALIBRATE = flags.DEFINE_integer("calibrate_batches", None, "After the GAN phase, the EMA generator's output biases "
+                                  "absorb its mean error per pixel-shuffle phase over this many training batches "
+                                  "(the checkerboard a GAN leaves; 0: off).")
 _VGG_FALLBACK = flags.DEFINE_enum("vgg_fallback", None, list(config_presets.VGG_FALLBACKS), "When --vgg_weights=imagenet cannot be "
                                   "found or downloaded: mse trains SRGAN-MSE and says so (default); error stops.")
 _DEGRADATION = flags.DEFINE_enum("degradation", None, ["none", *[d for d in config_presets.TRAIN_DEGRADATIONS if d]],
@@ -99,7 +99,7 @@ _OVERRIDES = {"data": _DATA, "batch_size": _BATCH, "hr_crop": _HR_CROP, "pretrai
               "gan_steps": _GAN, "learning_rate": _LEARNING_RATE, "schedule": _SCHEDULE,
               "pretrain_loss": _PRETRAIN_LOSS, "content_loss": _CONTENT, "content_weight": _CONTENT_WEIGHT,
               "pixel_weight": _PIXEL_WEIGHT, "adv_weight": _ADV_WEIGHT, "phase_weight": _PHASE_WEIGHT,
-              "content_shift": _CONTENT_SHIFT,
+              "calibrate_batches": _CALIBRATE,
               "vgg_fallback": _VGG_FALLBACK,
               "d_steps": _D_STEPS, "ema_decay": _EMA, "vgg_weights": _VGG, "jit_compile": _JIT,
               "ckpt_every": _CKPT_EVERY, "eval_every": _EVAL_EVERY, "seed": _SEED, "init_checkpoint": _INIT,

@@ -78,10 +78,10 @@ class TrainConfig:
     # channel), against the colour shift and checkerboard a GAN drifts into. On in every recipe (SRGAN, the DCGAN
     # variant, compact): without it sample_x4's SRGAN shifted colours by 6.2 levels at alpha 1 on held-out photos.
     phase_weight: float = 1.0
-    # > 0: each step, the content loss sees SR and its target cropped at one random offset in [0, content_shift)
-    # pixels, so that its network's pooling grid (VGG: stride 16) does not stay aligned with the generator's output
-    # phases. Aligned, a perceptual loss rewards a fixed pattern per pixel-shuffle phase: the checkerboard ("grid").
-    content_shift: int = 0
+    # After the GAN phase: the EMA generator's output biases absorb its mean error per pixel-shuffle phase and
+    # channel, measured on this many training batches (train/calibration.py: the distilled GAN's grid 4.2 -> 1.4).
+    # 0: off. Generators without such biases (SRGAN's srresnet tail) are left as they are.
+    calibrate_batches: int = 25
     vgg_feature_scale: float = 1.0 / 12.75  # SRGAN paper: VGG features rescaled by 1/12.75.
     # imagenet | PATH to the VGG19 .h5 | vgg16 (VGG16 ImageNet features, sr_keras.models.lossnets) | none (random
     # features, only when asked).

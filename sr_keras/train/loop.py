@@ -16,6 +16,7 @@ import time
 from typing import Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -27,7 +28,7 @@ from sr_keras.models.vgg import (
     imagenet_weights_available,
     missing_weights_message,
 )
-from sr_keras.train import checkpoints, validation
+from sr_keras.train import calibration, checkpoints, validation
 from sr_keras.train import config as config_lib
 from sr_keras.train import run_dir as run_dir_lib
 from sr_keras.train.distribute import is_chief
@@ -53,9 +54,8 @@ def validate(cfg: config_lib.TrainConfig, strategy: tf.distribute.Strategy) -> s
         raise TrainError(f"eval_crop={cfg.eval_crop} is not divisible by the scale {scale}")
     if cfg.model.kind == "srgan" and cfg.hr_crop % 16:
         raise TrainError(f"--hr_crop={cfg.hr_crop}: the SRGAN discriminator halves 4 times; use a multiple of 16")
-    if not 0 <= cfg.content_shift < cfg.hr_crop // 2:
-        raise TrainError(f"--content_shift={cfg.content_shift}: use 0 (off) up to {cfg.hr_crop // 2 - 1}, under half "
-                         f"the {cfg.hr_crop} px crop")
+    if cfg.calibrate_batches < 0:
+        raise TrainError(f"--calibrate_batches={cfg.calibrate_batches}: use 0 (off) or more")
     replicas = strategy.num_replicas_in_sync
     if cfg.batch_size % replicas:
         raise TrainError(f"--batch_size={cfg.batch_size} is not divisible by the {replicas} replicas")
@@ -216,6 +216,25 @@ def train_and_evaluate(cfg: config_lib.TrainConfig, workdir: str,
                 shutil.rmtree(ckpt_dir, ignore_errors=True)
 
 
+def _calibrate(cfg, manifest: schema.Manifest, generator) -> dict:
+    """The end of the GAN phase: `calibration.calibrate` on the EMA generator, over `cfg.calibrate_batches`
+    training batches (a fixed seed, the same on every worker, so mirrored copies stay equal). Returns what is
+    logged."""
+    batches = pipeline.train_dataset(manifest, cfg.hr_crop, cfg.batch_size, seed=cfg.seed + 7919,
+                                     scale=cfg.model.scale, crops_per_image=cfg.crops_per_image,
+                                     degradation=cfg.degradation).take(cfg.calibrate_batches)
+    correction = calibration.calibrate(generator, batches, cfg.model.scale)
+    if correction is None:
+        logging.info("phase calibration: %s has no per-phase output bias; left as it is", cfg.model.kind)
+        return {}
+    centred = correction - correction.mean(axis=(0, 1))
+    grid_levels = float(np.sqrt(np.mean(centred ** 2)) * 255)
+    colour_levels = float(np.abs(correction.mean(axis=(0, 1))).max() * 255)
+    print(f"phase calibration: the output biases absorbed {grid_levels:.2f} levels RMS of pattern and "
+          f"{colour_levels:.2f} of colour shift ({cfg.calibrate_batches} training batches)", flush=True)
+    return {"calibration/pattern_levels": grid_levels, "calibration/colour_levels": colour_levels}
+
+
 def _loop(cfg, manifest: schema.Manifest, state: TrainState, strategy, manager, run_dir: RunDir, chief: bool,
           verbose: bool) -> dict:
     start = state.step
@@ -253,6 +272,8 @@ def _loop(cfg, manifest: schema.Manifest, state: TrainState, strategy, manager, 
             rate = cfg.batch_size / max(now - last, 1e-9)
             last = now
             record = {}
+            if phase == 2 and step == cfg.total_steps and cfg.calibrate_batches:
+                record.update(_calibrate(cfg, manifest, trainer.ema.model))
             if step % cfg.log_every == 0 or step == cfg.total_steps:
                 record.update(logs, images_per_s=rate, **state.learning_rate_logs())
             if step % cfg.eval_every == 0 or step == cfg.total_steps:

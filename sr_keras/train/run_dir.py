@@ -216,7 +216,7 @@ def generator_from_workdir(workdir: str) -> tuple:
                          "content_loss": cfg.content_loss, "content_note": cfg.content_note,
                          "weights": {"content": cfg.content_weight, "pixel": cfg.pixel_weight,
                                      "adversarial": cfg.adv_weight, "phase": cfg.phase_weight},
-                         "content_shift": cfg.content_shift},
+                         "calibrate_batches": cfg.calibrate_batches},
             "validation": run.last_validation()}
     return generator, meta
 

@@ -83,7 +83,7 @@ class TrainState:
                                               pixel_weight=cfg.pixel_weight, adv_weight=cfg.adv_weight,
                                               d_steps=cfg.d_steps, ema_decay=cfg.ema_decay,
                                               jit_compile=cfg.jit_compile, clip_norm=cfg.clip_norm,
-                                              phase_weight=cfg.phase_weight, content_shift=cfg.content_shift)
+                                              phase_weight=cfg.phase_weight)
             self.checkpoint = tf.train.Checkpoint(**self.trainer.checkpoint_objects())
 
     @property

@@ -72,8 +72,6 @@ class AdversarialTrainer:
       content_weight, pixel_weight, adv_weight, phase_weight: the phase-2 generator loss is content_weight *
         content + pixel_weight * gan_pixel_loss + phase_weight * phase-mean loss (`losses.phase_mean_loss` at the
         generator's scale) + adv_weight * adversarial.
-      content_shift: > 0: the content loss compares SR and target cropped at one random offset in [0, content_shift)
-        per step (`_shifted`), so a perceptual network's pooling grid is not aligned with the output's phases.
       d_steps: discriminator updates per generator update.
       ema_decay: decay of the EMA generator (`self.ema.model`).
       jit_compile: XLA-compile the replica step.
@@ -87,7 +85,7 @@ class AdversarialTrainer:
                  strategy: Optional[tf.distribute.Strategy] = None, content_weight: float = 1.0,
                  adv_weight: float = 5e-3, d_steps: int = 1, ema_decay: float = 0.999, jit_compile: bool = False,
                  pixel_weight: float = 0.0, gan_pixel_loss=losses.l1_loss, clip_norm: float = 0.0,
-                 phase_weight: float = 0.0, content_shift: int = 0):
+                 phase_weight: float = 0.0):
         self.strategy = strategy or tf.distribute.get_strategy()
         self.generator = generator
         self.discriminator = discriminator
@@ -100,7 +98,6 @@ class AdversarialTrainer:
         self.gan_pixel_loss = gan_pixel_loss
         self.adv_weight = adv_weight
         self.phase_weight = phase_weight
-        self.content_shift = content_shift
         self.d_steps = d_steps
         self.jit_compile = jit_compile
         self.clip_norm = clip_norm
@@ -172,7 +169,7 @@ class AdversarialTrainer:
         with tf.GradientTape() as g_tape:
             sr = self.generator(lr, training=True)
             fake_for_g = self.discriminator(sr, training=True)
-            content = _average(self.content_loss(*_shifted(target, sr, self.content_shift)))
+            content = _average(self.content_loss(target, sr))
             pixel = _average(self.gan_pixel_loss(target, sr))
             adv = _average(losses.generator_adversarial_loss(fake_for_g))
             # Colour is anchored on the photo itself, even when a teacher's output is the target: a teacher's own
@@ -194,16 +191,6 @@ class AdversarialTrainer:
         acc = _average(losses.discriminator_accuracy(real_logits, fake_logits))
         return {"g/total": g_total, "g/content": content, "g/pixel": pixel, "g/phase": phase, "g/adv": adv,
                 "d/real": d_real, "d/fake": d_fake, "d/acc": acc}
-
-
-def _shifted(target: tf.Tensor, sr: tf.Tensor, shift: int) -> tuple:
-    """`target` and `sr` cropped alike at a random offset in [0, shift) on each axis, `shift` pixels smaller (the
-    same crop for the whole batch; unchanged when `shift` is 0)."""
-    if not shift:
-        return target, sr
-    dy, dx = tf.unstack(tf.random.uniform([2], 0, shift, dtype=tf.int32))
-    h, w = tf.shape(sr)[1] - shift, tf.shape(sr)[2] - shift
-    return target[:, dy:dy + h, dx:dx + w], sr[:, dy:dy + h, dx:dx + w]
 
 
 def _unpack(data) -> tuple:

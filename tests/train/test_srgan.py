@@ -52,26 +52,6 @@ def test_each_loss_weight_reaches_the_generator_loss(sample_data):
     assert config.get_preset("tiny", "dcgan").pixel_weight == 0.0  # Its content loss is already L1.
 
 
-def test_content_shift_crops_sr_and_target_alike_at_random_offsets(sample_data):
-    from sr_keras.train.step import _shifted
-
-    target = tf.reshape(tf.range(2 * 40 * 40 * 3, dtype=tf.float32), (2, 40, 40, 3))
-    sr = target + 1.0
-    offsets = set()
-    for _ in range(30):
-        t, s = _shifted(target, sr, 16)
-        assert t.shape == (2, 24, 24, 3) and float(tf.reduce_max(tf.abs(s - t - 1.0))) == 0.0  # Still aligned.
-        first = int(t[0, 0, 0, 0])  # = (dy * 40 + dx) * 3: where the crop starts.
-        offsets.add(divmod(first // 3, 40))
-    assert all(0 <= dy < 16 and 0 <= dx < 16 for dy, dx in offsets) and len(offsets) > 20
-    assert _shifted(target, sr, 0)[0] is target
-    cfg = dataclasses.replace(config.get_preset("tiny"), data=sample_data, content_shift=8)
-    logs = _gan_step_logs(cfg)  # The step runs with it, and the content term is still a finite loss.
-    assert np.isfinite(logs["g/content"]) and logs["g/content"] > 0
-    with pytest.raises(loop.TrainError, match="content_shift"):
-        loop.validate(dataclasses.replace(cfg, content_shift=cfg.hr_crop), tf.distribute.get_strategy())
-
-
 def test_offline_srgan_falls_back_to_mse_and_says_so(sample_data, tmp_path, monkeypatch, capsys):
     from sr_keras.models import vgg
 
