@@ -1,6 +1,7 @@
 """Progress suits where it goes: a bar on a terminal, a few plain lines in a log or a pipe."""
 
 import io
+import re
 
 from conftest import run_cli
 
@@ -47,18 +48,31 @@ def test_commands_log_plain_lines_when_output_is_not_a_terminal(tmp_path):
     assert "4/4 images (100%)" in proc.stdout
 
 
-def test_a_message_clears_the_bar_on_a_terminal_so_they_never_run_together(monkeypatch, capsys):
-    from keras.utils import Progbar
+def test_the_eta_follows_the_recent_rate_when_a_second_phase_is_slower(monkeypatch):
+    """make demo's run: 100 pixel-phase steps at 0.1 s, then GAN steps at 1 s. Averaged since the start, the ETA at
+    83% said 47 s for 100 s of work; the last minute's rate says what is left."""
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    p = progress.LineProgress(600, "step", every_seconds=0.0, stream=out)
+    for i in range(1, 501):
+        clock[0] += 0.1 if i <= 100 else 1.0
+        p.update(i)
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("500/600 steps") and "ETA 100 s" in last, last
 
+
+def test_a_terminal_gets_one_line_redrawn_in_place_and_messages_between(monkeypatch, capsys):
     monkeypatch.setattr(progress, "is_terminal", lambda stream=None: True)
     bar = progress.bar(3, unit_name="image")
-    assert isinstance(bar, Progbar)
+    assert isinstance(bar, progress.LineProgress) and bar.redraw
     bar.update(1)
     progress.message("skipped a.png: exists", bar)
-    bar.update(3)  # The last update is always drawn (Progbar skips some in between).
+    bar.update(2)  # Drawn again at once after a message, however soon.
+    bar.update(3)
     out = capsys.readouterr().out
-    before, line, after = out.partition("\r\x1b[Kskipped a.png: exists\n")
-    assert line and "1/3" in before and "3/3" in after  # The message is a line of its own, between two bars.
+    assert re.fullmatch(r"\r\x1b\[K1/3 images \(33%\), 0 s\r\x1b\[Kskipped a.png: exists\n"
+                        r"\r\x1b\[K2/3 images \(67%\), 0 s, ETA 0 s\r\x1b\[K3/3 images \(100%\), 0 s\n", out), out
     progress.message("plain", progress.LineProgress(3))  # A log gets the line alone.
     assert capsys.readouterr().out == "plain\n"
 
