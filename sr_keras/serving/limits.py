@@ -167,3 +167,14 @@ def check_poll_seconds(seconds: float) -> None:
     if not seconds >= MIN_POLL_SECONDS:  # NaN too.
         raise ValueError(f"--poll_seconds={seconds:g} must be at least {MIN_POLL_SECONDS:g} (polling more often "
                          "only burns a core)")
+
+
+def cap_parser_memory(max_mb: int) -> None:
+    """The parser processes' initializer: an address-space cap turns a runaway parse into MemoryError there, not an
+    OOM kill of the server. Here, in a module without TensorFlow, so that starting a parser process (which imports
+    what its initializer and `rest.parse_predict` need) loads neither TensorFlow nor its start-up log lines."""
+    import resource  # Here: POSIX only, and only the parser processes need it.
+
+    if max_mb:
+        limit = max_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))

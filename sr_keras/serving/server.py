@@ -19,7 +19,6 @@ import concurrent.futures
 import json
 import multiprocessing
 import pathlib
-import resource
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -30,7 +29,7 @@ from aiohttp import web
 from sr_keras import zoo
 from sr_keras.infer import enhancer
 from sr_keras.serving import predict, rest
-from sr_keras.serving.limits import Limits
+from sr_keras.serving.limits import Limits, cap_parser_memory
 from sr_keras.serving.registry import public_error
 from sr_keras.serving.rest import RestError, check_model_name, parse_path
 
@@ -282,7 +281,7 @@ class Server:
             try:
                 pool = concurrent.futures.ProcessPoolExecutor(
                     self.limits.parse_workers, mp_context=multiprocessing.get_context("forkserver"),
-                    initializer=_cap_memory, initargs=(self.limits.max_parse_mb,))
+                    initializer=cap_parser_memory, initargs=(self.limits.max_parse_mb,))
                 pool.submit(int).result(timeout=60)  # Started and working.
                 self.parse_pool = pool
             except Exception as e:  # noqa: BLE001 - e.g. a main module without `if __name__ == "__main__"`.
@@ -337,14 +336,6 @@ def _json_errors():
             return web.Response(status=e.status, text=json.dumps(rest.error_body(e.reason)),
                                 content_type="application/json")
     return json_errors
-
-
-def _cap_memory(max_mb: int) -> None:
-    """Parser processes: an address-space cap turns a runaway parse into MemoryError there, not an OOM kill here."""
-
-    if max_mb:
-        limit = max_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
 def _gone(request) -> bool:

@@ -175,6 +175,17 @@ def test_a_large_body_is_parsed_off_the_event_loop(server):
     assert order == [("status", 200), ("big", 400)], order
 
 
+def test_the_parser_processes_load_no_tensorflow(server):
+    """They parse JSON and base64 only: TensorFlow there would cost each a second at start and print its start-up
+    lines ("oneDNN custom operations ...") into sr-serve's log on the first upload."""
+    bg, _ = server
+    assert _predict(bg, json.dumps({"instances": [_b64(_png(np.zeros((4, 4, 3), np.uint8)))]}).encode())[0] == 200
+    pool = bg.server.parse_pool
+    assert pool is not None  # Parsed in a process, not in a thread.
+    loaded = pool.submit(eval, "sorted({'tensorflow', 'keras', 'jax'} & set(__import__('sys').modules))").result(60)
+    assert loaded == []
+
+
 def test_large_tensor_answers_are_streamed_and_exact(server):
     bg, reg = server
     img = np.random.default_rng(5).integers(0, 256, (150, 160, 3), dtype=np.uint8)
