@@ -9,6 +9,7 @@ import time
 import urllib.request
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from sr_keras import zoo
@@ -69,3 +70,24 @@ def test_a_slow_model_runs_in_steps_that_can_stop(tmp_path):
     assert registry_lib.stoppable_tile(model, 1.0) == max(4 * overlap, 64)  # Absurdly slow: the floor.
     model.tile = 0  # Whole images at once: bounded too.
     assert registry_lib.stoppable_tile(model, 1e-4) == slow
+
+
+def test_the_measured_cost_is_a_median_so_one_noisy_run_cannot_set_it(monkeypatch):
+    """The page and the per-model limits use this cost: a run slowed 50x by another process's burst is ignored."""
+    clock = [0.0]
+    monkeypatch.setattr(registry_lib.time, "perf_counter", lambda: clock[0])
+    durations = iter([9.0, 0.01, 0.5, 0.01, 0.012, 0.011])  # Graph building, then one run during a burst.
+
+    class Model:
+        def enhance(self, x):
+            clock[0] += next(durations)
+
+    cost = registry_lib.measure_cost(Model())
+    assert cost * registry_lib.PROBE_SIDE ** 2 == pytest.approx(0.011)  # The median of the five timed runs.
+    slow = iter([60.0, 4.0, 4.0])  # A model slower than the budget is timed once, not five times.
+
+    class Slow:
+        def enhance(self, x):
+            clock[0] += next(slow)
+
+    assert registry_lib.measure_cost(Slow()) * registry_lib.PROBE_SIDE ** 2 == pytest.approx(4.0)
