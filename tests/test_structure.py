@@ -142,7 +142,8 @@ def test_every_folder_is_a_layer_and_says_what_it_holds():
     for folder in folders:
         tree = ast.parse(open(os.path.join(PACKAGE, folder, "__init__.py")).read())
         assert len(ast.get_docstring(tree) or "") > 30, folder
-    readme = open(os.path.join(REPO, "BUILD.md")).read().split("## Where things live", 1)[1].split("\n## ", 1)[0]
+    guide = os.path.join(REPO, "docs", "DEVELOPING.md")
+    readme = open(guide).read().split("## Where things live", 1)[1].split("\n## ", 1)[0]
     assert [f for f in folders if f"`{f}/`" not in readme] == []  # The map names every folder.
 
 

@@ -15,7 +15,7 @@ from conftest import REPO
 
 from sr_keras import zoo
 
-DOCS = ("README.md", "BUILD.md")
+DOCS = ("README.md", "BUILD.md", "docs/DEVELOPING.md")
 ABSL_FLAGS = {"help", "helpfull", "helpshort", "flagfile", "verbosity", "v", "logtostderr", "alsologtostderr"}
 
 
@@ -160,3 +160,29 @@ def test_the_deployment_examples_run(kind, tmp_path):
         assert sorted(os.listdir(tmp_path / "out_beam")) == ["p0_x4.png", "p1_x4.png", "p2_x4.png",
                                                              "sr_enhance_report.jsonl"]
         assert (tmp_path / "tfrecords" / "sample_x4" / "manifest.json").is_file()
+
+
+def _headings(text: str) -> list:
+    """The "## " headings of a Markdown text, outside code blocks."""
+    found, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("## ") and line[3:] != "Contents":
+            found.append(line[3:].strip())
+    return found
+
+
+@pytest.mark.parametrize("guide", ["BUILD.md", "docs/DEVELOPING.md"])
+def test_each_guide_opens_with_contents_that_list_every_section_and_link_to_it(guide):
+    text = open(os.path.join(REPO, guide), encoding="utf-8").read()
+    listed = re.findall(r"^- \[(.+)\]\(#([\w-]+)\)$", text.split("## Contents", 1)[1].split("\n## ", 1)[0], re.M)
+    assert [title for title, _ in listed] == _headings(text)
+    for title, anchor in listed:  # GitHub's anchors: lower case, punctuation dropped, spaces to hyphens.
+        assert anchor == re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-"), title
+
+
+def test_user_facing_docs_carry_no_issue_numbers_or_history():
+    for doc in ("README.md", "BUILD.md"):
+        text = open(os.path.join(REPO, doc), encoding="utf-8").read()
+        assert re.findall(r"\b[Ii]ssues? \d+|\(#\d+\)", text) == [], doc
