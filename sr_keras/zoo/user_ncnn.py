@@ -94,14 +94,11 @@ def keras_generator(path: str):
     param, weights = pair(path)
     layers = ncnn.read_model(param, weights)
     arch = architecture(layers, param)
-    if arch["kind"] == "compact":  # The whole graph first: its weights, size-checked, bound what gets built.
-        try:
-            convert.check_compact_graph(layers, arch["scale"])
-        except ncnn.NcnnFormatError as e:
-            raise ncnn.NcnnFormatError(f"{param}: {e}") from None
-    generator = models.build_generator(config.ModelConfig(**arch))
-    try:
+    try:  # The whole graph first: its wiring, operations and (size-checked) weights bound what gets built.
+        convert.check_graph(layers, arch)
+        generator = models.build_generator(config.ModelConfig(**arch))
         convert.load_into(generator, layers, arch["kind"])
+        _compare_with_ncnn(generator, param, weights, arch["scale"])
     except ncnn.NcnnFormatError as e:
         raise ncnn.NcnnFormatError(f"{param}: {e}") from None
     files = {os.path.basename(f): {"sha256": sha256_file(f)} for f in (param, weights)}
@@ -113,6 +110,38 @@ def keras_generator(path: str):
                            "license_short": "user's own"},
             "conversion": f"sr_keras.zoo.user_ncnn.keras_generator({os.path.basename(param)!r})"}
     return generator, meta
+
+
+NCNN_PROBE = (20, 28)  # LR side of the image a conversion is compared on with ncnn's own run of the file.
+
+
+def _compare_with_ncnn(generator, param: str, weights: str, scale: int) -> None:
+    """When the `ncnn` package is installed: the converted model and ncnn's own float32 run of the same files agree
+    within one uint8 level on a probe image (edges, a gradient and flat colour), or the conversion is refused."""
+    try:
+        from sr_keras.zoo.reference import NcnnModel  # Needs the optional ncnn package.
+
+        reference = NcnnModel("", threads=1, files=(param, weights, scale))
+    except (ImportError, RuntimeError):  # No ncnn here, or a file it reads otherwise: the graph check holds.
+        return
+    import numpy as np
+
+    h, w = NCNN_PROBE
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    probe = np.stack([xx / w, yy / h, ((xx // 5 + yy // 5) % 2) * 0.8 + 0.1], -1).astype(np.float32)
+    probe[4:9, 6:20] = (0.9, 0.2, 0.1)  # A flat block with hard edges.
+    try:
+        theirs = np.asarray(reference(probe), np.float32)
+    except RuntimeError:  # Blobs not named as the zoo's files name them: the graph check above still holds.
+        return
+    ours = np.asarray(generator(probe[None], training=False), np.float32)[0]
+    level = lambda a: np.round(np.clip(a, 0, 1) * 255)  # noqa: E731
+    if theirs.shape != ours.shape:
+        raise ncnn.NcnnFormatError(f"ncnn's own run gives {theirs.shape}, the conversion {ours.shape}")
+    worst = float(np.abs(level(ours) - level(theirs)).max())
+    if worst > 1:
+        raise ncnn.NcnnFormatError(f"the conversion differs from ncnn's own run of the file by up to {worst:.0f} "
+                                   "levels on a probe image: a graph sr_keras cannot reproduce")
 
 
 def model_name(param: str) -> str:

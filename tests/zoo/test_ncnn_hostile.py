@@ -98,3 +98,62 @@ def test_seeded_mutations_of_a_good_file_convert_or_give_one_line(tmp_path):
             os.remove(param)
             os.remove(weights)
     assert outcomes["refused"] > 100 and outcomes["converted"] > 10, outcomes
+
+
+def _span_pair(tmp_path, name, edit):
+    from sr_keras import zoo
+
+    entry = zoo.MODELS["span_x2"]
+    src = os.path.join(zoo.source_dir(entry), entry.param)
+    param, weights = tmp_path / f"{name}.param", tmp_path / f"{name}.bin"
+    param.write_text(edit(open(src).read()))
+    weights.write_bytes(open(os.path.join(zoo.source_dir(entry), entry.bin), "rb").read())
+    return str(param)
+
+
+SPAN_EDITS = {  # Each converted before, into a model 255 levels off ncnn's own run of the same file.
+    "every Swish renamed ReLU": (lambda t: t.replace("Swish   ", "ReLU    "), "ReLU of layer"),
+    "the mean's Sub made an Add": (lambda t: t.replace("/Constant_output_0 /Sub_output_0 0=1",
+                                                       "/Constant_output_0 /Sub_output_0 0=0"), "BinaryOp 0=0"),
+    "an attention reading another block": (lambda t: t.replace(
+        "/block_2/c3_r/eval_conv/Conv_output_0_splitncnn_0 /block_1/Mul_output_0_splitncnn_1",
+        "/block_2/c3_r/eval_conv/Conv_output_0_splitncnn_0 /conv_1/eval_conv/Conv_output_0_splitncnn_1"), "layer 21"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPAN_EDITS))
+def test_a_changed_span_graph_is_refused_by_its_wiring_and_operations(tmp_path, case):
+    edit, says = SPAN_EDITS[case]
+    param = _span_pair(tmp_path, "edited", edit)
+    assert open(param).read() != edit("")  # The edit applied.
+    with pytest.raises(ncnn.NcnnFormatError, match="does not match the Keras architecture") as e:
+        user_ncnn.keras_generator(param)
+    assert says in str(e.value) and param in str(e.value)
+    user_ncnn.keras_generator(_span_pair(tmp_path, "plain", lambda t: t))  # The same file unedited converts.
+
+
+def test_a_changed_rrdbnet_graph_is_refused(tmp_path):
+    from ncnn_synthetic import write_rrdbnet
+
+    param, weights = str(tmp_path / "e.param"), str(tmp_path / "e.bin")
+    write_rrdbnet(param, weights, filters=8, num_blocks=2, growth=4, seed=1)
+    user_ncnn.keras_generator(param)
+    text = open(param).read()
+    for bad, says in ((text.replace("0=1 1=2.000000e+00 2=2.000000e+00", "0=2 1=2.000000e+00 2=2.000000e+00", 1),
+                       "Interp 0=2"),  # A bilinear upsampling where ESRGAN has nearest.
+                      (text.replace(" 9=2 -23310=1,2.000000e-01", " 9=1", 1), "9=1")):  # ReLU for leaky ReLU.
+        assert bad != text
+        open(param, "w").write(bad)
+        with pytest.raises(ncnn.NcnnFormatError, match=says):
+            user_ncnn.keras_generator(param)
+
+
+def test_ncnns_own_run_is_the_last_check(tmp_path, monkeypatch):
+    """A graph the structural check let through (switched off here) is still refused when the conversion does not
+    reproduce ncnn's own output of the file."""
+    from sr_keras.zoo import convert
+
+    monkeypatch.setattr(convert, "check_graph", lambda layers, arch: None)
+    param = _span_pair(tmp_path, "relu", SPAN_EDITS["every Swish renamed ReLU"][0])
+    with pytest.raises(ncnn.NcnnFormatError, match="differs from ncnn's own run of the file by up to"):
+        user_ncnn.keras_generator(param)
