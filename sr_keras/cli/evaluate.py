@@ -36,6 +36,9 @@ _ALPHA = flags.DEFINE_list("alpha", [], "Network interpolation points for models
                            "colour shift and grid score against alpha).")
 _CROP = flags.DEFINE_integer("crop", 0, "Score N x N HR centre crops instead of whole images (reproduces a run's "
                              "val_crop<N>/ scores; 0: whole images, as training validation by default).")
+_MAX_IMAGES = flags.DEFINE_integer("max_images", 0, "Score only the first N images (in file or record order; 0: all). "
+                                   "A training run's validation scores the first --eval_images of its val split: "
+                                   "the same N here gives the same numbers.", lower_bound=0)
 _ENSEMBLE = flags.DEFINE_bool("self_ensemble", False, "Also score each model with the geometric self-ensemble "
                               "(mean over 8 flips/rotations; 8x slower), as a row labelled `<model>+`.")
 
@@ -84,6 +87,8 @@ def main(argv):
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if not images:
         fail(f"--images={_IMAGES.value}: no usable image")
+    if _MAX_IMAGES.value:
+        images = images[:_MAX_IMAGES.value]
     try:
         results = evaluate_lib.evaluate(models, images, scale, _OUT.value, tile=_TILE.value, which=which,
                                         lr_given=bool(_LR_IMAGES.value))

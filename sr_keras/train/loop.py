@@ -246,6 +246,11 @@ def _loop(cfg, manifest: schema.Manifest, state: TrainState, strategy, manager, 
     iterator = iter(dist)
     trainer = state.trainer
     examples = validation.examples(cfg, manifest)
+    if chief and verbose and start < cfg.total_steps:  # Which images the val/ numbers are, and how to reproduce them.
+        crop = f" --crop={cfg.eval_crop}" if cfg.eval_crop else ""
+        print(f"validation: the first {len(examples)} of the {manifest.counts.get('val', 0)} val images"
+              f"{f' ({cfg.eval_crop} px centre crops)' if cfg.eval_crop else ''}; sr-evaluate --images={cfg.data} "
+              f"--max_images={len(examples)}{crop} --model=<the export> scores the same", flush=True)
     logger = RunLogger(run_dir, chief, start)
     bar = progress.bar(cfg.total_steps, unit_name="step", stateful_metrics=["phase", "img/s", *LOG_KEYS[2]],
                        verbose=verbose)

@@ -97,6 +97,28 @@ def test_overfitting_one_batch_lowers_the_pixel_loss(sample_data):
     assert last < 0.5 * first, (first, last)
 
 
+def test_validation_and_sr_evaluate_give_one_number_for_one_model_on_one_split(sample_data, tmp_path, capsys):
+    """A run's last val/ scores are what sr-evaluate prints for its export on the same images (the first
+    eval_images of the val split, as the run says at its start)."""
+    from conftest import run_cli
+
+    workdir, out = str(tmp_path / "run"), str(tmp_path / "eval")
+    cfg = tiny_cfg(sample_data, pretrain_steps=2, gan_steps=1, eval_every=3)
+    loop.train_and_evaluate(cfg, workdir)
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("validation: ")]
+    assert said == [f"validation: the first {cfg.eval_images} of the 3 val images; sr-evaluate --images={sample_data} "
+                    f"--max_images={cfg.eval_images} --model=<the export> scores the same"], said
+    last = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))][-1]
+    run_cli("export", f"--workdir={workdir}", f"--export_dir={tmp_path / 'export'}", check=True)
+    run_cli("evaluate", f"--model={tmp_path / 'export' / 'srgan'}", f"--images={sample_data}",
+            f"--max_images={cfg.eval_images}", f"--out={out}", check=True)
+    methods = json.load(open(os.path.join(out, "results.json")))["methods"]
+    model = next(v for k, v in methods.items() if k != "bicubic")
+    assert len(model["images"]) == cfg.eval_images
+    assert methods["bicubic"]["mean"]["psnr_y"] == pytest.approx(last["val/bicubic_psnr_y"], abs=1e-3)
+    assert model["mean"]["psnr_y"] == pytest.approx(last["val/psnr_y"], abs=0.05)  # bfloat16 here: within 0.05 dB.
+
+
 def test_train_and_evaluate_writes_logs_and_resumes_in_process(sample_data, tmp_path):
     workdir = str(tmp_path / "run")
     cfg = tiny_cfg(sample_data, pretrain_steps=2, gan_steps=1, ckpt_every=2, eval_every=2)
