@@ -9,7 +9,6 @@
 Rerunning the same command resumes from the latest checkpoint in --workdir.
 """
 
-import dataclasses
 import sys
 
 from absl import flags
@@ -109,37 +108,23 @@ _MODEL_OVERRIDES = {"num_blocks": _BLOCKS, "filters": _FILTERS, "bicubic_skip": 
                     "batch_norm": _BATCH_NORM, "upsampler": _UPSAMPLER}
 
 
-def resolve_config():
-    """The preset, with every flag the user set applied on top."""
-    from sr_keras import zoo
-    from sr_keras.train import config
+def _asked(auto_policy=None):
+    """The run's config from the flags (`train.resolve.train_config`, the one place it is resolved)."""
+    from sr_keras.train import resolve
 
-    gan, generator = _MODEL.value, _GENERATOR.value
-    if gan == "compact":  # A shorthand: the SRGAN-family loop with the compact generator.
-        if generator not in (None, "compact"):
-            raise ValueError(f"--model=compact trains the compact generator, not --generator={generator}")
-        gan, generator = "srgan", "compact"
-    cfg = config.get_preset(_PRESET.value, gan, int(_SCALE.value) if _SCALE.value else None)
-    if _LOSS_WEIGHTS.value:
-        cfg = dataclasses.replace(cfg, **config.LOSS_WEIGHTS[_LOSS_WEIGHTS.value])
-    model = cfg.model
-    if generator or _INIT_FROM.value:
-        model = zoo.generator_architecture(model, generator, _INIT_FROM.value, gan)
-    model = dataclasses.replace(model, **{k: f.value for k, f in _MODEL_OVERRIDES.items() if f.value is not None})
-    if _DISCRIMINATOR.value is not None:
-        model = dataclasses.replace(model, discriminator="" if _DISCRIMINATOR.value == "default" else
-                                    _DISCRIMINATOR.value)
-    if _DEGRADATION.value is not None:
-        cfg = dataclasses.replace(cfg, degradation="" if _DEGRADATION.value == "none" else _DEGRADATION.value)
-    return dataclasses.replace(cfg, model=model,
-                               **{k: f.value for k, f in _OVERRIDES.items() if f.value is not None})
+    return resolve.train_config(
+        _PRESET.value, _MODEL.value, int(_SCALE.value) if _SCALE.value else None,
+        overrides={k: f.value for k, f in _OVERRIDES.items()},
+        model_overrides={k: f.value for k, f in _MODEL_OVERRIDES.items()}, generator=_GENERATOR.value,
+        init_from=_INIT_FROM.value, loss_weights=_LOSS_WEIGHTS.value, discriminator=_DISCRIMINATOR.value,
+        degradation=_DEGRADATION.value, mixed_precision=_MIXED.value, auto_policy=auto_policy)
 
 
 def main(argv):
     del argv
     quiet_tf_logs()
-    try:  # The preset and the flags are resolved before TensorFlow is imported.
-        cfg = resolve_config()
+    try:  # The preset and the flags are checked before TensorFlow is imported...
+        _asked()
     except ValueError as e:
         fail(str(e))
     if _PRESET.value in config_presets.TEST_PRESETS:
@@ -154,11 +139,10 @@ def main(argv):
     from sr_keras.train.run_dir import RunDir
 
     try:
-        keras.utils.set_random_seed(cfg.seed)
         strategy = distribute.make_strategy(_STRATEGY.value, _CPU_REPLICAS.value, _TPU.value)
-        policy = {"auto": distribute.auto_mixed_precision(strategy), "none": None}.get(_MIXED.value, _MIXED.value)
-        cfg = dataclasses.replace(cfg, mixed_precision=policy)
-        print(f"mixed precision: {policy or 'off (float32)'}", flush=True)
+        cfg = _asked(lambda: distribute.auto_mixed_precision(strategy))  # ... and resolved once, here.
+        keras.utils.set_random_seed(cfg.seed)
+        print(f"mixed precision: {cfg.mixed_precision or 'off (float32)'}", flush=True)
         result = train_lib.train_and_evaluate(cfg, _WORKDIR.value, strategy)
     except (train_lib.TrainError, VGGWeightsError, ValueError) as e:
         fail(str(e))
