@@ -15,6 +15,8 @@ import shutil
 import sys
 from typing import Optional
 
+import numpy as np
+
 from sr_keras import zoo
 from sr_keras.savedmodel import layout
 from sr_keras.utils import safe_files
@@ -124,8 +126,6 @@ def _compare_with_ncnn(generator, param: str, weights: str, scale: int) -> None:
         reference = NcnnModel("", threads=1, files=(param, weights, scale))
     except (ImportError, RuntimeError):  # No ncnn here, or a file it reads otherwise: the graph check holds.
         return
-    import numpy as np
-
     h, w = NCNN_PROBE
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     probe = np.stack([xx / w, yy / h, ((xx // 5 + yy // 5) % 2) * 0.8 + 0.1], -1).astype(np.float32)
