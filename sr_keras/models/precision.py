@@ -149,12 +149,14 @@ def exactness_check(generator: keras.Model, policy: str = exactness.POLICY, boun
     reference = float32_copy(generator)
     scale = _scale_of(reference)
     probes = probe_images(scale)
-    ref_fn = tf.function(lambda x: tf.cast(reference(x, training=False), tf.float32), reduce_retracing=True)
+    # One trace per model for every probe size, as the exported signatures run it (free height and width).
+    spec = [tf.TensorSpec([1, None, None, 3], tf.float32)]
+    ref_fn = tf.function(lambda x: tf.cast(reference(x, training=False), tf.float32), input_signature=spec)
     refs = [ref_fn(tf.constant(lr)).numpy()[0] * 255 for lr, _ in probes]
 
     def worst(extra: set) -> float:
         model = inference_copy(reference, policy, extra)
-        fn = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), reduce_retracing=True)
+        fn = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), input_signature=spec)
         return max(_loss_db(fn(tf.constant(lr)).numpy()[0] * 255, ref, hr[0] * 255, scale)
                    for (lr, hr), ref in zip(probes, refs))
 
