@@ -89,3 +89,50 @@ def test_a_model_whose_output_is_not_an_image_at_an_integer_scale_is_refused_whe
         sr_keras.load(path)
     assert "\n" not in str(e.value) and ("not finite" in str(e.value) or "integer upscaling" in str(e.value)
                                          or "fails on" in str(e.value))
+
+
+def _onnx_with_external_weights(folder, location: str, length: int) -> str:
+    """A 2x nearest-upsampling ONNX model whose one weight tensor names external data (`location`, `length`)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    weight = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[length // 4], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", location), ("offset", "0"), ("length", str(length))):
+        weight.external_data.add(key=key, value=value)
+    graph = helper.make_graph(
+        [helper.make_node("Resize", ["lr", "", "scales"], ["sr"], mode="nearest")], "g",
+        [helper.make_tensor_value_info("lr", TensorProto.FLOAT, [1, 3, None, None])],
+        [helper.make_tensor_value_info("sr", TensorProto.FLOAT, [1, 3, None, None])],
+        [helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2]), weight])
+    path = os.path.join(folder, "model.onnx")
+    with open(path, "wb") as f:
+        f.write(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+    assert os.path.getsize(path) < 1000
+    return path
+
+
+@pytest.mark.parametrize("case, says", [("3 GB of external data", "more than 1.1 GB"),
+                                        ("data outside its folder", "outside the model's folder")])
+def test_an_onnx_model_naming_huge_or_outside_external_data_is_one_line_unread(tmp_path, case, says):
+    """A 389-byte ONNX file naming a 3 GB data file beside it once passed 6 GB of memory."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    if case.startswith("3 GB"):
+        with open(tmp_path / "w.bin", "wb") as f:
+            f.truncate(3 << 30)  # Sparse: no disk used.
+        path = _onnx_with_external_weights(str(tmp_path), "w.bin", 3 << 30)
+    else:
+        (tmp_path / "inner").mkdir()
+        (tmp_path / "secret.bin").write_bytes(b"\0" * 64)
+        path = _onnx_with_external_weights(str(tmp_path / "inner"), "../secret.bin", 64)
+    code = ("import resource, sys, sr_keras\n"
+            "try:\n    sr_keras.load(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    proc = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=300,
+                          cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO))
+    error, peak_kb = proc.stdout.strip().splitlines()
+    assert error.startswith("SavedModelError") and says in error and path in error, proc.stdout + proc.stderr
+    assert int(peak_kb) < 2 << 20, peak_kb  # Under 2 GB: nothing of the data was read.
