@@ -93,7 +93,6 @@ def test_a_model_whose_output_is_not_an_image_at_an_integer_scale_is_refused_whe
 
 def _onnx_with_external_weights(folder, location: str, length: int) -> str:
     """A 2x nearest-upsampling ONNX model whose one weight tensor names external data (`location`, `length`)."""
-    import onnx
     from onnx import TensorProto, helper
 
     weight = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[length // 4], data_location=TensorProto.EXTERNAL)
