@@ -53,8 +53,11 @@ def tiling_record(generator: keras.Model, scale: int, tile: Optional[int] = None
             measured.get("activation_bytes_per_pixel"), int):
         overlap, per_pixel = measured["overlap"], measured["activation_bytes_per_pixel"]
     else:
+        # In a graph, not eagerly: on RRDBNet's 129 px probe eager execution peaked 5 GB above the model, the graph
+        # 0.2 GB.
+        run = tf.function(lambda x: generator(x, training=False))
         overlap = tiling.default_overlap(tiling.measure_receptive_field(
-            lambda x: generator(tf.constant(x), training=False).numpy(), scale))
+            lambda x: run(tf.constant(x)).numpy(), scale))
         per_pixel = activation_bytes_per_pixel(generator)
     return {"tile": tiling.memory_tile(per_pixel, overlap) if tile is None else tile, "overlap": overlap,
             "activation_bytes_per_pixel": per_pixel}
