@@ -14,7 +14,7 @@ import shutil
 import statistics
 import subprocess
 import sys
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import tensorflow as tf
 
@@ -125,20 +125,32 @@ def make_default_model(workdir: str, eval_out: str, out_dir: Optional[str] = Non
     """
     generator, meta = run_dir.generator_from_workdir(workdir)
     meta["model_name"] = "default"
-    target = os.path.abspath(out_dir or layout.default_model_path())
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    staging = safe_files.make_temp_dir(os.path.dirname(target), "default_model-")
-    try:
-        version_dir = writer.export(generator, meta, staging, "default_model", version=1)
+
+    def card_for(version_dir: str) -> tuple:
         enhancer = inference.Enhancer(version_dir, precision="float32")  # Figures: the same on every CPU.
         results, validation, tests = _evaluate(enhancer, eval_out, test_images)
         curves.plot_training_curves(workdir, os.path.join(eval_out, "training_curves.png"))
         card = build_card(workdir, meta, generator.count_params(), _folder_mb(version_dir), results, validation,
                           tests)
-        folder = os.path.join(staging, "default_model")
+        return card, card_text.card_markdown(card, report.markdown_table(results))
+    return publish(generator, meta, out_dir or layout.default_model_path(), "default_model", card_for)
+
+
+def publish(generator, meta: dict, target: str, folder_name: str, card_for: Callable[[str], tuple],
+            **export_kwargs) -> str:
+    """The release path both shipped models take: export `generator` (`writer.export`, version 1, with
+    `export_kwargs`) into a staging folder beside `target`, let `card_for(version_dir)` evaluate it and return
+    (card dict, MODEL_CARD.md text), write both, and replace `target` in one atomic step, only when all of it
+    succeeded (a failure leaves the model that was there). Returns the card's path."""
+    target = os.path.abspath(target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    staging = safe_files.make_temp_dir(os.path.dirname(target), f"{folder_name}-")
+    try:
+        version_dir = writer.export(generator, meta, staging, folder_name, version=1, **export_kwargs)
+        card, markdown = card_for(version_dir)
+        folder = os.path.join(staging, folder_name)
         layout.write_card(folder, card)
-        safe_files.write_text(os.path.join(folder, "MODEL_CARD.md"),
-                              card_text.card_markdown(card, report.markdown_table(results)))
+        safe_files.write_text(os.path.join(folder, "MODEL_CARD.md"), markdown)
         os.chmod(folder, 0o755)
         safe_files.replace_dir(folder, target)
     finally:

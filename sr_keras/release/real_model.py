@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from typing import Optional
 
 import tensorflow as tf
@@ -23,10 +22,9 @@ from sr_keras.evaluate import protocol, report
 from sr_keras.infer import enhancer as inference
 from sr_keras.models import lossnets
 from sr_keras.release import model_card
-from sr_keras.savedmodel import layout, writer
+from sr_keras.savedmodel import layout
 from sr_keras.train import run_dir
 from sr_keras.train.run_dir import RunDir, run_of_checkpoint
-from sr_keras.utils import safe_files
 
 STAGE1 = "runs/real_x4"
 WORKDIR = "runs/real_x4_gan"
@@ -151,12 +149,8 @@ def make_real_model(workdir: str = WORKDIR, eval_out: str = "eval/real_model", o
                                "alpha = 0 end; train it with the recipe (make real-model)")
     first = stage1.read_config() if stage1 is not None else cfg
     meta["model_name"] = zoo.REAL
-    target = os.path.abspath(out_dir or layout.shipped_model_path(zoo.SHIPPED[zoo.REAL]))
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    staging = safe_files.make_temp_dir(os.path.dirname(target), "real_model-")
-    try:
-        version_dir = writer.export(generator, meta, staging, "real_model", version=1, psnr_generator=psnr,
-                                    default_alpha=default_alpha)
+
+    def card_for(version_dir: str) -> tuple:
         enhancer = inference.Enhancer(version_dir, precision="float32")  # Figures: the same on every CPU.
         results = evaluate_on_real_set(enhancer, eval_out)
         stages = model_card.training_stages(workdir)
@@ -174,14 +168,9 @@ def make_real_model(workdir: str = WORKDIR, eval_out: str = "eval/real_model", o
             default_alpha=default_alpha, degradation=dataclasses.asdict(real_degradation.REAL_ESRGAN),
             real_world_set={"folder": REAL_SET, "images": len(next(iter(results["methods"].values()))["images"]),
                             "means": {k: v["mean"] for k, v in results["methods"].items()}, "table": table})
-        folder = os.path.join(staging, "real_model")
-        layout.write_card(folder, card)
-        safe_files.write_text(os.path.join(folder, "MODEL_CARD.md"), card_markdown(card))
-        os.chmod(folder, 0o755)
-        safe_files.replace_dir(folder, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return os.path.join(target, "MODEL_CARD.md")
+        return card, card_markdown(card)
+    return model_card.publish(generator, meta, out_dir or layout.shipped_model_path(zoo.SHIPPED[zoo.REAL]),
+                              "real_model", card_for, psnr_generator=psnr, default_alpha=default_alpha)
 
 
 def _summary(cfg, first) -> str:
