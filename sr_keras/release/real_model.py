@@ -130,7 +130,7 @@ def evaluate_on_real_set(enhancer, eval_out: str, real_dir: str = REAL_SET, alph
 
 
 def make_real_model(workdir: str = WORKDIR, eval_out: str = "eval/real_model", out_dir: Optional[str] = None,
-                    default_alpha: float = DEFAULT_ALPHA) -> str:
+                    default_alpha: float = DEFAULT_ALPHA, real_dir: str = REAL_SET) -> str:
     """Exports a finished real_x4_gan run as `sr_keras_real_x4`, with its alpha knob (0: the stage-1 run it started
     from, 1: its own EMA generator), evaluates it and writes its card; returns the card's path. The model folder is
     replaced in one atomic step, only when all of it succeeded.
@@ -152,7 +152,7 @@ def make_real_model(workdir: str = WORKDIR, eval_out: str = "eval/real_model", o
 
     def card_for(version_dir: str) -> tuple:
         enhancer = inference.Enhancer(version_dir, precision="float32")  # Figures: the same on every CPU.
-        results = evaluate_on_real_set(enhancer, eval_out)
+        results = evaluate_on_real_set(enhancer, eval_out, real_dir)
         stages = model_card.training_stages(workdir)
         table = report.markdown_table(results)
         card = layout.card_record(
@@ -166,7 +166,7 @@ def make_real_model(workdir: str = WORKDIR, eval_out: str = "eval/real_model", o
             machine=f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}",
             recipe=recipe_text(cfg.model.kind == "compact"),
             default_alpha=default_alpha, degradation=dataclasses.asdict(real_degradation.REAL_ESRGAN),
-            real_world_set={"folder": REAL_SET, "images": len(next(iter(results["methods"].values()))["images"]),
+            real_world_set={"folder": real_dir, "images": len(next(iter(results["methods"].values()))["images"]),
                             "means": {k: v["mean"] for k, v in results["methods"].items()}, "table": table})
         return card, card_markdown(card)
     return model_card.publish(generator, meta, out_dir or layout.shipped_model_path(zoo.SHIPPED[zoo.REAL]),

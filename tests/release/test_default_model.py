@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import run_cli, write_photo
+from PIL import Image
 
 import sr_keras
 from sr_keras.data import sources
@@ -122,3 +123,37 @@ def test_training_stages_follow_init_checkpoint_back_to_the_first_run(tiny_run, 
     assert [s["steps"] for s in stages] == [3, 2]
     assert all(s["seconds"] > 0 for s in stages)
     assert model_card.training_stages(tiny_run) == stages[:1]
+
+
+def test_make_real_model_ships_a_run_with_its_knob_and_card_through_the_same_release_path(tiny_run, tmp_path,
+                                                                                             monkeypatch):
+    """The real-world model's shipping step: the alpha knob (the run's pixel phase at 0), the card's real-world
+    figures from sr-evaluate's code, and, when anything fails, the model that was there kept."""
+    from sr_keras.data import degradation
+    from sr_keras.release import real_model
+
+    real = tmp_path / "real_set"
+    (real / "hr").mkdir(parents=True)
+    (real / "lr").mkdir()
+    for i in range(2):  # A stand-in for sr-make-real-set: HR photos and their given LR partners.
+        write_photo(str(real / "hr" / f"p{i}.png"), h=64, w=64, seed=10 + i)
+        hr = np.asarray(Image.open(real / "hr" / f"p{i}.png"))
+        Image.fromarray(degradation.bicubic_downscale(hr, 4)).save(real / "lr" / f"p{i}.png")
+    out = tmp_path / "real_model"
+    out.mkdir()
+    (out / "previous.txt").write_text("old model")
+    card_path = real_model.make_real_model(tiny_run, str(tmp_path / "eval"), out_dir=str(out), real_dir=str(real),
+                                           default_alpha=0.0)
+    assert card_path == str(out / "MODEL_CARD.md") and sorted(os.listdir(out)) == ["1", "MODEL_CARD.md", "card.json"]
+    card = json.load(open(out / "card.json"))
+    assert card["default_alpha"] == 0.0 and card["real_world_set"]["images"] == 2
+    results = json.load(open(tmp_path / "eval" / "results.json"))
+    assert card["real_world_set"]["means"] == {k: v["mean"] for k, v in results["methods"].items()}
+    assert layout.read_metadata(str(out / "1"))["interpolation"]["default_alpha"] == 0.0
+    # A failure while the card is made leaves the shipped model as it was, and no staging folder behind.
+    monkeypatch.setattr(real_model, "evaluate_on_real_set", lambda *a, **k: 1 / 0)
+    before = (out / "card.json").read_text()
+    with pytest.raises(ZeroDivisionError):
+        real_model.make_real_model(tiny_run, str(tmp_path / "eval2"), out_dir=str(out), real_dir=str(real))
+    assert (out / "card.json").read_text() == before and sorted(os.listdir(out)) == ["1", "MODEL_CARD.md", "card.json"]
+    assert not [p for p in os.listdir(tmp_path) if p.startswith((".real_model-", ".sr_keras-tmp-"))]
