@@ -197,7 +197,8 @@ def test_converting_realesrgan_x4plus_fits_a_laptops_memory(tmp_path):
     """Its first use peaked at 6.6 to 6.8 GB (the receptive field measured eagerly on a 129 px probe took 5 GB);
     now the whole conversion, measured as the process's peak RSS, stays within 2.5 GB (TensorFlow itself, the
     16.7 M parameters, and about 1 GB of work)."""
-    code = _CONVERT + "; import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    # VmHWM: this process's own peak (getrusage's ru_maxrss would carry over the pytest worker's across exec).
+    code = _CONVERT + "; print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))"
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3", **{zoo.CACHE_ENV: str(tmp_path)})
     proc = subprocess.run([sys.executable, "-c", code, "realesrgan_x4plus"], capture_output=True, text=True,
                           timeout=900, env=env)
