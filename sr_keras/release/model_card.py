@@ -158,6 +158,23 @@ def publish(generator, meta: dict, target: str, folder_name: str, card_for: Call
     return os.path.join(target, "MODEL_CARD.md")
 
 
+def refresh_exactness(version_dir: str) -> dict:
+    """Measures a published model's bfloat16 exactness record again (`precision.exactness_check`) when its
+    model.json holds none that is current (the check's probes or rule changed: `exactness.CHECK_VERSION`), so that
+    loading it does not measure it on every start. Returns the record; the weights and the card are not touched."""
+    from sr_keras.models import exactness, precision
+    from sr_keras.savedmodel import reader
+
+    meta = layout.read_metadata(version_dir)
+    found = exactness.record(meta)
+    if found is not None:
+        return found
+    generator, _ = reader.generator_from_saved_model(version_dir)
+    meta[exactness.METADATA_KEY] = precision.exactness_check(generator)
+    layout.write_metadata(version_dir, meta)
+    return meta[exactness.METADATA_KEY]
+
+
 def _folder_mb(path: str) -> float:
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs) / 1e6
 
