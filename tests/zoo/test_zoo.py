@@ -40,7 +40,7 @@ def _photo_crop(h, w):
 
 # --- Verified equal to the original -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", SPAN + [pytest.param("realesrgan_x4plus", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", SPAN)  # realesrgan_x4plus: tests/zoo/test_zoo_cache.py, with its memory.
 def test_converted_model_equals_ncnn_within_one_level(name):
     lr = _photo_crop(36, 44) if name.startswith("span") else _photo_crop(24, 28)
     generator, meta = zoo_cache.keras_generator(name)

@@ -193,10 +193,10 @@ def test_a_killed_conversion_leaves_no_entry_or_a_whole_one(tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-def test_converting_realesrgan_x4plus_fits_a_laptops_memory(tmp_path):
+def test_converting_realesrgan_x4plus_fits_a_laptops_memory_and_equals_ncnn(tmp_path):
     """Its first use peaked at 6.6 to 6.8 GB (the receptive field measured eagerly on a 129 px probe took 5 GB);
     now the whole conversion, measured as the process's peak RSS, stays within 2.5 GB (TensorFlow itself, the
-    16.7 M parameters, and about 1 GB of work)."""
+    16.7 M parameters, and about 1 GB of work). The conversion it made equals ncnn's own run within one level."""
     # VmHWM: this process's own peak (getrusage's ru_maxrss would carry over the pytest worker's across exec).
     code = _CONVERT + "; print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')))"
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3", **{zoo.CACHE_ENV: str(tmp_path)})
@@ -206,3 +206,16 @@ def test_converting_realesrgan_x4plus_fits_a_laptops_memory(tmp_path):
     folder, problem, peak_kb = proc.stdout.split()
     assert problem == "None" and folder == str(tmp_path / "zoo" / "realesrgan_x4plus")
     assert int(peak_kb) < 2.5 * (1 << 20), f"peak RSS {int(peak_kb) >> 10} MB"
+    import numpy as np
+
+    from sr_keras.evaluate import protocol
+    from sr_keras.zoo.reference import NcnnModel
+
+    generator, _ = reader.generator_from_saved_model(layout.resolve(folder))  # The child's conversion.
+    images, _ = protocol.load_images("sample", 4)
+    lr = images[1].lr[:24, :28].astype(np.float32) / 255.0  # coffee.png: edges, text-like detail and flat areas.
+    ours = generator(lr[None], training=False).numpy()[0]
+    theirs = NcnnModel("realesrgan_x4plus")(lr)
+    assert ours.shape == theirs.shape == (96, 112, 3)
+    assert np.abs(np.round(np.clip(ours, 0, 1) * 255) - np.round(np.clip(theirs, 0, 1) * 255)).max() <= 1
+    assert np.abs(ours - theirs).max() < 2e-3
