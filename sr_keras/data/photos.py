@@ -14,6 +14,10 @@ A third held-out set, `split="test_libs"` (written to test_libs/), is unlike the
 sample photos that Python libraries ship in Debian (scikit-learn's china and flower, matplotlib's Grace Hopper,
 PyWavelets' aerial photo and "ascent"), small camera JPEGs and two grayscale images, used as they are (not
 reduced), like the photos a user would bring.
+
+`split="train_real"` (written to train_real/) holds more training photos that only the distilled real-world recipe
+uses (`release.real_model.DISTILL_RECIPE`): krank's underwater camera photos. The shipped models' recipes read
+images/ alone, so their inputs stay as their cards say.
 """
 
 from __future__ import annotations
@@ -55,7 +59,9 @@ class Photo:
     author: str
     license: str
     reduce: int = 2  # Shrink factor (see the module docstring).
-    split: str = "train"  # train (written to images/) | test | test_libs (held out: written to a folder so named).
+    # train (written to images/) | train_real (the distilled recipe's extra photos) | test | test_libs (held out).
+    # Every split but train is written to a folder so named.
+    split: str = "train"
 
 
 PACKAGES = {
@@ -71,6 +77,10 @@ PACKAGES = {
         "pool/main/m/mate-backgrounds/mate-backgrounds_1.26.0-1_all.deb",
         "7bf4c2209f34b4f61ba6d24c8b58c28b361e82e4b943aae6d42c030169af9e04", 46_638_500,
         "debian/copyright: GPL-2+, copyright holders per file"),
+    "krank": Package(
+        "pool/main/k/krank/krank_0.7+dfsg2-4_all.deb",
+        "9a3d16fe30cef98d18a4ed9049f879339d8840f8cc729136ce2e0c7dbee33042", 58_065_456,
+        "debian/copyright: images by Slava Anishenko, public domain (the game's level backgrounds)"),
     "python3-sklearn": Package(
         "pool/main/s/scikit-learn/python3-sklearn_1.2.1+dfsg-1_all.deb",
         "ca0c6be401d14871c7e93cfdd8d1f561595dc65e6e2ad2501d568aee7f7efc58", 2_102_964,
@@ -91,6 +101,11 @@ _LOMIRI = "./usr/share/backgrounds/{}.jpg"
 _L16 = "lomiri-wallpapers-16.04"
 _SKLEARN = "./usr/lib/python3/dist-packages/sklearn/datasets/images/{}"
 _PYWT = "./usr/lib/python3/dist-packages/pywt/data/{}.npz"
+_KRANK = "./usr/share/games/krank/levels/unera-backgrounds/{}.jpg"
+# Underwater camera photos of 2000 x 1500 (reefs, fish, divers), reduced 2x. menu-scores1 is bonus-01 again.
+_KRANK_NAMES = (["bonus-01"] + [f"level-{i:02d}" for i in range(1, 31)]
+                + [f"menu-{n}" for n in ("credits", "levels", "play", "scores", "scores2", "scores3", "screen",
+                                         "sounds")] + ["menu"])
 
 PHOTOS = (
     Photo("kde_bythewater", "plasma-workspace-wallpapers", _KDE.format("BytheWater"), "Maciej Wiklo", "LGPL-3"),
@@ -141,6 +156,8 @@ PHOTOS = (
           "CC0-1.0", reduce=4),
     Photo("ubuntu_sunset", _L16, _LOMIRI.format("sunset_by_Aitzol_Berasategi"), "Aitzol Berasategi", "CC-BY-4.0",
           reduce=4),
+    *(Photo("krank_" + n.replace("-", "_"), "krank", _KRANK.format(n), "Slava Anishenko", "public domain",
+            split="train_real") for n in _KRANK_NAMES),
     # Held out (split="test"): never trained on.
     Photo("ubuntu_dragonfly", _L16, _LOMIRI.format("Dragonfly_by_Bolly"), "Bolly", "CC-BY-SA-4.0", reduce=4,
           split="test"),

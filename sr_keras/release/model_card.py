@@ -100,12 +100,12 @@ def _summary(results: dict, images: str) -> dict:
                                  for n in results["methods"]["default"]["images"]}}
 
 
-def training_photos() -> list:
-    """Rows of (photos, source, licence) for the card."""
+def training_photos(splits=("train",)) -> list:
+    """Rows of (photos, source, licence) for the card: the sample photos and `photos.PHOTOS` of `splits`."""
     rows = [{"photos": ", ".join(p for p in sources.SAMPLE_PHOTOS if p not in sources.SAMPLE_VAL),
              "source": "scikit-image's bundled data (skimage/data; origins in its README.txt)",
              "license": "BSD-3-Clause with scikit-image / public domain (per skimage/data/README.txt)"}]
-    train = [p for p in photos.PHOTOS if p.split == "train"]
+    train = [p for p in photos.PHOTOS if p.split in splits]
     for pkg in photos.PACKAGES:
         for lic in sorted({p.license for p in train if p.package == pkg}):
             names = [f"{p.name} ({p.author})" for p in train if p.package == pkg and p.license == lic]

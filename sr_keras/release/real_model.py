@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Optional
 
 import tensorflow as tf
@@ -45,9 +46,12 @@ RECIPE = (
 # targets (README, "Real-world photos"); its first CPU run did not.
 DISTILL_STAGE1 = "runs/real_x4_distill"
 DISTILL_WORKDIR = "runs/real_x4_distill_gan"
+DISTILL_PHOTOS = ("train", "train_real")  # photos.PHOTOS splits: the wallpapers and krank's underwater photos.
 DISTILL_RECIPE = (
-    RECIPE[0], RECIPE[1],
-    ("sr-build-tfrecords", f"--teacher={TEACHER}", "--data=tfrecords/photos_x4",
+    RECIPE[0],
+    ("sr-build-tfrecords", "--source=sample,dir:tfrecords/free_photos/images,dir:tfrecords/free_photos/train_real",
+     "--val_fraction=0", "--out_dir=tfrecords/photos_x4_real"),
+    ("sr-build-tfrecords", f"--teacher={TEACHER}", "--data=tfrecords/photos_x4_real",
      "--out_dir=tfrecords/photos_x4_teacher", "--crops_per_image=16"),
     ("sr-train", "--model=compact", "--preset=real_x4_distill", f"--workdir={DISTILL_STAGE1}",
      "--mixed_precision=none", "--seed=2"),
@@ -88,6 +92,17 @@ def _initial_weights(name: str) -> dict:
             "license": weights_license}
 
 
+def _photo_splits(cfg) -> tuple:
+    """The `photos.PHOTOS` splits in the dataset the run trained on, from its manifest (a dataset built from
+    train_real/ is named `sample+images+train_real`, and a distillation set from it records that source)."""
+    try:
+        manifest = schema.read_manifest(cfg.data)
+    except schema.ManifestError:
+        return ("train",)
+    words = set(re.split(r"[^A-Za-z0-9_]+", f"{manifest.dataset} {manifest.config.get('source', '')}"))
+    return tuple(s for s in DISTILL_PHOTOS if s == "train" or s in words)
+
+
 def _teacher(cfg) -> Optional[dict]:
     """The teacher recorded in the distillation set the run trained on (None: no distillation)."""
     try:
@@ -103,7 +118,7 @@ def _teacher(cfg) -> Optional[dict]:
 
 def _inputs(cfg, first) -> dict:
     """Provenance and licence of everything the model was made from (`first`: stage 1's config)."""
-    out = {"photos": model_card.training_photos(),
+    out = {"photos": model_card.training_photos(_photo_splits(cfg)),
            "initial_weights": _initial_weights(first.init_from),
            "teacher": _teacher(cfg),
            "degradations": {"model": "Real-ESRGAN second order (sr_keras/data/real_degradation.py)",

@@ -526,3 +526,24 @@ def test_input_pipelines_read_disjoint_shards(sample_data):
     n_train = len(sources.SAMPLE_PHOTOS) - len(sources.SAMPLE_VAL)
     assert len(seen[0]) + len(seen[1]) == n_train
     assert not set(seen[0]) & set(seen[1])
+
+
+def test_the_distilled_recipe_trains_on_more_photos_and_the_shipped_recipes_on_what_their_cards_say():
+    """krank's underwater photos (split train_real, public domain) reach only the distilled real-world recipe: the
+    default model's and sr_keras_real_x4's recipes read images/ alone, and so do their cards' photo rows."""
+    from sr_keras.data import photos
+    from sr_keras.release import model_card, real_model
+
+    extra = [p for p in photos.PHOTOS if p.split == "train_real"]
+    assert len(extra) == 40 and {p.package for p in extra} == {"krank"}
+    assert len({p.member for p in photos.PHOTOS}) == len(photos.PHOTOS)  # No photo twice.
+    assert len({p.name for p in photos.PHOTOS}) == len(photos.PHOTOS)
+    for recipe in (model_card.RECIPE, real_model.RECIPE):
+        assert not any("train_real" in arg for step in recipe for arg in step)
+    builds = [step for step in real_model.DISTILL_RECIPE if step[0] == "sr-build-tfrecords"]
+    assert "dir:tfrecords/free_photos/train_real" in builds[0][1] and "--data=tfrecords/photos_x4_real" in builds[1]
+    shipped = " ".join(r["photos"] for r in model_card.training_photos())
+    distilled = model_card.training_photos(real_model.DISTILL_PHOTOS)
+    assert "krank" not in shipped
+    assert {"photos": ", ".join(f"{p.name} (Slava Anishenko)" for p in extra), "source": "Debian package krank",
+            "license": "public domain"} in distilled
