@@ -3,7 +3,7 @@
   sr-build-tfrecords --source=sample
   sr-build-tfrecords --source=dir:~/data/img_align_celeba --hr_size=128 --val_fraction=0.05
   sr-build-tfrecords --source=tfds:celeb_a --split=train,validation --tfds_data_dir=~/tensorflow_datasets
-  sr-build-tfrecords --teacher=realesrgan_x4plus --data=tfrecords/photos_x4 --out_dir=tfrecords/photos_x4_teacher
+  sr-build-tfrecords --teacher=realesrgan_x4plus --data=tfrecords/photos_x4_real --out_dir=tfrecords/photos_x4_teacher
 
 Rerunning the same command resumes a killed build.
 """

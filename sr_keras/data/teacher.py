@@ -1,6 +1,6 @@
 """Distillation data: degraded LR crops with a teacher model's output on each, computed once into TFRecords.
 
-    sr-build-tfrecords --teacher=realesrgan_x4plus --data=tfrecords/photos_x4 --out_dir=tfrecords/photos_x4_teacher
+    sr-build-tfrecords --teacher=realesrgan_x4plus --data=tfrecords/photos_x4_real --out_dir=tfrecords/photos_x4_teacher
 
 For every training photo of `data` (a folder sr-build-tfrecords built, split `train`), `crops_per_image` HR crops of
 `hr_size` are cut at seeded places, each is degraded by Real-ESRGAN's second-order model (`real_degradation`, seeded
