@@ -157,3 +157,40 @@ def test_make_real_model_ships_a_run_with_its_knob_and_card_through_the_same_rel
         real_model.make_real_model(tiny_run, str(tmp_path / "eval2"), out_dir=str(out), real_dir=str(real))
     assert (out / "card.json").read_text() == before and sorted(os.listdir(out)) == ["1", "MODEL_CARD.md", "card.json"]
     assert not [p for p in os.listdir(tmp_path) if p.startswith((".real_model-", ".sr_keras-tmp-"))]
+
+
+def test_both_shipped_models_carry_a_current_exactness_record_and_a_stale_one_is_measured_again_in_place(tmp_path,
+                                                                                                          monkeypatch):
+    """Loading a shipped model never measures its bfloat16 exactness: both records are current. A record from an
+    older check is measured again by `refresh_exactness`, which rewrites model.json alone (weights, graph and card
+    keep their bytes) and measures nothing when the record is current."""
+    import hashlib
+    import shutil
+
+    from sr_keras.models import exactness, precision
+    from sr_keras.release import model_card
+
+    for name in ("default_model", "real_model"):
+        meta = layout.read_metadata(os.path.join(layout.shipped_model_path(name), "1"))
+        assert exactness.record(meta) is not None, name
+    source = os.path.join(layout.shipped_model_path("default_model"))
+    folder = str(tmp_path / "default_model")
+    shutil.copytree(source, folder)
+    version = os.path.join(folder, "1")
+    meta = layout.read_metadata(version)
+    current = meta["exactness"]
+    meta["exactness"] = dict(current, version=exactness.CHECK_VERSION - 1, float32_layers=["stale"])
+    layout.write_metadata(version, meta)
+
+    def digests():
+        return {os.path.relpath(os.path.join(r, f), folder): hashlib.sha256(open(os.path.join(r, f), "rb").read())
+                .hexdigest() for r, _, fs in os.walk(folder) for f in fs if f != "model.json"}
+    before = digests()
+    record = model_card.refresh_exactness(version)
+    assert exactness.record(layout.read_metadata(version)) == record
+    assert record["float32_layers"] == current["float32_layers"] and record["weights_sha256"] == current["weights_sha256"]
+    assert digests() == before
+    calls = []
+    original = precision.exactness_check
+    monkeypatch.setattr(precision, "exactness_check", lambda *a, **k: calls.append(1) or original(*a, **k))
+    assert model_card.refresh_exactness(version) == record and calls == []
