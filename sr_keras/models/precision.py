@@ -120,7 +120,9 @@ def inference_copy(generator: keras.Model, policy: str, also_float32=()) -> kera
 
 CHECK_BOUND_DB = 0.04  # The worst probe's PSNR-Y loss bfloat16 may cost (the targets: 0.05 on any image, 0.02 on photos).
 CHECK_MAX_FLOAT32_SHARE = 0.5  # Keeping more of the body in float32 than this gains too little: float32 instead.
-_MAX_GROUPS = 24  # A deep body is measured in this many runs of consecutive convolutions.
+_MAX_GROUPS = 24  # A deep body is measured in this many runs of consecutive convolutions,
+_DEEP_CONVOLUTIONS, _DEEP_GROUPS = 100, 8  # and a very deep one in fewer: each candidate of realesrgan_x4plus's 350
+# convolutions costs about 8 s to build, trace and run, so 24 groups made its first use take 5 minutes.
 
 
 def _loss_db(out: np.ndarray, ref: np.ndarray, hr: np.ndarray, shave: int) -> float:
@@ -182,7 +184,7 @@ def exactness_check(generator: keras.Model, policy: str = exactness.POLICY, boun
     if base <= bound_db or not convs:
         record["precision"] = "bfloat16" if base <= bound_db else "float32"
         return record
-    size = -(-len(convs) // _MAX_GROUPS)
+    size = -(-len(convs) // (_MAX_GROUPS if len(convs) <= _DEEP_CONVOLUTIONS else _DEEP_GROUPS))
     groups = [convs[i:i + size] for i in range(0, len(convs), size)]
     every = set(convs)
     alone = [worst(every - set(g)) for g in groups]  # Only this group in the low precision.

@@ -23,7 +23,8 @@ from sr_keras.evaluate import protocol, report
 from sr_keras.infer import enhancer as inference
 from sr_keras.release import card_text
 from sr_keras.release.card_text import TARGET_GAIN_DB  # noqa: F401 - part of this API.
-from sr_keras.savedmodel import layout, writer
+from sr_keras.models import exactness, precision
+from sr_keras.savedmodel import layout, reader, writer
 from sr_keras.train import curves, run_dir
 from sr_keras.train.run_dir import RunDir, run_of_checkpoint
 from sr_keras.utils import safe_files
@@ -162,9 +163,6 @@ def refresh_exactness(version_dir: str) -> dict:
     """Measures a published model's bfloat16 exactness record again (`precision.exactness_check`) when its
     model.json holds none that is current (the check's probes or rule changed: `exactness.CHECK_VERSION`), so that
     loading it does not measure it on every start. Returns the record; the weights and the card are not touched."""
-    from sr_keras.models import exactness, precision
-    from sr_keras.savedmodel import reader
-
     meta = layout.read_metadata(version_dir)
     found = exactness.record(meta)
     if found is not None:

@@ -277,7 +277,7 @@ def _convert(name: str, folder: str, problem: str, log) -> None:
     staging = safe_files.make_temp_dir(root, f"{name}-")
     try:
         log(f"sr_keras: measuring {name}'s tile context and bfloat16 exactness, then saving it "
-            f"({meta['parameters'] / 1e6:.2g} M parameters: {'about a minute' if meta['parameters'] > 5e6 else 'seconds'}"
+            f"({meta['parameters'] / 1e6:.2g} M parameters: {'about two minutes' if meta['parameters'] > 5e6 else 'seconds'}"
             " on 2 CPU cores; once)")
         path = writer.export(generator, meta, staging, name, version=zoo.VERSION)
         # The figures on the sample photos are not measured here (minutes for a big model on a CPU): they ship in
