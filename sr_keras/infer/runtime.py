@@ -155,8 +155,8 @@ def tile_functions_in(path: str, precision: str, policies: dict) -> tuple:
 
 def inexact_note(check: dict) -> str:
     """Why `precision="auto"` runs a model in float32 although the CPU has native bfloat16."""
-    return (f"bfloat16 is {check['default_worst_db']:.2f} dB off float32 on the check's probes and could not be made exact "
-            f"(bound {check['bound_db']:g} dB)")
+    return (f"bfloat16 is {check['default_worst_db']:.2f} dB off float32 on the check's probes and could not be "
+            f"made exact (bound {check['bound_db']:g} dB)")
 
 
 def _recorded_check(path: str, policy: str) -> Optional[dict]:

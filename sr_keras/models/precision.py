@@ -228,8 +228,9 @@ def _scale_of(generator: keras.Model) -> int:
 def probe_images(scale: int) -> list:
     """[(LR, HR)] float32 [1, h, w, 3] in [0, 1]: where low precision fails first, made here (no data files): a
     black-and-white graphic of filled shapes and outlines, text, thin lines and hatching, flat colour with 1 px
-    borders, a smooth colour field with soft edges, and a checkerboard whose period is off the LR grid; LR is the
-    field's standard degradation of HR (`data.degradation.bicubic_downscale`)."""
+    borders, a smooth colour field with soft edges, a checkerboard whose period is off the LR grid, and part of a
+    smooth colour wheel (`_smooth_wheel`); LR is the field's standard degradation of HR
+    (`data.degradation.bicubic_downscale`)."""
     from PIL import Image, ImageDraw  # Here: only the check draws.
 
     from sr_keras.data import degradation  # Here: TensorFlow, which the rest of this module does not need.
@@ -282,8 +283,9 @@ def _smooth_wheel(side: int) -> np.ndarray:
     """A colour wheel with no hard edge, uint8 [side, side, 3]: white at the centre, fully saturated half-way out, black
     at the rim. A model reproduces it within a few levels, so bfloat16's rounding shows most here: on such wheels
     (192 to 384 px, x4) realesr_general_x4v3 changed 45% of the pixels by up to 4 levels, 0.01 to 0.18 dB, growing
-    with the size; span_x4 changed 3% by one level. The probe is the middle of the left half of a wheel of twice the
-    other probes' side: as smooth per pixel as a 96 px LR wheel, at the others' cost."""
+    with the size; span_x4 changed 3% by one level. `probe_images` takes a quarter of a wheel four times the other
+    probes' side (from its saturated ring to its white centre): as smooth per pixel as a 192 px LR wheel, at the
+    others' cost."""
     y, x = (np.mgrid[0:side, 0:side] + 0.5) / side
     r = np.hypot(x - 0.5, y - 0.5) * 2
     hue = (np.arctan2(y - 0.5, x - 0.5) / (2 * np.pi)) % 1 * 6

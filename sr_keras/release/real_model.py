@@ -92,23 +92,26 @@ def _initial_weights(name: str) -> dict:
             "license": weights_license}
 
 
-def _photo_splits(cfg) -> tuple:
-    """The `photos.PHOTOS` splits in the dataset the run trained on, from its manifest (a dataset built from
-    train_real/ is named `sample+images+train_real`, and a distillation set from it records that source)."""
+def _manifest(cfg) -> Optional[schema.Manifest]:
+    """The manifest of the dataset the run trained on (None when it is not there to read)."""
     try:
-        manifest = schema.read_manifest(cfg.data)
+        return schema.read_manifest(cfg.data)
     except schema.ManifestError:
+        return None
+
+
+def _photo_splits(manifest: Optional[schema.Manifest]) -> tuple:
+    """The `photos.PHOTOS` splits in the dataset the run trained on (a dataset built from train_real/ is named
+    `sample+images+train_real`, and a distillation set from it records that source)."""
+    if manifest is None:
         return ("train",)
     words = set(re.split(r"[^A-Za-z0-9_]+", f"{manifest.dataset} {manifest.config.get('source', '')}"))
     return tuple(s for s in DISTILL_PHOTOS if s == "train" or s in words)
 
 
-def _teacher(cfg) -> Optional[dict]:
+def _teacher(manifest: Optional[schema.Manifest]) -> Optional[dict]:
     """The teacher recorded in the distillation set the run trained on (None: no distillation)."""
-    try:
-        recorded = schema.read_manifest(cfg.data).config.get("teacher")
-    except schema.ManifestError:
-        return None
+    recorded = manifest.config.get("teacher") if manifest is not None else None
     if not recorded:
         return None
     entry = zoo.MODELS.get(recorded.get("model"))
@@ -118,9 +121,10 @@ def _teacher(cfg) -> Optional[dict]:
 
 def _inputs(cfg, first) -> dict:
     """Provenance and licence of everything the model was made from (`first`: stage 1's config)."""
-    out = {"photos": model_card.training_photos(_photo_splits(cfg)),
+    manifest = _manifest(cfg)  # Read once: the photos and the teacher both come from it.
+    out = {"photos": model_card.training_photos(_photo_splits(manifest)),
            "initial_weights": _initial_weights(first.init_from),
-           "teacher": _teacher(cfg),
+           "teacher": _teacher(manifest),
            "degradations": {"model": "Real-ESRGAN second order (sr_keras/data/real_degradation.py)",
                             "source": "https://github.com/xinntao/Real-ESRGAN (options/train_realesrgan_x4plus.yml)",
                             "license": "BSD-3-Clause"},

@@ -188,7 +188,8 @@ def test_both_shipped_models_carry_a_current_exactness_record_and_a_stale_one_is
     before = digests()
     record = model_card.refresh_exactness(version)
     assert exactness.record(layout.read_metadata(version)) == record
-    assert record["float32_layers"] == current["float32_layers"] and record["weights_sha256"] == current["weights_sha256"]
+    assert record["float32_layers"] == current["float32_layers"]
+    assert record["weights_sha256"] == current["weights_sha256"]
     assert digests() == before
     calls = []
     original = precision.exactness_check
